@@ -1,0 +1,9 @@
+//! The IPC calls, one family per file: `send`/`sendrec`/`senda` here, `receive`/`rcvrqst` in
+//! `receive.rs`, `notify` in `notify.rs`, `reply` in `reply.rs`, and the control calls
+//! (`wakeup`, `setpriv`, `getpriv`) in `control.rs`.
+
+mod control;
+mod notify;
+mod receive;
+mod reply;
+mod send;

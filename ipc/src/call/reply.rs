@@ -1,0 +1,49 @@
+//! `reply`.
+
+use crate::errno::{Errno, Result};
+use crate::mailbox::{EnvState, Phase, SYNC};
+use crate::message::Message;
+use crate::privilege::Call;
+use crate::proc::{Peer, Proc, Role};
+use crate::slot::Slot;
+use std::sync::atomic::Ordering;
+
+impl Proc {
+    /// `reply(dst, m)`: answer a client waiting in the receive half of its `sendrec` to the
+    /// caller. Never blocks.
+    ///
+    /// Errors: `EDVSDCNOTRUN`, `EDVSNOTBIND`, `EDVSBADCALL`, `EDVSTRAPDENIED` (caller not a
+    /// system process), peer errors as [`Proc::send`], and `EDVSPROCSTS` when `dst` is not
+    /// waiting for a reply from the caller.
+    pub fn reply(&self, dst: i32, m: &Message) -> Result<()> {
+        let me = self.caller(Call::Reply)?;
+        self.require_sysproc()?;
+        let peer = self.peer(dst, Role::Destination, Errno::EDVSENDPOINT)?;
+        if self.try_reply(me, &peer, m)? {
+            Ok(())
+        } else {
+            Err(Errno::EDVSPROCSTS)
+        }
+    }
+
+    /// If `peer` waits for the caller's reply, deliver `m` as that reply and return `true`.
+    pub(crate) fn try_reply(&self, me: &Slot, peer: &Peer<'_>, m: &Message) -> Result<bool> {
+        let env = &peer.slot.envelopes[SYNC];
+        let st = env.load();
+        if st.phase() != Phase::AwaitReply || st.peer() as usize != self.idx {
+            return Ok(false);
+        }
+        // Claim the envelope first, so that a client that times out now cannot be handed a
+        // reply it no longer waits for, nor have its next message overwritten.
+        let replying = EnvState::new(Phase::Replying, st.peer(), st.seq());
+        if !env.transition(st, replying) {
+            return Ok(false);
+        }
+        let mut out = *m;
+        out.m_source = self.ep;
+        env.finish_reply(replying, &out.to_words());
+        peer.slot.mailbox.bell.ring();
+        me.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+}

@@ -1,0 +1,202 @@
+//! `send`, `sendrec` and `senda`.
+
+use crate::deadlock;
+use crate::errno::{Errno, Result};
+use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
+use crate::message::Message;
+use crate::privilege::Call;
+use crate::proc::{Peer, Proc, Role};
+use crate::slot::{FLAG_SENDING, Slot};
+use crate::wait::{Blocked, Timeout};
+use std::sync::atomic::Ordering;
+
+impl Proc {
+    /// `send(dst, m)`: rendezvous. Returns once `dst` has received the message, or with an error.
+    /// Senders to one destination are served in FIFO order. `m_source` is stamped with the
+    /// caller's endpoint.
+    ///
+    /// Errors, in the order checked: `EDVSDCNOTRUN`, `EDVSNOTBIND`, `EDVSBADCALL` (a user
+    /// endpoint), `EDVSENDPOINT` (`ANY`/`NONE`/stale generation), `EDVSBADDEST` (`HARDWARE` or
+    /// self), `EDVSRANGE`, `EDVSDSTDIED` (free slot, or `dst` unbinds or dies while we wait),
+    /// `EDVSTRAPDENIED` (not in `ipc_to`), `EDVSLOCKED` (the send would close a cycle),
+    /// `EDVSAGAIN` (NOWAIT and `dst` is not receiving), `EDVSTIMEDOUT`.
+    ///
+    /// If `dst` is a client waiting for this caller's reply (the receive half of its `sendrec`),
+    /// the send is that reply and completes at once.
+    pub fn send(&self, dst: i32, m: &Message, timeout: Timeout) -> Result<()> {
+        let me = self.caller(Call::Send)?;
+        let peer = self.peer(dst, Role::Destination, Errno::EDVSBADDEST)?;
+        self.check_ipc_to(me, &peer)?;
+        if self.try_reply(me, &peer, m)? {
+            return Ok(());
+        }
+        let mut out = *m;
+        self.transmit(me, peer, Phase::PendingSend, &mut out, timeout)
+    }
+
+    /// `sendrec(dst, m)`: send the request in `m`, then receive the reply from `dst` only, into
+    /// `m`. The only messaging call a user endpoint may make by default.
+    ///
+    /// Errors: as [`Proc::send`] (self is `EDVSENDPOINT` here), and `EDVSDEADSRCDST` if `dst`
+    /// unbinds or dies before it replies. A timeout after the request was received withdraws the
+    /// caller; a late reply then fails with `EDVSPROCSTS` at the server.
+    pub fn sendrec(&self, dst: i32, m: &mut Message, timeout: Timeout) -> Result<()> {
+        let me = self.caller(Call::Sendrec)?;
+        let peer = self.peer(dst, Role::Destination, Errno::EDVSENDPOINT)?;
+        self.check_ipc_to(me, &peer)?;
+        self.transmit(me, peer, Phase::PendingSendrec, m, timeout)
+    }
+
+    /// `senda(dst, m)`: asynchronous send. The message is queued and the call returns at once.
+    /// Each endpoint has [`crate::mailbox::ASYNC_ENVELOPES`] messages in flight at most; beyond,
+    /// `EDVSAGAIN` (never a silent loss). A message still queued when `dst` unbinds is dropped.
+    pub fn senda(&self, dst: i32, m: &Message) -> Result<()> {
+        let me = self.caller(Call::Senda)?;
+        let peer = self.peer(dst, Role::Destination, Errno::EDVSBADDEST)?;
+        self.check_ipc_to(me, &peer)?;
+        let env = me.envelopes[SYNC + 1..]
+            .iter()
+            .find(|e| e.load().phase() == Phase::Idle)
+            .ok_or(Errno::EDVSAGAIN)?;
+        let mut out = *m;
+        out.m_source = self.ep;
+        self.post(env, &peer, Phase::PendingAsync, &out);
+        me.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn post(&self, env: &Envelope, peer: &Peer<'_>, phase: Phase, m: &Message) -> EnvState {
+        // Relaxed: the ticket only orders senders among themselves; the envelope's Release
+        // store publishes it together with the message.
+        let ticket = peer.slot.mailbox.ticket.fetch_add(1, Ordering::Relaxed);
+        let posted = env.post(phase, peer.idx as u16, peer.ep, ticket, &m.to_words());
+        peer.slot.pending().announce(self.idx);
+        peer.slot.mailbox.bell.ring();
+        posted
+    }
+
+    /// Post `m` in the synchronous envelope and wait for the receiver (and, for `sendrec`, the
+    /// reply).
+    fn transmit(
+        &self,
+        me: &Slot,
+        peer: Peer<'_>,
+        phase: Phase,
+        m: &mut Message,
+        timeout: Timeout,
+    ) -> Result<()> {
+        let env = &me.envelopes[SYNC];
+        if env.load().phase() != Phase::Idle {
+            // Only a hostile write can leave our own envelope busy between calls.
+            let st = env.load();
+            env.transition(st, EnvState::new(Phase::Idle, 0, st.seq()));
+        }
+        m.m_source = self.ep;
+        me.sendto.store(peer.ep, Ordering::Relaxed);
+        me.flags.fetch_or(FLAG_SENDING, Ordering::Relaxed);
+        let posted = self.post(env, &peer, phase, m);
+        let peer_idx = peer.idx;
+        let mut out = Outgoing {
+            proc: self,
+            me,
+            env,
+            posted,
+            peer,
+            reply: m,
+        };
+        let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
+        me.flags.fetch_and(!FLAG_SENDING, Ordering::Relaxed);
+        if r.is_ok() {
+            me.counters.sent.fetch_add(1, Ordering::Relaxed);
+            self.last_peer.set(Some(peer_idx));
+        }
+        r
+    }
+}
+
+/// A `send` or `sendrec` in flight.
+struct Outgoing<'a> {
+    proc: &'a Proc,
+    me: &'a Slot,
+    env: &'a Envelope,
+    posted: EnvState,
+    peer: Peer<'a>,
+    reply: &'a mut Message,
+}
+
+impl Outgoing<'_> {
+    fn is_sendrec(&self) -> bool {
+        self.posted.phase() == Phase::PendingSendrec
+    }
+
+    /// Take the message back, if it is still ours to take; else let `check` report.
+    fn withdraw(&mut self, why: Errno) -> Option<Result<()>> {
+        let st = self.env.load();
+        let withdrawable = st.seq() == self.posted.seq()
+            && matches!(
+                st.phase(),
+                Phase::PendingSend | Phase::PendingSendrec | Phase::AwaitReply
+            );
+        (withdrawable
+            && self
+                .env
+                .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
+        .then_some(Err(why))
+    }
+}
+
+impl Blocked<()> for Outgoing<'_> {
+    fn check(&mut self) -> Option<Result<()>> {
+        let st = self.env.load();
+        if st.seq() != self.posted.seq() {
+            return Some(Err(Errno::EDVSPROCSTS));
+        }
+        match st.phase() {
+            Phase::PendingSend | Phase::PendingSendrec | Phase::Replying => None,
+            Phase::AwaitReply if self.is_sendrec() => None,
+            Phase::Delivered if !self.is_sendrec() => {
+                self.env.reset(st);
+                Some(Ok(()))
+            }
+            Phase::Replied if self.is_sendrec() => {
+                let words = self.env.read_words();
+                self.env.reset(st);
+                *self.reply = Message::from_words(words);
+                self.reply.m_source = self.peer.ep;
+                self.me.counters.received.fetch_add(1, Ordering::Relaxed);
+                Some(Ok(()))
+            }
+            Phase::Failed => {
+                self.env.reset(st);
+                Some(Err(
+                    Errno::from_code(st.errno()).unwrap_or(Errno::EDVSGENERIC)
+                ))
+            }
+            // Idle (withdrawn by a cleanup that judged us dead) or a corrupt word.
+            _ => Some(Err(Errno::EDVSPROCSTS)),
+        }
+    }
+
+    fn tick(&mut self, first: bool) -> Option<Result<()>> {
+        if !self.proc.peer_still_there(&self.peer, !first) {
+            let why = if self.is_sendrec() {
+                Errno::EDVSDEADSRCDST
+            } else {
+                Errno::EDVSDSTDIED
+            };
+            return self.withdraw(why);
+        }
+        // MINIX checks for a cycle once, when the call is about to block.
+        if first
+            && self.env.load().is_pending()
+            && deadlock::closes_cycle(self.proc.region(), self.proc.idx, self.peer.idx, true)
+        {
+            return self.withdraw(Errno::EDVSLOCKED);
+        }
+        None
+    }
+
+    fn expire(&mut self, why: Errno) -> Option<Result<()>> {
+        self.withdraw(why)
+    }
+}

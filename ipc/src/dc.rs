@@ -1,0 +1,410 @@
+//! A distributed container (DC) as seen from one process: its region, binding, and introspection.
+
+use crate::cleanup;
+use crate::endpoint::{self, Endpoint, HARDWARE, NONE, SELF};
+use crate::errno::{Errno, Result};
+use crate::mailbox::{EnvState, Phase, SYNC};
+use crate::owner::ProcessId;
+use crate::privilege::{CallSet, Priv};
+use crate::proc::Proc;
+use crate::region::{self, DcConfig, DcError, Region};
+use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, OwnerWord, SlotState};
+use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// An open DC region. Cheap to clone; every clone maps the same region once.
+#[derive(Clone)]
+pub struct Dc {
+    pub(crate) region: Arc<Region>,
+}
+
+/// What `getdcinfo` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DcInfo {
+    /// DC name.
+    pub name: String,
+    /// Limits and ids.
+    pub config: DcConfig,
+    /// PID of the process that created the region.
+    pub creator_pid: u32,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_at: u64,
+    /// Slots bound now.
+    pub bound: usize,
+    /// Size of the region file in bytes.
+    pub region_bytes: usize,
+}
+
+/// What `getprocinfo` reports about one slot (the original's `proc_usr_t`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Slot number.
+    pub nr: i32,
+    /// Endpoint of the current (or, when free, the next) binding.
+    pub endpoint: Endpoint,
+    /// Binding state.
+    pub state: SlotState,
+    /// Owner PID (0 when free).
+    pub pid: u32,
+    /// Name given at bind.
+    pub name: String,
+    /// `FLAG_SENDING`, `FLAG_RECEIVING`, ... as the owner blocks now.
+    pub flags: u32,
+    /// Whom it receives from (`NONE` unless receiving).
+    pub getfrom: Endpoint,
+    /// Whom it sends to (`NONE` unless sending).
+    pub sendto: Endpoint,
+    /// Messages it sent that were received.
+    pub sent: u64,
+    /// Messages it received.
+    pub received: u64,
+    /// Notifications it received.
+    pub notified: u64,
+    /// Notifications to it that coalesced with a pending one.
+    pub notify_overruns: u64,
+    /// Whether it is a system process slot.
+    pub system: bool,
+    /// Privilege level.
+    pub level: u32,
+    /// Calls it may make.
+    pub allowed: CallSet,
+}
+
+impl Dc {
+    /// Create a DC region named `name` (exclusively: an existing name or id is an error).
+    pub fn create(name: &str, config: &DcConfig) -> core::result::Result<Dc, DcError> {
+        Ok(Dc {
+            region: Arc::new(Region::create(name, config)?),
+        })
+    }
+
+    /// Open an existing DC region, validating its header.
+    pub fn open(name: &str) -> core::result::Result<Dc, DcError> {
+        Ok(Dc {
+            region: Arc::new(Region::open(name)?),
+        })
+    }
+
+    /// Open the DC whose id is `dcid` (as the original's `dvk_bind(dcid, ...)` names DCs).
+    pub fn open_by_id(dcid: u32) -> core::result::Result<Dc, DcError> {
+        for name in Dc::list()? {
+            if let Ok(dc) = Dc::open(&name)
+                && dc.region.geo.config.dcid == dcid
+            {
+                return Ok(dc);
+            }
+        }
+        Err(DcError::NotFound(
+            format!("dcid {dcid}"),
+            region::region_dir().display().to_string(),
+        ))
+    }
+
+    /// Remove a DC: calls of processes still attached fail with `EDVSDCNOTRUN`, and the region
+    /// file goes away.
+    pub fn remove(name: &str) -> core::result::Result<(), DcError> {
+        region::remove(name)
+    }
+
+    /// Names of the DCs in the region directory.
+    pub fn list() -> core::result::Result<Vec<String>, DcError> {
+        region::list()
+    }
+
+    /// The DC's name.
+    pub fn name(&self) -> &str {
+        &self.region.name
+    }
+
+    /// The region file.
+    pub fn path(&self) -> &Path {
+        &self.region.path
+    }
+
+    /// The DC's limits and ids.
+    pub fn config(&self) -> &DcConfig {
+        &self.region.geo.config
+    }
+
+    /// `getdcinfo`.
+    pub fn info(&self) -> DcInfo {
+        let (creator_pid, created_at) = self.region.creator();
+        DcInfo {
+            name: self.region.name.clone(),
+            config: self.region.geo.config.clone(),
+            creator_pid,
+            created_at,
+            bound: (0..self.region.geo.nr_slots)
+                .filter_map(|i| self.region.slot(i))
+                .filter(|s| s.owner().state() == SlotState::Bound)
+                .count(),
+            region_bytes: self.region.geo.total_len,
+        }
+    }
+
+    /// Bind slot `nr` for the calling process; see [`Dc::bind_named`].
+    pub fn bind(&self, nr: i32) -> Result<Proc> {
+        self.bind_named(nr, "")
+    }
+
+    /// Bind slot `nr` for the calling process, under a name shown by `dvs ps` (at most 15 bytes
+    /// are kept).
+    ///
+    /// Errors: `EDVSDCNOTRUN` (DC removed), `EDVSRANGE` (`nr` outside the table), `EDVSBADPROC`
+    /// (`nr` is `HARDWARE`), `EDVSSLOTUSED` (a live process holds it). A slot whose holder died is
+    /// released first, so a restarted process binds its `nr` again at once, at a new generation.
+    pub fn bind_named(&self, nr: i32, name: &str) -> Result<Proc> {
+        let region = &self.region;
+        if !region.running() {
+            return Err(Errno::EDVSDCNOTRUN);
+        }
+        if nr == HARDWARE {
+            return Err(Errno::EDVSBADPROC);
+        }
+        let idx = region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
+        let slot = region.slot(idx).ok_or(Errno::EDVSRANGE)?;
+        let me = ProcessId::current();
+        for _ in 0..4 {
+            let w = slot.owner();
+            if w.state() != SlotState::Free {
+                if !cleanup::reap_if_dead(region, idx) && slot.owner() == w {
+                    return Err(Errno::EDVSSLOTUSED);
+                }
+                continue;
+            }
+            let generation = w.generation() % endpoint::MAX_GENERATION;
+            let binding = OwnerWord::new(SlotState::Binding, generation, me.pid);
+            if slot
+                .owner
+                .compare_exchange(w.0, binding.0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            // The slot is ours to fill in; nobody else writes these fields until Bound.
+            slot.owner_start.store(me.start, Ordering::Relaxed);
+            let is_sys = region.geo.is_sysproc(idx);
+            let p = Priv::default_for(is_sys, nr < 0);
+            slot.allowed.store(p.allowed.0, Ordering::Relaxed);
+            slot.level.store(p.level, Ordering::Relaxed);
+            for (w, v) in slot.ipc_to.iter().zip(p.ipc_to) {
+                w.store(v, Ordering::Relaxed);
+            }
+            slot.flags.store(0, Ordering::Relaxed);
+            slot.getfrom.store(NONE, Ordering::Relaxed);
+            slot.sendto.store(NONE, Ordering::Relaxed);
+            slot.cpu.store(wait::current_cpu(), Ordering::Relaxed);
+            slot.mailbox.wokenup.store(0, Ordering::Relaxed);
+            for c in [
+                &slot.counters.sent,
+                &slot.counters.received,
+                &slot.counters.notified,
+                &slot.counters.overruns,
+            ] {
+                c.store(0, Ordering::Relaxed);
+            }
+            slot.set_name(name);
+            for env in &slot.envelopes {
+                let st = env.load();
+                if st.phase() != Phase::Idle {
+                    env.transition(st, EnvState::new(Phase::Idle, 0, st.seq()));
+                }
+            }
+            let bound = OwnerWord::new(SlotState::Bound, generation, me.pid);
+            // Release (in AcqRel): everything above is visible to whoever sees Bound.
+            if slot
+                .owner
+                .compare_exchange(binding.0, bound.0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+            {
+                return Err(Errno::EDVSSLOTUSED);
+            }
+            region.header().bind_bell.ring_all();
+            return Ok(Proc::new(
+                self.clone(),
+                idx,
+                endpoint::make(generation, nr),
+                bound,
+            ));
+        }
+        Err(Errno::EDVSSLOTUSED)
+    }
+
+    /// `getep`: the endpoint bound by process `pid` in this DC (its first one), else
+    /// `EDVSNOTBIND`.
+    pub fn getep(&self, pid: u32) -> Result<Endpoint> {
+        (0..self.region.geo.nr_slots)
+            .find_map(|idx| {
+                let w = self.region.slot(idx)?.owner();
+                (w.state() == SlotState::Bound && w.pid() == pid)
+                    .then(|| endpoint::make(w.generation(), self.region.geo.nr(idx)))
+            })
+            .ok_or(Errno::EDVSNOTBIND)
+    }
+
+    /// `getprocinfo` of slot `nr`; `EDVSRANGE` outside the table.
+    pub fn getprocinfo(&self, nr: i32) -> Result<ProcInfo> {
+        let idx = self.region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
+        self.proc_info(idx).ok_or(Errno::EDVSRANGE)
+    }
+
+    /// `getprocinfo` of every slot that is not free.
+    pub fn procs(&self) -> Vec<ProcInfo> {
+        (0..self.region.geo.nr_slots)
+            .filter_map(|idx| self.proc_info(idx))
+            .filter(|p| p.state != SlotState::Free)
+            .collect()
+    }
+
+    fn proc_info(&self, idx: usize) -> Option<ProcInfo> {
+        let region = &self.region;
+        let slot = region.slot(idx)?;
+        let w = slot.owner();
+        let nr = region.geo.nr(idx);
+        let ep_of = |i: usize| {
+            region.slot(i).map_or(NONE, |s| {
+                endpoint::make(s.owner().generation(), region.geo.nr(i))
+            })
+        };
+        let env = &slot.envelopes[SYNC];
+        let st = env.load();
+        let mut flags = slot.flags.load(Ordering::Relaxed) & !(FLAG_SENDING | FLAG_RECEIVING);
+        let mut getfrom = NONE;
+        let mut sendto = NONE;
+        match st.phase() {
+            Phase::PendingSend | Phase::PendingSendrec => {
+                flags |= FLAG_SENDING;
+                sendto = env.dst_ep.load(Ordering::Relaxed);
+                if st.phase() == Phase::PendingSendrec {
+                    flags |= FLAG_RECEIVING;
+                    getfrom = sendto;
+                }
+            }
+            Phase::AwaitReply | Phase::Replying => {
+                flags |= FLAG_RECEIVING;
+                getfrom = ep_of(st.peer() as usize);
+            }
+            _ => {
+                if slot.flags.load(Ordering::Relaxed) & FLAG_RECEIVING != 0 {
+                    flags |= FLAG_RECEIVING;
+                    getfrom = slot.getfrom.load(Ordering::Relaxed);
+                }
+            }
+        }
+        let bound = w.state() != SlotState::Free;
+        Some(ProcInfo {
+            nr,
+            endpoint: endpoint::make(w.generation(), nr),
+            state: w.state(),
+            pid: if bound { w.pid() } else { 0 },
+            name: if bound { slot.name() } else { String::new() },
+            flags: if bound { flags } else { 0 },
+            getfrom,
+            sendto,
+            sent: slot.counters.sent.load(Ordering::Relaxed),
+            received: slot.counters.received.load(Ordering::Relaxed),
+            notified: slot.counters.notified.load(Ordering::Relaxed),
+            notify_overruns: slot.counters.overruns.load(Ordering::Relaxed),
+            system: region.geo.is_sysproc(idx),
+            level: slot.level.load(Ordering::Relaxed),
+            allowed: CallSet(slot.allowed.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// Release every slot whose owner died; returns how many. (`dvs ps` and `bind` do this as a
+    /// side effect; blocked peers do it for the slot they wait on.)
+    pub fn reap_dead(&self) -> usize {
+        (0..self.region.geo.nr_slots)
+            .filter(|&idx| cleanup::reap_if_dead(&self.region, idx))
+            .count()
+    }
+
+    /// `wait4bind`: block until the slot named by `ep` is bound and return its endpoint. `SELF`
+    /// waits until the calling process holds a slot. Errors: `EDVSRANGE`, `EDVSAGAIN` (NOWAIT),
+    /// `EDVSTIMEDOUT`, `EDVSDCNOTRUN`.
+    pub fn wait4bind(&self, ep: Endpoint, timeout: Timeout) -> Result<Endpoint> {
+        let target = self.bind_target(ep)?;
+        self.wait_bind_event(timeout, || match target {
+            None => self.getep(std::process::id()).ok(),
+            Some(idx) => {
+                let w = self.region.slot(idx)?.owner();
+                (w.state() == SlotState::Bound)
+                    .then(|| endpoint::make(w.generation(), self.region.geo.nr(idx)))
+            }
+        })
+    }
+
+    /// `wait4bind` with the unbind variant: block until `ep` is no longer bound (its slot is
+    /// free or bound at another generation).
+    pub fn wait4unbind(&self, ep: Endpoint, timeout: Timeout) -> Result<()> {
+        let idx = self.bind_target(ep)?.ok_or(Errno::EDVSENDPOINT)?;
+        self.wait_bind_event(timeout, || {
+            let slot = self.region.slot(idx)?;
+            let w = slot.owner();
+            let gone = w.state() != SlotState::Bound
+                || endpoint::make(w.generation(), self.region.geo.nr(idx)) != ep;
+            if !gone {
+                cleanup::reap_if_dead(&self.region, idx);
+            }
+            gone.then_some(())
+        })
+    }
+
+    fn bind_target(&self, ep: Endpoint) -> Result<Option<usize>> {
+        if ep == SELF {
+            return Ok(None);
+        }
+        self.region
+            .geo
+            .index(endpoint::nr(ep))
+            .map(Some)
+            .ok_or(Errno::EDVSRANGE)
+    }
+
+    fn wait_bind_event<T>(&self, timeout: Timeout, probe: impl FnMut() -> Option<T>) -> Result<T> {
+        struct BindWait<'a, F> {
+            region: &'a Region,
+            probe: F,
+        }
+        impl<T, F: FnMut() -> Option<T>> Blocked<T> for BindWait<'_, F> {
+            fn check(&mut self) -> Option<Result<T>> {
+                if !self.region.running() {
+                    return Some(Err(Errno::EDVSDCNOTRUN));
+                }
+                (self.probe)().map(Ok)
+            }
+            fn tick(&mut self, _first: bool) -> Option<Result<T>> {
+                None
+            }
+            fn expire(&mut self, why: Errno) -> Option<Result<T>> {
+                Some(Err(why))
+            }
+        }
+        let cpu = AtomicI32::new(-1);
+        wait::wait(
+            &Wait {
+                bell: &self.region.header().bind_bell,
+                my_cpu: &cpu,
+                peer_cpu: None,
+                watching: true,
+                policy: WaitPolicy::Block,
+                timeout,
+            },
+            &mut BindWait {
+                region: &self.region,
+                probe,
+            },
+        )
+    }
+}
+
+impl core::fmt::Debug for Dc {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Dc")
+            .field("name", &self.region.name)
+            .field("path", &self.region.path)
+            .finish()
+    }
+}

@@ -1,0 +1,81 @@
+//! # m3ipc: M3-IPC without a kernel module
+//!
+//! MINIX-style synchronous message passing between Linux processes, the IPC layer of a
+//! Distributed Virtualization System. The original (M3-IPC, later DVK) was a kernel module; here
+//! the kernel side is a memory-mapped region in `/dev/shm` per *DC* (distributed container): a slot
+//! table, lock-free mailboxes, and futex doorbells. A process binds a slot and gets an endpoint;
+//! calls between endpoints need no system call on the fast path.
+//!
+//! ```no_run
+//! use m3ipc::{Dc, DcConfig, Message, Timeout};
+//! let dc = Dc::create("example", &DcConfig::default())?;
+//! let server = dc.bind(0)?; // a system process (PM's number)
+//! // ... in another process: Dc::open("example")?.bind(40)?.sendrec(0, &mut m, Timeout::Forever)
+//! let mut m = Message::default();
+//! server.receive(m3ipc::ANY, &mut m, Timeout::Forever)?;
+//! server.reply(m.m_source, &Message::new(0))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Layers, from the bottom: [`errno`], [`message`], [`endpoint`] (names and numbers); `region`,
+//! `slot`, `mailbox`, `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`,
+//! `cleanup` (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`.
+//!
+//! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
+//! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
+//! is noticed by a blocked peer within [`wait::LIVENESS_TICK`] plus a `/proc` read; privileges are
+//! enforced by this library, so the region file's mode is the DC's trust boundary; a process that
+//! truncates a region file makes the others fault.
+
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
+
+#[cfg(not(loom))]
+mod call;
+#[cfg(not(loom))]
+mod cleanup;
+#[cfg(not(loom))]
+mod dc;
+#[cfg(not(loom))]
+mod deadlock;
+#[cfg(not(loom))]
+mod doorbell;
+#[cfg(not(loom))]
+pub mod endpoint;
+#[cfg(not(loom))]
+pub mod errno;
+#[doc(hidden)]
+pub mod mailbox;
+#[cfg(not(loom))]
+pub mod message;
+#[cfg(not(loom))]
+mod owner;
+#[cfg(not(loom))]
+pub mod privilege;
+#[cfg(not(loom))]
+mod proc;
+#[cfg(not(loom))]
+mod region;
+#[cfg(not(loom))]
+mod slot;
+mod sync;
+#[cfg(not(loom))]
+pub mod wait;
+
+#[cfg(not(loom))]
+pub use dc::{Dc, DcInfo, ProcInfo};
+#[cfg(not(loom))]
+pub use endpoint::{ANY, Endpoint, HARDWARE, NONE, SELF, SYSTEM};
+#[cfg(not(loom))]
+pub use errno::{Errno, Result};
+#[cfg(not(loom))]
+pub use message::Message;
+#[cfg(not(loom))]
+pub use privilege::{Call, CallSet, Priv};
+#[cfg(not(loom))]
+pub use proc::Proc;
+#[cfg(not(loom))]
+pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_NAME, region_dir};
+#[cfg(not(loom))]
+pub use slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, MAX_SLOTS, SlotState};
+#[cfg(not(loom))]
+pub use wait::{Timeout, WaitPolicy};

@@ -1,0 +1,440 @@
+//! The mailbox: how a message travels from a sender's slot to a receiver's.
+//!
+//! A message is written once, by its sender, into an [`Envelope`] of the sender's own slot, and
+//! read once, by its receiver, straight from there. The receiver's mailbox is a bitmap with one bit
+//! per sender slot (a *hint* that the sender has something for it) plus a ticket counter that
+//! orders senders FIFO. A slot has one synchronous envelope and a few asynchronous ones, so a
+//! mailbox can never overflow: every sender slot owns the storage of its own outstanding messages.
+//!
+//! Nothing here takes a lock. Every transition of an envelope is one compare-and-swap on its state
+//! word, which carries a sequence number so that a late CAS on an old message always fails. A dead
+//! sender leaves at worst a stale hint bit, which a receiver clears when it finds nothing behind it.
+//!
+//! Envelope life cycle (`seq` changes only when the sender posts):
+//!
+//! ```text
+//! Idle --post--> Pending{Send,Sendrec,Async}(dst)
+//!   PendingSend    --receiver takes--> Delivered --sender sees--> Idle
+//!   PendingSendrec --receiver takes--> AwaitReply(server) --reply--> Replying --> Replied --> Idle
+//!   PendingAsync   --receiver takes--> Idle
+//!   Pending*/AwaitReply --sender withdraws (timeout)--> Idle
+//!   Pending*/AwaitReply --peer unbinds or dies--> Failed(errno)
+//! ```
+
+use crate::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+/// Asynchronous envelopes per slot: the bound on `senda` messages in flight from one sender.
+pub const ASYNC_ENVELOPES: usize = 8;
+/// Envelopes per slot; index 0 is the synchronous one.
+pub(crate) const ENVELOPES: usize = 1 + ASYNC_ENVELOPES;
+/// Index of the synchronous envelope.
+pub(crate) const SYNC: usize = 0;
+
+/// One message slot owned by a sender.
+#[repr(C, align(64))]
+pub(crate) struct Envelope {
+    /// An [`EnvState`]; the only word whose CAS moves the envelope along.
+    pub(crate) state: AtomicU64,
+    /// Position among the receiver's senders (FIFO), taken from the receiver's ticket counter.
+    pub(crate) ticket: AtomicU64,
+    /// Endpoint (with generation) the message is for: a successor in the same slot ignores it.
+    pub(crate) dst_ep: AtomicI32,
+    /// The message, as eight words, on its own cache line.
+    pub(crate) words: Words,
+}
+
+/// The 64-byte message of an envelope, cache-line aligned.
+#[repr(C, align(64))]
+pub(crate) struct Words(pub(crate) [AtomicU64; 8]);
+
+impl Envelope {
+    /// An idle envelope (for tests; in the region, all-zero memory is an idle envelope).
+    #[cfg(any(test, loom))]
+    pub(crate) fn new() -> Self {
+        Envelope {
+            state: AtomicU64::new(0),
+            ticket: AtomicU64::new(0),
+            dst_ep: AtomicI32::new(0),
+            words: Words(Default::default()),
+        }
+    }
+
+    /// Current state. Acquire: a `Pending` state makes the message words written before it
+    /// visible; a `Replied` state makes the reply words visible.
+    pub(crate) fn load(&self) -> EnvState {
+        EnvState(self.state.load(Ordering::Acquire))
+    }
+
+    /// Sender: publish `words` for `dst_idx`/`dst_ep` under a new sequence number.
+    ///
+    /// Only the owner of the envelope calls this, and only on an envelope it has seen `Idle` (or
+    /// finished), so no receiver can be reading the words it overwrites: a receiver that still
+    /// copies an old message will fail its CAS on the old sequence number and drop the copy.
+    pub(crate) fn post(
+        &self,
+        phase: Phase,
+        dst_idx: u16,
+        dst_ep: i32,
+        ticket: u64,
+        words: &[u64; 8],
+    ) -> EnvState {
+        let seq = self.load().seq().wrapping_add(1);
+        for (slot, w) in self.words.0.iter().zip(words) {
+            slot.store(*w, Ordering::Relaxed);
+        }
+        self.ticket.store(ticket, Ordering::Relaxed);
+        self.dst_ep.store(dst_ep, Ordering::Relaxed);
+        let state = EnvState::new(phase, dst_idx, seq);
+        // Release: the words, ticket and dst_ep above happen-before any Acquire load that sees
+        // this state.
+        self.state.store(state.0, Ordering::Release);
+        state
+    }
+
+    /// Receiver: take the message of `expected` (a pending state read by [`scan`]). Returns the
+    /// words if the CAS won, `None` if the sender withdrew or someone else took it.
+    ///
+    /// The words are copied before the CAS, seqlock style. The copy is valid exactly when the CAS
+    /// succeeds: the sender only rewrites the words after moving the state away from `expected`
+    /// (a withdraw, which would make this CAS fail) or after seeing the state this CAS writes
+    /// (whose Release orders these loads before its rewrite).
+    pub(crate) fn take(&self, expected: EnvState, receiver_idx: u16) -> Option<[u64; 8]> {
+        let next = match expected.phase() {
+            Phase::PendingSend => EnvState::new(Phase::Delivered, receiver_idx, expected.seq()),
+            Phase::PendingSendrec => EnvState::new(Phase::AwaitReply, receiver_idx, expected.seq()),
+            Phase::PendingAsync => EnvState::new(Phase::Idle, 0, expected.seq()),
+            _ => return None,
+        };
+        let mut out = [0u64; 8];
+        for (o, w) in out.iter_mut().zip(&self.words.0) {
+            *o = w.load(Ordering::Relaxed);
+        }
+        // AcqRel: Release keeps the loads above before the CAS (see above) and publishes the
+        // new state to the sender; Acquire is not needed for correctness but keeps the rule
+        // "every successful state CAS synchronizes" simple to check.
+        self.state
+            .compare_exchange(expected.0, next.0, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .map(|_| out)
+    }
+
+    /// Move from `from` to `to` if the state is still `from`. Used by the sender to withdraw,
+    /// by a server to claim a reply, and by cleanup to fail waiters.
+    pub(crate) fn transition(&self, from: EnvState, to: EnvState) -> bool {
+        // AcqRel: a winner both sees what the previous holder of the state wrote and publishes
+        // what it wrote before.
+        self.state
+            .compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Server: write the reply into a claimed (`Replying`) envelope and publish it.
+    pub(crate) fn finish_reply(&self, replying: EnvState, words: &[u64; 8]) {
+        for (slot, w) in self.words.0.iter().zip(words) {
+            slot.store(*w, Ordering::Relaxed);
+        }
+        let done = EnvState::new(Phase::Replied, replying.peer(), replying.seq());
+        // Release: the reply words happen-before the client's Acquire load of `Replied`. A plain
+        // store is enough: in `Replying` only the claiming server may move the state, except
+        // cleanup of a dead server, which then fails the client anyway.
+        self.state.store(done.0, Ordering::Release);
+    }
+
+    /// Owner: copy out the words (of a `Replied` envelope it has loaded with Acquire).
+    pub(crate) fn read_words(&self) -> [u64; 8] {
+        let mut out = [0u64; 8];
+        for (o, w) in out.iter_mut().zip(&self.words.0) {
+            *o = w.load(Ordering::Relaxed);
+        }
+        out
+    }
+
+    /// Owner: mark the envelope idle again after it saw the final state `done`.
+    pub(crate) fn reset(&self, done: EnvState) {
+        // Relaxed would do for the owner's own next post; a CAS keeps a concurrent cleanup (which
+        // may only move Pending/AwaitReply states) from being overwritten by mistake.
+        self.transition(done, EnvState::new(Phase::Idle, 0, done.seq()));
+    }
+}
+
+/// Phase of an envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    /// Free for the owner's next message.
+    Idle = 0,
+    /// A `send` waits for its receiver.
+    PendingSend = 1,
+    /// A `sendrec` waits for its server to receive the request.
+    PendingSendrec = 2,
+    /// A `senda` message waits; its sender does not.
+    PendingAsync = 3,
+    /// The `send` was received.
+    Delivered = 4,
+    /// The `sendrec` request was received; the client waits for the reply of `peer`.
+    AwaitReply = 5,
+    /// The server `peer` is writing the reply.
+    Replying = 6,
+    /// The reply is in the words.
+    Replied = 7,
+    /// The call failed; `peer` holds the negated error number.
+    Failed = 8,
+    /// Anything else: a corrupt state word.
+    Corrupt = 255,
+}
+
+/// An envelope state word: `seq << 32 | peer << 8 | phase`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EnvState(pub(crate) u64);
+
+impl EnvState {
+    /// A state word.
+    pub(crate) const fn new(phase: Phase, peer: u16, seq: u32) -> Self {
+        EnvState((seq as u64) << 32 | (peer as u64) << 8 | phase as u64)
+    }
+
+    /// A failed state carrying `errno` (a negative DVK code).
+    pub(crate) const fn failed(errno: i32, seq: u32) -> Self {
+        EnvState::new(Phase::Failed, (-errno) as u16, seq)
+    }
+
+    /// The phase (a corrupt word gives [`Phase::Corrupt`]).
+    pub(crate) const fn phase(self) -> Phase {
+        match self.0 as u8 {
+            0 => Phase::Idle,
+            1 => Phase::PendingSend,
+            2 => Phase::PendingSendrec,
+            3 => Phase::PendingAsync,
+            4 => Phase::Delivered,
+            5 => Phase::AwaitReply,
+            6 => Phase::Replying,
+            7 => Phase::Replied,
+            8 => Phase::Failed,
+            _ => Phase::Corrupt,
+        }
+    }
+
+    /// The peer slot index (destination, server or receiver), or the negated errno of `Failed`.
+    pub(crate) const fn peer(self) -> u16 {
+        (self.0 >> 8) as u16
+    }
+
+    /// The sequence number of the message.
+    pub(crate) const fn seq(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The error number of a `Failed` state.
+    pub(crate) const fn errno(self) -> i32 {
+        -(self.peer() as i32)
+    }
+
+    /// Whether the envelope holds a message not yet received.
+    pub(crate) const fn is_pending(self) -> bool {
+        matches!(
+            self.phase(),
+            Phase::PendingSend | Phase::PendingSendrec | Phase::PendingAsync
+        )
+    }
+}
+
+/// The receiver's side of the mailbox: one hint bit per sender slot.
+pub(crate) struct PendingSet<'a>(pub(crate) &'a [AtomicU64]);
+
+impl PendingSet<'_> {
+    /// Sender: say that slot `sender` has a message for this receiver.
+    pub(crate) fn announce(&self, sender: usize) {
+        if let Some(word) = self.0.get(sender / 64) {
+            // Release: the envelope's Pending state, stored before, happens-before the receiver's
+            // Acquire read of this bit, so a receiver that sees the bit sees the message.
+            word.fetch_or(1 << (sender % 64), Ordering::Release);
+        }
+    }
+
+    /// Remove every hint (when the receiving slot is freed).
+    pub(crate) fn clear_all(&self) {
+        for w in self.0 {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where the receiver finds the envelopes of a sender slot.
+pub(crate) trait EnvelopeTable {
+    /// The envelopes of slot `idx`, or `None` if there is no such slot.
+    fn envelopes(&self, idx: usize) -> Option<&[Envelope]>;
+}
+
+/// A message found by [`scan`], not yet taken.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    /// Sender slot index.
+    pub(crate) sender: usize,
+    /// Envelope index in the sender slot.
+    pub(crate) envelope: usize,
+    /// The pending state seen.
+    pub(crate) state: EnvState,
+    /// The FIFO ticket.
+    pub(crate) ticket: u64,
+}
+
+/// Receiver: find the oldest message for `me` (slot `me_idx`, endpoint `me_ep`) whose sender
+/// passes `accept`. Clears the hint bits of senders that have nothing for `me`.
+///
+/// Bounded: one pass over the bitmap words, and over at most [`ENVELOPES`] envelopes per set bit.
+pub(crate) fn scan<T: EnvelopeTable>(
+    pending: &PendingSet<'_>,
+    table: &T,
+    me_idx: u16,
+    me_ep: i32,
+    mut accept: impl FnMut(usize, EnvState) -> bool,
+) -> Option<Candidate> {
+    let mut best: Option<Candidate> = None;
+    for (w, word) in pending.0.iter().enumerate() {
+        // Acquire: pairs with `announce` (see there).
+        let mut bits = word.load(Ordering::Acquire);
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let sender = w * 64 + bit;
+            let Some(envs) = table.envelopes(sender) else {
+                // No such slot: a corrupt bit. No sender can own it, so clearing loses nothing.
+                word.fetch_and(!(1 << bit), Ordering::Relaxed);
+                continue;
+            };
+            let mut any = examine(envs, sender, me_idx, me_ep, &mut accept, &mut best);
+            if !any {
+                // Clear the hint, then look again: a sender that posted after our look set the
+                // bit before or after this clear. If before, we see its envelope now (the
+                // AcqRel RMW reads the latest value, whose release sequence carries its post);
+                // if after, the bit stays set for the next scan.
+                word.fetch_and(!(1 << bit), Ordering::AcqRel);
+                any = examine(envs, sender, me_idx, me_ep, &mut accept, &mut best);
+                if any {
+                    word.fetch_or(1 << bit, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Look at one sender's envelopes; returns whether any is pending for `me` (accepted or not).
+fn examine(
+    envs: &[Envelope],
+    sender: usize,
+    me_idx: u16,
+    me_ep: i32,
+    accept: &mut impl FnMut(usize, EnvState) -> bool,
+    best: &mut Option<Candidate>,
+) -> bool {
+    let mut any = false;
+    for (e, env) in envs.iter().enumerate().take(ENVELOPES) {
+        let state = env.load();
+        if !state.is_pending() || state.peer() != me_idx {
+            continue;
+        }
+        if env.dst_ep.load(Ordering::Relaxed) != me_ep {
+            // For a previous binding of this slot: its sender will notice and withdraw.
+            continue;
+        }
+        any = true;
+        if !accept(sender, state) {
+            continue;
+        }
+        let ticket = env.ticket.load(Ordering::Relaxed);
+        if best.is_none_or(|b| ticket < b.ticket) {
+            *best = Some(Candidate {
+                sender,
+                envelope: e,
+                state,
+                ticket,
+            });
+        }
+    }
+    any
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    struct Table(Vec<Vec<Envelope>>);
+    impl EnvelopeTable for Table {
+        fn envelopes(&self, idx: usize) -> Option<&[Envelope]> {
+            self.0.get(idx).map(|v| v.as_slice())
+        }
+    }
+
+    fn table(n: usize) -> Table {
+        Table(
+            (0..n)
+                .map(|_| (0..ENVELOPES).map(|_| Envelope::new()).collect())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn state_word_round_trips() {
+        let s = EnvState::new(Phase::AwaitReply, 300, 0xdead_beef);
+        assert_eq!(s.phase(), Phase::AwaitReply);
+        assert_eq!(s.peer(), 300);
+        assert_eq!(s.seq(), 0xdead_beef);
+        let f = EnvState::failed(-324, 9);
+        assert_eq!(f.phase(), Phase::Failed);
+        assert_eq!(f.errno(), -324);
+        assert_eq!(EnvState(0xff).phase(), Phase::Corrupt);
+    }
+
+    #[test]
+    fn fifo_by_ticket_and_filter() {
+        let t = table(4);
+        let bits = [AtomicU64::new(0)];
+        let pending = PendingSet(&bits);
+        // Senders 3, 1, 2 post in that order to receiver 0 (endpoint 0).
+        for (ticket, sender) in [3usize, 1, 2].into_iter().enumerate() {
+            t.0[sender][SYNC].post(Phase::PendingSend, 0, 0, ticket as u64, &[sender as u64; 8]);
+            pending.announce(sender);
+        }
+        let c = scan(&pending, &t, 0, 0, |_, _| true).unwrap();
+        assert_eq!(c.sender, 3);
+        let c2 = scan(&pending, &t, 0, 0, |s, _| s == 2).unwrap();
+        assert_eq!(c2.sender, 2);
+        let words = t.0[2][SYNC].take(c2.state, 0).unwrap();
+        assert_eq!(words, [2; 8]);
+        assert_eq!(t.0[2][SYNC].load().phase(), Phase::Delivered);
+        // A second take of the same state fails.
+        assert!(t.0[2][SYNC].take(c2.state, 0).is_none());
+    }
+
+    #[test]
+    fn withdrawn_message_cannot_be_taken_and_hint_clears() {
+        let t = table(2);
+        let bits = [AtomicU64::new(0)];
+        let pending = PendingSet(&bits);
+        let s = t.0[1][SYNC].post(Phase::PendingSendrec, 0, 0, 0, &[7; 8]);
+        pending.announce(1);
+        assert!(t.0[1][SYNC].transition(s, EnvState::new(Phase::Idle, 0, s.seq())));
+        assert!(t.0[1][SYNC].take(s, 0).is_none());
+        assert!(scan(&pending, &t, 0, 0, |_, _| true).is_none());
+        assert_eq!(bits[0].load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn message_for_a_previous_binding_is_ignored() {
+        let t = table(2);
+        let bits = [AtomicU64::new(0)];
+        let pending = PendingSet(&bits);
+        t.0[1][SYNC].post(Phase::PendingSend, 0, 5, 0, &[1; 8]);
+        pending.announce(1);
+        assert!(scan(&pending, &t, 0, 5 + 35570, |_, _| true).is_none());
+    }
+
+    #[test]
+    fn corrupt_bits_are_harmless() {
+        let t = table(2);
+        let bits = [AtomicU64::new(u64::MAX)];
+        assert!(scan(&PendingSet(&bits), &t, 0, 0, |_, _| true).is_none());
+        assert_eq!(bits[0].load(Ordering::Relaxed), 0);
+    }
+}

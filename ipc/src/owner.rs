@@ -1,0 +1,112 @@
+//! Who owns a slot, and whether that process still lives.
+//!
+//! A process is named by its PID and its start time (field 22 of `/proc/PID/stat`, in clock ticks
+//! since boot). A PID that the kernel has given to a new process has a different start time, so
+//! PID reuse never makes a dead owner look alive. A zombie (killed but not yet reaped by its
+//! parent) counts as dead: it will never touch the region again.
+
+use std::sync::OnceLock;
+
+/// A process identity: PID and start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcessId {
+    /// Linux PID (thread-group id).
+    pub(crate) pid: u32,
+    /// Start time in clock ticks since boot.
+    pub(crate) start: u64,
+}
+
+static CURRENT: OnceLock<(u32, u64)> = OnceLock::new();
+
+impl ProcessId {
+    /// The calling process. The start time is read once per process (a forked child, which has
+    /// another PID, reads its own).
+    pub(crate) fn current() -> ProcessId {
+        let pid = std::process::id();
+        if let Some(&(p, start)) = CURRENT.get()
+            && p == pid
+        {
+            return ProcessId { pid, start };
+        }
+        let start = stat(pid).map_or(0, |s| s.start);
+        let _ = CURRENT.set((pid, start));
+        ProcessId { pid, start }
+    }
+
+    /// Whether this process is still alive (and not a zombie).
+    pub(crate) fn is_alive(self) -> bool {
+        if self.pid == 0 || self.pid > i32::MAX as u32 {
+            return false;
+        }
+        match stat(self.pid) {
+            Some(s) => s.start == self.start && s.state != 'Z' && s.state != 'X',
+            None => false,
+        }
+    }
+}
+
+/// The fields of `/proc/PID/stat` we need.
+struct Stat {
+    state: char,
+    start: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parse `/proc/PID/stat`. The command name (field 2) may hold spaces and parentheses, so fields
+/// are counted from the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3) come fields 4..; the start time is field 22.
+    let start = fields.nth(22 - 4)?.parse().ok()?;
+    Some(Stat { state, start })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_names() {
+        let line =
+            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.start, 987654);
+    }
+
+    #[test]
+    fn current_is_alive_and_others_are_not() {
+        let me = ProcessId::current();
+        assert!(me.pid > 0 && me.start > 0);
+        assert!(me.is_alive());
+        assert!(
+            !ProcessId {
+                pid: me.pid,
+                start: me.start + 1
+            }
+            .is_alive()
+        );
+        assert!(!ProcessId { pid: 0, start: 0 }.is_alive());
+    }
+
+    #[test]
+    fn zombie_is_dead() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let id = ProcessId {
+            pid: child.id(),
+            start: stat(child.id()).map_or(0, |s| s.start),
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Not yet waited for: a zombie.
+        assert!(!id.is_alive());
+        let mut child = child;
+        child.wait().unwrap();
+        assert!(!id.is_alive());
+    }
+}

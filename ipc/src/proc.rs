@@ -1,0 +1,245 @@
+//! A bound endpoint: the handle through which a process makes its calls.
+//!
+//! The calls themselves live in `call/`, one file per family, each written as MINIX's `proc.c`
+//! writes them: the checks in order, each with its error, then the mechanism.
+
+use crate::cleanup;
+use crate::dc::Dc;
+use crate::endpoint::{self, ANY, Endpoint, HARDWARE, NONE, SELF};
+use crate::errno::{Errno, Result};
+use crate::privilege::{Call, CallSet};
+use crate::region::Region;
+use crate::slot::{OwnerWord, Slot, SlotState};
+use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+
+/// A slot bound by this process: make calls through it. Dropping it unbinds.
+///
+/// A `Proc` may move between threads but not be shared (`!Sync`): an endpoint receives in one
+/// place at a time, as a process does.
+pub struct Proc {
+    pub(crate) dc: Dc,
+    pub(crate) idx: usize,
+    pub(crate) ep: Endpoint,
+    pub(crate) owner: OwnerWord,
+    policy: Cell<WaitPolicy>,
+    /// The peer of the last message received, whose CPU an adaptive `receive(ANY)` watches.
+    pub(crate) last_peer: Cell<Option<usize>>,
+    unbound: Cell<bool>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// A resolved peer: its slot, as it was bound when the call looked.
+pub(crate) struct Peer<'a> {
+    pub(crate) idx: usize,
+    pub(crate) ep: Endpoint,
+    pub(crate) slot: &'a Slot,
+    pub(crate) owner: OwnerWord,
+}
+
+/// Which error a call reports for a peer whose slot is free.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The peer is a destination: `EDVSDSTDIED`.
+    Destination,
+    /// The peer is a source: `EDVSSRCDIED`.
+    Source,
+}
+
+impl Proc {
+    pub(crate) fn new(dc: Dc, idx: usize, ep: Endpoint, owner: OwnerWord) -> Proc {
+        Proc {
+            dc,
+            idx,
+            ep,
+            owner,
+            policy: Cell::new(WaitPolicy::default()),
+            last_peer: Cell::new(None),
+            unbound: Cell::new(false),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// This endpoint's name.
+    pub fn endpoint(&self) -> Endpoint {
+        self.ep
+    }
+
+    /// This endpoint's slot number.
+    pub fn nr(&self) -> i32 {
+        endpoint::nr(self.ep)
+    }
+
+    /// The DC it is bound in.
+    pub fn dc(&self) -> &Dc {
+        &self.dc
+    }
+
+    /// How blocked calls wait (Adaptive by default).
+    pub fn wait_policy(&self) -> WaitPolicy {
+        self.policy.get()
+    }
+
+    /// Choose how blocked calls wait.
+    pub fn set_wait_policy(&self, policy: WaitPolicy) {
+        self.policy.set(policy);
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        &self.dc.region
+    }
+
+    /// Common checks of every call, in the original's order: the DC runs (`EDVSDCNOTRUN`), the
+    /// caller is still bound (`EDVSNOTBIND`), the call is allowed (`EDVSBADCALL`).
+    pub(crate) fn caller(&self, call: Call) -> Result<&Slot> {
+        let region = self.region();
+        if !region.running() {
+            return Err(Errno::EDVSDCNOTRUN);
+        }
+        let me = region.slot(self.idx).ok_or(Errno::EDVSNOTBIND)?;
+        if self.unbound.get() || me.owner() != self.owner {
+            return Err(Errno::EDVSNOTBIND);
+        }
+        if !CallSet(me.allowed.load(Ordering::Relaxed)).allows(call) {
+            return Err(Errno::EDVSBADCALL);
+        }
+        Ok(me)
+    }
+
+    /// Whether the caller's slot is a system process slot, else `EDVSTRAPDENIED`.
+    pub(crate) fn require_sysproc(&self) -> Result<()> {
+        if self.region().geo.is_sysproc(self.idx) {
+            Ok(())
+        } else {
+            Err(Errno::EDVSTRAPDENIED)
+        }
+    }
+
+    /// Resolve and check a peer endpoint, in the original's order: special values
+    /// (`EDVSENDPOINT`, `HARDWARE` is `EDVSBADDEST`), range (`EDVSRANGE`), self (`self_err`),
+    /// generation (`EDVSENDPOINT`), bound (`EDVSDSTDIED`/`EDVSSRCDIED`).
+    pub(crate) fn peer(&self, ep: Endpoint, role: Role, self_err: Errno) -> Result<Peer<'_>> {
+        let region = self.region();
+        let ep = if ep == SELF { self.ep } else { ep };
+        if ep == ANY || ep == NONE {
+            return Err(Errno::EDVSENDPOINT);
+        }
+        if ep == HARDWARE {
+            return Err(Errno::EDVSBADDEST);
+        }
+        let idx = region.geo.index(endpoint::nr(ep)).ok_or(Errno::EDVSRANGE)?;
+        if idx == self.idx {
+            return Err(self_err);
+        }
+        let slot = region.slot(idx).ok_or(Errno::EDVSRANGE)?;
+        let owner = slot.owner();
+        if endpoint::make(owner.generation(), endpoint::nr(ep)) != ep {
+            return Err(Errno::EDVSENDPOINT);
+        }
+        if owner.state() != SlotState::Bound {
+            return Err(match role {
+                Role::Destination => Errno::EDVSDSTDIED,
+                Role::Source => Errno::EDVSSRCDIED,
+            });
+        }
+        Ok(Peer {
+            idx,
+            ep,
+            slot,
+            owner,
+        })
+    }
+
+    /// A destination that is a system process must be in the caller's `ipc_to`, else
+    /// `EDVSTRAPDENIED`.
+    pub(crate) fn check_ipc_to(&self, me: &Slot, peer: &Peer<'_>) -> Result<()> {
+        if self.region().geo.is_sysproc(peer.idx) && !Slot::bit(&me.ipc_to, peer.idx) {
+            return Err(Errno::EDVSTRAPDENIED);
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` still holds the binding the call started with; if its owner died, release
+    /// its slot (which fails every waiter on it, the caller included).
+    pub(crate) fn peer_still_there(&self, peer: &Peer<'_>, check_alive: bool) -> bool {
+        if peer.slot.owner() != peer.owner {
+            return false;
+        }
+        if check_alive && !cleanup::owner_alive(peer.slot, peer.owner) {
+            cleanup::release(self.region(), peer.idx, peer.owner);
+            return false;
+        }
+        true
+    }
+
+    /// Wait in the policy's way until `call` finishes.
+    pub(crate) fn block<T>(
+        &self,
+        me: &Slot,
+        spin_for: Option<usize>,
+        watching: bool,
+        timeout: Timeout,
+        call: &mut impl Blocked<T>,
+    ) -> Result<T> {
+        let peer_cpu = spin_for.and_then(|i| self.region().slot(i)).map(|s| &s.cpu);
+        wait::wait(
+            &Wait {
+                bell: &me.mailbox.bell,
+                my_cpu: &me.cpu,
+                peer_cpu,
+                watching,
+                policy: self.policy.get(),
+                timeout,
+            },
+            call,
+        )
+    }
+
+    /// The endpoint now bound at slot index `idx` (for stamping `m_source`).
+    pub(crate) fn endpoint_of(&self, idx: usize) -> Endpoint {
+        let region = self.region();
+        region.slot(idx).map_or(NONE, |s| {
+            endpoint::make(s.owner().generation(), region.geo.nr(idx))
+        })
+    }
+
+    /// `unbind`: release the slot. Queued senders get `EDVSDSTDIED`, clients in `sendrec`
+    /// `EDVSDEADSRCDST`, receivers from it `EDVSSRCDIED`; its notifications to others are
+    /// withdrawn; the slot is free again at the next generation.
+    pub fn unbind(self) -> Result<()> {
+        self.unbind_inner()
+    }
+
+    fn unbind_inner(&self) -> Result<()> {
+        if self.unbound.replace(true) {
+            return Err(Errno::EDVSNOTBIND);
+        }
+        let region = self.region();
+        let me = region.slot(self.idx).ok_or(Errno::EDVSNOTBIND)?;
+        if me.owner() != self.owner {
+            return Err(Errno::EDVSNOTBIND);
+        }
+        if cleanup::release(region, self.idx, self.owner) {
+            Ok(())
+        } else {
+            Err(Errno::EDVSNOTBIND)
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.unbind_inner();
+    }
+}
+
+impl core::fmt::Debug for Proc {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Proc")
+            .field("dc", &self.dc.name())
+            .field("endpoint", &self.ep)
+            .finish()
+    }
+}

@@ -1,0 +1,191 @@
+//! Waiting: timeouts, wait policies, and the one loop every blocking call waits in.
+//!
+//! Measured on these machines (DESIGN.md section 6): two processes spinning on one cache line on
+//! different cores complete a round trip in about 120 ns, a futex wake across cores costs about
+//! 30 µs, and spinning while the peer shares our core is catastrophic. So the default
+//! [`WaitPolicy::Adaptive`] spins only while the peer has published that it runs on another CPU,
+//! and only for [`ADAPTIVE_SPIN`]; then it sleeps on the slot's doorbell.
+//!
+//! A sleeping waiter wakes at least every [`LIVENESS_TICK`] to check that its peer still lives, so
+//! a peer killed by SIGKILL is noticed within that tick plus one `/proc` read.
+
+use crate::doorbell::Doorbell;
+use crate::errno::{Errno, Result};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long an adaptive waiter spins before it sleeps.
+pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
+/// How often a waiter checks that its peer lives.
+pub const LIVENESS_TICK: Duration = Duration::from_millis(20);
+/// How often a waiter with no peer to watch wakes up to check its own slot.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+
+/// How long a blocking call may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    /// Wait as long as it takes (`TIMEOUT_FOREVER`, -1).
+    Forever,
+    /// Never wait: a call that would block fails with `EDVSAGAIN` (`TIMEOUT_NOWAIT`, 0).
+    NoWait,
+    /// Wait at most this many milliseconds, then fail with `EDVSTIMEDOUT`.
+    Millis(u32),
+}
+
+impl Timeout {
+    /// The original's `TIMEOUT_FOREVER`.
+    pub const FOREVER_MS: i64 = -1;
+    /// The original's `TIMEOUT_NOWAIT`.
+    pub const NOWAIT_MS: i64 = 0;
+
+    /// The timeout of the original's millisecond argument: -1 forever, 0 no wait, more a limit.
+    /// Other negative values are `EDVSINVAL`.
+    pub fn from_ms(ms: i64) -> Result<Timeout> {
+        match ms {
+            -1 => Ok(Timeout::Forever),
+            0 => Ok(Timeout::NoWait),
+            1.. => Ok(Timeout::Millis(ms.min(u32::MAX as i64) as u32)),
+            _ => Err(Errno::EDVSINVAL),
+        }
+    }
+
+    fn deadline(self, start: Instant) -> Option<Instant> {
+        match self {
+            Timeout::Forever => None,
+            Timeout::NoWait => Some(start),
+            Timeout::Millis(ms) => Some(start + Duration::from_millis(ms as u64)),
+        }
+    }
+}
+
+/// How a blocked call waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Sleep on the doorbell at once.
+    Block,
+    /// Spin until the call completes or times out (for benchmarks on idle cores).
+    Spin,
+    /// Spin for a bounded time while the peer runs on another CPU, then sleep.
+    #[default]
+    Adaptive,
+}
+
+/// What a blocked call supplies to [`wait`].
+pub(crate) struct Wait<'a> {
+    /// The caller's doorbell.
+    pub(crate) bell: &'a Doorbell,
+    /// The caller's "running on CPU" word.
+    pub(crate) my_cpu: &'a AtomicI32,
+    /// The peer's "running on CPU" word, if there is one peer to spin for.
+    pub(crate) peer_cpu: Option<&'a AtomicI32>,
+    /// Whether there is a peer whose liveness the ticks check (ticks come faster then).
+    pub(crate) watching: bool,
+    /// The policy.
+    pub(crate) policy: WaitPolicy,
+    /// The timeout.
+    pub(crate) timeout: Timeout,
+}
+
+/// One step of a blocked call's own logic.
+pub(crate) trait Blocked<T> {
+    /// Has the call finished? Called often (while spinning, after every wakeup): keep it cheap.
+    fn check(&mut self) -> Option<Result<T>>;
+    /// Called once before the first sleep (a deadlock check) and on every liveness tick (peer
+    /// liveness, stale endpoints). May finish the call.
+    fn tick(&mut self, first: bool) -> Option<Result<T>>;
+    /// The timeout expired (`EDVSAGAIN` for NOWAIT, `EDVSTIMEDOUT` otherwise): withdraw. `None`
+    /// means the call completed meanwhile and `check` will say how.
+    fn expire(&mut self, why: Errno) -> Option<Result<T>>;
+}
+
+/// Wait until `call` finishes, following the policy; bounded by the timeout.
+pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
+    let start = Instant::now();
+    let deadline = w.timeout.deadline(start);
+    let tick_period = if w.watching { LIVENESS_TICK } else { IDLE_TICK };
+    let spin_until = match w.policy {
+        WaitPolicy::Block => start,
+        WaitPolicy::Spin => start + Duration::from_secs(u32::MAX as u64),
+        WaitPolicy::Adaptive => start + ADAPTIVE_SPIN,
+    };
+    let mut me = current_cpu();
+    w.my_cpu.store(me, Ordering::Relaxed);
+    let mut next_tick = start + tick_period;
+    let mut ticked = false;
+    let mut spins: u32 = 0;
+    loop {
+        if let Some(r) = call.check() {
+            return r;
+        }
+        // Reading the clock costs more than a check: do it every 64 spins.
+        spins = spins.wrapping_add(1);
+        let spinning = w.policy != WaitPolicy::Block
+            && (w.policy == WaitPolicy::Spin
+                || w.peer_cpu.is_some_and(|c| {
+                    let cpu = c.load(Ordering::Relaxed);
+                    cpu >= 0 && cpu != me
+                }));
+        if spinning && spins % 64 != 0 {
+            core::hint::spin_loop();
+            continue;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            let why = if w.timeout == Timeout::NoWait {
+                Errno::EDVSAGAIN
+            } else {
+                Errno::EDVSTIMEDOUT
+            };
+            if let Some(r) = call.expire(why) {
+                return r;
+            }
+            core::hint::spin_loop();
+            continue;
+        }
+        if now >= next_tick {
+            next_tick = now + tick_period;
+            if let Some(r) = call.tick(false) {
+                return r;
+            }
+        }
+        if spinning && now < spin_until {
+            continue;
+        }
+        if !ticked {
+            ticked = true;
+            if let Some(r) = call.tick(true) {
+                return r;
+            }
+        }
+        let token = w.bell.prepare();
+        if let Some(r) = call.check() {
+            w.bell.done();
+            return r;
+        }
+        let wake_at = deadline.map_or(next_tick, |d| d.min(next_tick));
+        w.my_cpu.store(-1, Ordering::Relaxed);
+        w.bell
+            .sleep(token, Some(wake_at.saturating_duration_since(now)));
+        me = current_cpu();
+        w.my_cpu.store(me, Ordering::Relaxed);
+    }
+}
+
+/// The CPU the caller runs on now.
+pub(crate) fn current_cpu() -> i32 {
+    // SAFETY: sched_getcpu takes no arguments and only reads per-thread state; -1 on failure.
+    unsafe { libc::sched_getcpu() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_from_ms() {
+        assert_eq!(Timeout::from_ms(-1), Ok(Timeout::Forever));
+        assert_eq!(Timeout::from_ms(0), Ok(Timeout::NoWait));
+        assert_eq!(Timeout::from_ms(250), Ok(Timeout::Millis(250)));
+        assert_eq!(Timeout::from_ms(-2), Err(Errno::EDVSINVAL));
+    }
+}
