@@ -90,7 +90,6 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         SlotState::Free | SlotState::Binding => return false,
     }
     let nr = region.geo.nr(idx);
-    let ep = endpoint::make(w.generation(), nr);
 
     // 1. Withdraw the slot's own messages.
     for env in &slot.envelopes {
@@ -147,7 +146,6 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
     slot.getfrom.store(NONE, Ordering::Relaxed);
     slot.sendto.store(NONE, Ordering::Relaxed);
     slot.cpu.store(-1, Ordering::Relaxed);
-    let _ = ep;
 
     // 4. Free it at the next generation. Release: the clearing above is visible to the next
     // binder, whose CAS on this word acquires it.

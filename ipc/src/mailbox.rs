@@ -1,6 +1,6 @@
 //! The mailbox: how a message travels from a sender's slot to a receiver's.
 //!
-//! A message is written once, by its sender, into an [`Envelope`] of the sender's own slot, and
+//! A message is written once, by its sender, into an `Envelope` of the sender's own slot, and
 //! read once, by its receiver, straight from there. The receiver's mailbox is a bitmap with one bit
 //! per sender slot (a *hint* that the sender has something for it) plus a ticket counter that
 //! orders senders FIFO. A slot has one synchronous envelope and a few asynchronous ones, so a
@@ -33,7 +33,7 @@ pub(crate) const SYNC: usize = 0;
 /// One message slot owned by a sender.
 #[repr(C, align(64))]
 pub(crate) struct Envelope {
-    /// An [`EnvState`]; the only word whose CAS moves the envelope along.
+    /// An `EnvState`; the only word whose CAS moves the envelope along.
     pub(crate) state: AtomicU64,
     /// Position among the receiver's senders (FIFO), taken from the receiver's ticket counter.
     pub(crate) ticket: AtomicU64,
@@ -91,7 +91,7 @@ impl Envelope {
         state
     }
 
-    /// Receiver: take the message of `expected` (a pending state read by [`scan`]). Returns the
+    /// Receiver: take the message of `expected` (a pending state read by `scan`). Returns the
     /// words if the CAS won, `None` if the sender withdrew or someone else took it.
     ///
     /// The words are copied before the CAS, seqlock style. The copy is valid exactly when the CAS
@@ -265,7 +265,7 @@ pub(crate) trait EnvelopeTable {
     fn envelopes(&self, idx: usize) -> Option<&[Envelope]>;
 }
 
-/// A message found by [`scan`], not yet taken.
+/// A message found by `scan`, not yet taken.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidate {
     /// Sender slot index.
@@ -281,7 +281,7 @@ pub(crate) struct Candidate {
 /// Receiver: find the oldest message for `me` (slot `me_idx`, endpoint `me_ep`) whose sender
 /// passes `accept`. Clears the hint bits of senders that have nothing for `me`.
 ///
-/// Bounded: one pass over the bitmap words, and over at most [`ENVELOPES`] envelopes per set bit.
+/// Bounded: one pass over the bitmap words, and over at most `ENVELOPES` envelopes per set bit.
 pub(crate) fn scan<T: EnvelopeTable>(
     pending: &PendingSet<'_>,
     table: &T,

@@ -167,7 +167,7 @@ impl Slot {
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<Slot>() % 64 == 0);
+    assert!(core::mem::size_of::<Slot>().is_multiple_of(64));
     assert!(core::mem::size_of::<Envelope>() == 128);
     assert!(core::mem::size_of::<MailboxHead>() == 192);
 };

@@ -125,7 +125,7 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
                     let cpu = c.load(Ordering::Relaxed);
                     cpu >= 0 && cpu != me
                 }));
-        if spinning && spins % 64 != 0 {
+        if spinning && !spins.is_multiple_of(64) {
             core::hint::spin_loop();
             continue;
         }

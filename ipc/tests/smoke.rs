@@ -1,4 +1,5 @@
 //! A first cross-process round trip.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
 use m3ipc::{ANY, Dc, Message, Timeout};

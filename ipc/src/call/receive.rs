@@ -1,7 +1,7 @@
 //! `receive` and `rcvrqst`.
 
 use crate::deadlock;
-use crate::endpoint::{self, ANY};
+use crate::endpoint::ANY;
 use crate::errno::{Errno, Result};
 use crate::mailbox::{self, Envelope, EnvelopeTable};
 use crate::message::{Message, notify_from};
@@ -179,7 +179,6 @@ impl Blocked<()> for Incoming<'_, '_> {
         if first && deadlock::closes_cycle(self.proc.region(), self.proc.idx, f.idx, false) {
             return Some(Err(Errno::EDVSLOCKED));
         }
-        let _ = endpoint::nr(f.ep);
         None
     }
 

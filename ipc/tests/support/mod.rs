@@ -4,7 +4,7 @@
 //! A test file using this module must contain
 //! `#[test] fn child_main() { support::child_entry(run_role) }` where
 //! `fn run_role(role: &str, dc: &str, args: &[String])` performs the child's part.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use m3ipc::{Dc, DcConfig};
 use std::io::{BufRead, BufReader};
