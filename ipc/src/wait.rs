@@ -109,7 +109,7 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
         WaitPolicy::Adaptive => start + ADAPTIVE_SPIN,
     };
     let mut me = current_cpu();
-    w.my_cpu.store(me, Ordering::Relaxed);
+    publish_cpu(w.my_cpu, me);
     let mut next_tick = start + tick_period;
     let mut ticked = false;
     let mut spins: u32 = 0;
@@ -167,7 +167,17 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
         w.bell
             .sleep(token, Some(wake_at.saturating_duration_since(now)));
         me = current_cpu();
-        w.my_cpu.store(me, Ordering::Relaxed);
+        publish_cpu(w.my_cpu, me);
+    }
+}
+
+/// Publish the CPU we run on. Peers read this word while they spin, so it is written only when
+/// it changes: a store would take the cache line away from every spinning reader.
+fn publish_cpu(word: &AtomicI32, cpu: i32) {
+    // Relaxed: the value is a scheduling hint; a stale read only makes a peer spin or sleep
+    // when the other choice would have been better.
+    if word.load(Ordering::Relaxed) != cpu {
+        word.store(cpu, Ordering::Relaxed);
     }
 }
 

@@ -6,7 +6,7 @@ use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
-use crate::slot::{FLAG_SENDING, Slot};
+use crate::slot::Slot;
 use crate::wait::{Blocked, Timeout};
 use std::sync::atomic::Ordering;
 
@@ -92,8 +92,9 @@ impl Proc {
             env.transition(st, EnvState::new(Phase::Idle, 0, st.seq()));
         }
         m.m_source = self.ep;
-        me.sendto.store(peer.ep, Ordering::Relaxed);
-        me.flags.fetch_or(FLAG_SENDING, Ordering::Relaxed);
+        // No SENDING flag is stored: the envelope's Pending state is the flag (introspection and
+        // deadlock checks read it), and a store here would take the slot's first cache line,
+        // which spinning peers read, away from them on every call.
         let posted = self.post(env, &peer, phase, m);
         let peer_idx = peer.idx;
         let mut out = Outgoing {
@@ -105,7 +106,6 @@ impl Proc {
             reply: m,
         };
         let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
-        me.flags.fetch_and(!FLAG_SENDING, Ordering::Relaxed);
         if r.is_ok() {
             me.counters.sent.fetch_add(1, Ordering::Relaxed);
             self.last_peer.set(Some(peer_idx));
