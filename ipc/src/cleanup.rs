@@ -86,7 +86,20 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
                 return false;
             }
         }
-        SlotState::Closing => {}
+        SlotState::Closing => {
+            // A corrupt state byte also reads as Closing (see `OwnerWord::state`), but the final
+            // CAS below starts from the canonical Closing word: canonicalize first, or a scribbled
+            // slot could never be freed (every bind of it failing with EDVSSLOTUSED forever).
+            // Same owner and generation, so this changes nothing for a genuine Closing word.
+            if w != closing
+                && slot
+                    .owner
+                    .compare_exchange(w.0, closing.0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+            {
+                return false;
+            }
+        }
         SlotState::Free | SlotState::Binding => return false,
     }
     let nr = region.geo.nr(idx);

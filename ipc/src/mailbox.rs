@@ -128,16 +128,18 @@ impl Envelope {
             .is_ok()
     }
 
-    /// Server: write the reply into a claimed (`Replying`) envelope and publish it.
-    pub(crate) fn finish_reply(&self, replying: EnvState, words: &[u64; 8]) {
+    /// Server: write the reply into a claimed (`Replying`) envelope and publish it. Returns
+    /// `false` if the state left `Replying` meanwhile (the client gave up on a server that took
+    /// too long, or a cleanup judged the server dead): the reply is then not delivered.
+    pub(crate) fn finish_reply(&self, replying: EnvState, words: &[u64; 8]) -> bool {
         for (slot, w) in self.words.0.iter().zip(words) {
             slot.store(*w, Ordering::Relaxed);
         }
         let done = EnvState::new(Phase::Replied, replying.peer(), replying.seq());
-        // Release: the reply words happen-before the client's Acquire load of `Replied`. A plain
-        // store is enough: in `Replying` only the claiming server may move the state, except
-        // cleanup of a dead server, which then fails the client anyway.
-        self.state.store(done.0, Ordering::Release);
+        // Release (in AcqRel): the reply words happen-before the client's Acquire load of
+        // `Replied`. A CAS rather than a store, because the client may abandon a `Replying`
+        // envelope whose server stalls past the client's deadline (see `call/send.rs`).
+        self.transition(replying, done)
     }
 
     /// Owner: copy out the words (of a `Replied` envelope it has loaded with Acquire).
@@ -354,6 +356,9 @@ fn examine(
     }
     any
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
 mod tests {

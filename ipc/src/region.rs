@@ -17,7 +17,7 @@ use crate::slot::{MAX_SLOTS, Slot};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -320,6 +320,10 @@ impl Region {
             })?;
         let geo = Geometry::of(config.clone());
         let made = (|| {
+            // The mode given to open() is narrowed by the umask (a 0660 request would become
+            // 0640 under the usual 022): set exactly the mode asked for.
+            file.set_permissions(std::fs::Permissions::from_mode(config.mode))
+                .map_err(io_err(&path))?;
             file.set_len(geo.total_len as u64).map_err(io_err(&path))?;
             let map = map(&file, geo.total_len, &path)?;
             let region = Region {

@@ -139,8 +139,10 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             if let Some(r) = call.expire(why) {
                 return r;
             }
-            core::hint::spin_loop();
-            continue;
+            // The call could not be withdrawn: it is finishing (a server claimed our reply and
+            // is writing it). Go on through the liveness ticks and sleep below rather than spin
+            // here: a server that dies between its claim and its reply is then noticed (and its
+            // cleanup fails the call) instead of leaving us spinning forever past the deadline.
         }
         if now >= next_tick {
             next_tick = now + tick_period;
@@ -162,7 +164,11 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             w.bell.done();
             return r;
         }
-        let wake_at = deadline.map_or(next_tick, |d| d.min(next_tick));
+        // Past the deadline (a call finishing, see above) the deadline no longer bounds the
+        // sleep: wake for the next tick or a ring.
+        let wake_at = deadline
+            .filter(|&d| d > now)
+            .map_or(next_tick, |d| d.min(next_tick));
         w.my_cpu.store(-1, Ordering::Relaxed);
         w.bell
             .sleep(token, Some(wake_at.saturating_duration_since(now)));

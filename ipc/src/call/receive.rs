@@ -161,6 +161,11 @@ impl Blocked<()> for Incoming<'_, '_> {
         {
             return Some(Err(Errno::EDVSSRCDIED));
         }
+        // The DC was removed while we wait (`Dc::remove` rings every bell): nothing more can
+        // come, so fail as a new call would rather than wait forever.
+        if !p.region().running() {
+            return Some(Err(Errno::EDVSDCNOTRUN));
+        }
         None
     }
 

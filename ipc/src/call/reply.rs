@@ -41,7 +41,9 @@ impl Proc {
         }
         let mut out = *m;
         out.m_source = self.ep;
-        env.finish_reply(replying, &out.to_words());
+        if !env.finish_reply(replying, &out.to_words()) {
+            return Err(Errno::EDVSPROCSTS);
+        }
         peer.slot.mailbox.bell.ring();
         me.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(true)

@@ -7,8 +7,9 @@ use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::slot::Slot;
-use crate::wait::{Blocked, Timeout};
+use crate::wait::{Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 impl Proc {
     /// `send(dst, m)`: rendezvous. Returns once `dst` has received the message, or with an error.
@@ -104,6 +105,7 @@ impl Proc {
             posted,
             peer,
             reply: m,
+            expired_at: None,
         };
         let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
         if r.is_ok() {
@@ -122,6 +124,8 @@ struct Outgoing<'a> {
     posted: EnvState,
     peer: Peer<'a>,
     reply: &'a mut Message,
+    /// When the timeout first expired while a reply was being written.
+    expired_at: Option<Instant>,
 }
 
 impl Outgoing<'_> {
@@ -152,6 +156,15 @@ impl Blocked<()> for Outgoing<'_> {
             return Some(Err(Errno::EDVSPROCSTS));
         }
         match st.phase() {
+            // Still waiting. If the DC was removed meanwhile (`Dc::remove` rings every bell), give
+            // up with EDVSDCNOTRUN as a new call would, instead of waiting forever for a peer that
+            // is alive but in a DC that no longer runs. Withdrawing fails, and we keep waiting for
+            // the outcome, if the message was already taken or a reply is being written.
+            Phase::PendingSend | Phase::PendingSendrec | Phase::AwaitReply | Phase::Replying
+                if !self.proc.region().running() =>
+            {
+                self.withdraw(Errno::EDVSDCNOTRUN)
+            }
             Phase::PendingSend | Phase::PendingSendrec | Phase::Replying => None,
             Phase::AwaitReply if self.is_sendrec() => None,
             Phase::Delivered if !self.is_sendrec() => {
@@ -197,6 +210,24 @@ impl Blocked<()> for Outgoing<'_> {
     }
 
     fn expire(&mut self, why: Errno) -> Option<Result<()>> {
-        self.withdraw(why)
+        if let Some(r) = self.withdraw(why) {
+            return Some(r);
+        }
+        // A server claimed the reply (`Replying`) and normally publishes it within nanoseconds.
+        // One that is still writing a liveness tick past our deadline is stalled, or the state
+        // is forged: give up rather than wait past the timeout for as long as it lives. The
+        // server's final CAS then fails and its `reply` returns EDVSPROCSTS. (A server stalled
+        // that long between its claim and its word writes could still write over our next
+        // message's words: garbage for that message, never undefined behaviour.)
+        let st = self.env.load();
+        if st.phase() != Phase::Replying || st.seq() != self.posted.seq() {
+            return None;
+        }
+        let since = *self.expired_at.get_or_insert_with(Instant::now);
+        (since.elapsed() >= LIVENESS_TICK
+            && self
+                .env
+                .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
+        .then_some(Err(why))
     }
 }

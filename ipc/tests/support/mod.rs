@@ -177,3 +177,11 @@ pub fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+impl Worker {
+    /// The next line from the child if one comes within `timeout`, else `None` (for asserting
+    /// that a child's call has *not* returned yet).
+    pub fn try_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+}
