@@ -8,7 +8,7 @@ use crate::owner::ProcessId;
 use crate::privilege::{CallSet, Priv};
 use crate::proc::Proc;
 use crate::region::{self, DcConfig, DcError, Region};
-use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, OwnerWord, SlotState};
+use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING, OwnerWord, SlotState};
 use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
 use std::path::Path;
 use std::sync::Arc;
@@ -50,7 +50,8 @@ pub struct ProcInfo {
     pub pid: u32,
     /// Name given at bind.
     pub name: String,
-    /// `FLAG_SENDING`, `FLAG_RECEIVING`, ... as the owner blocks now.
+    /// `FLAG_SENDING`, `FLAG_RECEIVING` (each with `FLAG_WAITING`: the call blocks), as the
+    /// owner blocks now.
     pub flags: u32,
     /// Whom it receives from (`NONE` unless receiving).
     pub getfrom: Endpoint,
@@ -292,6 +293,9 @@ impl Dc {
                     getfrom = slot.getfrom.load(Ordering::Relaxed);
                 }
             }
+        }
+        if flags & FLAG_WAITING == 0 {
+            flags &= !(FLAG_SENDING | FLAG_RECEIVING);
         }
         let bound = w.state() != SlotState::Free;
         Some(ProcInfo {

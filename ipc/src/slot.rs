@@ -16,6 +16,10 @@ pub(crate) const BITMAP_WORDS: usize = MAX_SLOTS / 64;
 pub const FLAG_SENDING: u32 = 1 << 2;
 /// `flags` bit: the owner waits in a receive (as the original's `RECEIVING`).
 pub const FLAG_RECEIVING: u32 = 1 << 3;
+/// `flags` bit: the owner's call has passed its deadlock check and blocks. `Dc::getprocinfo`
+/// reports `FLAG_SENDING`/`FLAG_RECEIVING` only together with it, so an observer that sees a
+/// process SENDING knows it is queued and settled, not still deciding whether it may block.
+pub const FLAG_WAITING: u32 = 1 << 20;
 /// `flags` bit: the owner waits in `wait4bind` (as the original's `WAITBIND`).
 pub const FLAG_WAITBIND: u32 = 1 << 18;
 

@@ -90,8 +90,9 @@ pub(crate) struct Wait<'a> {
 pub(crate) trait Blocked<T> {
     /// Has the call finished? Called often (while spinning, after every wakeup): keep it cheap.
     fn check(&mut self) -> Option<Result<T>>;
-    /// Called once before the first sleep (a deadlock check) and on every liveness tick (peer
-    /// liveness, stale endpoints). May finish the call.
+    /// Called once when the call really blocks (before its first sleep, or after one adaptive
+    /// spin budget: a deadlock check, then publishing `FLAG_WAITING`) and on every liveness tick
+    /// (peer liveness, stale endpoints). May finish the call.
     fn tick(&mut self, first: bool) -> Option<Result<T>>;
     /// The timeout expired (`EDVSAGAIN` for NOWAIT, `EDVSTIMEDOUT` otherwise): withdraw. `None`
     /// means the call completed meanwhile and `check` will say how.
@@ -150,14 +151,18 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
                 return r;
             }
         }
-        if spinning && now < spin_until {
-            continue;
-        }
-        if !ticked {
+        let keep_spinning = spinning && now < spin_until;
+        // The first tick (the deadlock check, then "I block" for introspection) comes when the
+        // call is about to sleep, or after one adaptive spin budget for a call that spins on:
+        // never on the fast path of a call that completes while spinning.
+        if !ticked && (!keep_spinning || now >= start + ADAPTIVE_SPIN) {
             ticked = true;
             if let Some(r) = call.tick(true) {
                 return r;
             }
+        }
+        if keep_spinning {
+            continue;
         }
         let token = w.bell.prepare();
         if let Some(r) = call.check() {

@@ -8,7 +8,7 @@ use crate::message::{Message, notify_from};
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::region::Region;
-use crate::slot::{FLAG_RECEIVING, Slot};
+use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
 use crate::wait::{Blocked, Timeout};
 use std::sync::atomic::Ordering;
 
@@ -67,7 +67,8 @@ impl Proc {
         };
         let r = self.block(me, spin_for, watching, timeout, &mut inc);
         if inc.flagged {
-            me.flags.fetch_and(!FLAG_RECEIVING, Ordering::Relaxed);
+            me.flags
+                .fetch_and(!(FLAG_RECEIVING | FLAG_WAITING), Ordering::Relaxed);
         }
         r
     }
@@ -177,12 +178,16 @@ impl Blocked<()> for Incoming<'_, '_> {
             self.me.flags.fetch_or(FLAG_RECEIVING, Ordering::Relaxed);
             self.flagged = true;
         }
-        let f = self.from.as_ref()?;
-        if !self.proc.peer_still_there(f, !first) {
-            return Some(Err(Errno::EDVSSRCDIED));
+        if let Some(f) = self.from.as_ref() {
+            if !self.proc.peer_still_there(f, !first) {
+                return Some(Err(Errno::EDVSSRCDIED));
+            }
+            if first && deadlock::closes_cycle(self.proc.region(), self.proc.idx, f.idx, false) {
+                return Some(Err(Errno::EDVSLOCKED));
+            }
         }
-        if first && deadlock::closes_cycle(self.proc.region(), self.proc.idx, f.idx, false) {
-            return Some(Err(Errno::EDVSLOCKED));
+        if first {
+            self.me.flags.fetch_or(FLAG_WAITING, Ordering::Relaxed);
         }
         None
     }

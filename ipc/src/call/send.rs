@@ -6,7 +6,7 @@ use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
-use crate::slot::Slot;
+use crate::slot::{FLAG_WAITING, Slot};
 use crate::wait::{Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -108,6 +108,9 @@ impl Proc {
             expired_at: None,
         };
         let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
+        if me.flags.load(Ordering::Relaxed) & FLAG_WAITING != 0 {
+            me.flags.fetch_and(!FLAG_WAITING, Ordering::Relaxed);
+        }
         if r.is_ok() {
             me.counters.sent.fetch_add(1, Ordering::Relaxed);
             self.last_peer.set(Some(peer_idx));
@@ -199,12 +202,14 @@ impl Blocked<()> for Outgoing<'_> {
             };
             return self.withdraw(why);
         }
-        // MINIX checks for a cycle once, when the call is about to block.
-        if first
-            && self.env.load().is_pending()
-            && deadlock::closes_cycle(self.proc.region(), self.proc.idx, self.peer.idx, true)
-        {
-            return self.withdraw(Errno::EDVSLOCKED);
+        if first {
+            // MINIX checks for a cycle once, when the call is about to block.
+            if self.env.load().is_pending()
+                && deadlock::closes_cycle(self.proc.region(), self.proc.idx, self.peer.idx, true)
+            {
+                return self.withdraw(Errno::EDVSLOCKED);
+            }
+            self.me.flags.fetch_or(FLAG_WAITING, Ordering::Relaxed);
         }
         None
     }
