@@ -1,12 +1,13 @@
 //! `send`, `sendrec` and `senda`.
 
 use crate::deadlock;
+use crate::endpoint::ANY;
 use crate::errno::{Errno, Result};
 use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
-use crate::slot::{FLAG_WAITING, Slot};
+use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
 use crate::wait::{Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -20,7 +21,8 @@ impl Proc {
     /// endpoint), `EDVSENDPOINT` (`ANY`/`NONE`/stale generation), `EDVSBADDEST` (`HARDWARE` or
     /// self), `EDVSRANGE`, `EDVSDSTDIED` (free slot, or `dst` unbinds or dies while we wait),
     /// `EDVSTRAPDENIED` (not in `ipc_to`), `EDVSLOCKED` (the send would close a cycle),
-    /// `EDVSAGAIN` (NOWAIT and `dst` is not receiving), `EDVSTIMEDOUT`.
+    /// `EDVSAGAIN` (NOWAIT and `dst` is not blocked in a receive that accepts the caller; if it
+    /// is, the call completes as soon as `dst` runs, within a bounded grace), `EDVSTIMEDOUT`.
     ///
     /// If `dst` is a client waiting for this caller's reply (the receive half of its `sendrec`),
     /// the send is that reply and completes at once.
@@ -32,7 +34,16 @@ impl Proc {
             return Ok(());
         }
         let mut out = *m;
-        self.transmit(me, peer, Phase::PendingSend, &mut out, timeout)
+        // NOWAIT means "do not wait for a receiver that is not there". A receiver that already
+        // blocks in a receive accepting us completes the rendezvous as soon as it runs, so give
+        // it that long (bounded) before giving up with EDVSAGAIN.
+        let (timeout, expiry) = match timeout {
+            Timeout::NoWait if receiving_from(&peer, self.ep) => {
+                (Timeout::Millis(NOWAIT_GRACE_MS), Some(Errno::EDVSAGAIN))
+            }
+            t => (t, None),
+        };
+        self.transmit(me, peer, Phase::PendingSend, &mut out, timeout, expiry)
     }
 
     /// `sendrec(dst, m)`: send the request in `m`, then receive the reply from `dst` only, into
@@ -45,7 +56,7 @@ impl Proc {
         let me = self.caller(Call::Sendrec)?;
         let peer = self.peer(dst, Role::Destination, Errno::EDVSENDPOINT)?;
         self.check_ipc_to(me, &peer)?;
-        self.transmit(me, peer, Phase::PendingSendrec, m, timeout)
+        self.transmit(me, peer, Phase::PendingSendrec, m, timeout, None)
     }
 
     /// `senda(dst, m)`: asynchronous send. The message is queued and the call returns at once.
@@ -85,6 +96,7 @@ impl Proc {
         phase: Phase,
         m: &mut Message,
         timeout: Timeout,
+        expiry: Option<Errno>,
     ) -> Result<()> {
         let env = &me.envelopes[SYNC];
         if env.load().phase() != Phase::Idle {
@@ -106,6 +118,7 @@ impl Proc {
             peer,
             reply: m,
             expired_at: None,
+            expiry,
         };
         let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
         if me.flags.load(Ordering::Relaxed) & FLAG_WAITING != 0 {
@@ -119,6 +132,17 @@ impl Proc {
     }
 }
 
+/// How long a NOWAIT `send` waits for a destination that already blocks receiving from the
+/// caller: long enough for a sleeping receiver to be scheduled, short enough to stay "no wait".
+const NOWAIT_GRACE_MS: u32 = 100;
+
+/// Whether `peer` blocks in a receive that accepts a message from `me` (`ANY`, or `me`).
+fn receiving_from(peer: &Peer<'_>, me: i32) -> bool {
+    let flags = peer.slot.flags.load(Ordering::Relaxed);
+    let from = peer.slot.getfrom.load(Ordering::Relaxed);
+    flags & FLAG_RECEIVING != 0 && (from == ANY || from == me)
+}
+
 /// A `send` or `sendrec` in flight.
 struct Outgoing<'a> {
     proc: &'a Proc,
@@ -129,6 +153,8 @@ struct Outgoing<'a> {
     reply: &'a mut Message,
     /// When the timeout first expired while a reply was being written.
     expired_at: Option<Instant>,
+    /// The error to report on expiry instead of the wait's own (a NOWAIT send given grace).
+    expiry: Option<Errno>,
 }
 
 impl Outgoing<'_> {
@@ -215,6 +241,7 @@ impl Blocked<()> for Outgoing<'_> {
     }
 
     fn expire(&mut self, why: Errno) -> Option<Result<()>> {
+        let why = self.expiry.unwrap_or(why);
         if let Some(r) = self.withdraw(why) {
             return Some(r);
         }
