@@ -1,0 +1,106 @@
+//! `dvs ps NAME`: the bound slots of a DC, like the original's `/proc/dvs/DCNAME/procs`.
+//!
+//! `ps` only reads the region: it does not release the slots of dead owners (`bind` and blocked
+//! peers do that). It marks them instead.
+
+use crate::error::Result;
+use crate::table::{Align, Table};
+use m3ipc::{
+    ANY, Dc, Endpoint, FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, HARDWARE, NONE, ProcInfo, SELF,
+    SlotState,
+};
+
+/// Letters of the FLAGS column, in the order they are shown.
+///
+/// `S` sending (waits until its message is received), `R` receiving, `W` waiting in `wait4bind`,
+/// `B` binding (being filled in), `C` closing (being unbound), `D` the owner process no longer
+/// exists (its slot is released at the next bind of that `nr` or by a blocked peer). `-`: none.
+pub const LEGEND: &str = "S sending, R receiving, W wait4bind, B binding, C closing, D owner gone";
+
+/// Print one row per slot that is not free.
+pub fn run(name: &str) -> Result<()> {
+    let dc = Dc::open(name)?;
+    let mut table = Table::new(&[
+        ("NR", Align::Right),
+        ("ENDPOINT", Align::Right),
+        ("PID", Align::Right),
+        ("NAME", Align::Left),
+        ("FLAGS", Align::Left),
+        ("GETFROM", Align::Right),
+        ("SENDTO", Align::Right),
+        ("SENT", Align::Right),
+        ("RECEIVED", Align::Right),
+        ("NOTIFIED", Align::Right),
+        ("OVERRUNS", Align::Right),
+    ]);
+    for p in dc.procs() {
+        table.push(vec![
+            p.nr.to_string(),
+            endpoint_name(p.endpoint),
+            p.pid.to_string(),
+            if p.name.is_empty() {
+                "-".into()
+            } else {
+                p.name.clone()
+            },
+            flags(&p, owner_gone(p.pid)),
+            endpoint_name(p.getfrom),
+            endpoint_name(p.sendto),
+            p.sent.to_string(),
+            p.received.to_string(),
+            p.notified.to_string(),
+            p.notify_overruns.to_string(),
+        ]);
+    }
+    table.print()
+}
+
+/// An endpoint as a number, or the name of a special value (`ANY`, `NONE`, `SELF`, `HARDWARE`).
+pub fn endpoint_name(ep: Endpoint) -> String {
+    match ep {
+        ANY => "ANY".into(),
+        NONE => "NONE".into(),
+        SELF => "SELF".into(),
+        HARDWARE => "HARDWARE".into(),
+        _ => ep.to_string(),
+    }
+}
+
+/// The FLAGS column of a slot (see [`LEGEND`]).
+pub fn flags(p: &ProcInfo, owner_gone: bool) -> String {
+    let letters: String = [
+        (p.flags & FLAG_SENDING != 0, 'S'),
+        (p.flags & FLAG_RECEIVING != 0, 'R'),
+        (p.flags & FLAG_WAITBIND != 0, 'W'),
+        (p.state == SlotState::Binding, 'B'),
+        (p.state == SlotState::Closing, 'C'),
+        (owner_gone, 'D'),
+    ]
+    .into_iter()
+    .filter_map(|(on, letter)| on.then_some(letter))
+    .collect();
+    if letters.is_empty() {
+        "-".into()
+    } else {
+        letters
+    }
+}
+
+/// Whether process `pid` no longer exists. A reused PID hides a death here; `bind` and blocked
+/// peers check the process start time too.
+fn owner_gone(pid: u32) -> bool {
+    pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_endpoints_by_name() {
+        assert_eq!(endpoint_name(ANY), "ANY");
+        assert_eq!(endpoint_name(NONE), "NONE");
+        assert_eq!(endpoint_name(-2), "-2");
+        assert_eq!(endpoint_name(7), "7");
+    }
+}

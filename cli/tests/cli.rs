@@ -1,0 +1,240 @@
+//! End-to-end tests of the `dvs` command: each test runs the real binary with its own private
+//! region directory (`M3IPC_SHM_DIR`), which it removes afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh region directory, removed on drop.
+struct ShmDir {
+    path: PathBuf,
+}
+
+impl ShmDir {
+    fn new() -> ShmDir {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("dvs-cli-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        ShmDir { path }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dvs"));
+        cmd.args(args).env("M3IPC_SHM_DIR", &self.path);
+        cmd
+    }
+
+    /// Run `dvs ARGS...` to completion.
+    fn dvs(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Run `dvs ARGS...`, which must succeed; its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.dvs(args);
+        assert!(
+            out.status.success(),
+            "dvs {args:?} failed: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run `dvs ARGS...`, which must fail; its standard error.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.dvs(args);
+        assert!(!out.status.success(), "dvs {args:?} succeeded");
+        assert_ne!(out.status.code(), Some(0));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Names of the files left in the directory.
+    fn files(&self) -> Vec<String> {
+        files_in(&self.path)
+    }
+}
+
+impl Drop for ShmDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A child process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The data row of `table` whose first cell is `first`, split into cells.
+fn row<'a>(table: &'a str, first: &str) -> Option<Vec<&'a str>> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&first))
+}
+
+#[test]
+fn dc_create_ls_ps_rm_round_trip() {
+    let dir = ShmDir::new();
+    let out = dir.ok(&[
+        "dc",
+        "create",
+        "alpha",
+        "--id",
+        "3",
+        "--node",
+        "2",
+        "--procs",
+        "16",
+        "--tasks",
+        "4",
+        "--sysprocs",
+        "8",
+    ]);
+    assert!(out.contains("created DC alpha"), "{out}");
+    dir.ok(&["dc", "create", "beta", "--id", "4", "--mode", "660"]);
+    let mode = std::fs::metadata(dir.path.join("m3ipc-dc-beta"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "the umask must not narrow --mode");
+
+    let ls = dir.ok(&["dc", "ls"]);
+    assert!(ls.starts_with("NAME"), "{ls}");
+    let alpha = row(&ls, "alpha").expect("alpha listed");
+    assert_eq!(&alpha[1..7], ["3", "2", "16", "4", "8", "0"], "{ls}");
+    assert_eq!(row(&ls, "beta").expect("beta listed")[1], "4");
+
+    // No slot bound: the header only.
+    let ps = dir.ok(&["ps", "alpha"]);
+    assert_eq!(ps.lines().count(), 1, "{ps}");
+    assert!(ps.starts_with("NR"), "{ps}");
+
+    // A server bound at nr 0, waiting in receive(ANY).
+    let server = Killed(
+        dir.command(&["__demo-server", "alpha"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ps = loop {
+        let ps = dir.ok(&["ps", "alpha"]);
+        if row(&ps, "0").is_some_and(|r| r.contains(&"R")) {
+            break ps;
+        }
+        assert!(Instant::now() < deadline, "server never showed up: {ps}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r = row(&ps, "0").unwrap();
+    assert_eq!(r[2], server.0.id().to_string(), "{ps}");
+    assert_eq!(&r[3..7], ["ping-server", "R", "ANY", "NONE"], "{ps}");
+    assert_eq!(row(&dir.ok(&["dc", "ls"]), "alpha").unwrap()[6], "1");
+
+    dir.ok(&["dc", "rm", "alpha"]);
+    drop(server);
+    let ls = dir.ok(&["dc", "ls"]);
+    assert!(row(&ls, "alpha").is_none(), "{ls}");
+    assert!(dir.fails(&["ps", "alpha"]).contains("no DC named"));
+    dir.ok(&["dc", "rm", "beta"]);
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
+fn missing_dc_is_a_clear_error() {
+    let dir = ShmDir::new();
+    for args in [&["ps", "nosuch"][..], &["dc", "rm", "nosuch"]] {
+        let err = dir.fails(args);
+        assert!(err.starts_with("dvs: no DC named \"nosuch\""), "{err}");
+    }
+}
+
+#[test]
+fn bad_names_and_limits_are_refused() {
+    let dir = ShmDir::new();
+    for name in ["bad/name", "", ".hidden", "much-too-long-a-name"] {
+        let err = dir.fails(&["dc", "create", name]);
+        assert!(err.starts_with("dvs: bad DC name"), "{name:?}: {err}");
+    }
+    let err = dir.fails(&["dc", "create", "x", "--tasks", "40"]);
+    assert!(err.contains("--tasks"), "{err}");
+    let err = dir.fails(&["dc", "create", "x", "--mode", "9"]);
+    assert!(err.contains("octal"), "{err}");
+    dir.ok(&["dc", "create", "x"]);
+    let err = dir.fails(&["dc", "create", "x", "--id", "1"]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = dir.fails(&["dc", "create", "y"]);
+    assert!(err.contains("--id"), "{err}");
+    dir.ok(&["dc", "rm", "x"]);
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
+fn demo_prints_percentiles_and_cleans_up() {
+    let dir = ShmDir::new();
+    let out = dir.ok(&["demo", "--count", "2000"]);
+    for word in [
+        "2000 sendrec round trips",
+        "p50",
+        "p90",
+        "p99 ",
+        "p99.9",
+        "max",
+        "throughput",
+    ] {
+        assert!(out.contains(word), "no {word:?} in {out}");
+    }
+    assert!(
+        out.contains("on CPU 0") && out.contains("on CPU 1"),
+        "{out}"
+    );
+    assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
+
+#[test]
+fn bench_prints_every_row_and_writes_csv() {
+    let dir = ShmDir::new();
+    let csv = dir.path.join("bench.csv");
+    let out = dir.ok(&["bench", "--count", "2000", "--csv", csv.to_str().unwrap()]);
+    for mechanism in ["raw-spin", "raw-futex", "m3ipc-adaptive", "m3ipc-block"] {
+        for placement in ["different-cores", "same-core"] {
+            assert!(
+                out.lines()
+                    .any(|l| l.starts_with(mechanism) && l.contains(placement)),
+                "no {mechanism} {placement} row in\n{out}"
+            );
+        }
+    }
+    for m3 in out.lines().filter(|l| l.starts_with("m3ipc")) {
+        assert!(
+            m3.split_whitespace().any(|c| c
+                .strip_suffix('x')
+                .is_some_and(|r| r.parse::<f64>().is_ok())),
+            "no ratio in {m3}"
+        );
+    }
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 9, "{text}");
+    assert!(text.starts_with("case,placement,n,"), "{text}");
+    std::fs::remove_file(&csv).unwrap();
+    assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
