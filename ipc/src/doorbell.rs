@@ -25,14 +25,16 @@ pub(crate) struct Doorbell(AtomicU32);
 pub(crate) struct SleepToken(u32);
 
 impl Doorbell {
-    /// Ring: wake the waiter if it sleeps.
-    pub(crate) fn ring(&self) {
+    /// Ring: wake the waiter if it sleeps. Returns whether it made the wake system call.
+    pub(crate) fn ring(&self) -> bool {
         // AcqRel: Release publishes everything the ringer wrote before (the message, the bit)
         // to a waiter whose later RMW on this word reads this value.
         let old = self.0.fetch_add(ONE_RING, Ordering::AcqRel);
         if old & SLEEPING != 0 {
             futex_wake(&self.0, 1);
+            return true;
         }
+        false
     }
 
     /// Ring and wake every waiter, for doorbells with several waiters (bind events). The

@@ -14,12 +14,16 @@
 //!
 //! ```text
 //! Idle --post--> Pending{Send,Sendrec,Async}(dst)
-//!   PendingSend    --receiver takes--> Delivered --sender sees--> Idle
-//!   PendingSendrec --receiver takes--> AwaitReply(server) --reply--> Replying --> Replied --> Idle
+//!   PendingSend    --receiver takes--> Delivered
+//!   PendingSendrec --receiver takes--> AwaitReply(server) --reply--> Replying --> Replied
 //!   PendingAsync   --receiver takes--> Idle
 //!   Pending*/AwaitReply --sender withdraws (timeout)--> Idle
 //!   Pending*/AwaitReply --peer unbinds or dies--> Failed(errno)
 //! ```
+//!
+//! `Delivered`, `Replied` and `Failed` are final: only the owner moves on from them, by posting
+//! its next message, so it never writes the state word just to say "idle again" (that write
+//! would cost a cache-line transfer on every call).
 
 use crate::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -149,13 +153,6 @@ impl Envelope {
             *o = w.load(Ordering::Relaxed);
         }
         out
-    }
-
-    /// Owner: mark the envelope idle again after it saw the final state `done`.
-    pub(crate) fn reset(&self, done: EnvState) {
-        // Relaxed would do for the owner's own next post; a CAS keeps a concurrent cleanup (which
-        // may only move Pending/AwaitReply states) from being overwritten by mistake.
-        self.transition(done, EnvState::new(Phase::Idle, 0, done.seq()));
     }
 }
 

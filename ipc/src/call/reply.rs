@@ -6,6 +6,7 @@ use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::slot::Slot;
+use crate::wait;
 use std::sync::atomic::Ordering;
 
 impl Proc {
@@ -44,7 +45,9 @@ impl Proc {
         if !env.finish_reply(replying, &out.to_words()) {
             return Err(Errno::EDVSPROCSTS);
         }
-        peer.slot.mailbox.bell.ring();
+        if peer.slot.mailbox.bell.ring() {
+            wait::mark_woken(&peer.slot.cpu);
+        }
         me.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }

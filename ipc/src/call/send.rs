@@ -8,7 +8,7 @@ use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
-use crate::wait::{Blocked, LIVENESS_TICK, Timeout};
+use crate::wait::{self, Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -83,7 +83,9 @@ impl Proc {
         let ticket = peer.slot.mailbox.ticket.fetch_add(1, Ordering::Relaxed);
         let posted = env.post(phase, peer.idx as u16, peer.ep, ticket, &m.to_words());
         peer.slot.pending().announce(self.idx);
-        peer.slot.mailbox.bell.ring();
+        if peer.slot.mailbox.bell.ring() {
+            wait::mark_woken(&peer.slot.cpu);
+        }
         posted
     }
 
@@ -99,9 +101,13 @@ impl Proc {
         expiry: Option<Errno>,
     ) -> Result<()> {
         let env = &me.envelopes[SYNC];
-        if env.load().phase() != Phase::Idle {
-            // Only a hostile write can leave our own envelope busy between calls.
-            let st = env.load();
+        let st = env.load();
+        if !matches!(
+            st.phase(),
+            Phase::Idle | Phase::Delivered | Phase::Replied | Phase::Failed
+        ) {
+            // Only a hostile write, or a reply abandoned past our deadline (see `expire`), leaves
+            // our own envelope busy between calls: take it back before reusing it.
             env.transition(st, EnvState::new(Phase::Idle, 0, st.seq()));
         }
         m.m_source = self.ep;
@@ -196,24 +202,17 @@ impl Blocked<()> for Outgoing<'_> {
             }
             Phase::PendingSend | Phase::PendingSendrec | Phase::Replying => None,
             Phase::AwaitReply if self.is_sendrec() => None,
-            Phase::Delivered if !self.is_sendrec() => {
-                self.env.reset(st);
-                Some(Ok(()))
-            }
+            Phase::Delivered if !self.is_sendrec() => Some(Ok(())),
             Phase::Replied if self.is_sendrec() => {
                 let words = self.env.read_words();
-                self.env.reset(st);
                 *self.reply = Message::from_words(words);
                 self.reply.m_source = self.peer.ep;
                 self.me.counters.received.fetch_add(1, Ordering::Relaxed);
                 Some(Ok(()))
             }
-            Phase::Failed => {
-                self.env.reset(st);
-                Some(Err(
-                    Errno::from_code(st.errno()).unwrap_or(Errno::EDVSGENERIC)
-                ))
-            }
+            Phase::Failed => Some(Err(
+                Errno::from_code(st.errno()).unwrap_or(Errno::EDVSGENERIC)
+            )),
             // Idle (withdrawn by a cleanup that judged us dead) or a corrupt word.
             _ => Some(Err(Errno::EDVSPROCSTS)),
         }
