@@ -277,7 +277,7 @@ impl Dc {
         match st.phase() {
             Phase::PendingSend | Phase::PendingSendrec => {
                 flags |= FLAG_SENDING;
-                sendto = env.dst_ep.load(Ordering::Relaxed);
+                sendto = endpoint::make(st.generation() as u32, region.geo.nr(st.peer() as usize));
                 if st.phase() == Phase::PendingSendrec {
                     flags |= FLAG_RECEIVING;
                     getfrom = sendto;

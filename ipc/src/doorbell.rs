@@ -65,8 +65,8 @@ impl Doorbell {
         self.0.fetch_and(!SLEEPING, Ordering::Relaxed);
     }
 
-    /// The current count of rings.
-    #[cfg(test)]
+    /// The current count of rings. Acquire: whatever a ringer wrote before a ring this load
+    /// sees is visible afterwards, so "the count did not change" means "nothing new was rung".
     pub(crate) fn rings(&self) -> u32 {
         self.0.load(Ordering::Acquire) & !SLEEPING
     }

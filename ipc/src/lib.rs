@@ -39,7 +39,6 @@ mod dc;
 mod deadlock;
 #[cfg(not(loom))]
 mod doorbell;
-#[cfg(not(loom))]
 pub mod endpoint;
 #[cfg(not(loom))]
 pub mod errno;

@@ -25,7 +25,7 @@
 //! its next message, so it never writes the state word just to say "idle again" (that write
 //! would cost a cache-line transfer on every call).
 
-use crate::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Asynchronous envelopes per slot: the bound on `senda` messages in flight from one sender.
 pub const ASYNC_ENVELOPES: usize = 8;
@@ -34,22 +34,53 @@ pub(crate) const ENVELOPES: usize = 1 + ASYNC_ENVELOPES;
 /// Index of the synchronous envelope.
 pub(crate) const SYNC: usize = 0;
 
-/// One message slot owned by a sender.
+/// One message slot owned by a sender, laid out so that the common path touches one cache line.
+///
+/// Line A holds the state word and the message less two parts: its source (the receiver stamps
+/// it; the sender cannot choose it) and its last four payload bytes. Line B holds those four
+/// bytes and the FIFO ticket; a receiver reads it only when the state says the tail is non-zero
+/// or when two senders compete, so in a ping-pong line B never leaves its writer's cache.
 #[repr(C, align(64))]
 pub(crate) struct Envelope {
     /// An `EnvState`; the only word whose CAS moves the envelope along.
     pub(crate) state: AtomicU64,
+    /// `m_type` and the first 52 payload bytes, as seven words (see `pack`).
+    pub(crate) body: [AtomicU64; 7],
     /// Position among the receiver's senders (FIFO), taken from the receiver's ticket counter.
     pub(crate) ticket: AtomicU64,
-    /// Endpoint (with generation) the message is for: a successor in the same slot ignores it.
-    pub(crate) dst_ep: AtomicI32,
-    /// The message, as eight words, on its own cache line.
-    pub(crate) words: Words,
+    /// The last four payload bytes (valid when the state's tail bit is set).
+    pub(crate) tail: AtomicU32,
 }
 
-/// The 64-byte message of an envelope, cache-line aligned.
-#[repr(C, align(64))]
-pub(crate) struct Words(pub(crate) [AtomicU64; 8]);
+/// A message as it crosses an envelope: the body words and the tail.
+type Packed = ([u64; 7], u32);
+
+/// Split a message (eight words: `m_source | m_type << 32`, then the payload) into body and
+/// tail. Viewed as sixteen 32-bit halves `u[0..16]`, the body is `u[1..15]` and the tail `u[15]`;
+/// `u[0]`, the source, is dropped.
+fn pack(m: &[u64; 8]) -> Packed {
+    let mut body = [0u64; 7];
+    for (i, b) in body.iter_mut().enumerate() {
+        *b = (m[i] >> 32) | (m[i + 1] << 32);
+    }
+    (body, (m[7] >> 32) as u32)
+}
+
+/// The inverse of `pack`, with a zero source.
+fn unpack(body: &[u64; 7], tail: u32) -> [u64; 8] {
+    let mut m = [0u64; 8];
+    m[0] = body[0] << 32;
+    for j in 1..7 {
+        m[j] = (body[j - 1] >> 32) | (body[j] << 32);
+    }
+    m[7] = (body[6] >> 32) | (tail as u64) << 32;
+    m
+}
+
+/// The generation encoded in an endpoint, as the state word keeps it (16 bits).
+fn gen_of(ep: i32) -> u16 {
+    crate::endpoint::generation(ep) as u16
+}
 
 impl Envelope {
     /// An idle envelope (for tests; in the region, all-zero memory is an idle envelope).
@@ -57,16 +88,38 @@ impl Envelope {
     pub(crate) fn new() -> Self {
         Envelope {
             state: AtomicU64::new(0),
+            body: Default::default(),
             ticket: AtomicU64::new(0),
-            dst_ep: AtomicI32::new(0),
-            words: Words(Default::default()),
+            tail: AtomicU32::new(0),
         }
     }
 
-    /// Current state. Acquire: a `Pending` state makes the message words written before it
-    /// visible; a `Replied` state makes the reply words visible.
+    /// Current state. Acquire: a `Pending` state makes the message written before it visible; a
+    /// `Replied` state makes the reply visible.
     pub(crate) fn load(&self) -> EnvState {
         EnvState(self.state.load(Ordering::Acquire))
+    }
+
+    fn write(&self, (body, tail): &Packed) {
+        for (slot, w) in self.body.iter().zip(body) {
+            slot.store(*w, Ordering::Relaxed);
+        }
+        if *tail != 0 {
+            self.tail.store(*tail, Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self, st: EnvState) -> [u64; 8] {
+        let mut body = [0u64; 7];
+        for (o, w) in body.iter_mut().zip(&self.body) {
+            *o = w.load(Ordering::Relaxed);
+        }
+        let tail = if st.has_tail() {
+            self.tail.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        unpack(&body, tail)
     }
 
     /// Sender: publish `words` for `dst_idx`/`dst_ep` under a new sequence number.
@@ -83,20 +136,21 @@ impl Envelope {
         words: &[u64; 8],
     ) -> EnvState {
         let seq = self.load().seq().wrapping_add(1);
-        for (slot, w) in self.words.0.iter().zip(words) {
-            slot.store(*w, Ordering::Relaxed);
-        }
+        let packed = pack(words);
+        self.write(&packed);
         self.ticket.store(ticket, Ordering::Relaxed);
-        self.dst_ep.store(dst_ep, Ordering::Relaxed);
-        let state = EnvState::new(phase, dst_idx, seq);
-        // Release: the words, ticket and dst_ep above happen-before any Acquire load that sees
+        let state = EnvState::new(phase, dst_idx, seq)
+            .with_gen(gen_of(dst_ep))
+            .with_tail(packed.1 != 0);
+        // Release: the body, tail and ticket above happen-before any Acquire load that sees
         // this state.
         self.state.store(state.0, Ordering::Release);
         state
     }
 
     /// Receiver: take the message of `expected` (a pending state read by `scan`). Returns the
-    /// words if the CAS won, `None` if the sender withdrew or someone else took it.
+    /// words (with a zero source) if the CAS won, `None` if the sender withdrew or someone else
+    /// took it.
     ///
     /// The words are copied before the CAS, seqlock style. The copy is valid exactly when the CAS
     /// succeeds: the sender only rewrites the words after moving the state away from `expected`
@@ -109,10 +163,7 @@ impl Envelope {
             Phase::PendingAsync => EnvState::new(Phase::Idle, 0, expected.seq()),
             _ => return None,
         };
-        let mut out = [0u64; 8];
-        for (o, w) in out.iter_mut().zip(&self.words.0) {
-            *o = w.load(Ordering::Relaxed);
-        }
+        let out = self.read(expected);
         // AcqRel: Release keeps the loads above before the CAS (see above) and publishes the
         // new state to the sender; Acquire is not needed for correctness but keeps the rule
         // "every successful state CAS synchronizes" simple to check.
@@ -136,23 +187,19 @@ impl Envelope {
     /// `false` if the state left `Replying` meanwhile (the client gave up on a server that took
     /// too long, or a cleanup judged the server dead): the reply is then not delivered.
     pub(crate) fn finish_reply(&self, replying: EnvState, words: &[u64; 8]) -> bool {
-        for (slot, w) in self.words.0.iter().zip(words) {
-            slot.store(*w, Ordering::Relaxed);
-        }
-        let done = EnvState::new(Phase::Replied, replying.peer(), replying.seq());
-        // Release (in AcqRel): the reply words happen-before the client's Acquire load of
-        // `Replied`. A CAS rather than a store, because the client may abandon a `Replying`
-        // envelope whose server stalls past the client's deadline (see `call/send.rs`).
+        let packed = pack(words);
+        self.write(&packed);
+        let done =
+            EnvState::new(Phase::Replied, replying.peer(), replying.seq()).with_tail(packed.1 != 0);
+        // Release (in AcqRel): the reply happens-before the client's Acquire load of `Replied`.
+        // A CAS rather than a store, because the client may abandon a `Replying` envelope whose
+        // server stalls past the client's deadline (see `call/send.rs`).
         self.transition(replying, done)
     }
 
-    /// Owner: copy out the words (of a `Replied` envelope it has loaded with Acquire).
-    pub(crate) fn read_words(&self) -> [u64; 8] {
-        let mut out = [0u64; 8];
-        for (o, w) in out.iter_mut().zip(&self.words.0) {
-            *o = w.load(Ordering::Relaxed);
-        }
-        out
+    /// Owner: copy out the reply of a `Replied` state `st` it has loaded (with Acquire).
+    pub(crate) fn read_words(&self, st: EnvState) -> [u64; 8] {
+        self.read(st)
     }
 }
 
@@ -182,17 +229,52 @@ pub(crate) enum Phase {
     Corrupt = 255,
 }
 
-/// An envelope state word: `seq << 32 | peer << 8 | phase`.
+/// An envelope state word. Bits 0..8: phase; 8..18: peer slot index (or the negated errno of
+/// `Failed`); 18: the message has a non-zero tail; 19..35: the destination's generation (while
+/// pending); 35..64: sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct EnvState(pub(crate) u64);
 
+const PEER_BITS: u32 = 10;
+const PEER_MASK: u64 = (1 << PEER_BITS) - 1;
+const TAIL_BIT: u64 = 1 << 18;
+const GEN_SHIFT: u32 = 19;
+const SEQ_SHIFT: u32 = 35;
+const SEQ_MASK: u32 = (1 << (64 - SEQ_SHIFT)) - 1;
+
 impl EnvState {
-    /// A state word.
+    /// A state word (no tail, generation 0). `peer` is taken modulo 1024 and `seq` modulo 2^29.
     pub(crate) const fn new(phase: Phase, peer: u16, seq: u32) -> Self {
-        EnvState((seq as u64) << 32 | (peer as u64) << 8 | phase as u64)
+        EnvState(
+            ((seq & SEQ_MASK) as u64) << SEQ_SHIFT | (peer as u64 & PEER_MASK) << 8 | phase as u64,
+        )
     }
 
-    /// A failed state carrying `errno` (a negative DVK code).
+    /// The same state naming the destination's generation `generation`.
+    pub(crate) const fn with_gen(self, generation: u16) -> Self {
+        EnvState(self.0 & !(0xffff << GEN_SHIFT) | (generation as u64) << GEN_SHIFT)
+    }
+
+    /// The same state with the tail bit set to `tail`.
+    pub(crate) const fn with_tail(self, tail: bool) -> Self {
+        if tail {
+            EnvState(self.0 | TAIL_BIT)
+        } else {
+            EnvState(self.0 & !TAIL_BIT)
+        }
+    }
+
+    /// Whether the message's last four payload bytes are in line B.
+    pub(crate) const fn has_tail(self) -> bool {
+        self.0 & TAIL_BIT != 0
+    }
+
+    /// The destination's generation (of a pending state).
+    pub(crate) const fn generation(self) -> u16 {
+        (self.0 >> GEN_SHIFT) as u16
+    }
+
+    /// A failed state carrying `errno` (a negative DVK code, at most 1023 in magnitude).
     pub(crate) const fn failed(errno: i32, seq: u32) -> Self {
         EnvState::new(Phase::Failed, (-errno) as u16, seq)
     }
@@ -215,12 +297,12 @@ impl EnvState {
 
     /// The peer slot index (destination, server or receiver), or the negated errno of `Failed`.
     pub(crate) const fn peer(self) -> u16 {
-        (self.0 >> 8) as u16
+        ((self.0 >> 8) & PEER_MASK) as u16
     }
 
-    /// The sequence number of the message.
+    /// The sequence number of the message (29 bits; `post` wraps it).
     pub(crate) const fn seq(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.0 >> SEQ_SHIFT) as u32
     }
 
     /// The error number of a `Failed` state.
@@ -273,8 +355,8 @@ pub(crate) struct Candidate {
     pub(crate) envelope: usize,
     /// The pending state seen.
     pub(crate) state: EnvState,
-    /// The FIFO ticket.
-    pub(crate) ticket: u64,
+    /// The FIFO ticket, if it had to be read (only when candidates compete).
+    pub(crate) ticket: Option<u64>,
 }
 
 /// Receiver: find the oldest message for `me` (slot `me_idx`, endpoint `me_ep`) whose sender
@@ -289,6 +371,7 @@ pub(crate) fn scan<T: EnvelopeTable>(
     mut accept: impl FnMut(usize, EnvState) -> bool,
 ) -> Option<Candidate> {
     let mut best: Option<Candidate> = None;
+    let me_gen = gen_of(me_ep);
     for (w, word) in pending.0.iter().enumerate() {
         // Acquire: pairs with `announce` (see there).
         let mut bits = word.load(Ordering::Acquire);
@@ -301,14 +384,14 @@ pub(crate) fn scan<T: EnvelopeTable>(
                 word.fetch_and(!(1 << bit), Ordering::Relaxed);
                 continue;
             };
-            let mut any = examine(envs, sender, me_idx, me_ep, &mut accept, &mut best);
+            let mut any = examine(table, envs, sender, me_idx, me_gen, &mut accept, &mut best);
             if !any {
                 // Clear the hint, then look again: a sender that posted after our look set the
                 // bit before or after this clear. If before, we see its envelope now (the
                 // AcqRel RMW reads the latest value, whose release sequence carries its post);
                 // if after, the bit stays set for the next scan.
                 word.fetch_and(!(1 << bit), Ordering::AcqRel);
-                any = examine(envs, sender, me_idx, me_ep, &mut accept, &mut best);
+                any = examine(table, envs, sender, me_idx, me_gen, &mut accept, &mut best);
                 if any {
                     word.fetch_or(1 << bit, Ordering::Relaxed);
                 }
@@ -319,11 +402,15 @@ pub(crate) fn scan<T: EnvelopeTable>(
 }
 
 /// Look at one sender's envelopes; returns whether any is pending for `me` (accepted or not).
-fn examine(
+///
+/// Tickets live on the envelope's second cache line: they are read only when two candidates
+/// compete, so a lone sender's message is judged from the state word alone.
+fn examine<T: EnvelopeTable>(
+    table: &T,
     envs: &[Envelope],
     sender: usize,
     me_idx: u16,
-    me_ep: i32,
+    me_gen: u16,
     accept: &mut impl FnMut(usize, EnvState) -> bool,
     best: &mut Option<Candidate>,
 ) -> bool {
@@ -333,7 +420,7 @@ fn examine(
         if !state.is_pending() || state.peer() != me_idx {
             continue;
         }
-        if env.dst_ep.load(Ordering::Relaxed) != me_ep {
+        if state.generation() != me_gen {
             // For a previous binding of this slot: its sender will notice and withdraw.
             continue;
         }
@@ -341,15 +428,32 @@ fn examine(
         if !accept(sender, state) {
             continue;
         }
-        let ticket = env.ticket.load(Ordering::Relaxed);
-        if best.is_none_or(|b| ticket < b.ticket) {
-            *best = Some(Candidate {
-                sender,
-                envelope: e,
-                state,
-                ticket,
-            });
-        }
+        let new = Candidate {
+            sender,
+            envelope: e,
+            state,
+            ticket: None,
+        };
+        *best = Some(match best.take() {
+            None => new,
+            Some(mut old) => {
+                let old_ticket = *old.ticket.get_or_insert_with(|| {
+                    table
+                        .envelopes(old.sender)
+                        .and_then(|envs| envs.get(old.envelope))
+                        .map_or(u64::MAX, |env| env.ticket.load(Ordering::Relaxed))
+                });
+                let ticket = env.ticket.load(Ordering::Relaxed);
+                if ticket < old_ticket {
+                    Candidate {
+                        ticket: Some(ticket),
+                        ..new
+                    }
+                } else {
+                    old
+                }
+            }
+        });
     }
     any
 }
@@ -378,10 +482,21 @@ mod tests {
 
     #[test]
     fn state_word_round_trips() {
-        let s = EnvState::new(Phase::AwaitReply, 300, 0xdead_beef);
+        let s = EnvState::new(Phase::AwaitReply, 1023, 0x1ead_beef)
+            .with_gen(60_000)
+            .with_tail(true);
         assert_eq!(s.phase(), Phase::AwaitReply);
-        assert_eq!(s.peer(), 300);
-        assert_eq!(s.seq(), 0xdead_beef);
+        assert_eq!(s.peer(), 1023);
+        assert_eq!(s.seq(), 0x1ead_beef);
+        assert_eq!(s.generation(), 60_000);
+        assert!(s.has_tail());
+        assert!(!s.with_tail(false).has_tail());
+        // Sequence numbers wrap within their 29 bits, never into other fields.
+        let w = EnvState::new(Phase::PendingSend, 7, u32::MAX);
+        assert_eq!(
+            (w.phase(), w.peer(), w.generation()),
+            (Phase::PendingSend, 7, 0)
+        );
         let f = EnvState::failed(-324, 9);
         assert_eq!(f.phase(), Phase::Failed);
         assert_eq!(f.errno(), -324);
@@ -403,7 +518,8 @@ mod tests {
         let c2 = scan(&pending, &t, 0, 0, |s, _| s == 2).unwrap();
         assert_eq!(c2.sender, 2);
         let words = t.0[2][SYNC].take(c2.state, 0).unwrap();
-        assert_eq!(words, [2; 8]);
+        // The source half of word 0 is not carried: the receiver stamps it.
+        assert_eq!(words, [0, 2, 2, 2, 2, 2, 2, 2]);
         assert_eq!(t.0[2][SYNC].load().phase(), Phase::Delivered);
         // A second take of the same state fails.
         assert!(t.0[2][SYNC].take(c2.state, 0).is_none());
@@ -430,6 +546,30 @@ mod tests {
         t.0[1][SYNC].post(Phase::PendingSend, 0, 5, 0, &[1; 8]);
         pending.announce(1);
         assert!(scan(&pending, &t, 0, 5 + 35570, |_, _| true).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pack_round_trips_all_but_the_source(m in proptest::array::uniform8(proptest::num::u64::ANY)) {
+            let (body, tail) = pack(&m);
+            let mut want = m;
+            want[0] &= !0xffff_ffff;
+            proptest::prop_assert_eq!(unpack(&body, tail), want);
+        }
+    }
+
+    #[test]
+    fn tail_travels_only_when_set() {
+        let t = table(2);
+        let env = &t.0[1][SYNC];
+        let mut m = [0u64; 8];
+        m[7] = 0xabcd_0000_0000_0000;
+        let s = env.post(Phase::PendingSend, 0, 0, 0, &m);
+        assert!(s.has_tail());
+        assert_eq!(env.take(s, 0), Some(m));
+        let s = env.post(Phase::PendingSend, 0, 0, 0, &[0; 8]);
+        assert!(!s.has_tail());
+        assert_eq!(env.take(s, 0), Some([0; 8]));
     }
 
     #[test]

@@ -101,36 +101,35 @@ pub(crate) trait Blocked<T> {
 
 /// Wait until `call` finishes, following the policy; bounded by the timeout.
 pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
-    let start = Instant::now();
-    let deadline = w.timeout.deadline(start);
-    let tick_period = if w.watching { LIVENESS_TICK } else { IDLE_TICK };
-    let spin_until = match w.policy {
-        WaitPolicy::Block => start,
-        WaitPolicy::Spin => start + Duration::from_secs(u32::MAX as u64),
-        WaitPolicy::Adaptive => start + ADAPTIVE_SPIN,
-    };
     let mut me = current_cpu();
     publish_cpu(w.my_cpu, me);
-    let mut next_tick = start + tick_period;
+    // The clock is read lazily: a call that completes within its first spins (the fast path of
+    // a ping-pong across cores) never pays for it.
+    let mut clock: Option<(Instant, Option<Instant>, Instant)> = None;
+    let tick_period = if w.watching { LIVENESS_TICK } else { IDLE_TICK };
     let mut ticked = false;
     let mut spins: u32 = 0;
     loop {
         if let Some(r) = call.check() {
             return r;
         }
-        // Reading the clock costs more than a check: do it every 64 spins.
         spins = spins.wrapping_add(1);
         let spinning = w.policy != WaitPolicy::Block
+            && w.timeout != Timeout::NoWait
             && (w.policy == WaitPolicy::Spin
                 || w.peer_cpu.is_some_and(|c| {
                     let cpu = c.load(Ordering::Relaxed);
                     cpu >= 0 && cpu != me
                 }));
+        // Reading the clock costs more than a check: while spinning, do it every 64 spins.
         if spinning && !spins.is_multiple_of(64) {
             core::hint::spin_loop();
             continue;
         }
         let now = Instant::now();
+        let (start, deadline, next_tick) =
+            clock.get_or_insert_with(|| (now, w.timeout.deadline(now), now + tick_period));
+        let (start, deadline) = (*start, *deadline);
         if deadline.is_some_and(|d| now >= d) {
             let why = if w.timeout == Timeout::NoWait {
                 Errno::EDVSAGAIN
@@ -145,12 +144,18 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             // here: a server that dies between its claim and its reply is then noticed (and its
             // cleanup fails the call) instead of leaving us spinning forever past the deadline.
         }
-        if now >= next_tick {
-            next_tick = now + tick_period;
+        if now >= *next_tick {
+            *next_tick = now + tick_period;
             if let Some(r) = call.tick(false) {
                 return r;
             }
         }
+        let next_tick = *next_tick;
+        let spin_until = match w.policy {
+            WaitPolicy::Block => start,
+            WaitPolicy::Spin => now + tick_period,
+            WaitPolicy::Adaptive => start + ADAPTIVE_SPIN,
+        };
         let keep_spinning = spinning && now < spin_until;
         // The first tick (the deadlock check, then "I block" for introspection) comes when the
         // call is about to sleep, or after one adaptive spin budget for a call that spins on:

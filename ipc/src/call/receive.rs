@@ -64,6 +64,7 @@ impl Proc {
             requests_only,
             out: m,
             flagged: false,
+            seen: None,
         };
         let r = self.block(me, spin_for, watching, timeout, &mut inc);
         if inc.flagged {
@@ -117,11 +118,21 @@ struct Incoming<'a, 'm> {
     requests_only: bool,
     out: &'m mut Message,
     flagged: bool,
+    /// The doorbell count at the start of the last full look.
+    seen: Option<u32>,
 }
 
 impl Blocked<()> for Incoming<'_, '_> {
     fn check(&mut self) -> Option<Result<()>> {
         let p = self.proc;
+        // Everything that can end a receive rings our doorbell first (a post, a notify, a
+        // wakeup, a cleanup, the DC's removal). If it has not rung since our last full look,
+        // there is nothing new: a spinning receiver then costs one load per check.
+        let rings = self.me.mailbox.bell.rings();
+        if self.seen == Some(rings) {
+            return None;
+        }
+        self.seen = Some(rings);
         // (1) wakeup, for receive(ANY) and rcvrqst.
         if self.from.is_none()
             && self.me.mailbox.wokenup.load(Ordering::Relaxed) != 0
@@ -144,9 +155,16 @@ impl Blocked<()> for Incoming<'_, '_> {
         if let Some(c) = mailbox::scan(&pending, region, p.idx as u16, p.ep, |s, _| {
             only.is_none_or(|o| o == s)
         }) {
-            let env = region.slot(c.sender).map(|s| &s.envelopes[c.envelope])?;
-            // Lost the race to a withdraw: look again on the next check.
-            let words = env.take(c.state, p.idx as u16)?;
+            let taken = region
+                .slot(c.sender)
+                .and_then(|s| s.envelopes.get(c.envelope))
+                .and_then(|env| env.take(c.state, p.idx as u16));
+            let Some(words) = taken else {
+                // Lost the race to a withdraw (which does not ring): look again in full on the
+                // next check, another sender may be waiting.
+                self.seen = None;
+                return None;
+            };
             *self.out = Message::from_words(words);
             self.out.m_source = p.endpoint_of(c.sender);
             self.me.counters.received.fetch_add(1, Ordering::Relaxed);

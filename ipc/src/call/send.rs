@@ -204,7 +204,7 @@ impl Blocked<()> for Outgoing<'_> {
             Phase::AwaitReply if self.is_sendrec() => None,
             Phase::Delivered if !self.is_sendrec() => Some(Ok(())),
             Phase::Replied if self.is_sendrec() => {
-                let words = self.env.read_words();
+                let words = self.env.read_words(st);
                 *self.reply = Message::from_words(words);
                 self.reply.m_source = self.peer.ep;
                 self.me.counters.received.fetch_add(1, Ordering::Relaxed);

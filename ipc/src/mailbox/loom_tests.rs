@@ -69,16 +69,36 @@ impl World {
     }
 
     /// One receive attempt, as `Incoming::check` does it: scan, then take the candidate.
-    fn receive_once(&self) -> Option<(usize, u64, [u64; 8])> {
+    /// Returns the sender and the words.
+    fn receive_once(&self) -> Option<(usize, [u64; 8])> {
         let c = scan(&self.pending(), &self.table, RX, RX_EP, |_, _| true)?;
         let words = self.table.0[c.sender][c.envelope].take(c.state, RX)?;
-        Some((c.sender, c.ticket, words))
+        Some((c.sender, words))
+    }
+
+    /// The ticket of `sender`'s synchronous envelope.
+    fn ticket_of(&self, sender: usize) -> u64 {
+        self.env(sender).ticket.load(Ordering::Relaxed)
     }
 }
 
-/// The distinct words of message `n`: a torn copy mixes two of them.
+/// The distinct words of message `n`: a torn copy mixes two of them. The source half of word 0
+/// is zero (the receiver stamps the source; the envelope does not carry it); the last four
+/// payload bytes (the envelope's tail) are non-zero, so both cache lines of the envelope carry
+/// message bytes.
 fn words(n: u64) -> [u64; 8] {
-    core::array::from_fn(|i| n * 100 + i as u64)
+    core::array::from_fn(|i| {
+        let v = n * 100 + i as u64;
+        if i == 0 { v << 32 } else { v << 32 | v }
+    })
+}
+
+/// Message `n` without a tail (its last four bytes zero): the tail word is then neither written
+/// nor read.
+fn short_words(n: u64) -> [u64; 8] {
+    let mut w = words(n);
+    w[7] &= 0xffff_ffff;
+    w
 }
 
 /// The sender's withdraw on a timeout, as `Outgoing::withdraw` in `call/send.rs`.
@@ -92,18 +112,34 @@ fn withdraw(env: &Envelope, posted: EnvState) -> bool {
     withdrawable && env.transition(st, EnvState::new(Phase::Idle, 0, st.seq()))
 }
 
-/// The server's claim and reply, as `Proc::try_reply` in `call/reply.rs`.
-fn try_reply(env: &Envelope, server: u16, reply: &[u64; 8]) -> bool {
+/// The server's claim of a client's envelope, as `Proc::try_reply` in `call/reply.rs`.
+fn claim(env: &Envelope, server: u16) -> Option<EnvState> {
     let st = env.load();
     if st.phase() != Phase::AwaitReply || st.peer() != server {
-        return false;
+        return None;
     }
     let replying = EnvState::new(Phase::Replying, st.peer(), st.seq());
-    if !env.transition(st, replying) {
-        return false;
+    env.transition(st, replying).then_some(replying)
+}
+
+/// The server's whole reply: claim, write, publish.
+fn try_reply(env: &Envelope, server: u16, reply: &[u64; 8]) -> bool {
+    claim(env, server).is_some_and(|replying| env.finish_reply(replying, reply))
+}
+
+/// The client's one look at its envelope after the server won: the reply if it is published.
+fn reply_if_published(env: &Envelope, posted: EnvState) -> Option<[u64; 8]> {
+    let st = env.load();
+    assert_eq!(
+        st.seq(),
+        posted.seq(),
+        "the envelope moved on under its owner"
+    );
+    match st.phase() {
+        Phase::Replied => Some(env.read_words(st)),
+        Phase::Replying => None,
+        p => panic!("the server won, yet the client sees {p:?}"),
     }
-    env.finish_reply(replying, reply);
-    true
 }
 
 fn builder(default_bound: usize) -> loom::model::Builder {
@@ -115,46 +151,41 @@ fn builder(default_bound: usize) -> loom::model::Builder {
 }
 
 /// (a) Two senders post and announce while the receiver scans and takes twice: each message
-/// arrives exactly once with its words intact, and when both were visible before a scan, the
-/// lower ticket comes first. After the senders finish, a last scan finds whatever the receiver
-/// did not take yet (nothing is lost), and each sender sees `Delivered` and resets, as `send`
-/// does. (Loom needs bounded loops: no thread spins waiting for another.)
+/// arrives exactly once with its words intact (one with a tail, one without), and when both were
+/// visible before a scan, the lower ticket comes first. After the senders finish, a last scan
+/// finds whatever the receiver did not take yet (nothing is lost), and both envelopes rest in
+/// `Delivered` for their senders. (Loom needs bounded loops: no thread spins for another.)
 #[test]
 fn loom_two_senders_fifo_exactly_once() {
     builder(3).check(|| {
         let w = World::new(2, 1);
+        let msgs = [words(1), short_words(2)];
         let announced = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
         let senders: Vec<_> = (1..=2usize)
             .map(|s| {
                 let w = w.clone();
                 let announced = announced.clone();
                 thread::spawn(move || {
-                    let posted = w.post(s, Phase::PendingSend, &words(s as u64));
+                    let posted = w.post(s, Phase::PendingSend, &msgs[s - 1]);
                     announced[s - 1].store(true, Ordering::Release);
                     posted
                 })
             })
             .collect();
 
-        let mut got: Vec<(usize, u64)> = Vec::new();
-        let record = |got: &mut Vec<(usize, u64)>, both_visible: bool| {
-            let n = got.len();
-            match w.receive_once() {
-                Some((sender, ticket, ws)) => {
-                    assert_eq!(ws, words(sender as u64), "torn message");
-                    assert!(
-                        got.iter().all(|&(s, _)| s != sender),
-                        "message of {sender} received twice"
-                    );
-                    if both_visible && n == 0 {
-                        // Both were pending when the scan began: the lower ticket first.
-                        let other = w.env(3 - sender).ticket.load(Ordering::Relaxed);
-                        assert!(ticket < other, "ticket {ticket} taken before {other}");
-                    }
-                    got.push((sender, ticket));
+        let mut got: Vec<usize> = Vec::new();
+        let record = |got: &mut Vec<usize>, both_visible: bool| match w.receive_once() {
+            Some((sender, ws)) => {
+                assert_eq!(ws, msgs[sender - 1], "torn message");
+                assert!(!got.contains(&sender), "message of {sender} received twice");
+                if both_visible && got.is_empty() {
+                    // Both were pending when the scan began: the lower ticket first.
+                    let (mine, other) = (w.ticket_of(sender), w.ticket_of(3 - sender));
+                    assert!(mine < other, "ticket {mine} taken before {other}");
                 }
-                None => assert!(!both_visible || n == 2, "a visible message was not found"),
+                got.push(sender);
             }
+            None => assert!(!both_visible, "a visible message was not found"),
         };
         for _ in 0..2 {
             let both_visible = announced.iter().all(|a| a.load(Ordering::Acquire));
@@ -168,15 +199,14 @@ fn loom_two_senders_fifo_exactly_once() {
         for (s, p) in (1..=2).zip(posted) {
             let st = w.env(s).load();
             assert_eq!((st.phase(), st.seq()), (Phase::Delivered, p.seq()));
-            w.env(s).reset(st);
-            assert_eq!(w.env(s).load().phase(), Phase::Idle);
         }
     });
 }
 
 /// (a') The seqlock argument of `take`: the receiver copies the words before its CAS, and the
-/// sender, seeing `Delivered`, resets and writes its next message into the same words at once.
-/// The receiver must get each message whole, the first before the second.
+/// sender, seeing `Delivered`, writes its next message into the same words at once (`post` over
+/// a final state, no reset in between). The receiver gets each message whole, in order; the
+/// second has no tail, so a stale tail of the first must not leak into it.
 #[test]
 fn loom_take_then_repost_never_tears() {
     builder(3).check(|| {
@@ -184,30 +214,28 @@ fn loom_take_then_repost_never_tears() {
         let w2 = w.clone();
         let sender = thread::spawn(move || {
             w2.post(1, Phase::PendingSend, &words(1));
-            // Let the receiver run, then one look (loom needs bounded loops); if delivered, send
-            // the next message at once.
+            // Let the receiver run (loom's partial-order reduction would otherwise never order
+            // its CAS before this load), then one look: if delivered, post the next message.
             thread::yield_now();
             let st = w2.env(1).load();
-            if st.phase() == Phase::Delivered {
-                w2.env(1).reset(st);
-                w2.post(1, Phase::PendingSend, &words(2));
-                true
-            } else {
-                false
+            let again = st.phase() == Phase::Delivered;
+            if again {
+                w2.post(1, Phase::PendingSend, &short_words(2));
             }
+            again
         });
         let mut got = Vec::new();
         for _ in 0..2 {
-            if let Some((_, _, ws)) = w.receive_once() {
+            if let Some((_, ws)) = w.receive_once() {
                 got.push(ws);
             }
         }
-        let second = sender.join().unwrap();
-        while let Some((_, _, ws)) = w.receive_once() {
+        let again = sender.join().unwrap();
+        while let Some((_, ws)) = w.receive_once() {
             got.push(ws);
         }
-        let want: Vec<[u64; 8]> = if second {
-            vec![words(1), words(2)]
+        let want = if again {
+            vec![words(1), short_words(2)]
         } else {
             vec![words(1)]
         };
@@ -216,8 +244,8 @@ fn loom_take_then_repost_never_tears() {
 }
 
 /// (b) A sender withdraws (its timeout) while the receiver takes: exactly one wins; the receiver
-/// never returns a message whose sender believes it withdrawn, and never words torn with the
-/// sender's next post, which follows a successful withdraw at once.
+/// never returns a message whose sender believes it withdrawn, nor words torn with the sender's
+/// next post, which follows a successful withdraw at once.
 #[test]
 fn loom_withdraw_races_take() {
     builder(3).check(|| {
@@ -232,36 +260,31 @@ fn loom_withdraw_races_take() {
             } else {
                 // The receiver won: the state must say so.
                 let st = w2.env(1).load();
-                assert_eq!(st.phase(), Phase::Delivered);
-                assert_eq!(st.seq(), posted.seq());
-                w2.env(1).reset(st);
+                assert_eq!((st.phase(), st.seq()), (Phase::Delivered, posted.seq()));
             }
             withdrew
         });
-        let taken = w.receive_once();
+        let taken = w.receive_once().map(|(_, ws)| ws);
         let withdrew = sender.join().unwrap();
-        match taken {
-            Some((_, _, ws)) if ws == words(1) => {
-                assert!(!withdrew, "took a message its sender withdrew")
-            }
-            Some((_, _, ws)) => {
-                assert_eq!(ws, words(2), "torn message");
-                assert!(withdrew);
-            }
-            None => {}
+        let took_first = taken == Some(words(1));
+        if let Some(ws) = taken {
+            assert!(ws == words(1) || ws == words(2), "torn message");
         }
-        // Exactly one of the receiver and the withdraw won message 1.
-        let took_first = taken.is_some_and(|(_, _, ws)| ws == words(1));
-        assert_ne!(took_first, withdrew, "both or neither won message 1");
+        assert!(
+            !(took_first && withdrew),
+            "took a message its sender withdrew"
+        );
+        assert!(
+            took_first || withdrew,
+            "neither the receiver nor the withdraw won"
+        );
         // Message 2 is neither lost nor duplicated.
-        let rest = w.receive_once();
-        match (withdrew, taken) {
-            (true, Some(_)) if !took_first => assert!(rest.is_none()),
-            (true, _) => {
-                assert_eq!(rest.map(|r| r.2), Some(words(2)), "message 2 lost")
-            }
-            (false, _) => assert!(rest.is_none()),
-        }
+        let rest = w.receive_once().map(|(_, ws)| ws);
+        let twice = [taken, rest]
+            .iter()
+            .filter(|t| **t == Some(words(2)))
+            .count();
+        assert_eq!(twice, usize::from(withdrew), "message 2 lost or duplicated");
     });
 }
 
@@ -280,14 +303,14 @@ fn loom_stale_hint_clear_never_loses_a_post() {
         });
         let taken = w.receive_once();
         sender.join().unwrap();
-        if let Some((_, _, ws)) = taken {
+        if let Some((_, ws)) = taken {
             assert_eq!(ws, words(2));
             assert!(w.receive_once().is_none(), "message received twice");
         } else {
             // The receiver's scan ran before the post became visible: the hint must still be
             // there for the next scan, which happens after both.
             let rest = w.receive_once();
-            assert_eq!(rest.map(|r| r.2), Some(words(2)), "message lost");
+            assert_eq!(rest.map(|r| r.1), Some(words(2)), "message lost");
         }
     });
 }
@@ -306,7 +329,7 @@ fn loom_stale_hint_two_scans() {
         });
         let mut taken = 0;
         for _ in 0..2 {
-            if let Some((_, _, ws)) = w.receive_once() {
+            if let Some((_, ws)) = w.receive_once() {
                 assert_eq!(ws, words(2));
                 taken += 1;
             }
@@ -328,7 +351,7 @@ fn loom_reply_races_withdraw() {
         let w = World::new(1, 1);
         // Setup: the client's request was received; the client awaits the reply of RX.
         let posted = w.post(1, Phase::PendingSendrec, &words(1));
-        let (_, _, ws) = w.receive_once().unwrap();
+        let (_, ws) = w.receive_once().unwrap();
         assert_eq!(ws, words(1));
         assert_eq!(w.env(1).load().phase(), Phase::AwaitReply);
 
@@ -342,47 +365,60 @@ fn loom_reply_races_withdraw() {
             // The client's next call reuses the envelope at once.
             w.post(1, Phase::PendingSendrec, &words(3));
         } else {
-            // Too late to withdraw: the server holds the envelope. One look now, concurrent
-            // with the server's write; the rest after it finished.
-            let st = env.load();
-            assert_eq!(st.seq(), posted.seq());
-            match st.phase() {
-                Phase::Replied => {
-                    got_reply = Some(env.read_words());
-                    env.reset(st);
-                }
-                Phase::Replying => {}
-                p => panic!("client could not withdraw from {p:?}"),
-            }
+            // Too late to withdraw: one look now, concurrent with the server's write.
+            got_reply = reply_if_published(env, posted);
         }
         let replied = server.join().unwrap();
         assert_ne!(withdrew, replied, "both or neither won");
-        if replied && got_reply.is_none() {
-            let st = env.load();
-            assert_eq!(st.phase(), Phase::Replied);
-            got_reply = Some(env.read_words());
-            env.reset(st);
-        }
         if replied {
-            assert_eq!(got_reply, Some(words(7)), "torn or missing reply");
-            assert_eq!(env.load().phase(), Phase::Idle);
+            let reply = got_reply.or_else(|| reply_if_published(env, posted));
+            assert_eq!(reply, Some(words(7)), "torn or missing reply");
         } else {
             // The next request is intact and pending, with no reply written over it.
-            let st = env.load();
-            assert_eq!(st.phase(), Phase::PendingSendrec);
-            let (_, _, ws) = w.receive_once().unwrap();
+            assert_eq!(env.load().phase(), Phase::PendingSendrec);
+            let (_, ws) = w.receive_once().unwrap();
             assert_eq!(ws, words(3));
         }
     });
 }
 
-/// (d') Two servers race to reply to one client (a stale server, or a hostile one): only one
+/// (d') A client past its deadline abandons a `Replying` envelope (the server stalled, see
+/// `Outgoing::expire`) while the server publishes the reply: exactly one of the abandon and the
+/// server's final CAS wins, and a client that did not abandon reads the whole reply.
+#[test]
+fn loom_abandon_races_finish_reply() {
+    builder(3).check(|| {
+        let w = World::new(1, 1);
+        let posted = w.post(1, Phase::PendingSendrec, &words(1));
+        w.receive_once().unwrap();
+        let replying = claim(w.env(1), RX).unwrap();
+        let w2 = w.clone();
+        let server = thread::spawn(move || w2.env(1).finish_reply(replying, &short_words(7)));
+        let env = w.env(1);
+        let st = env.load();
+        let abandoned = st.phase() == Phase::Replying
+            && env.transition(st, EnvState::new(Phase::Idle, 0, st.seq()));
+        let early = (!abandoned)
+            .then(|| reply_if_published(env, posted))
+            .flatten();
+        let delivered = server.join().unwrap();
+        assert_ne!(abandoned, delivered, "both or neither won");
+        if delivered {
+            let reply = early.or_else(|| reply_if_published(env, posted));
+            assert_eq!(reply, Some(short_words(7)), "torn or missing reply");
+        } else {
+            assert_eq!(env.load().phase(), Phase::Idle);
+        }
+    });
+}
+
+/// (d'') Two servers race to reply to one client (a stale server, or a hostile one): only one
 /// claim succeeds and the reply is the winner's, untorn.
 #[test]
 fn loom_two_replies_one_wins() {
     builder(3).check(|| {
         let w = World::new(1, 1);
-        w.post(1, Phase::PendingSendrec, &words(1));
+        let posted = w.post(1, Phase::PendingSendrec, &words(1));
         w.receive_once().unwrap();
         let servers: Vec<_> = [7u64, 8]
             .into_iter()
@@ -393,24 +429,16 @@ fn loom_two_replies_one_wins() {
             .collect();
         let env = w.env(1);
         // One look concurrent with the servers, the rest after them.
-        let early = {
-            let st = env.load();
-            (st.phase() == Phase::Replied).then(|| {
-                let r = env.read_words();
-                env.reset(st);
-                r
-            })
+        let early = match env.load().phase() {
+            Phase::Replied | Phase::Replying => reply_if_published(env, posted),
+            _ => None,
         };
         let winners: Vec<u64> = servers
             .into_iter()
             .filter_map(|s| s.join().unwrap())
             .collect();
         assert_eq!(winners.len(), 1, "two replies claimed one request");
-        let reply = early.unwrap_or_else(|| {
-            let st = env.load();
-            assert_eq!(st.phase(), Phase::Replied);
-            env.read_words()
-        });
-        assert_eq!(reply, words(winners[0]), "torn reply");
+        let reply = early.or_else(|| reply_if_published(env, posted));
+        assert_eq!(reply, Some(words(winners[0])), "torn reply");
     });
 }
