@@ -29,26 +29,46 @@ impl Proc {
 
     /// If `peer` waits for the caller's reply, deliver `m` as that reply and return `true`.
     pub(crate) fn try_reply(&self, me: &Slot, peer: &Peer<'_>, m: &Message) -> Result<bool> {
+        let Some(replying) = self.claim_reply(peer) else {
+            return Ok(false);
+        };
+        if !self.finish_claimed_reply(peer, replying, m) {
+            return Err(Errno::EDVSPROCSTS);
+        }
+        me.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// If `peer` waits for the caller's reply, claim its envelope (`Replying`) and return the
+    /// claimed state; finish with [`Proc::finish_claimed_reply`].
+    pub(crate) fn claim_reply(&self, peer: &Peer<'_>) -> Option<EnvState> {
         let env = &peer.slot.envelopes[SYNC];
         let st = env.load();
         if st.phase() != Phase::AwaitReply || st.peer() as usize != self.idx {
-            return Ok(false);
+            return None;
         }
         // Claim the envelope first, so that a client that times out now cannot be handed a
         // reply it no longer waits for, nor have its next message overwritten.
         let replying = EnvState::new(Phase::Replying, st.peer(), st.seq());
-        if !env.transition(st, replying) {
-            return Ok(false);
-        }
+        env.transition(st, replying).then_some(replying)
+    }
+
+    /// Write `m` as the reply into `peer`'s claimed envelope, publish it and wake `peer`.
+    /// `false` if the client abandoned the claim meanwhile (see `finish_reply`).
+    pub(crate) fn finish_claimed_reply(
+        &self,
+        peer: &Peer<'_>,
+        replying: EnvState,
+        m: &Message,
+    ) -> bool {
         let mut out = *m;
         out.m_source = self.ep;
-        if !env.finish_reply(replying, &out.to_words()) {
-            return Err(Errno::EDVSPROCSTS);
+        if !peer.slot.envelopes[SYNC].finish_reply(replying, &out.to_words()) {
+            return false;
         }
         if peer.slot.mailbox.bell.ring() {
             wait::mark_woken(&peer.slot.cpu);
         }
-        me.counters.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(true)
+        true
     }
 }

@@ -52,6 +52,10 @@ impl Proc {
     /// Errors: as [`Proc::send`] (self is `EDVSENDPOINT` here), and `EDVSDEADSRCDST` if `dst`
     /// unbinds or dies before it replies. A timeout after the request was received withdraws the
     /// caller; a late reply then fails with `EDVSPROCSTS` at the server.
+    ///
+    /// If `dst` is a client waiting for this caller's reply (the receive half of its own
+    /// `sendrec`), the request is that reply, as with [`Proc::send`], and the call goes on to
+    /// wait for `dst`'s answer.
     pub fn sendrec(&self, dst: i32, m: &mut Message, timeout: Timeout) -> Result<()> {
         let me = self.caller(Call::Sendrec)?;
         let peer = self.peer(dst, Role::Destination, Errno::EDVSENDPOINT)?;
@@ -89,6 +93,37 @@ impl Proc {
         posted
     }
 
+    /// Post the request of a `sendrec` in `env`. If `peer` waits in the receive half of its own
+    /// `sendrec` to us, it is receiving from us: as in MINIX (and as `send` does), the request
+    /// is delivered at once, as its reply, and we go straight to waiting for its answer in
+    /// `AwaitReply(peer)`. Queueing the request instead left both waiting for each other for
+    /// ever, a cycle the deadlock check does not report (a sender and a receiver blocked on each
+    /// other are a rendezvous, not a cycle), found by the model test (`tests/model.rs`).
+    ///
+    /// Order: claim the peer's envelope (`Replying`: it can neither withdraw nor read yet), make
+    /// ours `AwaitReply(peer)`, then publish the reply. When the peer runs again it can answer
+    /// at once, and nobody else can reply to us: we are not announced anywhere.
+    fn post_request(&self, env: &Envelope, peer: &Peer<'_>, m: &Message) -> EnvState {
+        if let Some(replying) = self.claim_reply(peer) {
+            let posted = env.post(
+                Phase::AwaitReply,
+                peer.idx as u16,
+                peer.ep,
+                0,
+                &m.to_words(),
+            );
+            // If the peer abandoned our claim (we stalled past its deadline), it no longer
+            // waits for us: take ours back and queue the request as usual. If that fails, the
+            // peer has meanwhile claimed ours to answer the AwaitReply it saw: wait for that.
+            if self.finish_claimed_reply(peer, replying, m)
+                || !env.transition(posted, EnvState::new(Phase::Idle, 0, posted.seq()))
+            {
+                return posted;
+            }
+        }
+        self.post(env, peer, Phase::PendingSendrec, m)
+    }
+
     /// Post `m` in the synchronous envelope and wait for the receiver (and, for `sendrec`, the
     /// reply).
     fn transmit(
@@ -114,7 +149,10 @@ impl Proc {
         // No SENDING flag is stored: the envelope's Pending state is the flag (introspection and
         // deadlock checks read it), and a store here would take the slot's first cache line,
         // which spinning peers read, away from them on every call.
-        let posted = self.post(env, &peer, phase, m);
+        let posted = match phase {
+            Phase::PendingSendrec => self.post_request(env, &peer, m),
+            _ => self.post(env, &peer, phase, m),
+        };
         let peer_idx = peer.idx;
         let mut out = Outgoing {
             proc: self,
@@ -165,7 +203,11 @@ struct Outgoing<'a> {
 
 impl Outgoing<'_> {
     fn is_sendrec(&self) -> bool {
-        self.posted.phase() == Phase::PendingSendrec
+        // AwaitReply: a request delivered at once as a reply (see `post_request`).
+        matches!(
+            self.posted.phase(),
+            Phase::PendingSendrec | Phase::AwaitReply
+        )
     }
 
     /// Take the message back, if it is still ours to take; else let `check` report.
