@@ -7,6 +7,7 @@ use crate::cleanup;
 use crate::dc::Dc;
 use crate::endpoint::{self, ANY, Endpoint, HARDWARE, NONE, SELF};
 use crate::errno::{Errno, Result};
+use crate::mailbox::EnvState;
 use crate::privilege::{Call, CallSet};
 use crate::region::Region;
 use crate::slot::{OwnerWord, Slot, SlotState};
@@ -27,6 +28,10 @@ pub struct Proc {
     policy: Cell<WaitPolicy>,
     /// The peer of the last message received, whose CPU an adaptive `receive(ANY)` watches.
     pub(crate) last_peer: Cell<Option<usize>>,
+    /// The last `sendrec` request this endpoint received: the client's slot and the state its
+    /// envelope was left in (`AwaitReply` from us). `reply` then claims it with one CAS on a
+    /// value it already knows, instead of a read and a CAS (two transfers of the line).
+    pub(crate) last_request: Cell<Option<(usize, EnvState)>>,
     unbound: Cell<bool>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -57,6 +62,7 @@ impl Proc {
             owner,
             policy: Cell::new(WaitPolicy::default()),
             last_peer: Cell::new(None),
+            last_request: Cell::new(None),
             unbound: Cell::new(false),
             _not_sync: PhantomData,
         }

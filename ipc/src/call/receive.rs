@@ -3,7 +3,7 @@
 use crate::deadlock;
 use crate::endpoint::ANY;
 use crate::errno::{Errno, Result};
-use crate::mailbox::{self, Envelope, EnvelopeTable, Phase};
+use crate::mailbox::{self, EnvState, Envelope, EnvelopeTable, Phase};
 use crate::message::{Message, notify_from};
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
@@ -169,6 +169,10 @@ impl Blocked<()> for Incoming<'_, '_> {
             self.out.m_source = p.endpoint_of(c.sender);
             self.me.counters.received.fetch_add(1, Ordering::Relaxed);
             p.last_peer.set(Some(c.sender));
+            if c.state.phase() == Phase::PendingSendrec {
+                let awaiting = EnvState::new(Phase::AwaitReply, p.idx as u16, c.state.seq());
+                p.last_request.set(Some((c.sender, awaiting)));
+            }
             // A `send` completes now: wake its sender. A `sendrec` client waits on for the reply
             // (which rings it), and a `senda` sender does not wait.
             if c.state.phase() == Phase::PendingSend

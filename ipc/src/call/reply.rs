@@ -43,6 +43,14 @@ impl Proc {
     /// claimed state; finish with [`Proc::finish_claimed_reply`].
     pub(crate) fn claim_reply(&self, peer: &Peer<'_>) -> Option<EnvState> {
         let env = &peer.slot.envelopes[SYNC];
+        if let Some((idx, awaiting)) = self.last_request.take()
+            && idx == peer.idx
+        {
+            let replying = EnvState::new(Phase::Replying, awaiting.peer(), awaiting.seq());
+            if env.transition(awaiting, replying) {
+                return Some(replying);
+            }
+        }
         let st = env.load();
         if st.phase() != Phase::AwaitReply || st.peer() as usize != self.idx {
             return None;
