@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// How long an adaptive waiter spins before it sleeps.
 pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
 /// How often a waiter checks that its peer lives.
-pub const LIVENESS_TICK: Duration = Duration::from_millis(20);
+pub const LIVENESS_TICK: Duration = Duration::from_millis(10);
 /// How often a waiter with no peer to watch wakes up to check its own slot.
 const IDLE_TICK: Duration = Duration::from_millis(500);
 

@@ -18,7 +18,7 @@
 //! endpoints still complete a round trip.
 //!
 //! Two targeted tests forge the one state a client cannot withdraw from, `Replying` (its server
-//! claimed the reply): with the server then SIGKILLed past the client's deadline (must fail with
+//! claimed the reply): with the server then SIGKILLed (must fail with
 //! `EDVSDEADSRCDST`), and with the server alive (the client gives up a tick past its deadline).
 // Child roles run outside `#[test]` functions, where a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
