@@ -71,7 +71,11 @@ fn parse_mode(text: &str) -> core::result::Result<Mode, String> {
 pub fn run(cmd: &DcCommand) -> Result<()> {
     match cmd {
         DcCommand::Create(args) => create(args),
-        DcCommand::Rm { name } => Ok(Dc::remove(name)?),
+        DcCommand::Rm { name } => {
+            Dc::remove(name)?;
+            println!("removed DC {name}");
+            Ok(())
+        }
         DcCommand::Ls => list(),
     }
 }

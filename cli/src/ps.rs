@@ -33,7 +33,8 @@ pub fn run(name: &str) -> Result<()> {
         ("NOTIFIED", Align::Right),
         ("OVERRUNS", Align::Right),
     ]);
-    for p in dc.procs() {
+    let procs = dc.procs();
+    for p in &procs {
         table.push(vec![
             p.nr.to_string(),
             endpoint_name(p.endpoint),
@@ -43,7 +44,7 @@ pub fn run(name: &str) -> Result<()> {
             } else {
                 p.name.clone()
             },
-            flags(&p, owner_gone(p.pid)),
+            flags(p, owner_gone(p.pid)),
             endpoint_name(p.getfrom),
             endpoint_name(p.sendto),
             p.sent.to_string(),
@@ -51,6 +52,10 @@ pub fn run(name: &str) -> Result<()> {
             p.notified.to_string(),
             p.notify_overruns.to_string(),
         ]);
+    }
+    if procs.is_empty() {
+        println!("DC {name}: no bound slots");
+        return Ok(());
     }
     table.print()
 }

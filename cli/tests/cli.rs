@@ -124,10 +124,9 @@ fn dc_create_ls_ps_rm_round_trip() {
     assert_eq!(&alpha[1..7], ["3", "2", "16", "4", "8", "0"], "{ls}");
     assert_eq!(row(&ls, "beta").expect("beta listed")[1], "4");
 
-    // No slot bound: the header only.
+    // No slot bound: said in words.
     let ps = dir.ok(&["ps", "alpha"]);
-    assert_eq!(ps.lines().count(), 1, "{ps}");
-    assert!(ps.starts_with("NR"), "{ps}");
+    assert_eq!(ps.trim(), "DC alpha: no bound slots", "{ps}");
 
     // A server bound at nr 0, waiting in receive(ANY).
     let server = Killed(
@@ -150,7 +149,7 @@ fn dc_create_ls_ps_rm_round_trip() {
     assert_eq!(&r[3..7], ["ping-server", "R", "ANY", "NONE"], "{ps}");
     assert_eq!(row(&dir.ok(&["dc", "ls"]), "alpha").unwrap()[6], "1");
 
-    dir.ok(&["dc", "rm", "alpha"]);
+    assert_eq!(dir.ok(&["dc", "rm", "alpha"]).trim(), "removed DC alpha");
     drop(server);
     let ls = dir.ok(&["dc", "ls"]);
     assert!(row(&ls, "alpha").is_none(), "{ls}");
