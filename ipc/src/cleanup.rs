@@ -7,6 +7,7 @@
 
 use crate::endpoint::{self, NONE};
 use crate::errno::Errno;
+use crate::inbox;
 use crate::mailbox::{EnvState, Phase};
 use crate::owner::ProcessId;
 use crate::region::Region;
@@ -138,6 +139,7 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         {
             woke = true;
         }
+        inbox::release_claim_of(&other.inbox, idx);
         if let Some(w) = other.notify_pending.get(word) {
             w.fetch_and(!bit, Ordering::Relaxed);
         }
@@ -154,6 +156,7 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         w.store(0, Ordering::Relaxed);
     }
     slot.pending().clear_all();
+    inbox::reset(&slot.inbox);
     slot.mailbox.wokenup.store(0, Ordering::Relaxed);
     slot.flags.store(0, Ordering::Relaxed);
     slot.getfrom.store(NONE, Ordering::Relaxed);

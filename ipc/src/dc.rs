@@ -3,6 +3,7 @@
 use crate::cleanup;
 use crate::endpoint::{self, Endpoint, HARDWARE, NONE, SELF};
 use crate::errno::{Errno, Result};
+use crate::inbox;
 use crate::mailbox::{EnvState, Phase, SYNC};
 use crate::owner::ProcessId;
 use crate::privilege::{CallSet, Priv};
@@ -207,6 +208,7 @@ impl Dc {
                 c.store(0, Ordering::Relaxed);
             }
             slot.set_name(name);
+            inbox::reset(&slot.inbox);
             for env in &slot.envelopes {
                 let st = env.load();
                 if st.phase() != Phase::Idle {

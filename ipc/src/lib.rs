@@ -42,6 +42,8 @@ mod doorbell;
 pub mod endpoint;
 #[cfg(not(loom))]
 pub mod errno;
+#[cfg(not(loom))]
+mod inbox;
 #[doc(hidden)]
 pub mod mailbox;
 #[cfg(not(loom))]

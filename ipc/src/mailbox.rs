@@ -53,12 +53,12 @@ pub(crate) struct Envelope {
 }
 
 /// A message as it crosses an envelope: the body words and the tail.
-type Packed = ([u64; 7], u32);
+pub(crate) type Packed = ([u64; 7], u32);
 
 /// Split a message (eight words: `m_source | m_type << 32`, then the payload) into body and
 /// tail. Viewed as sixteen 32-bit halves `u[0..16]`, the body is `u[1..15]` and the tail `u[15]`;
 /// `u[0]`, the source, is dropped.
-fn pack(m: &[u64; 8]) -> Packed {
+pub(crate) fn pack(m: &[u64; 8]) -> Packed {
     let mut body = [0u64; 7];
     for (i, b) in body.iter_mut().enumerate() {
         *b = (m[i] >> 32) | (m[i + 1] << 32);
@@ -100,7 +100,8 @@ impl Envelope {
         EnvState(self.state.load(Ordering::Acquire))
     }
 
-    fn write(&self, (body, tail): &Packed) {
+    /// Store a packed message (the owner of the line's current state only).
+    pub(crate) fn write(&self, (body, tail): &Packed) {
         for (slot, w) in self.body.iter().zip(body) {
             slot.store(*w, Ordering::Relaxed);
         }
@@ -109,7 +110,8 @@ impl Envelope {
         }
     }
 
-    fn read(&self, st: EnvState) -> [u64; 8] {
+    /// Copy out the message that state `st` describes (its tail only if `st` says so).
+    pub(crate) fn read(&self, st: EnvState) -> [u64; 8] {
         let mut body = [0u64; 7];
         for (o, w) in body.iter_mut().zip(&self.body) {
             *o = w.load(Ordering::Relaxed);
@@ -144,6 +146,19 @@ impl Envelope {
             .with_tail(packed.1 != 0);
         // Release: the body, tail and ticket above happen-before any Acquire load that sees
         // this state.
+        self.state.store(state.0, Ordering::Release);
+        state
+    }
+
+    /// Client: make the envelope wait for `server`'s reply (`AwaitReply`) under a new sequence
+    /// number, with no message in it: the request went straight into the server's inbox. The
+    /// state is exactly `EnvState::new(AwaitReply, server, seq)`, the value the server's
+    /// `reply` claims with one CAS.
+    pub(crate) fn await_reply(&self, server: u16) -> EnvState {
+        let seq = self.load().seq().wrapping_add(1);
+        let state = EnvState::new(Phase::AwaitReply, server, seq);
+        // Release: pairs with the server's Acquire load of the inbox it hands the request to
+        // after this (a CAS there), so the server that replies sees this state.
         self.state.store(state.0, Ordering::Release);
         state
     }

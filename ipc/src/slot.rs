@@ -132,6 +132,8 @@ pub(crate) struct Slot {
     pub(crate) counters: Counters,
     /// The owner's outgoing messages.
     pub(crate) envelopes: [Envelope; ENVELOPES],
+    /// Direct hand-offs to the owner while it waits (see `inbox.rs`).
+    pub(crate) inbox: Envelope,
 }
 
 impl Slot {

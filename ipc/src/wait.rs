@@ -94,6 +94,11 @@ pub(crate) trait Blocked<T> {
     /// spin budget: a deadlock check, then publishing `FLAG_WAITING`) and on every liveness tick
     /// (peer liveness, stale endpoints). May finish the call.
     fn tick(&mut self, first: bool) -> Option<Result<T>>;
+    /// About to sleep (the doorbell is prepared): undo anything a sleeper must not leave behind.
+    /// `false` means "do not sleep now, check again".
+    fn may_sleep(&mut self) -> bool {
+        true
+    }
     /// The timeout expired (`EDVSAGAIN` for NOWAIT, `EDVSTIMEDOUT` otherwise): withdraw. `None`
     /// means the call completed meanwhile and `check` will say how.
     fn expire(&mut self, why: Errno) -> Option<Result<T>>;
@@ -170,6 +175,10 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             continue;
         }
         let token = w.bell.prepare();
+        if !call.may_sleep() {
+            w.bell.done();
+            continue;
+        }
         if let Some(r) = call.check() {
             w.bell.done();
             return r;

@@ -1,16 +1,19 @@
 //! `receive` and `rcvrqst`.
 
+use crate::cleanup;
 use crate::deadlock;
-use crate::endpoint::ANY;
+use crate::endpoint::{self, ANY};
 use crate::errno::{Errno, Result};
+use crate::inbox::{self, Closed, InboxState, Kind};
 use crate::mailbox::{self, EnvState, Envelope, EnvelopeTable, Phase};
 use crate::message::{Message, notify_from};
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::region::Region;
 use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
-use crate::wait::{Blocked, Timeout};
+use crate::wait::{Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 impl EnvelopeTable for Region {
     fn envelopes(&self, idx: usize) -> Option<&[Envelope]> {
@@ -65,8 +68,14 @@ impl Proc {
             out: m,
             flagged: false,
             seen: None,
+            opened: false,
+            expired_at: None,
         };
         let r = self.block(me, spin_for, watching, timeout, &mut inc);
+        if inc.opened {
+            // A hand-off that lands as we leave stays in the inbox; the next receive takes it.
+            inbox::close(&me.inbox);
+        }
         if inc.flagged {
             me.flags
                 .fetch_and(!(FLAG_RECEIVING | FLAG_WAITING), Ordering::Relaxed);
@@ -120,16 +129,80 @@ struct Incoming<'a, 'm> {
     flagged: bool,
     /// The doorbell count at the start of the last full look.
     seen: Option<u32>,
+    /// Whether we opened our inbox to direct hand-offs (see `inbox.rs`).
+    opened: bool,
+    /// When the timeout first expired while a sender was filling our inbox.
+    expired_at: Option<Instant>,
+}
+
+impl Incoming<'_, '_> {
+    /// Whether a message handed over by slot `sender` is one this call may take.
+    fn accepts(&self, sender: usize) -> bool {
+        self.from.as_ref().is_none_or(|f| f.idx == sender)
+    }
+
+    /// Deliver the message in our inbox.
+    fn deliver_inbox(&mut self, st: InboxState) -> Result<()> {
+        let p = self.proc;
+        let words = inbox::take(&self.me.inbox, st);
+        self.opened = false;
+        let sender = st.peer();
+        *self.out = Message::from_words(words);
+        self.out.m_source = endpoint::make(st.generation() as u32, p.region().geo.nr(sender));
+        self.me.counters.received.fetch_add(1, Ordering::Relaxed);
+        p.last_peer.set(Some(sender));
+        if st.full() == Some(Kind::Sendrec) {
+            let awaiting = EnvState::new(Phase::AwaitReply, p.idx as u16, st.seq());
+            p.last_request.set(Some((sender, awaiting)));
+        }
+        Ok(())
+    }
+
+    /// Whether slot `sender` is handing a message to our inbox right now. A `sendrec` client
+    /// waits for our reply (`AwaitReply`) from just before it publishes its request in our
+    /// inbox, so a deadlock check can see it "receiving from us" while its request arrives:
+    /// that is a rendezvous, not a cycle. (The client claims the inbox before it waits, and the
+    /// check read its wait with Acquire, so the claim is visible here.)
+    fn handing_over(&self, sender: usize) -> bool {
+        let ib = inbox::load(&self.me.inbox);
+        (ib.is_filling() || ib.full().is_some()) && ib.peer() == sender
+    }
+
+    /// Close our inbox before taking anything else. `false`: a sender has claimed it, and its
+    /// message (delivered by the next check) comes first.
+    fn shut(&mut self) -> bool {
+        if !self.opened {
+            return true;
+        }
+        match inbox::close(&self.me.inbox) {
+            Closed::Empty => {
+                self.opened = false;
+                true
+            }
+            Closed::Filling(_) | Closed::Full(_) => false,
+        }
+    }
 }
 
 impl Blocked<()> for Incoming<'_, '_> {
     fn check(&mut self) -> Option<Result<()>> {
         let p = self.proc;
-        // Everything that can end a receive rings our doorbell first (a post, a notify, a
+        // (0) A message handed straight to our inbox (it never rings).
+        let ib = inbox::load(&self.me.inbox);
+        if ib.full().is_some() && self.accepts(ib.peer()) {
+            return Some(self.deliver_inbox(ib));
+        }
+        if ib.is_filling() {
+            return None;
+        }
+        // Everything else that can end a receive rings our doorbell first (a post, a notify, a
         // wakeup, a cleanup, the DC's removal). If it has not rung since our last full look,
-        // there is nothing new: a spinning receiver then costs one load per check.
+        // there is nothing new: a spinning receiver then costs two loads per check.
         let rings = self.me.mailbox.bell.rings();
         if self.seen == Some(rings) {
+            return None;
+        }
+        if !self.shut() {
             return None;
         }
         self.seen = Some(rings);
@@ -193,7 +266,14 @@ impl Blocked<()> for Incoming<'_, '_> {
         if !p.region().running() {
             return Some(Err(Errno::EDVSDCNOTRUN));
         }
+        // Nothing queued: let the next sender hand its message over directly.
+        self.opened = inbox::open(&self.me.inbox, self.from.as_ref().map(|f| f.idx));
         None
+    }
+
+    fn may_sleep(&mut self) -> bool {
+        // A sender never rings an open inbox: close it, or deliver what just landed in it.
+        self.shut()
     }
 
     fn tick(&mut self, first: bool) -> Option<Result<()>> {
@@ -204,11 +284,27 @@ impl Blocked<()> for Incoming<'_, '_> {
             self.me.flags.fetch_or(FLAG_RECEIVING, Ordering::Relaxed);
             self.flagged = true;
         }
+        // A sender that died while filling our inbox will never publish: reopen it.
+        let ib = inbox::load(&self.me.inbox);
+        if !first
+            && ib.is_filling()
+            && self
+                .proc
+                .region()
+                .slot(ib.peer())
+                .is_none_or(|s| !cleanup::owner_alive(s, s.owner()))
+        {
+            inbox::abandon(&self.me.inbox, ib);
+            self.opened = false;
+        }
         if let Some(f) = self.from.as_ref() {
             if !self.proc.peer_still_there(f, !first) {
                 return Some(Err(Errno::EDVSSRCDIED));
             }
-            if first && deadlock::closes_cycle(self.proc.region(), self.proc.idx, f.idx, false) {
+            if first
+                && deadlock::closes_cycle(self.proc.region(), self.proc.idx, f.idx, false)
+                && !self.handing_over(f.idx)
+            {
                 return Some(Err(Errno::EDVSLOCKED));
             }
         }
@@ -219,6 +315,24 @@ impl Blocked<()> for Incoming<'_, '_> {
     }
 
     fn expire(&mut self, why: Errno) -> Option<Result<()>> {
-        Some(Err(why))
+        if !self.opened {
+            return Some(Err(why));
+        }
+        match inbox::close(&self.me.inbox) {
+            Closed::Empty => {
+                self.opened = false;
+                Some(Err(why))
+            }
+            // Handed over just in time: the sender's call completed, so must ours.
+            Closed::Full(st) if self.accepts(st.peer()) => Some(self.deliver_inbox(st)),
+            Closed::Full(_) => Some(Err(why)),
+            // A sender is writing, which takes nanoseconds. One still writing a liveness tick
+            // past our deadline is stalled (or the word is forged): give up on it.
+            Closed::Filling(st) => {
+                let since = *self.expired_at.get_or_insert_with(Instant::now);
+                (since.elapsed() >= LIVENESS_TICK && inbox::abandon(&self.me.inbox, st))
+                    .then_some(Err(why))
+            }
+        }
     }
 }

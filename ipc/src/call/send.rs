@@ -1,8 +1,9 @@
 //! `send`, `sendrec` and `senda`.
 
 use crate::deadlock;
-use crate::endpoint::ANY;
+use crate::endpoint::{self, ANY};
 use crate::errno::{Errno, Result};
+use crate::inbox::{self, Kind};
 use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
@@ -93,6 +94,23 @@ impl Proc {
         posted
     }
 
+    /// Hand `m` straight to `peer` if it waits with its inbox open to us: the `send` is then
+    /// complete (the receiver is committed to it, as MINIX's copy into a RECEIVING process).
+    fn hand_off(&self, peer: &Peer<'_>, m: &Message) -> bool {
+        let Some(filling) = inbox::claim(&peer.slot.inbox, self.idx) else {
+            return false;
+        };
+        let generation = endpoint::generation(self.ep) as u16;
+        inbox::publish(
+            &peer.slot.inbox,
+            filling,
+            Kind::Send,
+            generation,
+            0,
+            &m.to_words(),
+        )
+    }
+
     /// Post the request of a `sendrec` in `env`. If `peer` waits in the receive half of its own
     /// `sendrec` to us, it is receiving from us: as in MINIX (and as `send` does), the request
     /// is delivered at once, as its reply, and we go straight to waiting for its answer in
@@ -104,6 +122,25 @@ impl Proc {
     /// ours `AwaitReply(peer)`, then publish the reply. When the peer runs again it can answer
     /// at once, and nobody else can reply to us: we are not announced anywhere.
     fn post_request(&self, env: &Envelope, peer: &Peer<'_>, m: &Message) -> EnvState {
+        // A server waiting with its inbox open takes the request directly (see `inbox.rs`). Our
+        // envelope waits for the reply first, so that the server, which may answer the moment
+        // it sees the request, finds us waiting.
+        if let Some(filling) = inbox::claim(&peer.slot.inbox, self.idx) {
+            let posted = env.await_reply(peer.idx as u16);
+            let generation = endpoint::generation(self.ep) as u16;
+            if inbox::publish(
+                &peer.slot.inbox,
+                filling,
+                Kind::Sendrec,
+                generation,
+                posted.seq(),
+                &m.to_words(),
+            ) || !env.transition(posted, EnvState::new(Phase::Idle, 0, posted.seq()))
+            {
+                return posted;
+            }
+            // The server gave up on our stalled claim: queue the request as usual.
+        }
         if let Some(replying) = self.claim_reply(peer) {
             let posted = env.post(
                 Phase::AwaitReply,
@@ -149,6 +186,11 @@ impl Proc {
         // No SENDING flag is stored: the envelope's Pending state is the flag (introspection and
         // deadlock checks read it), and a store here would take the slot's first cache line,
         // which spinning peers read, away from them on every call.
+        if phase == Phase::PendingSend && self.hand_off(&peer, m) {
+            me.counters.sent.fetch_add(1, Ordering::Relaxed);
+            self.last_peer.set(Some(peer.idx));
+            return Ok(());
+        }
         let posted = match phase {
             Phase::PendingSendrec => self.post_request(env, &peer, m),
             _ => self.post(env, &peer, phase, m),
