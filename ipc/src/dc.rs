@@ -62,6 +62,9 @@ pub struct ProcInfo {
     pub sent: u64,
     /// Messages it received.
     pub received: u64,
+    /// Of those, messages handed straight into its inbox while it waited (the rest were
+    /// queued in its mailbox first).
+    pub received_direct: u64,
     /// Notifications it received.
     pub notified: u64,
     /// Notifications to it that coalesced with a pending one.
@@ -204,6 +207,7 @@ impl Dc {
                 &slot.counters.received,
                 &slot.counters.notified,
                 &slot.counters.overruns,
+                &slot.counters.handed,
             ] {
                 c.store(0, Ordering::Relaxed);
             }
@@ -311,6 +315,7 @@ impl Dc {
             sendto,
             sent: slot.counters.sent.load(Ordering::Relaxed),
             received: slot.counters.received.load(Ordering::Relaxed),
+            received_direct: slot.counters.handed.load(Ordering::Relaxed),
             notified: slot.counters.notified.load(Ordering::Relaxed),
             notify_overruns: slot.counters.overruns.load(Ordering::Relaxed),
             system: region.geo.is_sysproc(idx),

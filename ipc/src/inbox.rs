@@ -23,7 +23,7 @@
 //! 8..18, tail bit 18, generation 19..35, sequence 35..64.
 
 use crate::mailbox::{EnvState, Envelope, pack};
-use std::sync::atomic::Ordering;
+use crate::sync::atomic::Ordering;
 
 /// Phases of an inbox word (distinct from envelope phases, so a misplaced word never passes for
 /// the other kind).
@@ -254,6 +254,89 @@ pub(crate) fn reset(inbox: &Envelope) {
         InboxState::make(phase::CLOSED, 0, st.seq()).0,
         Ordering::Release,
     );
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! Loom models of the hand-off: `RUSTFLAGS="--cfg loom" cargo test -p m3ipc --release --lib
+    //! loom_`.
+    use super::*;
+    use loom::sync::Arc;
+
+    fn message() -> [u64; 8] {
+        // No source (the receiver stamps it) and a non-zero tail.
+        [7 << 32, 1, 2, 3, 4, 5, 6, 9 << 32]
+    }
+
+    /// A sender claims and publishes while the receiver closes: either the close came first and
+    /// the claim fails, or the receiver is told of the message (filling or full) and, once the
+    /// sender is done, takes it exactly as written.
+    #[test]
+    fn loom_hand_off_races_close() {
+        loom::model(|| {
+            let inbox = Arc::new(Envelope::new());
+            assert!(open(&inbox, None));
+            let i2 = inbox.clone();
+            let sender = loom::thread::spawn(move || match claim(&i2, 3) {
+                Some(f) => publish(&i2, f, Kind::Send, 1, 0, &message()),
+                None => false,
+            });
+            let closed = close(&inbox);
+            // Read the message as a receiver does, before the sender is known to be done
+            // (a join would order everything and hide a missing Release).
+            let taken = match closed {
+                Closed::Empty => None,
+                Closed::Filling(_) | Closed::Full(_) => {
+                    let st = loop {
+                        let st = load(&inbox);
+                        if st.full().is_some() {
+                            break st;
+                        }
+                        loom::thread::yield_now();
+                    };
+                    assert_eq!(st.full(), Some(Kind::Send));
+                    Some(take(&inbox, st))
+                }
+            };
+            let published = sender.join().unwrap();
+            assert_eq!(published, taken.is_some(), "published {published}, closed {closed:?}");
+            if let Some(words) = taken {
+                assert_eq!(words, message());
+                assert_eq!(close(&inbox), Closed::Empty);
+            }
+        });
+    }
+
+    /// A receiver abandons a claim while its sender publishes: exactly one of them wins, and a
+    /// won publish leaves the message intact for the receiver.
+    #[test]
+    fn loom_abandon_races_publish() {
+        loom::model(|| {
+            let inbox = Arc::new(Envelope::new());
+            assert!(open(&inbox, None));
+            let filling = claim(&inbox, 2).unwrap();
+            let i2 = inbox.clone();
+            let sender = loom::thread::spawn(move || {
+                publish(&i2, filling, Kind::Sendrec, 4, 11, &message())
+            });
+            let abandoned = abandon(&inbox, filling);
+            let published = sender.join().unwrap();
+            assert!(
+                abandoned != published,
+                "abandoned {abandoned}, published {published}"
+            );
+            let st = load(&inbox);
+            if published {
+                assert_eq!(
+                    (st.full(), st.seq(), st.generation()),
+                    (Some(Kind::Sendrec), 11, 4)
+                );
+                assert_eq!(take(&inbox, st), message());
+            } else {
+                assert!(!st.is_open() && st.full().is_none() && !st.is_filling());
+            }
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]

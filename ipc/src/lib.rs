@@ -18,8 +18,9 @@
 //! ```
 //!
 //! Layers, from the bottom: [`errno`], [`message`], [`endpoint`] (names and numbers); `region`,
-//! `slot`, `mailbox`, `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`,
-//! `cleanup` (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`.
+//! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
+//! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
+//! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`.
 //!
 //! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
@@ -42,7 +43,6 @@ mod doorbell;
 pub mod endpoint;
 #[cfg(not(loom))]
 pub mod errno;
-#[cfg(not(loom))]
 mod inbox;
 #[doc(hidden)]
 pub mod mailbox;

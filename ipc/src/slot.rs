@@ -96,6 +96,8 @@ pub(crate) struct Counters {
     pub(crate) overruns: AtomicU64,
     /// Notifications this slot received.
     pub(crate) notified: AtomicU64,
+    /// Messages this slot received by direct hand-off into its inbox (a part of `received`).
+    pub(crate) handed: AtomicU64,
 }
 
 /// One slot of the table.

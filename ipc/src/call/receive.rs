@@ -150,6 +150,7 @@ impl Incoming<'_, '_> {
         *self.out = Message::from_words(words);
         self.out.m_source = endpoint::make(st.generation() as u32, p.region().geo.nr(sender));
         self.me.counters.received.fetch_add(1, Ordering::Relaxed);
+        self.me.counters.handed.fetch_add(1, Ordering::Relaxed);
         p.last_peer.set(Some(sender));
         if st.full() == Some(Kind::Sendrec) {
             let awaiting = EnvState::new(Phase::AwaitReply, p.idx as u16, st.seq());
