@@ -110,17 +110,30 @@ pub(crate) fn load(inbox: &Envelope) -> InboxState {
     InboxState(inbox.state.load(Ordering::Acquire))
 }
 
-/// Receiver: open the inbox to `from` (a slot) or to anyone. Returns whether it is open now; an
-/// inbox holding a message (`Filling`/`Full`) stays as it is.
-pub(crate) fn open(inbox: &Envelope, from: Option<usize>) -> bool {
+/// Receiver: open the inbox to `from` (a slot) or to anyone, as opening number `seq` (each
+/// opening must have a new one). `consumed` is the `Full` word the receiver last took: the
+/// receiver does not write the inbox when it takes a message (that write would cost its line on
+/// the way to the reply), so a taken message stays in the word until this reopens it. Returns
+/// whether it is open now; an inbox holding a message not yet taken stays as it is.
+///
+/// The word names the receiver's generation, `generation`, so that a sender that looked up an
+/// earlier binding of the slot cannot hand its message to this one.
+pub(crate) fn open(
+    inbox: &Envelope,
+    from: Option<usize>,
+    seq: u32,
+    consumed: Option<InboxState>,
+    generation: u16,
+) -> bool {
     let st = load(inbox);
-    if st.phase() != phase::CLOSED {
+    if st.phase() != phase::CLOSED && Some(st) != consumed {
         return st.is_open();
     }
     let next = match from {
-        None => InboxState::make(phase::OPEN_ANY, 0, st.seq().wrapping_add(1)),
-        Some(i) => InboxState::make(phase::OPEN_FROM, i as u16, st.seq().wrapping_add(1)),
+        None => InboxState::make(phase::OPEN_ANY, 0, seq),
+        Some(i) => InboxState::make(phase::OPEN_FROM, i as u16, seq),
     };
+    let next = InboxState(next.0 | EnvState(0).with_gen(generation).0);
     // Relaxed success is enough: opening publishes nothing; a sender's claim reads only the word.
     inbox
         .state
@@ -139,8 +152,8 @@ pub(crate) enum Closed {
     Full(InboxState),
 }
 
-/// Receiver: close the inbox.
-pub(crate) fn close(inbox: &Envelope) -> Closed {
+/// Receiver: close the inbox (`consumed` as for `open`: a taken message counts as empty).
+pub(crate) fn close(inbox: &Envelope, consumed: Option<InboxState>) -> Closed {
     // Two rounds bound the loop: the only concurrent change an open word can see is one claim.
     for _ in 0..2 {
         let st = load(inbox);
@@ -158,6 +171,7 @@ pub(crate) fn close(inbox: &Envelope) -> Closed {
             continue;
         }
         return match st {
+            _ if Some(st) == consumed => Closed::Empty,
             _ if st.full().is_some() => Closed::Full(st),
             _ if st.is_filling() => Closed::Filling(st),
             // Closed, or a corrupt word: nothing to deliver.
@@ -166,22 +180,18 @@ pub(crate) fn close(inbox: &Envelope) -> Closed {
     }
     let st = load(inbox);
     match st.full() {
+        _ if Some(st) == consumed => Closed::Empty,
         Some(_) => Closed::Full(st),
         None if st.is_filling() => Closed::Filling(st),
         None => Closed::Empty,
     }
 }
 
-/// Receiver: copy out a `Full` message and close the inbox.
+/// Receiver: copy out a `Full` message. The word stays as it is (the receiver remembers it as
+/// consumed) until the receiver opens the inbox again; no sender can claim it meanwhile, and the
+/// receiver's reads are done before its own later CAS that reopens it.
 pub(crate) fn take(inbox: &Envelope, full: InboxState) -> [u64; 8] {
-    let words = inbox.read(full.env());
-    // Release: our reads of the body happen-before a later opening, hence before any claim of
-    // it and the claimer's writes.
-    inbox.state.store(
-        InboxState::make(phase::CLOSED, 0, full.seq()).0,
-        Ordering::Release,
-    );
-    words
+    inbox.read(full.env())
 }
 
 /// Receiver: give up on a `Filling` claim (its sender died, or stalled past our deadline).
@@ -193,13 +203,14 @@ pub(crate) fn abandon(inbox: &Envelope, filling: InboxState) -> bool {
         .is_ok()
 }
 
-/// Sender (slot `me`): claim the inbox if it is open to us. One read-modify-write brings the line
-/// over in exclusive state and tells the word; the claim itself is then a CAS on a local line.
-pub(crate) fn claim(inbox: &Envelope, me: usize) -> Option<InboxState> {
+/// Sender (slot `me`): claim the inbox if it is open to us, in the binding of generation
+/// `generation` we address. One read-modify-write brings the line over in exclusive state and
+/// tells the word; the claim itself is then a CAS on a local line.
+pub(crate) fn claim(inbox: &Envelope, me: usize, generation: u16) -> Option<InboxState> {
     // An RMW that changes nothing: a plain load would fetch the line shared, and the CAS would
     // then need a second transfer to own it.
     let st = InboxState(inbox.state.fetch_add(0, Ordering::Acquire));
-    if !st.accepts(me) {
+    if !st.accepts(me) || st.generation() != generation {
         return None;
     }
     let filling = InboxState::make(phase::FILLING, me as u16, st.seq());
@@ -275,13 +286,13 @@ mod loom_tests {
     fn loom_hand_off_races_close() {
         loom::model(|| {
             let inbox = Arc::new(Envelope::new());
-            assert!(open(&inbox, None));
+            assert!(open(&inbox, None, 1, None, 0));
             let i2 = inbox.clone();
-            let sender = loom::thread::spawn(move || match claim(&i2, 3) {
+            let sender = loom::thread::spawn(move || match claim(&i2, 3, 0) {
                 Some(f) => publish(&i2, f, Kind::Send, 1, 0, &message()),
                 None => false,
             });
-            let closed = close(&inbox);
+            let closed = close(&inbox, None);
             // Read the message as a receiver does, before the sender is known to be done
             // (a join would order everything and hide a missing Release).
             let taken = match closed {
@@ -295,14 +306,23 @@ mod loom_tests {
                         loom::thread::yield_now();
                     };
                     assert_eq!(st.full(), Some(Kind::Send));
-                    Some(take(&inbox, st))
+                    let words = take(&inbox, st);
+                    assert_eq!(
+                        close(&inbox, Some(st)),
+                        Closed::Empty,
+                        "taken counts as empty"
+                    );
+                    Some(words)
                 }
             };
             let published = sender.join().unwrap();
-            assert_eq!(published, taken.is_some(), "published {published}, closed {closed:?}");
+            assert_eq!(
+                published,
+                taken.is_some(),
+                "published {published}, closed {closed:?}"
+            );
             if let Some(words) = taken {
                 assert_eq!(words, message());
-                assert_eq!(close(&inbox), Closed::Empty);
             }
         });
     }
@@ -313,8 +333,8 @@ mod loom_tests {
     fn loom_abandon_races_publish() {
         loom::model(|| {
             let inbox = Arc::new(Envelope::new());
-            assert!(open(&inbox, None));
-            let filling = claim(&inbox, 2).unwrap();
+            assert!(open(&inbox, None, 1, None, 0));
+            let filling = claim(&inbox, 2, 0).unwrap();
             let i2 = inbox.clone();
             let sender = loom::thread::spawn(move || {
                 publish(&i2, filling, Kind::Sendrec, 4, 11, &message())
@@ -346,15 +366,15 @@ mod tests {
     #[test]
     fn hand_off_round_trip() {
         let inbox = Envelope::new();
-        assert!(claim(&inbox, 3).is_none(), "a closed inbox refuses");
-        assert!(open(&inbox, None));
-        let f = claim(&inbox, 3).unwrap();
-        assert!(claim(&inbox, 4).is_none(), "one claim at a time");
+        assert!(claim(&inbox, 3, 0).is_none(), "a closed inbox refuses");
+        assert!(open(&inbox, None, 1, None, 0));
+        let f = claim(&inbox, 3, 0).unwrap();
+        assert!(claim(&inbox, 4, 0).is_none(), "one claim at a time");
         let mut m = [0u64; 8];
         m[0] = 7 << 32;
         m[7] = 0xfeed << 32;
         assert!(publish(&inbox, f, Kind::Sendrec, 9, 77, &m));
-        let Closed::Full(st) = close(&inbox) else {
+        let Closed::Full(st) = close(&inbox, None) else {
             panic!("close must report the message");
         };
         assert_eq!(
@@ -362,29 +382,39 @@ mod tests {
             (Some(Kind::Sendrec), 3, 9, 77)
         );
         assert_eq!(take(&inbox, st), m);
-        assert_eq!(close(&inbox), Closed::Empty);
+        assert_eq!(close(&inbox, Some(st)), Closed::Empty);
+        assert!(
+            claim(&inbox, 3, 0).is_none(),
+            "a taken message is not an opening"
+        );
+        assert!(open(&inbox, None, 2, Some(st), 0), "the taken word reopens");
+        assert!(claim(&inbox, 3, 0).is_some());
     }
 
     #[test]
     fn open_from_accepts_only_that_source_and_reopens_fresh() {
         let inbox = Envelope::new();
-        assert!(open(&inbox, Some(5)));
+        assert!(open(&inbox, Some(5), 1, None, 0));
         let first = load(&inbox);
-        assert!(claim(&inbox, 4).is_none());
-        assert_eq!(close(&inbox), Closed::Empty);
-        assert!(open(&inbox, Some(5)));
+        assert!(claim(&inbox, 4, 0).is_none());
+        assert_eq!(close(&inbox, None), Closed::Empty);
+        assert!(open(&inbox, Some(5), 2, None, 0));
         assert_ne!(load(&inbox), first, "each opening has a new sequence");
-        assert!(claim(&inbox, 5).is_some());
+        assert!(
+            claim(&inbox, 5, 1).is_none(),
+            "another binding's sender is refused"
+        );
+        assert!(claim(&inbox, 5, 0).is_some());
     }
 
     #[test]
     fn abandoned_claim_cannot_publish() {
         let inbox = Envelope::new();
-        assert!(open(&inbox, None));
-        let f = claim(&inbox, 2).unwrap();
-        assert!(matches!(close(&inbox), Closed::Filling(_)));
+        assert!(open(&inbox, None, 1, None, 0));
+        let f = claim(&inbox, 2, 0).unwrap();
+        assert!(matches!(close(&inbox, None), Closed::Filling(_)));
         assert!(abandon(&inbox, f));
         assert!(!publish(&inbox, f, Kind::Send, 0, 0, &[0; 8]));
-        assert_eq!(close(&inbox), Closed::Empty);
+        assert_eq!(close(&inbox, None), Closed::Empty);
     }
 }

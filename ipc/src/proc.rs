@@ -7,6 +7,7 @@ use crate::cleanup;
 use crate::dc::Dc;
 use crate::endpoint::{self, ANY, Endpoint, HARDWARE, NONE, SELF};
 use crate::errno::{Errno, Result};
+use crate::inbox::InboxState;
 use crate::mailbox::EnvState;
 use crate::privilege::{Call, CallSet};
 use crate::region::Region;
@@ -32,6 +33,10 @@ pub struct Proc {
     /// envelope was left in (`AwaitReply` from us). `reply` then claims it with one CAS on a
     /// value it already knows, instead of a read and a CAS (two transfers of the line).
     pub(crate) last_request: Cell<Option<(usize, EnvState)>>,
+    /// The inbox word of the last message taken from the inbox (see `inbox::take`).
+    pub(crate) inbox_taken: Cell<Option<InboxState>>,
+    /// Number of the last inbox opening.
+    pub(crate) inbox_openings: Cell<u32>,
     unbound: Cell<bool>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -63,6 +68,8 @@ impl Proc {
             policy: Cell::new(WaitPolicy::default()),
             last_peer: Cell::new(None),
             last_request: Cell::new(None),
+            inbox_taken: Cell::new(None),
+            inbox_openings: Cell::new(0),
             unbound: Cell::new(false),
             _not_sync: PhantomData,
         }

@@ -74,7 +74,7 @@ impl Proc {
         let r = self.block(me, spin_for, watching, timeout, &mut inc);
         if inc.opened {
             // A hand-off that lands as we leave stays in the inbox; the next receive takes it.
-            inbox::close(&me.inbox);
+            inbox::close(&me.inbox, self.inbox_taken.get());
         }
         if inc.flagged {
             me.flags
@@ -145,6 +145,7 @@ impl Incoming<'_, '_> {
     fn deliver_inbox(&mut self, st: InboxState) -> Result<()> {
         let p = self.proc;
         let words = inbox::take(&self.me.inbox, st);
+        p.inbox_taken.set(Some(st));
         self.opened = false;
         let sender = st.peer();
         *self.out = Message::from_words(words);
@@ -166,7 +167,8 @@ impl Incoming<'_, '_> {
     /// check read its wait with Acquire, so the claim is visible here.)
     fn handing_over(&self, sender: usize) -> bool {
         let ib = inbox::load(&self.me.inbox);
-        (ib.is_filling() || ib.full().is_some()) && ib.peer() == sender
+        let untaken = ib.full().is_some() && Some(ib) != self.proc.inbox_taken.get();
+        (ib.is_filling() || untaken) && ib.peer() == sender
     }
 
     /// Close our inbox before taking anything else. `false`: a sender has claimed it, and its
@@ -175,7 +177,7 @@ impl Incoming<'_, '_> {
         if !self.opened {
             return true;
         }
-        match inbox::close(&self.me.inbox) {
+        match inbox::close(&self.me.inbox, self.proc.inbox_taken.get()) {
             Closed::Empty => {
                 self.opened = false;
                 true
@@ -190,7 +192,7 @@ impl Blocked<()> for Incoming<'_, '_> {
         let p = self.proc;
         // (0) A message handed straight to our inbox (it never rings).
         let ib = inbox::load(&self.me.inbox);
-        if ib.full().is_some() && self.accepts(ib.peer()) {
+        if ib.full().is_some() && self.accepts(ib.peer()) && Some(ib) != p.inbox_taken.get() {
             return Some(self.deliver_inbox(ib));
         }
         if ib.is_filling() {
@@ -268,7 +270,18 @@ impl Blocked<()> for Incoming<'_, '_> {
             return Some(Err(Errno::EDVSDCNOTRUN));
         }
         // Nothing queued: let the next sender hand its message over directly.
-        self.opened = inbox::open(&self.me.inbox, self.from.as_ref().map(|f| f.idx));
+        let opening = p.inbox_openings.get().wrapping_add(1);
+        self.opened = inbox::open(
+            &self.me.inbox,
+            self.from.as_ref().map(|f| f.idx),
+            opening,
+            p.inbox_taken.get(),
+            endpoint::generation(p.ep) as u16,
+        );
+        if self.opened {
+            p.inbox_openings.set(opening);
+            p.inbox_taken.set(None);
+        }
         None
     }
 
@@ -319,7 +332,7 @@ impl Blocked<()> for Incoming<'_, '_> {
         if !self.opened {
             return Some(Err(why));
         }
-        match inbox::close(&self.me.inbox) {
+        match inbox::close(&self.me.inbox, self.proc.inbox_taken.get()) {
             Closed::Empty => {
                 self.opened = false;
                 Some(Err(why))

@@ -97,7 +97,11 @@ impl Proc {
     /// Hand `m` straight to `peer` if it waits with its inbox open to us: the `send` is then
     /// complete (the receiver is committed to it, as MINIX's copy into a RECEIVING process).
     fn hand_off(&self, peer: &Peer<'_>, m: &Message) -> bool {
-        let Some(filling) = inbox::claim(&peer.slot.inbox, self.idx) else {
+        let Some(filling) = inbox::claim(
+            &peer.slot.inbox,
+            self.idx,
+            endpoint::generation(peer.ep) as u16,
+        ) else {
             return false;
         };
         let generation = endpoint::generation(self.ep) as u16;
@@ -125,7 +129,11 @@ impl Proc {
         // A server waiting with its inbox open takes the request directly (see `inbox.rs`). Our
         // envelope waits for the reply first, so that the server, which may answer the moment
         // it sees the request, finds us waiting.
-        if let Some(filling) = inbox::claim(&peer.slot.inbox, self.idx) {
+        if let Some(filling) = inbox::claim(
+            &peer.slot.inbox,
+            self.idx,
+            endpoint::generation(peer.ep) as u16,
+        ) {
             let posted = env.await_reply(peer.idx as u16);
             let generation = endpoint::generation(self.ep) as u16;
             if inbox::publish(
