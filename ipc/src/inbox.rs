@@ -12,15 +12,19 @@
 //!   takes anything else, before it sleeps (a sender never rings an open inbox), and when its
 //!   call ends. A close that fails means a sender has claimed the inbox: the receiver delivers
 //!   that message (the next receive does, if this one ends first).
-//! - A claim only succeeds on the exact `Open` word the sender read, and each opening has a new
-//!   sequence number, so a claim can never land in a later opening.
+//! - A claim is a CAS from an `Open` word that accepts the claimer and names the generation of
+//!   the binding it addresses, so a message never lands in a successor of that binding. (Any
+//!   opening of the same binding that accepts the claimer is one it may fill.)
+//! - A taken message stays in the word until the receiver opens again (the receiver remembers
+//!   which word it took), so taking costs the receiver no write on the way to its reply.
 //! - A publish is a CAS from the sender's own `Filling` word: a receiver that gave up on a sender
 //!   stalled past its deadline (or a forged `Filling`) closes the inbox, and the stale publish
 //!   fails. Its body writes may then land in a later opening's line (garbage for that message,
 //!   never undefined behaviour), exactly as with an abandoned reply.
 //!
 //! The word uses the envelope's layout (`mailbox::EnvState`): phase in bits 0..8, peer slot in
-//! 8..18, tail bit 18, generation 19..35, sequence 35..64.
+//! 8..18, tail bit 18, generation 19..35 (the receiver's while open, the sender's when full),
+//! sequence 35..64 (for a `sendrec`, the client envelope's, which the reply claims).
 
 use crate::mailbox::{EnvState, Envelope, pack};
 use crate::sync::atomic::Ordering;
@@ -110,18 +114,19 @@ pub(crate) fn load(inbox: &Envelope) -> InboxState {
     InboxState(inbox.state.load(Ordering::Acquire))
 }
 
-/// Receiver: open the inbox to `from` (a slot) or to anyone, as opening number `seq` (each
-/// opening must have a new one). `consumed` is the `Full` word the receiver last took: the
-/// receiver does not write the inbox when it takes a message (that write would cost its line on
-/// the way to the reply), so a taken message stays in the word until this reopens it. Returns
-/// whether it is open now; an inbox holding a message not yet taken stays as it is.
+/// Receiver: open the inbox to `from` (a slot) or to anyone. `consumed` is the `Full` word the
+/// receiver last took: the receiver does not write the inbox when it takes a message (that write
+/// would cost its line on the way to the reply), so a taken message stays in the word until this
+/// reopens it. Returns whether it is open now; an inbox holding a message not yet taken stays as
+/// it is.
 ///
 /// The word names the receiver's generation, `generation`, so that a sender that looked up an
-/// earlier binding of the slot cannot hand its message to this one.
+/// earlier binding of the slot cannot hand its message to this one. It carries no sequence: a
+/// claim is a CAS on the word the claimer just read, and any opening of this binding that
+/// accepts the claimer is one it may fill.
 pub(crate) fn open(
     inbox: &Envelope,
     from: Option<usize>,
-    seq: u32,
     consumed: Option<InboxState>,
     generation: u16,
 ) -> bool {
@@ -129,16 +134,21 @@ pub(crate) fn open(
     if st.phase() != phase::CLOSED && Some(st) != consumed {
         return st.is_open();
     }
-    let next = match from {
-        None => InboxState::make(phase::OPEN_ANY, 0, seq),
-        Some(i) => InboxState::make(phase::OPEN_FROM, i as u16, seq),
-    };
-    let next = InboxState(next.0 | EnvState(0).with_gen(generation).0);
+    let next = open_word(from, generation);
     // Relaxed success is enough: opening publishes nothing; a sender's claim reads only the word.
     inbox
         .state
         .compare_exchange(st.0, next.0, Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
+}
+
+/// The word of an inbox open to `from` (or anyone) in the binding of generation `generation`.
+fn open_word(from: Option<usize>, generation: u16) -> InboxState {
+    let w = match from {
+        None => InboxState::make(phase::OPEN_ANY, 0, 0),
+        Some(i) => InboxState::make(phase::OPEN_FROM, i as u16, 0),
+    };
+    InboxState(w.0 | EnvState(0).with_gen(generation).0)
 }
 
 /// What `close` found.
@@ -204,21 +214,31 @@ pub(crate) fn abandon(inbox: &Envelope, filling: InboxState) -> bool {
 }
 
 /// Sender (slot `me`): claim the inbox if it is open to us, in the binding of generation
-/// `generation` we address. One read-modify-write brings the line over in exclusive state and
-/// tells the word; the claim itself is then a CAS on a local line.
+/// `generation` we address. The first CAS guesses the common word (open to anyone), so a claim
+/// usually costs one read-modify-write, which also brings the line over in exclusive state; a
+/// wrong guess returns the real word, and a second CAS on the now local line tries that.
 pub(crate) fn claim(inbox: &Envelope, me: usize, generation: u16) -> Option<InboxState> {
-    // An RMW that changes nothing: a plain load would fetch the line shared, and the CAS would
-    // then need a second transfer to own it.
-    let st = InboxState(inbox.state.fetch_add(0, Ordering::Acquire));
-    if !st.accepts(me) || st.generation() != generation {
-        return None;
+    let filling = InboxState::make(phase::FILLING, me as u16, 0);
+    let mut expected = open_word(None, generation);
+    for _ in 0..2 {
+        // Acquire: the receiver's reads of the message it took before this opening are done.
+        match inbox.state.compare_exchange(
+            expected.0,
+            filling.0,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(filling),
+            Err(actual) => {
+                let actual = InboxState(actual);
+                if actual == expected || !actual.accepts(me) || actual.generation() != generation {
+                    return None;
+                }
+                expected = actual;
+            }
+        }
     }
-    let filling = InboxState::make(phase::FILLING, me as u16, st.seq());
-    inbox
-        .state
-        .compare_exchange(st.0, filling.0, Ordering::Acquire, Ordering::Relaxed)
-        .ok()
-        .map(|_| filling)
+    None
 }
 
 /// Sender: write `words` into a claimed inbox and publish it. `seq` is what the receiver needs
@@ -286,7 +306,7 @@ mod loom_tests {
     fn loom_hand_off_races_close() {
         loom::model(|| {
             let inbox = Arc::new(Envelope::new());
-            assert!(open(&inbox, None, 1, None, 0));
+            assert!(open(&inbox, None, None, 0));
             let i2 = inbox.clone();
             let sender = loom::thread::spawn(move || match claim(&i2, 3, 0) {
                 Some(f) => publish(&i2, f, Kind::Send, 1, 0, &message()),
@@ -333,7 +353,7 @@ mod loom_tests {
     fn loom_abandon_races_publish() {
         loom::model(|| {
             let inbox = Arc::new(Envelope::new());
-            assert!(open(&inbox, None, 1, None, 0));
+            assert!(open(&inbox, None, None, 0));
             let filling = claim(&inbox, 2, 0).unwrap();
             let i2 = inbox.clone();
             let sender = loom::thread::spawn(move || {
@@ -367,7 +387,7 @@ mod tests {
     fn hand_off_round_trip() {
         let inbox = Envelope::new();
         assert!(claim(&inbox, 3, 0).is_none(), "a closed inbox refuses");
-        assert!(open(&inbox, None, 1, None, 0));
+        assert!(open(&inbox, None, None, 0));
         let f = claim(&inbox, 3, 0).unwrap();
         assert!(claim(&inbox, 4, 0).is_none(), "one claim at a time");
         let mut m = [0u64; 8];
@@ -387,19 +407,17 @@ mod tests {
             claim(&inbox, 3, 0).is_none(),
             "a taken message is not an opening"
         );
-        assert!(open(&inbox, None, 2, Some(st), 0), "the taken word reopens");
+        assert!(open(&inbox, None, Some(st), 0), "the taken word reopens");
         assert!(claim(&inbox, 3, 0).is_some());
     }
 
     #[test]
-    fn open_from_accepts_only_that_source_and_reopens_fresh() {
+    fn open_from_accepts_only_that_source_and_generation() {
         let inbox = Envelope::new();
-        assert!(open(&inbox, Some(5), 1, None, 0));
-        let first = load(&inbox);
+        assert!(open(&inbox, Some(5), None, 0));
         assert!(claim(&inbox, 4, 0).is_none());
         assert_eq!(close(&inbox, None), Closed::Empty);
-        assert!(open(&inbox, Some(5), 2, None, 0));
-        assert_ne!(load(&inbox), first, "each opening has a new sequence");
+        assert!(open(&inbox, Some(5), None, 0));
         assert!(
             claim(&inbox, 5, 1).is_none(),
             "another binding's sender is refused"
@@ -410,7 +428,7 @@ mod tests {
     #[test]
     fn abandoned_claim_cannot_publish() {
         let inbox = Envelope::new();
-        assert!(open(&inbox, None, 1, None, 0));
+        assert!(open(&inbox, None, None, 0));
         let f = claim(&inbox, 2, 0).unwrap();
         assert!(matches!(close(&inbox, None), Closed::Filling(_)));
         assert!(abandon(&inbox, f));

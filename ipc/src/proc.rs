@@ -35,8 +35,6 @@ pub struct Proc {
     pub(crate) last_request: Cell<Option<(usize, EnvState)>>,
     /// The inbox word of the last message taken from the inbox (see `inbox::take`).
     pub(crate) inbox_taken: Cell<Option<InboxState>>,
-    /// Number of the last inbox opening.
-    pub(crate) inbox_openings: Cell<u32>,
     unbound: Cell<bool>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -69,7 +67,6 @@ impl Proc {
             last_peer: Cell::new(None),
             last_request: Cell::new(None),
             inbox_taken: Cell::new(None),
-            inbox_openings: Cell::new(0),
             unbound: Cell::new(false),
             _not_sync: PhantomData,
         }

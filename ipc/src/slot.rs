@@ -100,6 +100,18 @@ pub(crate) struct Counters {
     pub(crate) handed: AtomicU64,
 }
 
+impl Counters {
+    /// Add one to a counter of the caller's own slot. Only the owner counts in its slot, so a
+    /// plain load and store do (no locked instruction on the hot path); a concurrent scribble
+    /// can only make the count wrong, which a counter may be.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// One slot of the table.
 #[repr(C, align(64))]
 pub(crate) struct Slot {

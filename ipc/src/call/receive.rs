@@ -10,7 +10,7 @@ use crate::message::{Message, notify_from};
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::region::Region;
-use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
+use crate::slot::{Counters, FLAG_RECEIVING, FLAG_WAITING, Slot};
 use crate::wait::{Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -114,7 +114,7 @@ impl Proc {
         let n = m.notify_mut();
         n.tv_sec = now.as_secs() as i64;
         n.tv_nsec = now.subsec_nanos() as i64;
-        me.counters.notified.fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&me.counters.notified);
         Some(m)
     }
 }
@@ -150,8 +150,8 @@ impl Incoming<'_, '_> {
         let sender = st.peer();
         *self.out = Message::from_words(words);
         self.out.m_source = endpoint::make(st.generation() as u32, p.region().geo.nr(sender));
-        self.me.counters.received.fetch_add(1, Ordering::Relaxed);
-        self.me.counters.handed.fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&self.me.counters.received);
+        Counters::bump(&self.me.counters.handed);
         p.last_peer.set(Some(sender));
         if st.full() == Some(Kind::Sendrec) {
             let awaiting = EnvState::new(Phase::AwaitReply, p.idx as u16, st.seq());
@@ -243,7 +243,7 @@ impl Blocked<()> for Incoming<'_, '_> {
             };
             *self.out = Message::from_words(words);
             self.out.m_source = p.endpoint_of(c.sender);
-            self.me.counters.received.fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&self.me.counters.received);
             p.last_peer.set(Some(c.sender));
             if c.state.phase() == Phase::PendingSendrec {
                 let awaiting = EnvState::new(Phase::AwaitReply, p.idx as u16, c.state.seq());
@@ -270,16 +270,13 @@ impl Blocked<()> for Incoming<'_, '_> {
             return Some(Err(Errno::EDVSDCNOTRUN));
         }
         // Nothing queued: let the next sender hand its message over directly.
-        let opening = p.inbox_openings.get().wrapping_add(1);
         self.opened = inbox::open(
             &self.me.inbox,
             self.from.as_ref().map(|f| f.idx),
-            opening,
             p.inbox_taken.get(),
             endpoint::generation(p.ep) as u16,
         );
         if self.opened {
-            p.inbox_openings.set(opening);
             p.inbox_taken.set(None);
         }
         None

@@ -5,9 +5,8 @@ use crate::mailbox::{EnvState, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
-use crate::slot::Slot;
+use crate::slot::{Counters, Slot};
 use crate::wait;
-use std::sync::atomic::Ordering;
 
 impl Proc {
     /// `reply(dst, m)`: answer a client waiting in the receive half of its `sendrec` to the
@@ -35,7 +34,7 @@ impl Proc {
         if !self.finish_claimed_reply(peer, replying, m) {
             return Err(Errno::EDVSPROCSTS);
         }
-        me.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&me.counters.sent);
         Ok(true)
     }
 

@@ -8,7 +8,7 @@ use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
-use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
+use crate::slot::{Counters, FLAG_RECEIVING, FLAG_WAITING, Slot};
 use crate::wait::{self, Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -78,7 +78,7 @@ impl Proc {
         let mut out = *m;
         out.m_source = self.ep;
         self.post(env, &peer, Phase::PendingAsync, &out);
-        me.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&me.counters.sent);
         Ok(())
     }
 
@@ -195,7 +195,7 @@ impl Proc {
         // deadlock checks read it), and a store here would take the slot's first cache line,
         // which spinning peers read, away from them on every call.
         if phase == Phase::PendingSend && self.hand_off(&peer, m) {
-            me.counters.sent.fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&me.counters.sent);
             self.last_peer.set(Some(peer.idx));
             return Ok(());
         }
@@ -219,7 +219,7 @@ impl Proc {
             me.flags.fetch_and(!FLAG_WAITING, Ordering::Relaxed);
         }
         if r.is_ok() {
-            me.counters.sent.fetch_add(1, Ordering::Relaxed);
+            Counters::bump(&me.counters.sent);
             self.last_peer.set(Some(peer_idx));
         }
         r
@@ -299,7 +299,7 @@ impl Blocked<()> for Outgoing<'_> {
                 let words = self.env.read_words(st);
                 *self.reply = Message::from_words(words);
                 self.reply.m_source = self.peer.ep;
-                self.me.counters.received.fetch_add(1, Ordering::Relaxed);
+                Counters::bump(&self.me.counters.received);
                 Some(Ok(()))
             }
             Phase::Failed => Some(Err(
