@@ -160,7 +160,6 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
     slot.mailbox.wokenup.store(0, Ordering::Relaxed);
     slot.flags.store(0, Ordering::Relaxed);
     slot.getfrom.store(NONE, Ordering::Relaxed);
-    slot.sendto.store(NONE, Ordering::Relaxed);
     slot.cpu.store(-1, Ordering::Relaxed);
 
     // 4. Free it at the next generation. Release: the clearing above is visible to the next

@@ -199,7 +199,6 @@ impl Dc {
             }
             slot.flags.store(0, Ordering::Relaxed);
             slot.getfrom.store(NONE, Ordering::Relaxed);
-            slot.sendto.store(NONE, Ordering::Relaxed);
             slot.cpu.store(wait::current_cpu(), Ordering::Relaxed);
             slot.mailbox.wokenup.store(0, Ordering::Relaxed);
             for c in [

@@ -123,9 +123,9 @@ pub(crate) struct Slot {
     pub(crate) flags: AtomicU32,
     /// Whom the owner receives from, while `FLAG_RECEIVING`.
     pub(crate) getfrom: AtomicI32,
-    /// Reserved. (Whom the owner sends to is read from its synchronous envelope, which is the
-    /// single source of truth for SENDING; see `Dc::getprocinfo`.)
-    pub(crate) sendto: AtomicI32,
+    /// Spare. (Whom the owner sends to is read from its synchronous envelope, the single source
+    /// of truth for SENDING; see `Dc::getprocinfo`.)
+    pub(crate) _spare: AtomicI32,
     /// CPU the owner runs on, or -1 while it sleeps in the fabric.
     pub(crate) cpu: AtomicI32,
     /// Calls the owner may make (bit n = call number n).

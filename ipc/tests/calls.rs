@@ -732,3 +732,35 @@ fn m_source_cannot_be_forged() {
     let _gate = open_gate(&t.dc, 200);
     w.finish();
 }
+
+/// `wait4bind` made through a bound endpoint: allowed to a user, shown as `FLAG_WAITBIND` on
+/// its slot while it waits (and cleared after), refused with `EDVSBADCALL` once the call is
+/// taken from its privileges.
+#[test]
+fn wait4bind_by_a_bound_endpoint_shows_waitbind() {
+    let t = TestDc::new('c');
+    let user = t.dc.bind(40).unwrap();
+    let waiter = std::thread::spawn(move || {
+        let r = user.wait4bind(7, Timeout::Millis(20_000));
+        (r, user)
+    });
+    support::eventually(Duration::from_secs(10), "FLAG_WAITBIND on 40", || {
+        t.dc.getprocinfo(40).unwrap().flags & m3ipc::FLAG_WAITBIND != 0
+    });
+    let seven = t.dc.bind(7).unwrap();
+    let (r, user) = waiter.join().unwrap();
+    assert_eq!(r, Ok(seven.endpoint()));
+    assert_eq!(
+        t.dc.getprocinfo(40).unwrap().flags & m3ipc::FLAG_WAITBIND,
+        0
+    );
+    assert_eq!(
+        user.wait4unbind(6, Timeout::NoWait),
+        Ok(()),
+        "6 is not bound"
+    );
+    let mut p = seven.getpriv(40).unwrap();
+    p.allowed = p.allowed.without(m3ipc::Call::Wait4bind);
+    seven.setpriv(40, &p).unwrap();
+    assert_eq!(user.wait4bind(7, Timeout::NoWait), Err(Errno::EDVSBADCALL));
+}

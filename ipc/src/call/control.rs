@@ -1,10 +1,11 @@
-//! `wakeup`, `setpriv` and `getpriv`.
+//! `wakeup`, `wait4bind`/`wait4unbind` by a bound endpoint, `setpriv` and `getpriv`.
 
 use crate::endpoint::SELF;
 use crate::errno::{Errno, Result};
 use crate::privilege::{Call, CallSet, Priv};
 use crate::proc::{Proc, Role};
-use crate::slot::{BITMAP_WORDS, Slot};
+use crate::slot::{BITMAP_WORDS, FLAG_WAITBIND, Slot};
+use crate::wait::Timeout;
 use std::sync::atomic::Ordering;
 
 impl Proc {
@@ -16,6 +17,27 @@ impl Proc {
         peer.slot.mailbox.wokenup.store(1, Ordering::Relaxed);
         peer.slot.mailbox.bell.ring();
         Ok(())
+    }
+
+    /// `wait4bind(ep)` made by a bound endpoint: as [`crate::Dc::wait4bind`], with the call
+    /// checked against the caller's privileges (`EDVSBADCALL`; users may make it) and
+    /// `FLAG_WAITBIND` shown on the caller's slot while it waits.
+    pub fn wait4bind(&self, ep: i32, timeout: Timeout) -> Result<i32> {
+        let me = self.caller(Call::Wait4bind)?;
+        me.flags.fetch_or(FLAG_WAITBIND, Ordering::Relaxed);
+        let r = self.dc().wait4bind(ep, timeout);
+        me.flags.fetch_and(!FLAG_WAITBIND, Ordering::Relaxed);
+        r
+    }
+
+    /// `wait4bind` with the unbind variant, made by a bound endpoint: as
+    /// [`crate::Dc::wait4unbind`], checked and shown as [`Proc::wait4bind`] is.
+    pub fn wait4unbind(&self, ep: i32, timeout: Timeout) -> Result<()> {
+        let me = self.caller(Call::Wait4bind)?;
+        me.flags.fetch_or(FLAG_WAITBIND, Ordering::Relaxed);
+        let r = self.dc().wait4unbind(ep, timeout);
+        me.flags.fetch_and(!FLAG_WAITBIND, Ordering::Relaxed);
+        r
     }
 
     /// `setpriv(ep, priv)`: set the privileges of `ep` (or `SELF`). The caller must be a system
