@@ -135,10 +135,12 @@ fn scribble(args: &[String]) {
                 }
                 "lines" => {
                     // A small value into the low byte of a cache line's first word: the state
-                    // bytes of owner words and envelopes live there, so this forges plausible
-                    // states (and keeps their sequence numbers).
+                    // bytes of owner words, envelopes and inboxes live there (envelope phases
+                    // 0..9, inbox phases 0x10..0x14), so this forges plausible states (and keeps
+                    // their sequence numbers).
                     let off = lo + 64 * rng.below(((len - lo) / 64) as u64) as usize;
-                    byte(off).store(rng.below(16) as u8, Ordering::Relaxed);
+                    let v = rng.below(24) as u8;
+                    byte(off).store(v, Ordering::Relaxed);
                 }
                 _ => {
                     let off = lo + 8 * rng.below(((len - lo) / 8) as u64) as usize;
