@@ -1,7 +1,8 @@
 //! `dvs ps NAME`: the bound slots of a DC, like the original's `/proc/dvs/DCNAME/procs`.
 //!
 //! `ps` only reads the region: it does not release the slots of dead owners (`bind` and blocked
-//! peers do that). It marks them instead.
+//! peers do that). It marks them instead. DIRECT counts the received messages that were handed
+//! straight into the slot's inbox while it waited (the rest were queued in its mailbox first).
 
 use crate::error::Result;
 use crate::table::{Align, Table};
@@ -30,6 +31,7 @@ pub fn run(name: &str) -> Result<()> {
         ("SENDTO", Align::Right),
         ("SENT", Align::Right),
         ("RECEIVED", Align::Right),
+        ("DIRECT", Align::Right),
         ("NOTIFIED", Align::Right),
         ("OVERRUNS", Align::Right),
     ]);
@@ -49,6 +51,7 @@ pub fn run(name: &str) -> Result<()> {
             endpoint_name(p.sendto),
             p.sent.to_string(),
             p.received.to_string(),
+            p.received_direct.to_string(),
             p.notified.to_string(),
             p.notify_overruns.to_string(),
         ]);
