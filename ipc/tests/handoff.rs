@@ -82,6 +82,9 @@ fn run_role(role: &str, dc: &str, _args: &[String]) {
             p.set_wait_policy(WaitPolicy::Spin);
             for i in 0..ROUNDS {
                 p.send(SERVER, &pattern(i), T).unwrap();
+                // A handed-over send completes at once, before the server has even looked:
+                // pause so that it is back in receive (with its inbox open) for the next one.
+                std::thread::sleep(std::time::Duration::from_micros(20));
             }
             say("done");
         }
