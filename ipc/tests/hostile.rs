@@ -29,7 +29,7 @@ use m3ipc::{ANY, Dc, DcConfig, Errno, Message, Proc, Timeout};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{TestDc, child_entry, say, spawn};
+use support::{Rng, TestDc, child_entry, say, spawn};
 
 /// Timeout of every blocking call.
 const TIMEOUT_MS: u32 = 200;
@@ -60,22 +60,6 @@ fn config() -> DcConfig {
 const SERVER: i32 = 1;
 const SENDERS: [i32; 2] = [2, 3];
 const CLIENTS: [i32; 2] = [8, 9];
-
-/// A small seeded PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn run_role(role: &str, dc: &str, args: &[String]) {
     match role {

@@ -27,7 +27,7 @@ mod support;
 use m3ipc::endpoint;
 use m3ipc::{ANY, Dc, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, Message, Proc, Timeout};
 use std::time::{Duration, Instant};
-use support::{TestDc, Worker, child_entry, eventually, say, spawn};
+use support::{Rng, TestDc, Worker, child_entry, eventually, say, spawn};
 
 /// The liveness bound of DESIGN.md section 6.
 const LIMIT: Duration = Duration::from_millis(100);
@@ -548,22 +548,6 @@ fn restarted_process_binds_at_once() {
             t.dc.reap_dead();
             t.dc.procs().is_empty()
         });
-    }
-}
-
-/// A small seeded PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

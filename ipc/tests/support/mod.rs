@@ -185,3 +185,21 @@ impl Worker {
         self.lines.recv_timeout(timeout).ok()
     }
 }
+
+/// A small seeded PRNG (xorshift64*) for randomized tests: reproducible from its seed, no crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits (the seed must not be 0).
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
