@@ -147,7 +147,7 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
             w.fetch_and(!bit, Ordering::Relaxed);
         }
         if woke {
-            other.mailbox.bell.ring();
+            region.bell(other).ring();
         }
     }
 

@@ -161,6 +161,28 @@ impl Dc {
     /// (`nr` is `HARDWARE`), `EDVSSLOTUSED` (a live process holds it). A slot whose holder died is
     /// released first, so a restarted process binds its `nr` again at once, at a new generation.
     pub fn bind_named(&self, nr: i32, name: &str) -> Result<Proc> {
+        self.bind_inner(nr, name, None)
+    }
+
+    /// Bind slot `nr` as [`Dc::bind_named`] does, with its owner woken through `host`'s doorbell
+    /// instead of its own: a process that serves several endpoints from one thread (MUK2) then
+    /// sleeps on one doorbell, and whatever wakes any of them wakes it. The ring count of that
+    /// doorbell is [`Proc::doorbell_rings`] of any of them.
+    ///
+    /// Errors: those of [`Dc::bind_named`]; `EDVSINVAL` when `host` is bound in another DC or
+    /// itself shares another's doorbell (sharing is one hop).
+    pub fn bind_sharing_doorbell(&self, nr: i32, name: &str, host: &Proc) -> Result<Proc> {
+        if host.dc().path() != self.path() {
+            return Err(Errno::EDVSINVAL);
+        }
+        let host_slot = self.region.slot(host.idx).ok_or(Errno::EDVSINVAL)?;
+        if host_slot.bell_at.load(Ordering::Relaxed) != 0 {
+            return Err(Errno::EDVSINVAL);
+        }
+        self.bind_inner(nr, name, Some(host.idx))
+    }
+
+    fn bind_inner(&self, nr: i32, name: &str, bell_host: Option<usize>) -> Result<Proc> {
         let region = &self.region;
         if !region.running() {
             return Err(Errno::EDVSDCNOTRUN);
@@ -199,6 +221,9 @@ impl Dc {
             }
             slot.flags.store(0, Ordering::Relaxed);
             slot.getfrom.store(NONE, Ordering::Relaxed);
+            // Before the Release below: whoever sees Bound rings the right doorbell.
+            let bell_at = bell_host.map_or(0, |h| i32::try_from(h + 1).unwrap_or(0));
+            slot.bell_at.store(bell_at, Ordering::Relaxed);
             slot.cpu.store(wait::current_cpu(), Ordering::Relaxed);
             slot.mailbox.wokenup.store(0, Ordering::Relaxed);
             for c in [

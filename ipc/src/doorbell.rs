@@ -24,6 +24,13 @@ pub(crate) struct Doorbell(AtomicU32);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SleepToken(u32);
 
+impl SleepToken {
+    /// The ring count the waiter saw (as [`Doorbell::rings`] reports it).
+    pub(crate) fn rings(self) -> u32 {
+        self.0 & !SLEEPING
+    }
+}
+
 impl Doorbell {
     /// Ring: wake the waiter if it sleeps. Returns whether it made the wake system call.
     pub(crate) fn ring(&self) -> bool {

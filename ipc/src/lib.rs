@@ -61,6 +61,8 @@ mod slot;
 mod sync;
 #[cfg(not(loom))]
 pub mod wait;
+#[cfg(not(loom))]
+mod waker;
 
 #[cfg(not(loom))]
 pub use dc::{Dc, DcInfo, ProcInfo};
@@ -76,6 +78,8 @@ pub use privilege::{Call, CallSet, Priv};
 pub use proc::Proc;
 #[cfg(not(loom))]
 pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_NAME, region_dir};
+#[cfg(not(loom))]
+pub use waker::Waker;
 #[cfg(not(loom))]
 pub use slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState};
 #[cfg(not(loom))]

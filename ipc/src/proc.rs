@@ -97,6 +97,56 @@ impl Proc {
         self.policy.set(policy);
     }
 
+    /// The ring count of the doorbell that wakes this endpoint (its own, or the one it shares,
+    /// see [`Dc::bind_sharing_doorbell`]). Everything that can end a blocked call rings it
+    /// first, so an unchanged count means nothing new arrived.
+    pub fn doorbell_rings(&self) -> u32 {
+        let region = self.region();
+        region.slot(self.idx).map_or(0, |s| region.bell(s).rings())
+    }
+
+    /// Sleep on this endpoint's doorbell until its ring count differs from `seen`, `timeout`
+    /// passes (`None`: no limit), or a spurious wakeup. Returns at once when the count already
+    /// differs. The caller re-checks whatever it waits for afterwards.
+    pub fn doorbell_wait(&self, seen: u32, timeout: Option<std::time::Duration>) {
+        let region = self.region();
+        let Some(slot) = region.slot(self.idx) else {
+            return;
+        };
+        let bell = region.bell(slot);
+        let token = bell.prepare();
+        if token.rings() != seen {
+            bell.done();
+            return;
+        }
+        bell.sleep(token, timeout);
+    }
+
+    /// Tell peers whether this endpoint's thread runs (`true`: on the CPU it is on now) or
+    /// sleeps. Adaptive peers spin for a reply only while it runs on another CPU. A thread that
+    /// waits in the fabric's own calls publishes this itself; a thread that hosts several
+    /// endpoints and sleeps in [`Proc::doorbell_wait`] calls this for each of them.
+    pub fn set_running(&self, running: bool) {
+        if let Some(s) = self.region().slot(self.idx) {
+            let cpu = wait::current_cpu();
+            let v = if running {
+                cpu
+            } else if cpu < 0 {
+                -1
+            } else {
+                -2 - cpu
+            };
+            // Relaxed: a scheduling hint (see `wait::publish_cpu`).
+            s.cpu.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// A handle that other threads of this process may use to wake this endpoint: its next (or
+    /// current) `receive(ANY)`/`rcvrqst` returns `EDVSWOKENUP`, as after `wakeup(ep)`.
+    pub fn waker(&self) -> crate::Waker {
+        crate::Waker::new(self.dc.clone(), self.idx, self.owner)
+    }
+
     pub(crate) fn region(&self) -> &Region {
         &self.dc.region
     }
@@ -196,7 +246,7 @@ impl Proc {
         let peer_cpu = spin_for.and_then(|i| self.region().slot(i)).map(|s| &s.cpu);
         wait::wait(
             &Wait {
-                bell: &me.mailbox.bell,
+                bell: self.region().bell(me),
                 my_cpu: &me.cpu,
                 peer_cpu,
                 watching,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// `"M3IPC-DC"` in little-endian.
 const MAGIC: u64 = u64::from_le_bytes(*b"M3IPC-DC");
 /// Bumped whenever the meaning of the layout changes.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Bytes before the slot table.
 const HEADER_PAGE: usize = 4096;
 /// Prefix of region file names.
@@ -493,6 +493,20 @@ impl Region {
     }
 
     /// The slot at index `idx`, or `None` outside the table.
+    /// The doorbell that wakes `slot`'s owner: its own, or the one it shares (`Slot::bell_at`).
+    /// One hop only, so a hostile redirect cannot make a loop; a bad value means its own.
+    pub(crate) fn bell<'a>(&'a self, slot: &'a Slot) -> &'a Doorbell {
+        // Relaxed: the redirect is written before the Release that publishes the binding, and
+        // every caller has read the owner word (Acquire) of `slot` first. A value changed by
+        // a hostile process only sends wakes to the wrong bell; waiters then notice on their
+        // next liveness tick.
+        let at = slot.bell_at.load(Ordering::Relaxed);
+        match usize::try_from(at).ok().and_then(|n| n.checked_sub(1)) {
+            Some(host) => self.slot(host).map_or(&slot.mailbox.bell, |h| &h.mailbox.bell),
+            None => &slot.mailbox.bell,
+        }
+    }
+
     pub(crate) fn slot(&self, idx: usize) -> Option<&Slot> {
         if idx >= self.geo.nr_slots {
             return None;

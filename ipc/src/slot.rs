@@ -123,9 +123,12 @@ pub(crate) struct Slot {
     pub(crate) flags: AtomicU32,
     /// Whom the owner receives from, while `FLAG_RECEIVING`.
     pub(crate) getfrom: AtomicI32,
-    /// Spare. (Whom the owner sends to is read from its synchronous envelope, the single source
-    /// of truth for SENDING; see `Dc::getprocinfo`.)
-    pub(crate) _spare: AtomicI32,
+    /// Whose doorbell wakes the owner: 0 its own, `n > 0` that of slot index `n - 1`. A process
+    /// that hosts several endpoints on one thread (MUK2) sleeps on one doorbell for all of them;
+    /// it sets this at bind, before the slot reads Bound, so a sender that sees the binding sees
+    /// the redirect too. Untrusted: a value out of range means "its own". (Whom the owner sends
+    /// to is read from its synchronous envelope; see `Dc::getprocinfo`.)
+    pub(crate) bell_at: AtomicI32,
     /// CPU the owner runs on, or -1 while it sleeps in the fabric.
     pub(crate) cpu: AtomicI32,
     /// Calls the owner may make (bit n = call number n).

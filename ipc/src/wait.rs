@@ -70,6 +70,43 @@ pub enum WaitPolicy {
     Adaptive,
 }
 
+/// What a blocked call tells a park hook when it would sleep (see [`set_park_hook`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Park {
+    /// The ring count of the caller's doorbell when it last checked its condition: once the
+    /// count differs ([`crate::Proc::doorbell_rings`]), something may have finished the call.
+    pub rings: u32,
+    /// Resume the call at the latest after this long (its deadline or its next liveness tick).
+    pub timeout: Duration,
+}
+
+/// What a park hook answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unpark {
+    /// Check the call's condition again (and park again if it still blocks).
+    Check,
+    /// Give the call up as if its timeout had expired, with `EDVSSHUTDOWN`.
+    Cancel,
+}
+
+/// A function that parks a blocked call instead of sleeping on its doorbell.
+pub type ParkHook = fn(Park) -> Unpark;
+
+std::thread_local! {
+    static PARK_HOOK: core::cell::Cell<Option<ParkHook>> = const { core::cell::Cell::new(None) };
+}
+
+/// Install (or with `None` remove) this thread's park hook; returns the previous one.
+///
+/// A thread that runs many endpoints as coroutines (MUK2) cannot let one of them sleep in the
+/// kernel: with a hook installed, a call that would sleep calls the hook instead (which switches
+/// to another coroutine) and never spins, since its peer may be waiting for this very thread.
+/// The hook's caller decides when to resume it: when [`Park::rings`] no longer matches the
+/// doorbell's count, or when [`Park::timeout`] has passed.
+pub fn set_park_hook(hook: Option<ParkHook>) -> Option<ParkHook> {
+    PARK_HOOK.with(|h| h.replace(hook))
+}
+
 /// What a blocked call supplies to [`wait`].
 pub(crate) struct Wait<'a> {
     /// The caller's doorbell.
@@ -106,6 +143,7 @@ pub(crate) trait Blocked<T> {
 
 /// Wait until `call` finishes, following the policy; bounded by the timeout.
 pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
+    let hook = PARK_HOOK.with(|h| h.get());
     let mut me = current_cpu();
     publish_cpu(w.my_cpu, me);
     // The clock is read lazily: a call that completes within its first spins (the fast path of
@@ -119,7 +157,8 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             return r;
         }
         spins = spins.wrapping_add(1);
-        let spinning = w.policy != WaitPolicy::Block
+        let spinning = hook.is_none()
+            && w.policy != WaitPolicy::Block
             && w.timeout != Timeout::NoWait
             && (w.policy == WaitPolicy::Spin
                 || w.peer_cpu.is_some_and(|c| {
@@ -188,6 +227,20 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
         let wake_at = deadline
             .filter(|&d| d > now)
             .map_or(next_tick, |d| d.min(next_tick));
+        if let Some(hook) = hook {
+            // The hook's caller, not this call, sleeps on the doorbell (when nothing else runs).
+            w.bell.done();
+            let park = Park {
+                rings: token.rings(),
+                timeout: wake_at.saturating_duration_since(now),
+            };
+            if hook(park) == Unpark::Cancel
+                && let Some(r) = call.expire(Errno::EDVSSHUTDOWN)
+            {
+                return r;
+            }
+            continue;
+        }
         w.my_cpu.store(sleeping_on(me), Ordering::Relaxed);
         w.bell
             .sleep(token, Some(wake_at.saturating_duration_since(now)));

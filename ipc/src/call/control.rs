@@ -15,7 +15,7 @@ impl Proc {
         let peer = self.peer(ep, Role::Destination, Errno::EDVSENDPOINT)?;
         // Relaxed: the ring's AcqRel publishes it.
         peer.slot.mailbox.wokenup.store(1, Ordering::Relaxed);
-        peer.slot.mailbox.bell.ring();
+        self.region().bell(peer.slot).ring();
         Ok(())
     }
 

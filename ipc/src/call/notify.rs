@@ -32,7 +32,7 @@ impl Proc {
         if old & bit != 0 {
             peer.slot.counters.overruns.fetch_add(1, Ordering::Relaxed);
         } else {
-            peer.slot.mailbox.bell.ring();
+            self.region().bell(peer.slot).ring();
         }
         Ok(())
     }

@@ -201,7 +201,7 @@ impl Blocked<()> for Incoming<'_, '_> {
         // Everything else that can end a receive rings our doorbell first (a post, a notify, a
         // wakeup, a cleanup, the DC's removal). If it has not rung since our last full look,
         // there is nothing new: a spinning receiver then costs two loads per check.
-        let rings = self.me.mailbox.bell.rings();
+        let rings = p.region().bell(self.me).rings();
         if self.seen == Some(rings) {
             return None;
         }
@@ -254,7 +254,7 @@ impl Blocked<()> for Incoming<'_, '_> {
             if c.state.phase() == Phase::PendingSend
                 && let Some(s) = region.slot(c.sender)
             {
-                s.mailbox.bell.ring();
+                region.bell(s).ring();
             }
             return Some(Ok(()));
         }

@@ -73,7 +73,7 @@ impl Proc {
         if !peer.slot.envelopes[SYNC].finish_reply(replying, &out.to_words()) {
             return false;
         }
-        if peer.slot.mailbox.bell.ring() {
+        if self.region().bell(peer.slot).ring() {
             wait::mark_woken(&peer.slot.cpu);
         }
         true

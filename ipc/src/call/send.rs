@@ -88,7 +88,7 @@ impl Proc {
         let ticket = peer.slot.mailbox.ticket.fetch_add(1, Ordering::Relaxed);
         let posted = env.post(phase, peer.idx as u16, peer.ep, ticket, &m.to_words());
         peer.slot.pending().announce(self.idx);
-        if peer.slot.mailbox.bell.ring() {
+        if self.region().bell(peer.slot).ring() {
             wait::mark_woken(&peer.slot.cpu);
         }
         posted

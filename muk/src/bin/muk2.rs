@@ -1,0 +1,3 @@
+//! `muk2`: boot the unikernel. (Being written.)
+
+fn main() {}

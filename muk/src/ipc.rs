@@ -1,0 +1,38 @@
+//! The one IPC interface servers are written against.
+//!
+//! A server receives `&mut dyn Ipc` and never learns which runner hosts it: under MUK2 the calls
+//! between two servers of the same unikernel are direct coroutine hand-offs, and calls to
+//! anything outside go through the fabric; under MUK every call goes through the fabric from the
+//! server's own OS thread. The semantics are those of `m3ipc` (DESIGN.md section 4) in both.
+
+use m3ipc::{Dc, Endpoint, Message, Result, Timeout};
+use std::time::Duration;
+
+/// The calls a hosted server may make.
+///
+/// Every blocking call takes a [`Timeout`]. When the host stops, a blocked call (and every
+/// later blocking call) fails with `EDVSSHUTDOWN`; a server returns from its loop then.
+pub trait Ipc {
+    /// The server's own endpoint.
+    fn endpoint(&self) -> Endpoint;
+    /// The server's name, as the config gives it.
+    fn name(&self) -> &str;
+    /// The DC the server is bound in (for introspection: `getprocinfo`, `getep`, ...).
+    fn dc(&self) -> &Dc;
+    /// `send`: returns once `dst` has received `m`.
+    fn send(&mut self, dst: Endpoint, m: &Message, timeout: Timeout) -> Result<()>;
+    /// `receive` from `src` or `ANY` into `m`.
+    fn receive(&mut self, src: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()>;
+    /// `sendrec`: send `m` to `dst`, then receive its reply into `m`.
+    fn sendrec(&mut self, dst: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()>;
+    /// `rcvrqst`: receive the oldest request from anyone, ignoring notifications.
+    fn rcvrqst(&mut self, m: &mut Message, timeout: Timeout) -> Result<()>;
+    /// `reply` to a client waiting in `sendrec` to us; never blocks.
+    fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()>;
+    /// `notify`: never blocks; repeats coalesce.
+    fn notify(&mut self, dst: Endpoint) -> Result<()>;
+    /// Sleep for `d` (millisecond resolution). Fails with `EDVSSHUTDOWN` when the host stops.
+    fn sleep(&mut self, d: Duration) -> Result<()>;
+    /// Whether the host is stopping: a server that sees it returns.
+    fn stopping(&self) -> bool;
+}

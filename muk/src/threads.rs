@@ -1,0 +1,143 @@
+//! MUK: each server on its own OS thread, every call through the fabric.
+//!
+//! The baseline MUK2 must beat: the same servers, the same code, but each rendezvous between two
+//! servers is a cross-thread wake (a futex when the peer sleeps) instead of a coroutine switch.
+
+use crate::host::{Hosted, ServerExit, Stopper};
+use crate::ipc::Ipc;
+use m3ipc::{Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Start one thread per server; each returns its server's exit.
+pub(crate) fn spawn(
+    servers: Vec<Hosted>,
+    procs: Vec<Proc>,
+    stopper: Stopper,
+) -> std::io::Result<Vec<JoinHandle<Vec<ServerExit>>>> {
+    let mut threads = Vec::with_capacity(servers.len());
+    for (hosted, proc) in servers.into_iter().zip(procs) {
+        let own = stopper.clone();
+        let t = std::thread::Builder::new()
+            .name(hosted.name.clone())
+            .stack_size(hosted.stack_size)
+            .spawn(move || vec![run_one(hosted, proc, own)]);
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                // Stop those already started before reporting.
+                stopper.stop();
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(threads)
+}
+
+fn run_one(hosted: Hosted, proc: Proc, stopper: Stopper) -> ServerExit {
+    let Hosted {
+        name, mut server, ..
+    } = hosted;
+    let mut ctx = ThreadIpc {
+        proc,
+        name: name.clone(),
+        stopper,
+    };
+    let result = match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ctx))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{e}")),
+        Err(_) => Err("panicked".into()),
+    };
+    ServerExit { name, result }
+}
+
+/// A server's view of the fabric from its own thread.
+pub struct ThreadIpc {
+    proc: Proc,
+    name: String,
+    stopper: Stopper,
+}
+
+impl ThreadIpc {
+    /// Fail with `EDVSSHUTDOWN` once the host stops; map the stop's wakeup to it.
+    fn stop_check<T>(&self, r: Result<T>) -> Result<T> {
+        match r {
+            Err(Errno::EDVSWOKENUP) if self.stopper.stopping() => Err(Errno::EDVSSHUTDOWN),
+            r => r,
+        }
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.stopper.stopping() {
+            Err(Errno::EDVSSHUTDOWN)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Ipc for ThreadIpc {
+    fn endpoint(&self) -> Endpoint {
+        self.proc.endpoint()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dc(&self) -> &Dc {
+        self.proc.dc()
+    }
+
+    fn send(&mut self, dst: Endpoint, m: &Message, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        self.proc.send(dst, m, timeout)
+    }
+
+    fn receive(&mut self, src: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        let r = self.proc.receive(src, m, timeout);
+        self.stop_check(r)
+    }
+
+    fn sendrec(&mut self, dst: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        self.proc.sendrec(dst, m, timeout)
+    }
+
+    fn rcvrqst(&mut self, m: &mut Message, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        let r = self.proc.rcvrqst(m, timeout);
+        self.stop_check(r)
+    }
+
+    fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()> {
+        self.proc.reply(dst, m)
+    }
+
+    fn notify(&mut self, dst: Endpoint) -> Result<()> {
+        self.proc.notify(dst)
+    }
+
+    fn sleep(&mut self, d: Duration) -> Result<()> {
+        let until = Instant::now() + d;
+        loop {
+            self.live()?;
+            let seen = self.proc.doorbell_rings();
+            let now = Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            // A stop rings our doorbell, so the sleep ends at once; other rings only re-check.
+            self.proc.doorbell_wait(seen, Some(until - now));
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopper.stopping()
+    }
+}
