@@ -183,6 +183,34 @@ impl Dc {
     }
 
     fn bind_inner(&self, nr: i32, name: &str, bell_host: Option<usize>) -> Result<Proc> {
+        let (idx, ep, bound) = self.claim(nr, name, bell_host, ProcessId::current())?;
+        Ok(Proc::new(self.clone(), idx, ep, bound))
+    }
+
+    /// Bind slot `nr` for the process `pid` (SYSTASK's bind on behalf of others): the slot is
+    /// claimed exactly as [`Dc::bind_named`] claims it, but its owner word names `pid` and that
+    /// process's start time, so the slot lives and dies with `pid` and is reaped like any other
+    /// once `pid` exits. The caller gets no handle: `pid` takes the slot with [`Dc::attach`].
+    ///
+    /// Errors: `EDVSBADPID` (no live process `pid`, a zombie included), then those of
+    /// [`Dc::bind_named`].
+    pub fn bind_for(&self, pid: u32, nr: i32, name: &str) -> Result<Endpoint> {
+        let owner = ProcessId::of(pid).ok_or(Errno::EDVSBADPID)?;
+        let (_, ep, _) = self.claim(nr, name, None, owner)?;
+        Ok(ep)
+    }
+
+    /// Take slot `nr`, bound for this process by someone else ([`Dc::bind_for`]), as a [`Proc`].
+    /// Dropping it unbinds, as for a slot bound by [`Dc::bind_named`].
+    ///
+    /// The slot must name this process (PID and start time) as owner. A process that already
+    /// holds a `Proc` for the slot must not attach it again: two handles would receive in two
+    /// places.
+    ///
+    /// Errors: `EDVSDCNOTRUN`, `EDVSRANGE` (`nr` outside the table), `EDVSBADPROC` (`nr` is
+    /// `HARDWARE`, or the slot is bound for another process), `EDVSNOTBIND` (the slot is not
+    /// bound).
+    pub fn attach(&self, nr: i32) -> Result<Proc> {
         let region = &self.region;
         if !region.running() {
             return Err(Errno::EDVSDCNOTRUN);
@@ -192,7 +220,41 @@ impl Dc {
         }
         let idx = region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
         let slot = region.slot(idx).ok_or(Errno::EDVSRANGE)?;
+        let w = slot.owner();
+        if w.state() != SlotState::Bound {
+            return Err(Errno::EDVSNOTBIND);
+        }
         let me = ProcessId::current();
+        // Acquire in `owner()` above makes the binder's start time visible.
+        if w.pid() != me.pid || slot.owner_start.load(Ordering::Relaxed) != me.start {
+            return Err(Errno::EDVSBADPROC);
+        }
+        slot.cpu.store(wait::current_cpu(), Ordering::Relaxed);
+        Ok(Proc::new(
+            self.clone(),
+            idx,
+            endpoint::make(w.generation(), nr),
+            w,
+        ))
+    }
+
+    /// Claim free slot `nr` for process `me`: the state machine shared by every kind of bind.
+    fn claim(
+        &self,
+        nr: i32,
+        name: &str,
+        bell_host: Option<usize>,
+        me: ProcessId,
+    ) -> Result<(usize, Endpoint, OwnerWord)> {
+        let region = &self.region;
+        if !region.running() {
+            return Err(Errno::EDVSDCNOTRUN);
+        }
+        if nr == HARDWARE {
+            return Err(Errno::EDVSBADPROC);
+        }
+        let idx = region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
+        let slot = region.slot(idx).ok_or(Errno::EDVSRANGE)?;
         for _ in 0..4 {
             let w = slot.owner();
             if w.state() != SlotState::Free {
@@ -224,7 +286,13 @@ impl Dc {
             // Before the Release below: whoever sees Bound rings the right doorbell.
             let bell_at = bell_host.map_or(0, |h| i32::try_from(h + 1).unwrap_or(0));
             slot.bell_at.store(bell_at, Ordering::Relaxed);
-            slot.cpu.store(wait::current_cpu(), Ordering::Relaxed);
+            // A slot bound on behalf of another process: its owner is not running here.
+            let cpu = if me == ProcessId::current() {
+                wait::current_cpu()
+            } else {
+                -1
+            };
+            slot.cpu.store(cpu, Ordering::Relaxed);
             slot.mailbox.wokenup.store(0, Ordering::Relaxed);
             for c in [
                 &slot.counters.sent,
@@ -253,12 +321,7 @@ impl Dc {
                 return Err(Errno::EDVSSLOTUSED);
             }
             region.header().bind_bell.ring_all();
-            return Ok(Proc::new(
-                self.clone(),
-                idx,
-                endpoint::make(generation, nr),
-                bound,
-            ));
+            return Ok((idx, endpoint::make(generation, nr), bound));
         }
         Err(Errno::EDVSSLOTUSED)
     }

@@ -33,6 +33,18 @@ impl ProcessId {
         ProcessId { pid, start }
     }
 
+    /// The live process `pid` (not a zombie), with its start time; `None` when there is none.
+    pub(crate) fn of(pid: u32) -> Option<ProcessId> {
+        if pid == 0 || pid > i32::MAX as u32 {
+            return None;
+        }
+        let s = stat(pid)?;
+        (s.state != 'Z' && s.state != 'X').then_some(ProcessId {
+            pid,
+            start: s.start,
+        })
+    }
+
     /// Whether this process is still alive (and not a zombie).
     pub(crate) fn is_alive(self) -> bool {
         if self.pid == 0 || self.pid > i32::MAX as u32 {

@@ -272,7 +272,7 @@ impl Proc {
         self.unbind_inner()
     }
 
-    fn unbind_inner(&self) -> Result<()> {
+    pub(crate) fn unbind_inner(&self) -> Result<()> {
         if self.unbound.replace(true) {
             return Err(Errno::EDVSNOTBIND);
         }

@@ -502,7 +502,9 @@ impl Region {
         // next liveness tick.
         let at = slot.bell_at.load(Ordering::Relaxed);
         match usize::try_from(at).ok().and_then(|n| n.checked_sub(1)) {
-            Some(host) => self.slot(host).map_or(&slot.mailbox.bell, |h| &h.mailbox.bell),
+            Some(host) => self
+                .slot(host)
+                .map_or(&slot.mailbox.bell, |h| &h.mailbox.bell),
             None => &slot.mailbox.bell,
         }
     }

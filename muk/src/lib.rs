@@ -10,9 +10,11 @@
 //! [`host`] (binding and running them), the two runners (`coro` for MUK2, `threads` for MUK).
 //! DESIGN.md section 8 fixes the behaviour.
 
+pub mod config;
 pub mod coro;
 pub mod host;
 pub mod ipc;
+pub mod protocol;
 pub mod server;
 pub mod threads;
 

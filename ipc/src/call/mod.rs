@@ -3,6 +3,7 @@
 //! (`wakeup`, `setpriv`, `getpriv`) in `control.rs`.
 
 mod control;
+mod hosted;
 mod notify;
 mod receive;
 mod reply;

@@ -1,3 +1,149 @@
-//! `muk2`: boot the unikernel. (Being written.)
+//! `muk2`: boot the MUK2 unikernel (or MUK, its thread baseline) on an M3-IPC DC.
+//!
+//! ```text
+//! muk2                                   boot the embedded default config in a private DC,
+//!                                        print the proc table, self-check, exit
+//! muk2 run --config FILE [--threads]     create the config's DC, host its servers until
+//!                                        SIGINT/SIGTERM, then unbind and remove the DC
+//! muk2 serve NAME --dc DC [--nr N]       run one server as its own process in an existing DC
+//! muk2 check --dc DC [--expect LIST]     sendrec to each server from this (external) process
+//! ```
+//!
+//! Errors are printed as `muk2: MESSAGE`, with exit code 1 (2 for a bad command line, from
+//! clap). Region files live in `$M3IPC_SHM_DIR`, or `/dev/shm` when it is unset.
 
-fn main() {}
+// A binary's root resolves modules beside itself (src/bin/); they live in src/bin/muk2/.
+#[path = "muk2/boot.rs"]
+mod boot;
+#[path = "muk2/check.rs"]
+mod check;
+#[path = "muk2/hosting.rs"]
+mod hosting;
+#[path = "muk2/run.rs"]
+mod run;
+#[path = "muk2/signals.rs"]
+mod signals;
+#[path = "muk2/table.rs"]
+mod table;
+
+use clap::{Parser, Subcommand};
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// MUK2, the multiserver unikernel on M3-IPC: servers as coroutines in one process.
+///
+/// With no command: boot the embedded default config (every server inside) in a private DC,
+/// print the proc table, run a self-check from a separate client process, remove the DC.
+#[derive(Debug, Parser)]
+#[command(name = "muk2", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the config's DC, host its servers until SIGINT or SIGTERM, then remove the DC.
+    ///
+    /// Servers the config leaves out are expected from outside (`muk2 serve NAME --dc DC`).
+    Run {
+        /// The TOML config (see `muk2 default-config`).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Run every server on its own OS thread (MUK) instead of as coroutines (MUK2).
+        #[arg(long)]
+        threads: bool,
+    },
+    /// Run one server as its own process in an existing DC, until SIGINT or SIGTERM.
+    Serve {
+        /// The server: systask, pm or echo.
+        name: String,
+        /// The DC to serve in.
+        #[arg(long)]
+        dc: String,
+        /// Its slot (default: its well-known number).
+        #[arg(long, allow_negative_numbers = true)]
+        nr: Option<i32>,
+        /// Its stack in KiB (16..=65536).
+        #[arg(
+            long,
+            default_value_t = (muk::host::DEFAULT_STACK / 1024) as u32,
+            value_parser = clap::value_parser!(u32).range(
+                (muk::host::MIN_STACK / 1024) as i64..=muk::config::MAX_STACK_KIB as i64
+            )
+        )]
+        stack_kib: u32,
+        /// Run it on an OS thread (MUK) instead of a coroutine (MUK2).
+        #[arg(long)]
+        threads: bool,
+    },
+    /// Check from this process that each server of a running DC answers a sendrec.
+    Check(check::CheckArgs),
+    /// Print the embedded default config (a starting point for `muk2 run --config`).
+    DefaultConfig,
+}
+
+/// Why `muk2` failed: printed as `muk2: MESSAGE`, exit code 1.
+#[derive(Debug)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error {
+    /// The same error with `context` in front.
+    pub fn context(self, context: impl fmt::Display) -> Error {
+        Error(format!("{context}: {}", self.0))
+    }
+}
+
+macro_rules! from_display {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error(e.to_string())
+            }
+        }
+    )*};
+}
+from_display!(
+    m3ipc::DcError,
+    m3ipc::Errno,
+    muk::HostError,
+    std::io::Error,
+    String
+);
+
+/// The result of a `muk2` command.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => boot::run(),
+        Some(Command::Run { config, threads }) => run::run(&config, threads),
+        Some(Command::Serve {
+            name,
+            dc,
+            nr,
+            stack_kib,
+            threads,
+        }) => run::serve(&name, &dc, nr, stack_kib, threads),
+        Some(Command::Check(args)) => check::run(&args),
+        Some(Command::DefaultConfig) => {
+            print!("{}", muk::config::DEFAULT_TOML);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("muk2: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,13 +1,77 @@
-//! MUK2: every server a coroutine on one scheduler thread. (Being written.)
+//! MUK2: every server a stackful coroutine (corosensei) on one scheduler thread.
+//!
+//! - `kernel`: the tasks, what each waits for, the rendezvous between two of them;
+//! - `ctx`: the [`crate::Ipc`] a task's server calls (local hand-offs, or the fabric);
+//! - `scheduler`: the FIFO ready queue, the timers, the one shared doorbell it sleeps on;
+//! - `timer`: millisecond deadlines;
+//! - `guard`: a stack overflow reported with the server's name.
+
+mod ctx;
+mod guard;
+mod kernel;
+mod scheduler;
+mod timer;
 
 use crate::host::{Hosted, ServerExit, Stopper};
+use corosensei::Coroutine;
+use corosensei::stack::DefaultStack;
 use m3ipc::Proc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::thread::JoinHandle;
 
+/// Start the scheduler thread with every server as a coroutine.
 pub(crate) fn spawn(
-    _servers: Vec<Hosted>,
-    _procs: Vec<Proc>,
-    _stopper: Stopper,
+    servers: Vec<Hosted>,
+    procs: Vec<Proc>,
+    stopper: Stopper,
 ) -> std::io::Result<JoinHandle<Vec<ServerExit>>> {
-    Err(std::io::Error::other("the coroutine runner is not written yet"))
+    std::thread::Builder::new()
+        .name("muk2".into())
+        .spawn(move || run(servers, procs, &stopper))
+}
+
+fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerExit> {
+    let _altstack = guard::ensure_altstack();
+    let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+    let k = Rc::new(kernel::Kernel::new(procs, names));
+    let mut cos = Vec::with_capacity(servers.len());
+    let mut exits = Vec::with_capacity(servers.len());
+    let mut guards = Vec::new();
+    for (i, hosted) in servers.into_iter().enumerate() {
+        let Hosted {
+            name,
+            stack_size,
+            mut server,
+            ..
+        } = hosted;
+        let stack = match DefaultStack::new(stack_size) {
+            Ok(s) => s,
+            Err(e) => {
+                cos.push(None);
+                exits.push(Some(ServerExit {
+                    name,
+                    result: Err(format!("cannot map a stack of {stack_size} bytes: {e}")),
+                }));
+                k.st.borrow_mut().finish(&k, i);
+                continue;
+            }
+        };
+        guards.push(guard::register(&stack, stack_size, &name));
+        let k2 = Rc::clone(&k);
+        let co: scheduler::TaskCoroutine =
+            Coroutine::with_stack(stack, move |y: &ctx::TaskYielder, _| {
+                let mut ipc = ctx::CoroIpc { k: k2, me: i, y };
+                match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ipc))) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("{e}")),
+                    Err(_) => Err("panicked".into()),
+                }
+            });
+        cos.push(Some(co));
+        exits.push(None);
+    }
+    let out = scheduler::run(&k, cos, exits, stopper);
+    drop(guards);
+    out
 }

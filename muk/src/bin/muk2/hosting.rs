@@ -1,0 +1,193 @@
+//! What `muk2`, `muk2 run` and `muk2 serve` share: the DC they create (and remove), the host
+//! they start, and a watch on it.
+
+use crate::signals;
+use crate::{Error, Result};
+use m3ipc::{Dc, DcError};
+use muk::config::{DCS, DcSpec, ServerSpec};
+use muk::{Host, Hosted, Runner, ServerExit, ServerKind, Stopper};
+use std::sync::mpsc;
+
+/// A DC this process created: removed when dropped, whatever path the program leaves by.
+pub struct CreatedDc {
+    dc: Dc,
+}
+
+impl CreatedDc {
+    /// Create the DC of `spec`, exclusively. Without a `dcid` in the config, take the lowest id
+    /// no other DC in the region directory uses.
+    pub fn create(spec: &DcSpec) -> Result<CreatedDc> {
+        if let Some(dcid) = spec.dcid {
+            return Dc::create(&spec.name, &spec.dc_config(dcid))
+                .map(|dc| CreatedDc { dc })
+                .map_err(|e| exists_hint(e, &spec.name));
+        }
+        // Another process may take the id we picked between our look and our create: then its
+        // DC exists by the time we look again, and the next pick skips it.
+        for _ in 0..4 {
+            let used: Vec<u32> = Dc::list()?
+                .iter()
+                .filter_map(|n| Dc::open(n).ok())
+                .map(|dc| dc.config().dcid)
+                .collect();
+            let dcid = (0..DCS).find(|id| !used.contains(id)).ok_or_else(|| {
+                Error(format!(
+                    "cannot create DC {:?}: all {DCS} DC ids are in use (see `dvs dc ls`)",
+                    spec.name
+                ))
+            })?;
+            match Dc::create(&spec.name, &spec.dc_config(dcid)) {
+                Ok(dc) => return Ok(CreatedDc { dc }),
+                Err(DcError::Exists(_)) if !name_taken(&spec.name) => continue,
+                Err(e) => return Err(exists_hint(e, &spec.name)),
+            }
+        }
+        Err(Error(format!(
+            "cannot create DC {:?}: DC ids keep being taken by other processes",
+            spec.name
+        )))
+    }
+
+    /// The DC.
+    pub fn dc(&self) -> &Dc {
+        &self.dc
+    }
+}
+
+impl Drop for CreatedDc {
+    fn drop(&mut self) {
+        if let Err(e) = Dc::remove(self.dc.name()) {
+            eprintln!("muk2: removing DC {}: {e}", self.dc.name());
+        }
+    }
+}
+
+/// Whether a region file of that name exists (readable or not).
+fn name_taken(name: &str) -> bool {
+    m3ipc::region_dir()
+        .join(format!("{}{name}", m3ipc::FILE_PREFIX))
+        .exists()
+}
+
+/// Remove the private DCs (`PREFIX<pid>`) of earlier runs whose process is gone: a run killed
+/// by SIGKILL cannot remove its own, and each one holds one of the 32 DC ids. Left alone: a DC
+/// whose named process is alive, and one that opens but was created by another process.
+pub fn remove_stale(prefix: &str) {
+    let Ok(names) = Dc::list() else { return };
+    for name in names {
+        let Some(pid) = name
+            .strip_prefix(prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let ours = match Dc::open(&name) {
+            Ok(dc) => dc.info().creator_pid == pid,
+            // Killed while it filled the header in: never finished, so never used.
+            Err(DcError::NotRunning(_)) => true,
+            Err(_) => false,
+        };
+        if ours {
+            let _ = Dc::remove(&name);
+        }
+    }
+}
+
+fn exists_hint(e: DcError, name: &str) -> Error {
+    match e {
+        DcError::Exists(_) => Error(format!(
+            "cannot create DC {name:?}: {e} (remove it with `dvs dc rm {name}` if nothing uses it, \
+             or choose another name or dcid in the config)"
+        )),
+        e => Error(format!("cannot create DC {name:?}: {e}")),
+    }
+}
+
+/// The server `spec` names, ready to host.
+pub fn hosted(spec: &ServerSpec) -> Hosted {
+    Hosted {
+        name: spec.kind.name().to_string(),
+        nr: spec.nr,
+        stack_size: spec.stack_size,
+        server: spec.kind.build(),
+    }
+}
+
+/// Parse a server name given on the command line.
+pub fn server_kind(name: &str) -> Result<ServerKind> {
+    ServerKind::from_name(name).ok_or_else(|| {
+        Error(format!(
+            "unknown server {name:?} (known: {})",
+            ServerKind::ALL.map(ServerKind::name).join(", ")
+        ))
+    })
+}
+
+/// The runner's name for messages.
+pub fn runner_name(r: Runner) -> &'static str {
+    match r {
+        Runner::Coroutines => "MUK2 (coroutines)",
+        Runner::Threads => "MUK (threads)",
+    }
+}
+
+/// A running host watched by a thread that joins it: when every server has returned (on a stop,
+/// or on their own after a failure) the thread hands their exits over and wakes the main thread
+/// (`signals::Event::Wake`).
+pub struct Watched {
+    stopper: Stopper,
+    exits: mpsc::Receiver<Vec<ServerExit>>,
+}
+
+impl Watched {
+    /// Watch `host`.
+    pub fn new(host: Host) -> Result<Watched> {
+        let stopper = host.stopper();
+        let (tx, exits) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("muk2-watch".into())
+            .spawn(move || {
+                let _ = tx.send(host.join());
+                signals::wake_main();
+            })
+            .map_err(|e| Error(format!("cannot start a thread: {e}")))?;
+        Ok(Watched { stopper, exits })
+    }
+
+    /// The servers' exits if they have all returned already.
+    pub fn ended(&self) -> Option<Vec<ServerExit>> {
+        self.exits.try_recv().ok()
+    }
+
+    /// Stop every server and wait for them: their slots are unbound when this returns.
+    pub fn stop(self) -> Vec<ServerExit> {
+        self.stopper.stop();
+        self.exits.recv().unwrap_or_else(|_| {
+            vec![ServerExit {
+                name: "runner".into(),
+                result: Err("the watch thread vanished".into()),
+            }]
+        })
+    }
+}
+
+/// `Ok` when every server returned cleanly after a stop; else one error naming each failure.
+pub fn check_exits(exits: &[ServerExit]) -> Result<()> {
+    let shutdown = m3ipc::Errno::EDVSSHUTDOWN.to_string();
+    let failed: Vec<String> = exits
+        .iter()
+        .filter_map(|e| match &e.result {
+            // A server may report the stop itself as its loop's end.
+            Err(why) if *why != shutdown => Some(format!("server {} failed: {why}", e.name)),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error(failed.join("; ")))
+    }
+}

@@ -1,0 +1,137 @@
+//! `muk2 run --config FILE` and `muk2 serve NAME --dc DC`: host servers until SIGINT/SIGTERM.
+
+use crate::hosting::{self, CreatedDc, Watched};
+use crate::signals::{self, Event, Signals};
+use crate::{Error, Result, table};
+use m3ipc::Dc;
+use muk::config::{Config, ServerSpec, default_nr};
+use muk::{Host, Runner};
+use std::io::Write;
+use std::path::Path;
+
+/// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM, remove the DC.
+pub fn run(path: &Path, threads: bool) -> Result<()> {
+    let config = Config::load(path).map_err(|e| Error(format!("{}: {e}", path.display())))?;
+    let runner = if threads {
+        Runner::Threads
+    } else {
+        config.runner
+    };
+    // Before any thread exists, so that all of them inherit the mask.
+    let signals = Signals::block()?;
+    let created = CreatedDc::create(&config.dc)?;
+    let dc = created.dc();
+    let servers = config.servers.iter().map(hosting::hosted).collect();
+    let host = Host::start(dc, servers, runner)?;
+    let watched = Watched::new(host)?;
+    let info = dc.info();
+    let external = config.external();
+    let mut text = format!(
+        "muk2: {} on DC {} (dcid {}, node {}), region {}\n",
+        hosting::runner_name(runner),
+        dc.name(),
+        info.config.dcid,
+        info.config.node,
+        dc.path().display()
+    );
+    text.push_str(&table::render(dc));
+    if !external.is_empty() {
+        let names: Vec<String> = external
+            .iter()
+            .map(|k| format!("{} (nr {})", k.name(), default_nr(*k, config.dc.node)))
+            .collect();
+        text.push_str(&format!(
+            "expected from outside: {} (muk2 serve NAME --dc {})\n",
+            names.join(", "),
+            dc.name()
+        ));
+    }
+    text.push_str("running; stop with SIGINT or SIGTERM\n");
+    print_flush(&text);
+    let outcome = serve_until_signal(&signals, watched);
+    drop(created);
+    let sig = outcome?;
+    eprintln!(
+        "muk2: {}: servers stopped, DC {} removed",
+        signals::name(sig),
+        config.dc.name
+    );
+    Ok(())
+}
+
+/// `muk2 serve`: one server in an existing DC until SIGINT/SIGTERM.
+pub fn serve(
+    name: &str,
+    dc_name: &str,
+    nr: Option<i32>,
+    stack_kib: u32,
+    threads: bool,
+) -> Result<()> {
+    let kind = hosting::server_kind(name)?;
+    let runner = if threads {
+        Runner::Threads
+    } else {
+        Runner::Coroutines
+    };
+    let signals = Signals::block()?;
+    let dc = Dc::open(dc_name)?;
+    let c = dc.config();
+    let nr = nr.unwrap_or_else(|| default_nr(kind, c.node));
+    // A server receives, which only system-process slots may do: refuse others before binding.
+    let system = -(c.nr_tasks as i32)..c.nr_sysprocs as i32 - c.nr_tasks as i32;
+    if !system.contains(&nr) || nr == m3ipc::HARDWARE {
+        return Err(Error(format!(
+            "nr {nr} is not a system-process slot of DC {dc_name} (servers need nr {}..={}, not -1)",
+            system.start,
+            system.end - 1
+        )));
+    }
+    let spec = ServerSpec {
+        kind,
+        nr,
+        stack_size: stack_kib as usize * 1024,
+    };
+    let host = Host::start(&dc, vec![hosting::hosted(&spec)], runner)?;
+    let watched = Watched::new(host)?;
+    print_flush(&format!(
+        "muk2: {name} serving at nr {nr} in DC {dc_name} under {}; stop with SIGINT or SIGTERM\n",
+        hosting::runner_name(runner)
+    ));
+    let sig = serve_until_signal(&signals, watched)?;
+    eprintln!("muk2: {}: {name} stopped", signals::name(sig));
+    Ok(())
+}
+
+/// Sleep until SIGINT/SIGTERM (then stop the servers and return the signal) or until the
+/// servers end on their own (an error: nobody asked them to).
+fn serve_until_signal(signals: &Signals, watched: Watched) -> Result<libc::c_int> {
+    loop {
+        match signals.wait(None) {
+            Ok(Event::Stop(sig)) => {
+                let exits = watched.stop();
+                return hosting::check_exits(&exits).map(|()| sig);
+            }
+            Ok(Event::Wake) => {
+                // SIGUSR1 from the watch thread, or from someone else: look before leaving.
+                if let Some(exits) = watched.ended() {
+                    hosting::check_exits(&exits)?;
+                    return Err(Error(
+                        "every server returned before a stop was asked".into(),
+                    ));
+                }
+            }
+            Ok(Event::Timeout) => {}
+            Err(e) => {
+                watched.stop();
+                return Err(Error(format!("waiting for signals: {e}")));
+            }
+        }
+    }
+}
+
+/// Print and flush, so that a parent reading our output through a pipe sees it at once; a
+/// closed output is not an error (the servers keep running).
+pub fn print_flush(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

@@ -1,0 +1,763 @@
+//! The unikernel's configuration: which DC to create, which runner, which servers to host.
+//!
+//! The successor of the original's `muk.cfg`, in TOML:
+//!
+//! ```toml
+//! runner = "coroutines"          # or "threads" (MUK); default coroutines (MUK2)
+//!
+//! [dc]
+//! name = "DC0"                   # region file m3ipc-dc-DC0
+//! node = 0                       # 0..31
+//! # dcid = 0                     # optional, 0..31; default the lowest id no other DC uses
+//! # procs = 221                  # optional limits, as `dvs dc create` takes them
+//! # tasks = 34
+//! # sysprocs = 64
+//!
+//! [[server]]
+//! name = "systask"               # a known server: systask, pm, echo
+//! # nr = -2                      # optional; default its well-known number
+//! # stack_kib = 256              # optional coroutine (or thread) stack
+//!
+//! [[server]]
+//! name = "pm"
+//! ```
+//!
+//! A known server left out of the config is expected from outside: started as its own process
+//! with `muk2 serve NAME --dc DC`, as the original let a commented-out `*_ep` line run that
+//! component elsewhere. [`Config::parse`] checks everything a mistake could put in the file and
+//! names the line where TOML gives it; nothing is guessed.
+
+use crate::host::{DEFAULT_STACK, MIN_STACK, Runner};
+use crate::server::ServerKind;
+use m3ipc::endpoint::{HARDWARE, systask};
+use m3ipc::{DcConfig, MAX_NAME};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+/// The embedded default config: every known server hosted, MUK2 runner.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Node ids are 0..NODES (the original's 32-node bitmaps).
+pub const NODES: u32 = 32;
+/// DC ids are 0..DCS.
+pub const DCS: u32 = 32;
+/// Largest `stack_kib` accepted: 64 MiB, far beyond what a server needs; larger is a typo.
+pub const MAX_STACK_KIB: usize = 64 * 1024;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The DC to create (`muk2 run`) or to serve in.
+    pub dc: DcSpec,
+    /// How the hosted servers run.
+    pub runner: Runner,
+    /// The servers hosted in this process, in boot order (the order of the file).
+    pub servers: Vec<ServerSpec>,
+}
+
+/// The `[dc]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DcSpec {
+    /// The DC's name (at most [`MAX_NAME`] bytes of `[A-Za-z0-9._-]`).
+    pub name: String,
+    /// This node's id, 0..[`NODES`].
+    pub node: u32,
+    /// The DC id; `None`: the lowest id not used by another DC when it is created.
+    pub dcid: Option<u32>,
+    /// Process slots (servers and users).
+    pub procs: u32,
+    /// Task slots (negative `nr`).
+    pub tasks: u32,
+    /// Slots, from the first task, that are system processes.
+    pub sysprocs: u32,
+}
+
+impl DcSpec {
+    /// The limits to create the DC with, under id `dcid`.
+    pub fn dc_config(&self, dcid: u32) -> DcConfig {
+        DcConfig {
+            dcid,
+            node: self.node,
+            nr_procs: self.procs,
+            nr_tasks: self.tasks,
+            nr_sysprocs: self.sysprocs,
+            ..DcConfig::default()
+        }
+    }
+
+    /// Smallest and one-past-largest `nr` of a system-process slot: servers must bind there
+    /// (a user slot may only `sendrec`).
+    pub fn system_nrs(&self) -> Range<i32> {
+        -(self.tasks as i32)..self.sysprocs as i32 - self.tasks as i32
+    }
+}
+
+/// One `[[server]]` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Which server.
+    pub kind: ServerKind,
+    /// The slot it binds.
+    pub nr: i32,
+    /// Its stack in bytes.
+    pub stack_size: usize,
+}
+
+/// The well-known slot of `kind` on node `node`: SYSTASK of node n is `-2 - n` (DESIGN.md
+/// section 3), the others do not depend on the node.
+pub fn default_nr(kind: ServerKind, node: u32) -> i32 {
+    match kind {
+        ServerKind::Systask => systask(node as i32),
+        _ => kind.default_nr(),
+    }
+}
+
+/// A config that cannot be used: what is wrong and, when known, on which line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line of the offending value in the file, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub kind: ConfigErrorKind,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The ways a config can be wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    #[error("cannot read {path}: {why}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        why: String,
+    },
+    /// Not TOML, a missing or unknown key, or a value of the wrong type.
+    #[error("{0}")]
+    Syntax(String),
+    /// A server name this crate does not know.
+    #[error("unknown server {name:?} (known: {known})")]
+    UnknownServer {
+        /// The name given.
+        name: String,
+        /// The known names.
+        known: String,
+    },
+    /// The same server listed twice.
+    #[error("server {name:?} is listed twice (first on line {first_line})")]
+    DuplicateServer {
+        /// The server.
+        name: String,
+        /// Line of its first entry.
+        first_line: usize,
+    },
+    /// Two servers on one slot.
+    #[error("servers {first:?} and {second:?} both use nr {nr}")]
+    DuplicateNr {
+        /// The slot.
+        nr: i64,
+        /// The server listed first.
+        first: String,
+        /// The server listed second.
+        second: String,
+    },
+    /// A slot outside the DC's system-process slots (or not an `i32` at all).
+    #[error(
+        "server {name:?}: nr {nr} is not a system-process slot of this DC (servers need nr {lo}..={hi})"
+    )]
+    NrOutOfRange {
+        /// The server.
+        name: String,
+        /// The nr given.
+        nr: i64,
+        /// Smallest allowed.
+        lo: i32,
+        /// Largest allowed.
+        hi: i32,
+    },
+    /// `nr = -1`: HARDWARE is never bindable.
+    #[error("server {name:?}: nr -1 is HARDWARE, which no process can bind")]
+    HardwareNr {
+        /// The server.
+        name: String,
+    },
+    /// A stack below [`MIN_STACK`] or above [`MAX_STACK_KIB`].
+    #[error("server {name:?}: stack_kib {kib} is outside {min}..={max}")]
+    Stack {
+        /// The server.
+        name: String,
+        /// The size given.
+        kib: i64,
+        /// Smallest allowed.
+        min: usize,
+        /// Largest allowed.
+        max: usize,
+    },
+    /// `node` outside 0..[`NODES`].
+    #[error("node {0} is out of range (0..={max})", max = NODES - 1)]
+    Node(i64),
+    /// `dcid` outside 0..[`DCS`].
+    #[error("dcid {0} is out of range (0..={max})", max = DCS - 1)]
+    Dcid(i64),
+    /// The DC name is empty, too long or has other characters than `[A-Za-z0-9._-]`.
+    #[error("DC name {name:?} is {why}")]
+    DcName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The DC limits are inconsistent.
+    #[error(
+        "bad DC limits (procs {procs}, tasks {tasks}, sysprocs {sysprocs}): need procs >= 1, \
+         tasks <= 35, tasks < sysprocs <= tasks + procs, tasks + procs <= 1024"
+    )]
+    Limits {
+        /// Process slots.
+        procs: i64,
+        /// Task slots.
+        tasks: i64,
+        /// System-process slots.
+        sysprocs: i64,
+    },
+    /// No `[[server]]` entry.
+    #[error("no server to host: list at least one [[server]]")]
+    NoServers,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    runner: RawRunner,
+    dc: Spanned<RawDc>,
+    #[serde(default)]
+    server: Vec<RawServer>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawRunner {
+    #[default]
+    Coroutines,
+    Threads,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDc {
+    name: Spanned<String>,
+    #[serde(default)]
+    node: Option<Spanned<i64>>,
+    #[serde(default)]
+    dcid: Option<Spanned<i64>>,
+    #[serde(default)]
+    procs: Option<Spanned<i64>>,
+    #[serde(default)]
+    tasks: Option<Spanned<i64>>,
+    #[serde(default)]
+    sysprocs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    name: Spanned<String>,
+    #[serde(default)]
+    nr: Option<Spanned<i64>>,
+    #[serde(default)]
+    stack_kib: Option<Spanned<i64>>,
+}
+
+impl Config {
+    /// The embedded default config ([`DEFAULT_TOML`]).
+    pub fn default_config() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_TOML)
+    }
+
+    /// Read and validate the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            line: None,
+            kind: ConfigErrorKind::Read {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            },
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parse and validate a config.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let at = |span: Range<usize>, kind| ConfigError {
+            line: Some(line_of(text, span.start)),
+            kind,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            line: e.span().map(|s| line_of(text, s.start)),
+            kind: ConfigErrorKind::Syntax(e.message().trim().to_string()),
+        })?;
+        let dc = dc_spec(raw.dc.get_ref(), raw.dc.span(), &at)?;
+        if raw.server.is_empty() {
+            return Err(at(raw.dc.span(), ConfigErrorKind::NoServers));
+        }
+        let mut servers: Vec<(ServerSpec, usize)> = Vec::new();
+        for s in &raw.server {
+            let name = s.name.get_ref();
+            let line = line_of(text, s.name.span().start);
+            let kind = ServerKind::from_name(name).ok_or_else(|| {
+                at(
+                    s.name.span(),
+                    ConfigErrorKind::UnknownServer {
+                        name: name.clone(),
+                        known: known_names(),
+                    },
+                )
+            })?;
+            if let Some((_, first_line)) = servers.iter().find(|(p, _)| p.kind == kind) {
+                return Err(at(
+                    s.name.span(),
+                    ConfigErrorKind::DuplicateServer {
+                        name: name.clone(),
+                        first_line: *first_line,
+                    },
+                ));
+            }
+            let nr = match &s.nr {
+                None => default_nr(kind, dc.node),
+                Some(nr) => check_nr(name, nr, &dc, &at)?,
+            };
+            if let Some((other, _)) = servers.iter().find(|(p, _)| p.nr == nr) {
+                let span = s.nr.as_ref().map_or(s.name.span(), Spanned::span);
+                return Err(at(
+                    span,
+                    ConfigErrorKind::DuplicateNr {
+                        nr: nr.into(),
+                        first: other.kind.name().into(),
+                        second: name.clone(),
+                    },
+                ));
+            }
+            let stack_size = match &s.stack_kib {
+                None => DEFAULT_STACK,
+                Some(kib) => check_stack(name, kib, &at)?,
+            };
+            servers.push((
+                ServerSpec {
+                    kind,
+                    nr,
+                    stack_size,
+                },
+                line,
+            ));
+        }
+        Ok(Config {
+            dc,
+            runner: match raw.runner {
+                RawRunner::Coroutines => Runner::Coroutines,
+                RawRunner::Threads => Runner::Threads,
+            },
+            servers: servers.into_iter().map(|(s, _)| s).collect(),
+        })
+    }
+
+    /// The known servers this config does not host: they are expected from outside.
+    pub fn external(&self) -> Vec<ServerKind> {
+        ServerKind::ALL
+            .into_iter()
+            .filter(|k| self.servers.iter().all(|s| s.kind != *k))
+            .collect()
+    }
+}
+
+type At<'a> = dyn Fn(Range<usize>, ConfigErrorKind) -> ConfigError + 'a;
+
+fn dc_spec(raw: &RawDc, table: Range<usize>, at: &At<'_>) -> Result<DcSpec, ConfigError> {
+    let name = raw.name.get_ref();
+    let bad_name = |why| {
+        Err(at(
+            raw.name.span(),
+            ConfigErrorKind::DcName {
+                name: name.clone(),
+                why,
+            },
+        ))
+    };
+    if name.is_empty() {
+        return bad_name("empty");
+    }
+    if name.len() > MAX_NAME {
+        return bad_name("longer than 15 bytes");
+    }
+    // The same rule the region file's name follows; checked here to name the line.
+    if name.starts_with('.')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad_name("not made of letters, digits, '.', '_' and '-' (not first '.')");
+    }
+    let node = match &raw.node {
+        None => 0,
+        Some(n) => u32::try_from(*n.get_ref())
+            .ok()
+            .filter(|&v| v < NODES)
+            .ok_or_else(|| at(n.span(), ConfigErrorKind::Node(*n.get_ref())))?,
+    };
+    let dcid = match &raw.dcid {
+        None => None,
+        Some(n) => Some(
+            u32::try_from(*n.get_ref())
+                .ok()
+                .filter(|&v| v < DCS)
+                .ok_or_else(|| at(n.span(), ConfigErrorKind::Dcid(*n.get_ref())))?,
+        ),
+    };
+    let defaults = DcConfig::default();
+    let value = |v: &Option<Spanned<i64>>, default: u32| {
+        v.as_ref().map_or(default.into(), |s| *s.get_ref())
+    };
+    let (procs, tasks, sysprocs) = (
+        value(&raw.procs, defaults.nr_procs),
+        value(&raw.tasks, defaults.nr_tasks),
+        value(&raw.sysprocs, defaults.nr_sysprocs),
+    );
+    let limits_err = || {
+        let span = [&raw.procs, &raw.tasks, &raw.sysprocs]
+            .into_iter()
+            .flatten()
+            .map(Spanned::span)
+            .next()
+            .unwrap_or_else(|| table.clone());
+        at(
+            span,
+            ConfigErrorKind::Limits {
+                procs,
+                tasks,
+                sysprocs,
+            },
+        )
+    };
+    let as_u32 = |v: i64| u32::try_from(v).map_err(|_| limits_err());
+    let spec = DcSpec {
+        name: name.clone(),
+        node,
+        dcid,
+        procs: as_u32(procs)?,
+        tasks: as_u32(tasks)?,
+        sysprocs: as_u32(sysprocs)?,
+    };
+    if spec.dc_config(0).validate().is_err() {
+        return Err(limits_err());
+    }
+    Ok(spec)
+}
+
+fn check_nr(name: &str, nr: &Spanned<i64>, dc: &DcSpec, at: &At<'_>) -> Result<i32, ConfigError> {
+    let v = *nr.get_ref();
+    if v == i64::from(HARDWARE) {
+        return Err(at(
+            nr.span(),
+            ConfigErrorKind::HardwareNr { name: name.into() },
+        ));
+    }
+    let range = dc.system_nrs();
+    i32::try_from(v)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            at(
+                nr.span(),
+                ConfigErrorKind::NrOutOfRange {
+                    name: name.into(),
+                    nr: v,
+                    lo: range.start,
+                    hi: range.end - 1,
+                },
+            )
+        })
+}
+
+fn check_stack(name: &str, kib: &Spanned<i64>, at: &At<'_>) -> Result<usize, ConfigError> {
+    let min = MIN_STACK / 1024;
+    usize::try_from(*kib.get_ref())
+        .ok()
+        .filter(|k| (min..=MAX_STACK_KIB).contains(k))
+        .map(|k| k * 1024)
+        .ok_or_else(|| {
+            at(
+                kib.span(),
+                ConfigErrorKind::Stack {
+                    name: name.into(),
+                    kib: *kib.get_ref(),
+                    min,
+                    max: MAX_STACK_KIB,
+                },
+            )
+        })
+}
+
+fn known_names() -> String {
+    ServerKind::ALL.map(ServerKind::name).join(", ")
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(text).expect_err("config should be refused")
+    }
+
+    const DC: &str = "[dc]\nname = \"t\"\n";
+
+    #[test]
+    fn default_config_hosts_every_server() {
+        let c = Config::default_config().unwrap();
+        assert_eq!(c.runner, Runner::Coroutines);
+        assert_eq!(c.dc.name, "muk2");
+        assert_eq!(c.dc.node, 0);
+        let kinds: Vec<_> = c.servers.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, ServerKind::ALL.to_vec());
+        assert!(c.external().is_empty());
+        let nrs: Vec<_> = c.servers.iter().map(|s| s.nr).collect();
+        assert_eq!(nrs, vec![-2, 0, 20]);
+        assert!(c.servers.iter().all(|s| s.stack_size == DEFAULT_STACK));
+    }
+
+    #[test]
+    fn full_config_is_read() {
+        let c = Config::parse(
+            "runner = \"threads\"\n[dc]\nname = \"DC3\"\nnode = 3\ndcid = 7\nprocs = 100\n\
+             tasks = 10\nsysprocs = 40\n[[server]]\nname = \"pm\"\nnr = 5\nstack_kib = 64\n\
+             [[server]]\nname = \"systask\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.runner, Runner::Threads);
+        assert_eq!(
+            c.dc,
+            DcSpec {
+                name: "DC3".into(),
+                node: 3,
+                dcid: Some(7),
+                procs: 100,
+                tasks: 10,
+                sysprocs: 40
+            }
+        );
+        assert_eq!(
+            c.servers,
+            vec![
+                ServerSpec {
+                    kind: ServerKind::Pm,
+                    nr: 5,
+                    stack_size: 64 * 1024
+                },
+                // SYSTASK of node 3.
+                ServerSpec {
+                    kind: ServerKind::Systask,
+                    nr: -5,
+                    stack_size: DEFAULT_STACK
+                },
+            ]
+        );
+        assert_eq!(c.external(), vec![ServerKind::Echo]);
+        assert_eq!(c.dc.dc_config(7).validate(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_server() {
+        let e = err(&format!("{DC}[[server]]\nname = \"fs\"\n"));
+        assert_eq!(e.line, Some(4));
+        assert!(matches!(e.kind, ConfigErrorKind::UnknownServer { ref name, .. } if name == "fs"));
+        assert!(e.to_string().contains("known: systask, pm, echo"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys() {
+        let e = err(&format!("{DC}[[server]]\nname = \"pm\"\nstack = 64\n"));
+        assert_eq!(e.line, Some(5));
+        assert!(e.to_string().contains("unknown field `stack`"), "{e}");
+        let e = err("[dc]\nname = \"t\"\nnodes = 1\n[[server]]\nname = \"pm\"\n");
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().contains("unknown field `nodes`"), "{e}");
+        let e = err(&format!("color = 1\n{DC}[[server]]\nname = \"pm\"\n"));
+        assert_eq!(e.line, Some(1));
+        assert!(e.to_string().contains("unknown field `color`"), "{e}");
+    }
+
+    #[test]
+    fn syntax_and_types() {
+        let e = err("[dc\nname = 1\n");
+        assert_eq!(e.line, Some(1));
+        assert!(matches!(e.kind, ConfigErrorKind::Syntax(_)));
+        let e = err("[dc]\nname = 1\n");
+        assert_eq!(e.line, Some(2));
+        let e = err("[[server]]\nname = \"pm\"\n");
+        assert!(e.to_string().contains("missing field `dc`"), "{e}");
+        let e = err(&format!(
+            "runner = \"fibers\"\n{DC}[[server]]\nname = \"pm\"\n"
+        ));
+        assert_eq!(e.line, Some(1));
+        assert!(e.to_string().contains("fibers"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_server() {
+        let e = err(&format!(
+            "{DC}[[server]]\nname = \"pm\"\n[[server]]\nname = \"pm\"\nnr = 3\n"
+        ));
+        assert_eq!(e.line, Some(6));
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::DuplicateServer {
+                name: "pm".into(),
+                first_line: 4
+            }
+        );
+    }
+
+    #[test]
+    fn duplicate_nr() {
+        let e = err(&format!(
+            "{DC}[[server]]\nname = \"pm\"\n[[server]]\nname = \"echo\"\nnr = 0\n"
+        ));
+        assert_eq!(e.line, Some(7));
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::DuplicateNr {
+                nr: 0,
+                first: "pm".into(),
+                second: "echo".into()
+            }
+        );
+    }
+
+    #[test]
+    fn nr_outside_the_table() {
+        // The default DC: tasks -34..-1, system processes up to nr 29.
+        for (nr, line) in [("30", 5), ("-35", 5), ("4000", 5), ("99999999999", 5)] {
+            let e = err(&format!("{DC}[[server]]\nname = \"echo\"\nnr = {nr}\n"));
+            assert_eq!(e.line, Some(line), "{nr}");
+            assert!(
+                matches!(
+                    e.kind,
+                    ConfigErrorKind::NrOutOfRange {
+                        lo: -34,
+                        hi: 29,
+                        ..
+                    }
+                ),
+                "{nr}: {e}"
+            );
+        }
+        let e = err(&format!("{DC}[[server]]\nname = \"echo\"\nnr = -1\n"));
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::HardwareNr {
+                name: "echo".into()
+            }
+        );
+        // A smaller DC moves the bound.
+        let e =
+            err("[dc]\nname = \"t\"\ntasks = 4\nsysprocs = 8\n[[server]]\nname = \"pm\"\nnr = 4\n");
+        assert!(
+            matches!(e.kind, ConfigErrorKind::NrOutOfRange { lo: -4, hi: 3, .. }),
+            "{e}"
+        );
+        // SYSTASK of node 33 would be -35: the node is refused first.
+        let e = err("[dc]\nname = \"t\"\nnode = 33\n[[server]]\nname = \"systask\"\n");
+        assert_eq!(e.kind, ConfigErrorKind::Node(33));
+    }
+
+    #[test]
+    fn node_out_of_range() {
+        for node in ["32", "-1", "1000"] {
+            let e = err(&format!(
+                "[dc]\nname = \"t\"\nnode = {node}\n[[server]]\nname = \"pm\"\n"
+            ));
+            assert_eq!(e.line, Some(3));
+            assert!(matches!(e.kind, ConfigErrorKind::Node(_)), "{e}");
+        }
+        let e = err("[dc]\nname = \"t\"\ndcid = 32\n[[server]]\nname = \"pm\"\n");
+        assert_eq!(e.kind, ConfigErrorKind::Dcid(32));
+    }
+
+    #[test]
+    fn stack_bounds() {
+        let small = err(&format!("{DC}[[server]]\nname = \"pm\"\nstack_kib = 8\n"));
+        assert_eq!(small.line, Some(5));
+        assert!(matches!(small.kind, ConfigErrorKind::Stack { kib: 8, .. }));
+        assert!(small.to_string().contains("16..=65536"), "{small}");
+        let huge = err(&format!(
+            "{DC}[[server]]\nname = \"pm\"\nstack_kib = 10000000\n"
+        ));
+        assert!(matches!(huge.kind, ConfigErrorKind::Stack { .. }));
+        let negative = err(&format!("{DC}[[server]]\nname = \"pm\"\nstack_kib = -4\n"));
+        assert!(matches!(negative.kind, ConfigErrorKind::Stack { .. }));
+        let ok = Config::parse(&format!("{DC}[[server]]\nname = \"pm\"\nstack_kib = 16\n"));
+        assert_eq!(ok.unwrap().servers[0].stack_size, MIN_STACK);
+    }
+
+    #[test]
+    fn dc_name() {
+        let e = err("[dc]\nname = \"\"\n[[server]]\nname = \"pm\"\n");
+        assert_eq!(e.line, Some(2));
+        assert!(matches!(
+            e.kind,
+            ConfigErrorKind::DcName { why: "empty", .. }
+        ));
+        let e = err("[dc]\nname = \"a-name-of-16-byte\"\n[[server]]\nname = \"pm\"\n");
+        assert!(matches!(e.kind, ConfigErrorKind::DcName { .. }), "{e}");
+        let e = err("[dc]\nname = \"a/b\"\n[[server]]\nname = \"pm\"\n");
+        assert!(matches!(e.kind, ConfigErrorKind::DcName { .. }), "{e}");
+    }
+
+    #[test]
+    fn limits_and_empty() {
+        let e = err("[dc]\nname = \"t\"\ntasks = 40\n[[server]]\nname = \"pm\"\n");
+        assert_eq!(e.line, Some(3));
+        assert!(
+            matches!(e.kind, ConfigErrorKind::Limits { tasks: 40, .. }),
+            "{e}"
+        );
+        let e = err("[dc]\nname = \"t\"\nprocs = -3\n[[server]]\nname = \"pm\"\n");
+        assert!(
+            matches!(e.kind, ConfigErrorKind::Limits { procs: -3, .. }),
+            "{e}"
+        );
+        let e = err(DC);
+        assert_eq!(e.kind, ConfigErrorKind::NoServers);
+    }
+
+    #[test]
+    fn missing_file() {
+        let e = Config::load(Path::new("/nonexistent/muk.toml")).unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::Read { .. }));
+        assert!(e.to_string().contains("/nonexistent/muk.toml"), "{e}");
+    }
+}

@@ -1,0 +1,336 @@
+//! A server's view of the IPC calls when it runs as a coroutine (the MUK2 side of [`Ipc`]).
+//!
+//! A call between two tasks of this unikernel never leaves the thread: the sender copies its
+//! message into a receiver that waits (or queues itself on it), and switches away; no atomic
+//! read-modify-write, no system call. A call to anything outside goes to the fabric; if it would
+//! sleep there, the park hook switches to the scheduler instead, which resumes it when the
+//! shared doorbell rings or its timer expires.
+
+use super::kernel::{Kernel, Wait};
+use crate::ipc::Ipc;
+use corosensei::Yielder;
+use m3ipc::wait::{Park, Unpark};
+use m3ipc::{ANY, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What a task tells the scheduler when it switches away.
+#[derive(Debug)]
+pub(crate) enum Suspend {
+    /// It blocked in a call between tasks; its `Wait` says on what.
+    Blocked,
+    /// A fabric call would sleep.
+    Parked(Park),
+}
+
+/// The yielder of a task's coroutine.
+pub(crate) type TaskYielder = Yielder<Unpark, Suspend>;
+
+std::thread_local! {
+    /// The yielder of the task whose fabric call runs now (null outside fabric calls).
+    static CURRENT: Cell<*const TaskYielder> = const { Cell::new(core::ptr::null()) };
+}
+
+/// The park hook installed on the scheduler thread: switch from the task whose fabric call would
+/// sleep back to the scheduler.
+pub(crate) fn park_hook(park: Park) -> Unpark {
+    let y = CURRENT.with(Cell::get);
+    if y.is_null() {
+        // Only tasks make calls that can block, so this is not reached; if it were, a short
+        // real sleep keeps the caller's loop from spinning.
+        std::thread::sleep(park.timeout.min(Duration::from_millis(1)));
+        return Unpark::Check;
+    }
+    // SAFETY: `CURRENT` is set by `CoroIpc::fabric` of the task that runs now, on this thread,
+    // to that task's yielder, which lives as long as its coroutine; and it is restored below
+    // after every switch, so while code on a task's stack runs inside a fabric call, `CURRENT`
+    // is that task's. So `y` is valid here, and we are on the stack of the coroutine it belongs
+    // to, which is what `suspend` requires.
+    let unpark = unsafe { &*y }.suspend(Suspend::Parked(park));
+    CURRENT.with(|c| c.set(y));
+    unpark
+}
+
+/// The [`Ipc`] of one task.
+pub(crate) struct CoroIpc<'y> {
+    pub(crate) k: Rc<Kernel>,
+    pub(crate) me: usize,
+    pub(crate) y: &'y TaskYielder,
+}
+
+fn deadline(timeout: Timeout) -> Option<Instant> {
+    match timeout {
+        Timeout::Forever => None,
+        Timeout::NoWait => Some(Instant::now()),
+        Timeout::Millis(ms) => Some(Instant::now() + Duration::from_millis(u64::from(ms))),
+    }
+}
+
+/// An expiry of a call made with `NoWait` is `EDVSAGAIN`, as in the fabric.
+fn expiry(timeout: Timeout, r: Result<()>) -> Result<()> {
+    match r {
+        Err(Errno::EDVSTIMEDOUT) if timeout == Timeout::NoWait => Err(Errno::EDVSAGAIN),
+        r => r,
+    }
+}
+
+impl CoroIpc<'_> {
+    fn proc(&self) -> &Proc {
+        &self.k.procs[self.me]
+    }
+
+    fn live(&self) -> Result<()> {
+        if self.k.st.borrow().stopping {
+            Err(Errno::EDVSSHUTDOWN)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Make a fabric call from this task: its sleeps become switches to the scheduler.
+    fn fabric<T>(&self, call: impl FnOnce(&Proc) -> Result<T>) -> Result<T> {
+        CURRENT.with(|c| c.set(self.y as *const TaskYielder));
+        let r = call(self.proc());
+        CURRENT.with(|c| c.set(core::ptr::null()));
+        match r {
+            Err(Errno::EDVSWOKENUP) if self.k.st.borrow().stopping => Err(Errno::EDVSSHUTDOWN),
+            r => r,
+        }
+    }
+
+    /// Switch away until whoever ends the wait says how it ended (`None`: look again).
+    fn suspend(&self) -> Option<Result<()>> {
+        self.y.suspend(Suspend::Blocked);
+        self.k.st.borrow_mut().tasks[self.me].outcome.take()
+    }
+
+    /// The message delivered to this task.
+    fn delivered(&self) -> Message {
+        self.k.st.borrow().tasks[self.me].msg
+    }
+
+    fn stamped(&self, m: &Message) -> Message {
+        let mut m = *m;
+        m.m_source = self.proc().endpoint();
+        m
+    }
+
+    /// `send` (`then_receive` false) or `sendrec` to task `d`.
+    fn send_local(&self, d: usize, m: &Message, then_receive: bool, t: Timeout) -> Result<()> {
+        let k = &*self.k;
+        let me = self.me;
+        let mut st = k.st.borrow_mut();
+        if d == me {
+            return Err(Errno::EDVSBADDEST);
+        }
+        if st.receives_from(d, st.ep_of(me)) {
+            st.hand_off(k, me, d, m);
+            if !then_receive {
+                return Ok(());
+            }
+            st.block(k, me, Wait::Reply { from: d }, deadline(t));
+        } else {
+            if t == Timeout::NoWait {
+                return Err(Errno::EDVSAGAIN);
+            }
+            if st.deadlocks(me, d) {
+                return Err(Errno::EDVSLOCKED);
+            }
+            st.tasks[me].msg = self.stamped(m);
+            st.tasks[d].senders.push_back(me);
+            st.block(
+                k,
+                me,
+                Wait::Send {
+                    dst: d,
+                    then_receive,
+                },
+                deadline(t),
+            );
+        }
+        drop(st);
+        expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)))
+    }
+
+    fn recv(&self, src: Endpoint, requests_only: bool, m: &mut Message, t: Timeout) -> Result<()> {
+        let mut narrow_look = false;
+        let r = self.recv_looking(src, requests_only, m, t, &mut narrow_look);
+        if narrow_look {
+            // A look at one source (or at requests only) says nothing about the rest of the
+            // fabric: the next receive must look again even if the doorbell has not rung.
+            self.k.st.borrow_mut().tasks[self.me].looked_at = None;
+        }
+        r
+    }
+
+    fn recv_looking(
+        &self,
+        src: Endpoint,
+        requests_only: bool,
+        m: &mut Message,
+        t: Timeout,
+        narrow_look: &mut bool,
+    ) -> Result<()> {
+        self.live()?;
+        let k = &*self.k;
+        let me = self.me;
+        let until = deadline(t);
+        // A receive from one source always asks the fabric once: it checks that source (a free
+        // slot is EDVSSRCDIED at once) whatever an earlier look found.
+        let mut first = src != ANY;
+        loop {
+            // (1) The fabric (wakeups, notifications, outside senders), when its doorbell has
+            // rung since our last look: an unchanged count means nothing new came.
+            let rings = k.rings();
+            let stale = k.st.borrow().tasks[me].looked_at != Some(rings) || first;
+            first = false;
+            if stale {
+                k.st.borrow_mut().tasks[me].looked_at = Some(rings);
+                *narrow_look |= src != ANY || requests_only;
+                let r = self.fabric(|p| {
+                    if requests_only {
+                        p.rcvrqst(m, Timeout::NoWait)
+                    } else {
+                        p.receive(src, m, Timeout::NoWait)
+                    }
+                });
+                match r {
+                    Ok(()) => {
+                        let mut st = k.st.borrow_mut();
+                        if st.local(m.m_source).is_none() {
+                            st.last_outside_peer = Some((me, m.m_source));
+                        }
+                        // More may wait behind it under the same ring count: look again next.
+                        st.tasks[me].looked_at = None;
+                        return Ok(());
+                    }
+                    Err(Errno::EDVSAGAIN) => {}
+                    Err(e) => {
+                        k.st.borrow_mut().tasks[me].looked_at = None;
+                        return Err(e);
+                    }
+                }
+            }
+            // (2) The oldest task queued to send to us (from `src`).
+            let mut st = k.st.borrow_mut();
+            let queued = st.tasks[me]
+                .senders
+                .iter()
+                .position(|&s| src == ANY || st.ep_of(s) == src);
+            if let Some(pos) = queued {
+                let s = st.tasks[me].senders.remove(pos).unwrap_or(me);
+                *m = st.tasks[s].msg;
+                k.procs[s].count_delivery(&k.procs[me]);
+                match st.tasks[s].wait {
+                    Wait::Send {
+                        then_receive: true, ..
+                    } => {
+                        // Its timer stays armed: it bounds the whole sendrec.
+                        st.tasks[s].wait = Wait::Reply { from: me };
+                        k.procs[s].show_waiting(false, st.ep_of(me));
+                    }
+                    _ => st.wake(k, s, Some(Ok(()))),
+                }
+                return Ok(());
+            }
+            // (3) Block.
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Err(if t == Timeout::NoWait {
+                    Errno::EDVSAGAIN
+                } else {
+                    Errno::EDVSTIMEDOUT
+                });
+            }
+            st.block(k, me, Wait::Receive { src, requests_only }, until);
+            drop(st);
+            match self.suspend() {
+                Some(Ok(())) => {
+                    *m = self.delivered();
+                    return Ok(());
+                }
+                Some(Err(e)) => return expiry(t, Err(e)),
+                None => {}
+            }
+        }
+    }
+}
+
+impl Ipc for CoroIpc<'_> {
+    fn endpoint(&self) -> Endpoint {
+        self.proc().endpoint()
+    }
+
+    fn name(&self) -> &str {
+        self.k.names.get(self.me).map_or("", String::as_str)
+    }
+
+    fn dc(&self) -> &Dc {
+        self.proc().dc()
+    }
+
+    fn send(&mut self, dst: Endpoint, m: &Message, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        let local = self.k.st.borrow().local(dst);
+        match local {
+            Some(d) => self.send_local(d, m, false, timeout),
+            None => self.fabric(|p| p.send(dst, m, timeout)),
+        }
+    }
+
+    fn receive(&mut self, src: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
+        self.recv(src, false, m, timeout)
+    }
+
+    fn sendrec(&mut self, dst: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        let local = self.k.st.borrow().local(dst);
+        match local {
+            Some(d) => {
+                self.send_local(d, m, true, timeout)?;
+                *m = self.delivered();
+                Ok(())
+            }
+            None => self.fabric(|p| p.sendrec(dst, m, timeout)),
+        }
+    }
+
+    fn rcvrqst(&mut self, m: &mut Message, timeout: Timeout) -> Result<()> {
+        self.recv(ANY, true, m, timeout)
+    }
+
+    fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()> {
+        let k = &*self.k;
+        let mut st = k.st.borrow_mut();
+        let Some(d) = st.local(dst) else {
+            drop(st);
+            return self.fabric(|p| p.reply(dst, m));
+        };
+        if d == self.me {
+            return Err(Errno::EDVSBADDEST);
+        }
+        if st.tasks[d].wait != (Wait::Reply { from: self.me }) {
+            return Err(Errno::EDVSPROCSTS);
+        }
+        st.hand_off(k, self.me, d, m);
+        Ok(())
+    }
+
+    fn notify(&mut self, dst: Endpoint) -> Result<()> {
+        // Through the fabric even between tasks: the pending bit is the slot's, and the ring
+        // makes the scheduler wake the receiver (its count changes).
+        self.fabric(|p| p.notify(dst))
+    }
+
+    fn sleep(&mut self, d: Duration) -> Result<()> {
+        self.live()?;
+        let k = &*self.k;
+        k.st.borrow_mut()
+            .block(k, self.me, Wait::Sleep, Some(Instant::now() + d));
+        self.suspend().unwrap_or(Ok(()))
+    }
+
+    fn stopping(&self) -> bool {
+        self.k.st.borrow().stopping
+    }
+}

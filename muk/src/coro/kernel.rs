@@ -1,0 +1,252 @@
+//! The state the coroutines share on their one thread: tasks, what each waits for, the ready
+//! queue, the timers; and the rendezvous between two tasks, as MINIX's `proc.c` does it between
+//! two processes, minus the kernel: copy the message into the receiver, make it ready.
+//!
+//! Everything here runs on the scheduler thread only, so plain `RefCell`/`Cell` do; the borrow
+//! of the state never lives across a switch.
+
+use super::timer::{TimerId, Timers};
+use m3ipc::{ANY, Endpoint, Errno, Message, Proc, Result};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// What a task waits for. The scheduler and the other tasks read it to decide who runs next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Running, or in the ready queue.
+    Nothing,
+    /// In `receive(src)` (`requests_only`: `rcvrqst`); wakes on a hand-off, a doorbell ring (an
+    /// outside message may have come), its timer, or the stop.
+    Receive {
+        /// Whom from (`ANY` for anyone).
+        src: Endpoint,
+        /// Whether notifications are ignored (`rcvrqst`).
+        requests_only: bool,
+    },
+    /// Queued to send to task `dst`; `then_receive` for `sendrec`.
+    Send {
+        /// The destination task.
+        dst: usize,
+        /// `sendrec`: wait for the reply once taken.
+        then_receive: bool,
+    },
+    /// In the receive half of a `sendrec` to task `from`.
+    Reply {
+        /// The server task.
+        from: usize,
+    },
+    /// Inside a fabric call that would sleep: resume it when the doorbell's count is no longer
+    /// `rings`, or at its timer.
+    Fabric {
+        /// The ring count the call saw last.
+        rings: u32,
+    },
+    /// In `sleep`.
+    Sleep,
+}
+
+/// One hosted server.
+pub(crate) struct Task {
+    /// Its endpoint.
+    pub(crate) ep: Endpoint,
+    /// What it waits for.
+    pub(crate) wait: Wait,
+    /// Its message: what it sends while queued, what it receives when handed one.
+    pub(crate) msg: Message,
+    /// How its wait ended, set by whoever ended it (`None`: look again).
+    pub(crate) outcome: Option<Result<()>>,
+    /// Tasks queued to send to it, oldest first.
+    pub(crate) senders: VecDeque<usize>,
+    /// The doorbell's count at its last look into the fabric.
+    pub(crate) looked_at: Option<u32>,
+    /// Its armed timer (0: none).
+    pub(crate) timer: TimerId,
+    /// Its fabric call is to give up (the host stops).
+    pub(crate) cancel: bool,
+    /// Its server returned.
+    pub(crate) done: bool,
+}
+
+/// Everything the tasks share.
+pub(crate) struct Kernel {
+    /// Each task's slot, by task index. The first one's doorbell is the one all share.
+    pub(crate) procs: Vec<Proc>,
+    /// Each task's name.
+    pub(crate) names: Vec<String>,
+    /// The mutable part.
+    pub(crate) st: RefCell<State>,
+}
+
+/// The mutable part of the kernel.
+#[derive(Default)]
+pub(crate) struct State {
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) ready: VecDeque<usize>,
+    pub(crate) timers: Timers,
+    pub(crate) stopping: bool,
+    /// The outside endpoint a task last received from, and that task: while that peer runs on
+    /// another CPU, an idle scheduler spins a little before it sleeps.
+    pub(crate) last_outside_peer: Option<(usize, Endpoint)>,
+}
+
+impl Kernel {
+    pub(crate) fn new(procs: Vec<Proc>, names: Vec<String>) -> Kernel {
+        let tasks = procs
+            .iter()
+            .map(|p| Task {
+                ep: p.endpoint(),
+                wait: Wait::Nothing,
+                msg: Message::default(),
+                outcome: None,
+                senders: VecDeque::new(),
+                looked_at: None,
+                timer: 0,
+                cancel: false,
+                done: false,
+            })
+            .collect();
+        let ready = (0..procs.len()).collect();
+        Kernel {
+            procs,
+            names,
+            st: RefCell::new(State {
+                tasks,
+                ready,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// The ring count of the doorbell every task shares.
+    pub(crate) fn rings(&self) -> u32 {
+        self.procs.first().map_or(0, Proc::doorbell_rings)
+    }
+}
+
+impl State {
+    /// The task bound at `ep`, if it is one of ours and still serving.
+    pub(crate) fn local(&self, ep: Endpoint) -> Option<usize> {
+        self.tasks.iter().position(|t| t.ep == ep && !t.done)
+    }
+
+    /// Would task `me` blocking on task `dst` close a cycle of blocked tasks? (MINIX's deadlock
+    /// check, over the tasks of this unikernel; a cycle through an outside process is the
+    /// fabric's to see.)
+    pub(crate) fn deadlocks(&self, me: usize, dst: usize) -> bool {
+        let mut cur = dst;
+        for _ in 0..self.tasks.len() {
+            if cur == me {
+                return true;
+            }
+            cur = match self.tasks.get(cur).map(|t| t.wait) {
+                Some(Wait::Send { dst, .. }) => dst,
+                Some(Wait::Reply { from }) => from,
+                _ => return false,
+            };
+        }
+        cur == me
+    }
+
+    /// Whether task `t` waits in a receive that a message from `from` satisfies.
+    pub(crate) fn receives_from(&self, t: usize, from: Endpoint) -> bool {
+        matches!(self.tasks.get(t).map(|t| t.wait),
+            Some(Wait::Receive { src, .. }) if src == ANY || src == from)
+    }
+
+    /// End task `t`'s wait with `outcome` and queue it to run. Its timer is cancelled (lazily),
+    /// and so is its place in a destination's queue.
+    pub(crate) fn wake(&mut self, k: &Kernel, t: usize, outcome: Option<Result<()>>) {
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        let was = task.wait;
+        task.wait = Wait::Nothing;
+        task.timer = 0;
+        task.outcome = outcome;
+        if let Wait::Send { dst, .. } = was
+            && let Some(d) = self.tasks.get_mut(dst)
+        {
+            d.senders.retain(|&s| s != t);
+        }
+        if was != Wait::Nothing {
+            if let Some(p) = k.procs.get(t) {
+                p.show_running();
+            }
+            self.ready.push_back(t);
+        }
+    }
+
+    /// Put task `t` to wait (`wait` is not `Nothing`), with a timer when `deadline` is set.
+    pub(crate) fn block(&mut self, k: &Kernel, t: usize, wait: Wait, deadline: Option<Instant>) {
+        let id = deadline.map_or(0, |at| self.timers.arm(t, at));
+        if let Some(task) = self.tasks.get_mut(t) {
+            task.wait = wait;
+            task.timer = id;
+            task.outcome = None;
+        }
+        let Some(p) = k.procs.get(t) else {
+            return;
+        };
+        match wait {
+            Wait::Receive { src, .. } => p.show_waiting(false, src),
+            Wait::Reply { from } => p.show_waiting(false, self.ep_of(from)),
+            Wait::Send { .. } => p.show_waiting(true, m3ipc::NONE),
+            Wait::Fabric { .. } | Wait::Sleep | Wait::Nothing => {}
+        }
+    }
+
+    pub(crate) fn ep_of(&self, t: usize) -> Endpoint {
+        self.tasks.get(t).map_or(m3ipc::NONE, |t| t.ep)
+    }
+
+    /// Hand `m` from task `from` to task `to`, which waits in a receive that accepts it.
+    pub(crate) fn hand_off(&mut self, k: &Kernel, from: usize, to: usize, m: &Message) {
+        let mut m = *m;
+        m.m_source = self.ep_of(from);
+        if let Some(t) = self.tasks.get_mut(to) {
+            t.msg = m;
+        }
+        if let (Some(a), Some(b)) = (k.procs.get(from), k.procs.get(to)) {
+            a.count_delivery(b);
+        }
+        self.wake(k, to, Some(Ok(())));
+    }
+
+    /// Task `t`'s server returned: tell everyone who waits on it, as an unbind would.
+    pub(crate) fn finish(&mut self, k: &Kernel, t: usize) {
+        let ep = self.ep_of(t);
+        if let Some(task) = self.tasks.get_mut(t) {
+            task.done = true;
+            task.wait = Wait::Nothing;
+            task.timer = 0;
+        }
+        for other in 0..self.tasks.len() {
+            let why = match self.tasks[other].wait {
+                Wait::Send { dst, .. } if dst == t => Errno::EDVSDSTDIED,
+                Wait::Reply { from } if from == t => Errno::EDVSDEADSRCDST,
+                Wait::Receive { src, .. } if src == ep => Errno::EDVSSRCDIED,
+                _ => continue,
+            };
+            self.wake(k, other, Some(Err(why)));
+        }
+        if let Some(p) = k.procs.get(t) {
+            let _ = p.release();
+        }
+    }
+
+    /// The host stops: end every wait with `EDVSSHUTDOWN` (a fabric call is cancelled).
+    pub(crate) fn stop_all(&mut self, k: &Kernel) {
+        self.stopping = true;
+        for t in 0..self.tasks.len() {
+            match self.tasks[t].wait {
+                Wait::Nothing => {}
+                Wait::Fabric { .. } => {
+                    self.tasks[t].cancel = true;
+                    self.wake(k, t, None);
+                }
+                _ => self.wake(k, t, Some(Err(Errno::EDVSSHUTDOWN))),
+            }
+        }
+    }
+}

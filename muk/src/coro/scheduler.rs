@@ -1,0 +1,183 @@
+//! The scheduler: run ready tasks in FIFO order; when none is ready, fire due timers, look at
+//! the shared doorbell, and sleep on it until the nearest timer.
+//!
+//! The doorbell protocol (see `m3ipc`'s doorbell): every event that can end a task's wait from
+//! outside the thread (a message posted to any of our slots, a notification, a reply to a fabric
+//! call, a wakeup, the host's stop) bumps the shared doorbell's ring count *after* it is visible.
+//! A task that waits records the count it saw before its last look; the scheduler resumes every
+//! such task whose count differs from the current one, and sleeps only on the count that every
+//! waiting task has seen, which the futex compares atomically with the word. So no event is
+//! missed, and an idle unikernel makes no system call but that one sleep: no polling interval.
+
+use super::ctx::Suspend;
+use super::kernel::{Kernel, State, Task, Wait};
+use super::timer::TimerId;
+use crate::host::{ServerExit, Stopper};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult};
+use m3ipc::wait::{ADAPTIVE_SPIN, Unpark};
+use std::time::Instant;
+
+/// A task's coroutine: resumed with how its fabric call goes on, it yields why it switched, and
+/// returns its server's result.
+pub(crate) type TaskCoroutine = Coroutine<Unpark, Suspend, Result<(), String>, DefaultStack>;
+
+/// How many tasks run between two looks at the doorbell while tasks keep each other busy, so
+/// that outside callers are not starved by an internal storm.
+const LOOK_EVERY: u32 = 64;
+
+/// Run until every task has returned; the exits, in task order.
+pub(crate) fn run(
+    k: &Kernel,
+    mut cos: Vec<Option<TaskCoroutine>>,
+    mut exits: Vec<Option<ServerExit>>,
+    stopper: &Stopper,
+) -> Vec<ServerExit> {
+    let previous_hook = m3ipc::wait::set_park_hook(Some(super::ctx::park_hook));
+    let mut live = cos.iter().filter(|c| c.is_some()).count();
+    let mut dispatched: u32 = 0;
+    while live > 0 {
+        // Run everything that is ready.
+        loop {
+            let next = k.st.borrow_mut().ready.pop_front();
+            let Some(t) = next else { break };
+            dispatched = dispatched.wrapping_add(1);
+            if dispatched.is_multiple_of(LOOK_EVERY) {
+                look(k, stopper);
+            }
+            let Some(co) = cos.get_mut(t).and_then(Option::as_mut) else {
+                continue;
+            };
+            let input = if std::mem::take(&mut k.st.borrow_mut().tasks[t].cancel) {
+                Unpark::Cancel
+            } else {
+                Unpark::Check
+            };
+            match co.resume(input) {
+                CoroutineResult::Yield(Suspend::Blocked) => {}
+                CoroutineResult::Yield(Suspend::Parked(park)) => {
+                    let mut st = k.st.borrow_mut();
+                    let at = Instant::now() + park.timeout;
+                    st.block(k, t, Wait::Fabric { rings: park.rings }, Some(at));
+                    if st.stopping {
+                        st.tasks[t].cancel = true;
+                        st.wake(k, t, None);
+                    }
+                }
+                CoroutineResult::Return(result) => {
+                    cos[t] = None;
+                    live -= 1;
+                    exits[t] = Some(ServerExit {
+                        name: k.names.get(t).cloned().unwrap_or_default(),
+                        result,
+                    });
+                    k.st.borrow_mut().finish(k, t);
+                }
+            }
+        }
+        if live == 0 {
+            break;
+        }
+        // Nothing ready: timers, then the doorbell, then sleep.
+        fire_timers(k);
+        let rings = look(k, stopper);
+        if !k.st.borrow().ready.is_empty() {
+            continue;
+        }
+        if spin_for_outside_peer(k, rings) {
+            continue;
+        }
+        let next_timer = {
+            let mut st = k.st.borrow_mut();
+            let State { tasks, timers, .. } = &mut *st;
+            timers.next(|task, id| armed(tasks, task, id))
+        };
+        let timeout = next_timer.map(|at| at.saturating_duration_since(Instant::now()));
+        if timeout.is_some_and(|d| d.is_zero()) {
+            continue;
+        }
+        for p in &k.procs {
+            p.set_running(false);
+        }
+        if let Some(host) = k.procs.first() {
+            host.doorbell_wait(rings, timeout);
+        }
+        for p in &k.procs {
+            p.set_running(true);
+        }
+    }
+    m3ipc::wait::set_park_hook(previous_hook);
+    exits.into_iter().flatten().collect()
+}
+
+/// Look at the doorbell: resume every task whose wait an outside event may have ended; begin
+/// the stop when it was asked. Returns the ring count it looked at.
+fn look(k: &Kernel, stopper: &Stopper) -> u32 {
+    let rings = k.rings();
+    let mut st = k.st.borrow_mut();
+    if stopper.stopping() && !st.stopping {
+        st.stop_all(k);
+    }
+    for t in 0..st.tasks.len() {
+        let stale = match st.tasks[t].wait {
+            Wait::Receive { .. } => st.tasks[t].looked_at != Some(rings),
+            Wait::Fabric { rings: seen } => seen != rings,
+            _ => false,
+        };
+        if stale {
+            st.wake(k, t, None);
+        }
+    }
+    rings
+}
+
+/// End the waits whose timers are due: a receive or send times out, a sleep ends, a fabric call
+/// checks again (its deadline or its liveness tick).
+fn fire_timers(k: &Kernel) {
+    let now = Instant::now();
+    let mut st = k.st.borrow_mut();
+    loop {
+        let State { tasks, timers, .. } = &mut *st;
+        let due = timers.pop_due(now, |task, id| armed(tasks, task, id));
+        let Some(t) = due else { break };
+        let outcome = match st.tasks[t].wait {
+            Wait::Sleep => Some(Ok(())),
+            Wait::Fabric { .. } | Wait::Nothing => None,
+            _ => Some(Err(m3ipc::Errno::EDVSTIMEDOUT)),
+        };
+        st.wake(k, t, outcome);
+    }
+}
+
+/// Before sleeping: while the outside process we last heard from runs on another CPU, watch
+/// the doorbell for up to the fabric's adaptive spin, as a fabric receiver would (a futex wake
+/// across cores costs ~30 µs here; the next request often comes sooner). Returns whether it rang.
+fn spin_for_outside_peer(k: &Kernel, rings: u32) -> bool {
+    let peer = k.st.borrow().last_outside_peer;
+    let Some((t, ep)) = peer else {
+        return false;
+    };
+    let Some(p) = k.procs.get(t) else {
+        return false;
+    };
+    if !p.runs_elsewhere(ep) {
+        return false;
+    }
+    let start = Instant::now();
+    let mut spins: u32 = 0;
+    loop {
+        if k.rings() != rings {
+            return true;
+        }
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(64) && start.elapsed() >= ADAPTIVE_SPIN {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Whether timer `id` is the one `task` has armed now (others were cancelled).
+fn armed(tasks: &[Task], task: usize, id: TimerId) -> bool {
+    id != 0 && tasks.get(task).is_some_and(|t| t.timer == id)
+}
