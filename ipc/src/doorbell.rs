@@ -74,6 +74,7 @@ impl Doorbell {
 
     /// The current count of rings. Acquire: whatever a ringer wrote before a ring this load
     /// sees is visible afterwards, so "the count did not change" means "nothing new was rung".
+    #[inline]
     pub(crate) fn rings(&self) -> u32 {
         self.0.load(Ordering::Acquire) & !SLEEPING
     }

@@ -73,6 +73,7 @@ impl Proc {
     }
 
     /// This endpoint's name.
+    #[inline]
     pub fn endpoint(&self) -> Endpoint {
         self.ep
     }
@@ -100,6 +101,7 @@ impl Proc {
     /// The ring count of the doorbell that wakes this endpoint (its own, or the one it shares,
     /// see [`Dc::bind_sharing_doorbell`]). Everything that can end a blocked call rings it
     /// first, so an unchanged count means nothing new arrived.
+    #[inline]
     pub fn doorbell_rings(&self) -> u32 {
         let region = self.region();
         region.slot(self.idx).map_or(0, |s| region.bell(s).rings())
@@ -147,6 +149,7 @@ impl Proc {
         crate::Waker::new(self.dc.clone(), self.idx, self.owner)
     }
 
+    #[inline]
     pub(crate) fn region(&self) -> &Region {
         &self.dc.region
     }

@@ -495,6 +495,7 @@ impl Region {
     /// The slot at index `idx`, or `None` outside the table.
     /// The doorbell that wakes `slot`'s owner: its own, or the one it shares (`Slot::bell_at`).
     /// One hop only, so a hostile redirect cannot make a loop; a bad value means its own.
+    #[inline]
     pub(crate) fn bell<'a>(&'a self, slot: &'a Slot) -> &'a Doorbell {
         // Relaxed: the redirect is written before the Release that publishes the binding, and
         // every caller has read the owner word (Acquire) of `slot` first. A value changed by
@@ -509,6 +510,7 @@ impl Region {
         }
     }
 
+    #[inline]
     pub(crate) fn slot(&self, idx: usize) -> Option<&Slot> {
         if idx >= self.geo.nr_slots {
             return None;

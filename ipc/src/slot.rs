@@ -104,6 +104,7 @@ impl Counters {
     /// Add one to a counter of the caller's own slot. Only the owner counts in its slot, so a
     /// plain load and store do (no locked instruction on the hot path); a concurrent scribble
     /// can only make the count wrong, which a counter may be.
+    #[inline]
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.store(
             counter.load(Ordering::Relaxed).wrapping_add(1),

@@ -87,7 +87,19 @@ impl Server for Pinger {
 
 fn measure(runner: Runner, rounds: usize) -> Result<Sample, Box<dyn std::error::Error>> {
     let name = format!("rtt{}", std::process::id());
-    let dc = Dc::create(&name, &DcConfig::default())?;
+    // The first DC id no other DC in the region directory uses.
+    let dc = (0..32)
+        .find_map(|dcid| {
+            Dc::create(
+                &name,
+                &DcConfig {
+                    dcid,
+                    ..DcConfig::default()
+                },
+            )
+            .ok()
+        })
+        .ok_or("no free DC id")?;
     let (tx, rx) = mpsc::channel();
     let hosted = |name: &str, nr, server: Box<dyn Server>| Hosted {
         name: name.into(),

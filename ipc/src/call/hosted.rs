@@ -4,7 +4,7 @@
 
 use crate::endpoint::{Endpoint, NONE};
 use crate::proc::Proc;
-use crate::slot::{Counters, FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING};
+use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING};
 use crate::wait;
 use std::sync::atomic::Ordering;
 
@@ -13,6 +13,7 @@ impl Proc {
     /// (`FLAG_SENDING`) or receiving from `getfrom` (`FLAG_RECEIVING`), each with
     /// `FLAG_WAITING`; [`Proc::show_running`] clears it. Only the owner writes its flags, so
     /// plain stores do.
+    #[inline]
     pub fn show_waiting(&self, sending: bool, getfrom: Endpoint) {
         if let Some(s) = self.region().slot(self.idx) {
             let flag = if sending {
@@ -30,6 +31,7 @@ impl Proc {
     }
 
     /// Clear what [`Proc::show_waiting`] showed.
+    #[inline]
     pub fn show_running(&self) {
         if let Some(s) = self.region().slot(self.idx) {
             // Relaxed: as in `show_waiting`.
@@ -38,14 +40,16 @@ impl Proc {
         }
     }
 
-    /// Count a message this endpoint handed to `receiver` outside the fabric (a coroutine
-    /// hand-off), so `dvs ps` counts it as sent and received.
-    pub fn count_delivery(&self, receiver: &Proc) {
+    /// Count messages this endpoint sent and received outside the fabric (coroutine
+    /// hand-offs), so that `dvs ps` shows them. A runtime may batch these.
+    pub fn add_counts(&self, sent: u64, received: u64) {
         if let Some(s) = self.region().slot(self.idx) {
-            Counters::bump(&s.counters.sent);
-        }
-        if let Some(r) = receiver.region().slot(receiver.idx) {
-            Counters::bump(&r.counters.received);
+            // Only the owner counts in its slot (see `Counters::bump`).
+            for (c, n) in [(&s.counters.sent, sent), (&s.counters.received, received)] {
+                if n > 0 {
+                    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+                }
+            }
         }
     }
 

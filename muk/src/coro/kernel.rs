@@ -5,7 +5,9 @@
 //! Everything here runs on the scheduler thread only, so plain `RefCell`/`Cell` do; the borrow
 //! of the state never lives across a switch.
 
+use super::scheduler::TaskCoroutine;
 use super::timer::{TimerId, Timers};
+use crate::host::{ServerExit, Stopper};
 use m3ipc::{ANY, Endpoint, Errno, Message, Proc, Result};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -66,6 +68,12 @@ pub(crate) struct Task {
     pub(crate) cancel: bool,
     /// Its server returned.
     pub(crate) done: bool,
+    /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
+    /// `State::flush_counts`).
+    pub(crate) unflushed: (u64, u64),
+    /// It is on the chain of coroutines that run now (resumed and not yet switched away): a
+    /// wake then only records the outcome, which it reads when control comes back to it.
+    pub(crate) running: bool,
 }
 
 /// Everything the tasks share.
@@ -76,6 +84,13 @@ pub(crate) struct Kernel {
     pub(crate) names: Vec<String>,
     /// The mutable part.
     pub(crate) st: RefCell<State>,
+    /// Each task's coroutine, borrowed while it runs (so it cannot be resumed twice), `None`
+    /// once its server returned.
+    pub(crate) cos: Vec<RefCell<Option<TaskCoroutine>>>,
+    /// How each server ended.
+    pub(crate) exits: RefCell<Vec<Option<ServerExit>>>,
+    /// The host's stop request (set from another thread).
+    pub(crate) stopper: Stopper,
 }
 
 /// The mutable part of the kernel.
@@ -85,13 +100,18 @@ pub(crate) struct State {
     pub(crate) ready: VecDeque<usize>,
     pub(crate) timers: Timers,
     pub(crate) stopping: bool,
+    /// Tasks whose server has not returned.
+    pub(crate) live: usize,
+    /// Hand-offs that may still run their receiver at once, on the sender's turn, before the
+    /// scheduler gets control back (see `ctx::CoroIpc::send_local`).
+    pub(crate) inline_left: u32,
     /// The outside endpoint a task last received from, and that task: while that peer runs on
     /// another CPU, an idle scheduler spins a little before it sleeps.
     pub(crate) last_outside_peer: Option<(usize, Endpoint)>,
 }
 
 impl Kernel {
-    pub(crate) fn new(procs: Vec<Proc>, names: Vec<String>) -> Kernel {
+    pub(crate) fn new(procs: Vec<Proc>, names: Vec<String>, stopper: Stopper) -> Kernel {
         let tasks = procs
             .iter()
             .map(|p| Task {
@@ -104,17 +124,24 @@ impl Kernel {
                 timer: 0,
                 cancel: false,
                 done: false,
+                unflushed: (0, 0),
+                running: false,
             })
             .collect();
         let ready = (0..procs.len()).collect();
+        let n = procs.len();
         Kernel {
             procs,
             names,
             st: RefCell::new(State {
                 tasks,
                 ready,
+                live: n,
                 ..State::default()
             }),
+            cos: (0..n).map(|_| RefCell::new(None)).collect(),
+            exits: RefCell::new((0..n).map(|_| None).collect()),
+            stopper,
         }
     }
 
@@ -173,7 +200,9 @@ impl State {
             if let Some(p) = k.procs.get(t) {
                 p.show_running();
             }
-            self.ready.push_back(t);
+            if !task_running(&self.tasks, t) {
+                self.ready.push_back(t);
+            }
         }
     }
 
@@ -207,16 +236,39 @@ impl State {
         if let Some(t) = self.tasks.get_mut(to) {
             t.msg = m;
         }
-        if let (Some(a), Some(b)) = (k.procs.get(from), k.procs.get(to)) {
-            a.count_delivery(b);
-        }
+        self.count(from, to);
         self.wake(k, to, Some(Ok(())));
+    }
+
+    /// Count a hand-off from task `from` to task `to` (told to the slots in batches).
+    pub(crate) fn count(&mut self, from: usize, to: usize) {
+        if let Some(t) = self.tasks.get_mut(from) {
+            t.unflushed.0 += 1;
+        }
+        if let Some(t) = self.tasks.get_mut(to) {
+            t.unflushed.1 += 1;
+        }
+    }
+
+    /// Tell the slots' counters what the hand-offs since the last flush were. Writing shared
+    /// memory on every hand-off would cost more than the hand-off; the scheduler flushes every
+    /// few dozen dispatches and before it sleeps, so `dvs ps` lags by at most that.
+    pub(crate) fn flush_counts(&mut self, k: &Kernel) {
+        for (t, p) in self.tasks.iter_mut().zip(&k.procs) {
+            if t.unflushed != (0, 0) {
+                p.add_counts(t.unflushed.0, t.unflushed.1);
+                t.unflushed = (0, 0);
+            }
+        }
     }
 
     /// Task `t`'s server returned: tell everyone who waits on it, as an unbind would.
     pub(crate) fn finish(&mut self, k: &Kernel, t: usize) {
         let ep = self.ep_of(t);
         if let Some(task) = self.tasks.get_mut(t) {
+            if !task.done {
+                self.live = self.live.saturating_sub(1);
+            }
             task.done = true;
             task.wait = Wait::Nothing;
             task.timer = 0;
@@ -230,6 +282,7 @@ impl State {
             };
             self.wake(k, other, Some(Err(why)));
         }
+        self.flush_counts(k);
         if let Some(p) = k.procs.get(t) {
             let _ = p.release();
         }
@@ -249,4 +302,8 @@ impl State {
             }
         }
     }
+}
+
+fn task_running(tasks: &[Task], t: usize) -> bool {
+    tasks.get(t).is_some_and(|t| t.running)
 }

@@ -34,9 +34,7 @@ pub(crate) fn spawn(
 fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerExit> {
     let _altstack = guard::ensure_altstack();
     let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
-    let k = Rc::new(kernel::Kernel::new(procs, names));
-    let mut cos = Vec::with_capacity(servers.len());
-    let mut exits = Vec::with_capacity(servers.len());
+    let k = Rc::new(kernel::Kernel::new(procs, names, stopper.clone()));
     let mut guards = Vec::new();
     for (i, hosted) in servers.into_iter().enumerate() {
         let Hosted {
@@ -48,11 +46,10 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
         let stack = match DefaultStack::new(stack_size) {
             Ok(s) => s,
             Err(e) => {
-                cos.push(None);
-                exits.push(Some(ServerExit {
+                k.exits.borrow_mut()[i] = Some(ServerExit {
                     name,
                     result: Err(format!("cannot map a stack of {stack_size} bytes: {e}")),
-                }));
+                });
                 k.st.borrow_mut().finish(&k, i);
                 continue;
             }
@@ -68,10 +65,15 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
                     Err(_) => Err("panicked".into()),
                 }
             });
-        cos.push(Some(co));
-        exits.push(None);
+        if let Some(cell) = k.cos.get(i) {
+            *cell.borrow_mut() = Some(co);
+        }
     }
-    let out = scheduler::run(&k, cos, exits, stopper);
+    let out = scheduler::run(&k, stopper);
+    // The coroutines hold the kernel (a cycle through `Rc`): drop them, then their guards.
+    for cell in &k.cos {
+        cell.borrow_mut().take();
+    }
     drop(guards);
     out
 }

@@ -26,56 +26,41 @@ pub(crate) type TaskCoroutine = Coroutine<Unpark, Suspend, Result<(), String>, D
 /// that outside callers are not starved by an internal storm.
 const LOOK_EVERY: u32 = 64;
 
+/// Hand-offs a task may run at once on its own turn before the scheduler takes control back
+/// (to look at timers, the doorbell and the stop): a bound on how long two tasks that keep
+/// talking to each other can keep everyone else waiting.
+pub(crate) const INLINE_BUDGET: u32 = 32;
+
 /// Run until every task has returned; the exits, in task order.
-pub(crate) fn run(
-    k: &Kernel,
-    mut cos: Vec<Option<TaskCoroutine>>,
-    mut exits: Vec<Option<ServerExit>>,
-    stopper: &Stopper,
-) -> Vec<ServerExit> {
+pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
     let previous_hook = m3ipc::wait::set_park_hook(Some(super::ctx::park_hook));
-    let mut live = cos.iter().filter(|c| c.is_some()).count();
     let mut dispatched: u32 = 0;
-    while live > 0 {
+    while k.st.borrow().live > 0 {
         // Run everything that is ready.
         loop {
-            let next = k.st.borrow_mut().ready.pop_front();
-            let Some(t) = next else { break };
+            let next = {
+                let mut st = k.st.borrow_mut();
+                let t = st.ready.pop_front();
+                st.inline_left = INLINE_BUDGET;
+                t.map(|t| (t, std::mem::take(&mut st.tasks[t].cancel)))
+            };
+            let Some((t, cancel)) = next else { break };
             dispatched = dispatched.wrapping_add(1);
             if dispatched.is_multiple_of(LOOK_EVERY) {
+                fire_timers(k);
                 look(k, stopper);
             }
-            let Some(co) = cos.get_mut(t).and_then(Option::as_mut) else {
-                continue;
-            };
-            let input = if std::mem::take(&mut k.st.borrow_mut().tasks[t].cancel) {
-                Unpark::Cancel
-            } else {
-                Unpark::Check
-            };
-            match co.resume(input) {
-                CoroutineResult::Yield(Suspend::Blocked) => {}
-                CoroutineResult::Yield(Suspend::Parked(park)) => {
-                    let mut st = k.st.borrow_mut();
-                    let at = Instant::now() + park.timeout;
-                    st.block(k, t, Wait::Fabric { rings: park.rings }, Some(at));
-                    if st.stopping {
-                        st.tasks[t].cancel = true;
-                        st.wake(k, t, None);
-                    }
-                }
-                CoroutineResult::Return(result) => {
-                    cos[t] = None;
-                    live -= 1;
-                    exits[t] = Some(ServerExit {
-                        name: k.names.get(t).cloned().unwrap_or_default(),
-                        result,
-                    });
-                    k.st.borrow_mut().finish(k, t);
-                }
-            }
+            run_task(
+                k,
+                t,
+                if cancel {
+                    Unpark::Cancel
+                } else {
+                    Unpark::Check
+                },
+            );
         }
-        if live == 0 {
+        if k.st.borrow().live == 0 {
             break;
         }
         // Nothing ready: timers, then the doorbell, then sleep.
@@ -107,7 +92,47 @@ pub(crate) fn run(
         }
     }
     m3ipc::wait::set_park_hook(previous_hook);
-    exits.into_iter().flatten().collect()
+    k.exits.borrow_mut().drain(..).flatten().collect()
+}
+
+/// Resume task `t` until it switches away or returns, and record why. Called by the scheduler,
+/// and by a task that hands a message to `t` and runs it at once (the caller is then `t`'s
+/// parent: `t` switches back to it).
+pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
+    let Some(cell) = k.cos.get(t) else {
+        return;
+    };
+    // A task on the chain that runs now is borrowed: it cannot be resumed again.
+    let Ok(mut slot) = cell.try_borrow_mut() else {
+        return;
+    };
+    let Some(co) = slot.as_mut() else {
+        return;
+    };
+    k.st.borrow_mut().tasks[t].running = true;
+    let r = co.resume(input);
+    k.st.borrow_mut().tasks[t].running = false;
+    match r {
+        CoroutineResult::Yield(Suspend::Blocked) => {}
+        CoroutineResult::Yield(Suspend::Parked(park)) => {
+            let mut st = k.st.borrow_mut();
+            let at = Instant::now() + park.timeout;
+            st.block(k, t, Wait::Fabric { rings: park.rings }, Some(at));
+            if st.stopping {
+                st.tasks[t].cancel = true;
+                st.wake(k, t, None);
+            }
+        }
+        CoroutineResult::Return(result) => {
+            *slot = None;
+            drop(slot);
+            k.exits.borrow_mut()[t] = Some(ServerExit {
+                name: k.names.get(t).cloned().unwrap_or_default(),
+                result,
+            });
+            k.st.borrow_mut().finish(k, t);
+        }
+    }
 }
 
 /// Look at the doorbell: resume every task whose wait an outside event may have ended; begin
@@ -115,6 +140,7 @@ pub(crate) fn run(
 fn look(k: &Kernel, stopper: &Stopper) -> u32 {
     let rings = k.rings();
     let mut st = k.st.borrow_mut();
+    st.flush_counts(k);
     if stopper.stopping() && !st.stopping {
         st.stop_all(k);
     }
