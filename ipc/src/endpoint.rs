@@ -41,12 +41,13 @@ pub const fn make(generation: u32, nr: i32) -> Endpoint {
 
 /// The slot number (`nr`) named by an endpoint.
 pub const fn nr(ep: Endpoint) -> i32 {
-    (ep + MAX_TASKS).rem_euclid(GEN_SIZE) - MAX_TASKS
+    // In i64: any i32 a caller passes (i32::MAX included) must not overflow.
+    ((ep as i64 + MAX_TASKS as i64).rem_euclid(GEN_SIZE as i64) - MAX_TASKS as i64) as i32
 }
 
 /// The generation named by an endpoint.
 pub const fn generation(ep: Endpoint) -> u32 {
-    ((ep + MAX_TASKS).div_euclid(GEN_SIZE)) as u32
+    ((ep as i64 + MAX_TASKS as i64).div_euclid(GEN_SIZE as i64)) as u32
 }
 
 /// Whether `ep` is one of the special values `ANY`, `NONE`, `SELF` or `HARDWARE`.
@@ -66,6 +67,18 @@ mod tests {
         assert_eq!(make(0, 14), 14);
         assert_eq!(nr(SYSTEM), -2);
         assert_eq!(generation(SYSTEM), 0);
+    }
+
+    #[test]
+    fn any_i32_decodes_without_overflow() {
+        for ep in [i32::MAX, i32::MIN, i32::MAX - MAX_TASKS + 1, -1] {
+            let n = nr(ep);
+            assert!(
+                (-MAX_TASKS..GEN_SIZE - MAX_TASKS).contains(&n),
+                "{ep} -> {n}"
+            );
+            let _ = generation(ep);
+        }
     }
 
     proptest! {

@@ -69,6 +69,16 @@ impl Proc {
         cpu >= 0 && cpu != wait::current_cpu()
     }
 
+    /// For a runtime that waits for `ep` itself: if the process that holds `ep`'s slot died,
+    /// free the slot (its waiters get the usual errors) and return `true`. Reads `/proc` once.
+    pub fn reap_if_dead(&self, ep: Endpoint) -> bool {
+        let region = self.region();
+        region
+            .geo
+            .index(crate::endpoint::nr(ep))
+            .is_some_and(|idx| crate::cleanup::reap_if_dead(region, idx))
+    }
+
     /// Unbind now, keeping the handle (every later call fails with `EDVSNOTBIND`). For a
     /// runtime whose server ended while the others still run; dropping the handle does the same.
     pub fn release(&self) -> crate::Result<()> {

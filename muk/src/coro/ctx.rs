@@ -9,7 +9,7 @@
 use super::kernel::{Kernel, Wait};
 use crate::ipc::Ipc;
 use corosensei::Yielder;
-use m3ipc::wait::{Park, Unpark};
+use m3ipc::wait::{LIVENESS_TICK, Park, Unpark};
 use m3ipc::{ANY, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -270,12 +270,28 @@ impl CoroIpc<'_> {
                     Errno::EDVSTIMEDOUT
                 });
             }
-            st.block(k, me, Wait::Receive { src, requests_only }, until);
+            // A receive from one outside process watches that it lives, as the fabric's own
+            // blocking receive does: wake every liveness tick to check it.
+            let outside = src != ANY && st.local(src).is_none();
+            let tick = outside.then(|| Instant::now() + LIVENESS_TICK);
+            let wake_at = match (until, tick) {
+                (Some(u), Some(t)) => Some(u.min(t)),
+                (u, t) => u.or(t),
+            };
+            st.block(k, me, Wait::Receive { src, requests_only }, wake_at);
             drop(st);
             match self.suspend() {
                 Some(Ok(())) => {
                     *m = self.delivered();
                     return Ok(());
+                }
+                Some(Err(Errno::EDVSTIMEDOUT)) if tick.is_some() && wake_at != until => {
+                    // The liveness tick: a source whose process died is freed (its slot goes
+                    // to the next generation) and reported as the fabric reports it.
+                    if self.proc().reap_if_dead(src) {
+                        return Err(Errno::EDVSSRCDIED);
+                    }
+                    first = true;
                 }
                 Some(Err(e)) => return expiry(t, Err(e)),
                 None => {}
