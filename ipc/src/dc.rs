@@ -489,6 +489,7 @@ impl Dc {
                 watching: true,
                 policy: WaitPolicy::Block,
                 timeout,
+                spin_only: None,
             },
             &mut BindWait {
                 region: &self.region,

@@ -36,6 +36,8 @@ pub struct Proc {
     /// The inbox word of the last message taken from the inbox (see `inbox::take`).
     pub(crate) inbox_taken: Cell<Option<InboxState>>,
     unbound: Cell<bool>,
+    /// Set during `receive_spinning`: its blocked wait spins, then gives up, never sleeps.
+    pub(crate) spin_only: Cell<Option<std::time::Duration>>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -68,6 +70,7 @@ impl Proc {
             last_request: Cell::new(None),
             inbox_taken: Cell::new(None),
             unbound: Cell::new(false),
+            spin_only: Cell::new(None),
             _not_sync: PhantomData,
         }
     }
@@ -255,6 +258,7 @@ impl Proc {
                 watching,
                 policy: self.policy.get(),
                 timeout,
+                spin_only: self.spin_only.get(),
             },
             call,
         )

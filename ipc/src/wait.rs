@@ -121,6 +121,9 @@ pub(crate) struct Wait<'a> {
     pub(crate) policy: WaitPolicy,
     /// The timeout.
     pub(crate) timeout: Timeout,
+    /// Spin (adaptively) for at most this long and never sleep or park: `EDVSAGAIN` after it
+    /// (see `Proc::receive_spinning`).
+    pub(crate) spin_only: Option<Duration>,
 }
 
 /// One step of a blocked call's own logic.
@@ -143,7 +146,32 @@ pub(crate) trait Blocked<T> {
 
 /// Wait until `call` finishes, following the policy; bounded by the timeout.
 pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
-    let hook = PARK_HOOK.with(|h| h.get());
+    // A call that may not wait needs neither the clock nor the CPU number: one check, then
+    // withdraw (a runtime that polls the fabric, as MUK2 does, makes many of these).
+    if w.timeout == Timeout::NoWait {
+        if let Some(r) = call.check() {
+            return r;
+        }
+        if let Some(r) = call.expire(Errno::EDVSAGAIN) {
+            return r;
+        }
+        // It could not be withdrawn: it is finishing; wait for that below.
+    }
+    // A spin-only call runs as an adaptive one without a hook (it never parks).
+    let hook = match w.spin_only {
+        Some(_) => None,
+        None => PARK_HOOK.with(|h| h.get()),
+    };
+    let policy = if w.spin_only.is_some() {
+        WaitPolicy::Adaptive
+    } else {
+        w.policy
+    };
+    let gives_up_with = if w.timeout == Timeout::NoWait || w.spin_only.is_some() {
+        Errno::EDVSAGAIN
+    } else {
+        Errno::EDVSTIMEDOUT
+    };
     let mut me = current_cpu();
     publish_cpu(w.my_cpu, me);
     // The clock is read lazily: a call that completes within its first spins (the fast path of
@@ -158,9 +186,9 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
         }
         spins = spins.wrapping_add(1);
         let spinning = hook.is_none()
-            && w.policy != WaitPolicy::Block
+            && policy != WaitPolicy::Block
             && w.timeout != Timeout::NoWait
-            && (w.policy == WaitPolicy::Spin
+            && (policy == WaitPolicy::Spin
                 || w.peer_cpu.is_some_and(|c| {
                     let cpu = c.load(Ordering::Relaxed);
                     cpu >= 0 && cpu != me
@@ -171,22 +199,22 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             continue;
         }
         let now = Instant::now();
-        let (start, deadline, next_tick) =
-            clock.get_or_insert_with(|| (now, w.timeout.deadline(now), now + tick_period));
-        let (start, deadline) = (*start, *deadline);
-        if deadline.is_some_and(|d| now >= d) {
-            let why = if w.timeout == Timeout::NoWait {
-                Errno::EDVSAGAIN
-            } else {
-                Errno::EDVSTIMEDOUT
+        let (start, deadline, next_tick) = clock.get_or_insert_with(|| {
+            let deadline = match w.spin_only {
+                Some(d) => Some(now + d),
+                None => w.timeout.deadline(now),
             };
-            if let Some(r) = call.expire(why) {
-                return r;
-            }
-            // The call could not be withdrawn: it is finishing (a server claimed our reply and
-            // is writing it). Go on through the liveness ticks and sleep below rather than spin
-            // here: a server that dies between its claim and its reply is then noticed (and its
-            // cleanup fails the call) instead of leaving us spinning forever past the deadline.
+            (now, deadline, now + tick_period)
+        });
+        let (start, deadline) = (*start, *deadline);
+        // If the call could not be withdrawn, it is finishing (a server claimed our reply and
+        // is writing it). Go on through the liveness ticks and sleep below rather than spin
+        // here: a server that dies between its claim and its reply is then noticed (and its
+        // cleanup fails the call) instead of leaving us spinning forever past the deadline.
+        if deadline.is_some_and(|d| now >= d)
+            && let Some(r) = call.expire(gives_up_with)
+        {
+            return r;
         }
         if now >= *next_tick {
             *next_tick = now + tick_period;
@@ -195,7 +223,7 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             }
         }
         let next_tick = *next_tick;
-        let spin_until = match w.policy {
+        let spin_until = match policy {
             WaitPolicy::Block => start,
             WaitPolicy::Spin => now + tick_period,
             WaitPolicy::Adaptive => start + ADAPTIVE_SPIN,
@@ -211,6 +239,13 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             }
         }
         if keep_spinning {
+            continue;
+        }
+        if w.spin_only.is_some() {
+            // Would sleep: give up instead (or, if the call is finishing, look again).
+            if let Some(r) = call.expire(Errno::EDVSAGAIN) {
+                return r;
+            }
             continue;
         }
         let token = w.bell.prepare();

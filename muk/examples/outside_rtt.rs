@@ -106,6 +106,12 @@ fn role(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                 p.sendrec(server, &mut m, Timeout::Millis(5_000))?;
                 t.push(t0.elapsed().as_nanos() as u64);
             }
+            if let Ok(info) = dc.getprocinfo(SERVER_NR) {
+                eprintln!(
+                    "  (server received {}, {} of them handed straight into its inbox)",
+                    info.received, info.received_direct
+                );
+            }
             t.sort_unstable();
             let at = |q: f64| t[((t.len() as f64 * q) as usize).min(t.len() - 1)];
             println!("RESULT {} {} {} {}", at(0.5), at(0.9), at(0.99), at(1.0));

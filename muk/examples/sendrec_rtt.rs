@@ -10,7 +10,7 @@
 //! over the whole run), because reading the clock itself costs ~25 ns here. The mean is that of
 //! a separate batch with nothing but the calls in its loop, timed once.
 
-use m3ipc::{ANY, Dc, DcConfig, Errno, Message, Timeout};
+use m3ipc::{ANY, Dc, DcConfig, Errno, Message, Timeout, WaitPolicy};
 use muk::{Host, Hosted, Ipc, Runner, Server};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -85,7 +85,11 @@ impl Server for Pinger {
     }
 }
 
-fn measure(runner: Runner, rounds: usize) -> Result<Sample, Box<dyn std::error::Error>> {
+fn measure(
+    runner: Runner,
+    policy: WaitPolicy,
+    rounds: usize,
+) -> Result<Sample, Box<dyn std::error::Error>> {
     let name = format!("rtt{}", std::process::id());
     // The first DC id no other DC in the region directory uses.
     let dc = (0..32)
@@ -107,13 +111,14 @@ fn measure(runner: Runner, rounds: usize) -> Result<Sample, Box<dyn std::error::
         stack_size: 64 * 1024,
         server,
     };
-    let host = Host::start(
+    let host = Host::start_with(
         &dc,
         vec![
             hosted("pong", 5, Box::new(Ponger)),
             hosted("ping", 6, Box::new(Pinger { rounds, out: tx })),
         ],
         runner,
+        policy,
     );
     let r = match host {
         Ok(host) => {
@@ -142,14 +147,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("sendrec round trip between two servers, {rounds} rounds, {cpus} CPU(s) allowed");
     println!(
-        "{:<22} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
+        "{:<24} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
         "runner", "p50 ns", "p90 ns", "p99 ns", "p99.9 ns", "max ns", "mean ns"
     );
     let only = std::env::args().nth(2);
     let mut p50s = Vec::new();
-    for (label, runner) in [
-        ("MUK2 (coroutines)", Runner::Coroutines),
-        ("MUK (threads)", Runner::Threads),
+    for (label, runner, policy) in [
+        (
+            "MUK2 (coroutines)",
+            Runner::Coroutines,
+            WaitPolicy::Adaptive,
+        ),
+        (
+            "MUK (threads, adaptive)",
+            Runner::Threads,
+            WaitPolicy::Adaptive,
+        ),
+        ("MUK (threads, block)", Runner::Threads, WaitPolicy::Block),
     ] {
         if only
             .as_deref()
@@ -157,7 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         {
             continue;
         }
-        let (mut t, wall, cycles, batch) = measure(runner, rounds)?;
+        let (mut t, wall, cycles, batch) = measure(runner, policy, rounds)?;
         let ns_per_tick = wall.as_nanos() as f64 / cycles.max(1) as f64;
         t.sort_unstable();
         let at = |q: f64| {
@@ -166,7 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mean = batch.as_nanos() as f64 / rounds as f64;
         println!(
-            "{label:<22} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9.0}",
+            "{label:<24} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9.0}",
             at(0.5),
             at(0.9),
             at(0.99),
@@ -176,10 +190,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         p50s.push(at(0.5).max(1));
     }
-    if let [muk2, muk] = p50s[..] {
+    if let [muk2, adaptive, block] = p50s[..] {
         println!(
-            "MUK2 is {:.1}x faster than MUK at p50",
-            muk as f64 / muk2 as f64
+            "MUK2 p50 is {:.1}x faster than MUK adaptive, {:.1}x faster than MUK block",
+            adaptive as f64 / muk2 as f64,
+            block as f64 / muk2 as f64
         );
     }
     Ok(())

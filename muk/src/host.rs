@@ -1,7 +1,7 @@
 //! Hosting servers: bind their slots, run them under one of the two runners, stop them.
 
 use crate::server::Server;
-use m3ipc::{Dc, Errno, Proc};
+use m3ipc::{Dc, Errno, Proc, WaitPolicy};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -108,6 +108,19 @@ impl Host {
     /// MUK2 runs its scheduler on one new thread; MUK starts one thread per server. The calling
     /// thread is free (to wait for signals, to run a self-check).
     pub fn start(dc: &Dc, servers: Vec<Hosted>, runner: Runner) -> Result<Host, HostError> {
+        Host::start_with(dc, servers, runner, WaitPolicy::default())
+    }
+
+    /// [`Host::start`], with the fabric wait policy of MUK's threads (`Block` makes every wait
+    /// a futex sleep, as the original's threads blocked in the kernel; the default `Adaptive`
+    /// spins first while the peer runs on another CPU). MUK2 never spins or sleeps in the
+    /// fabric (its scheduler does), so the policy does not apply to it.
+    pub fn start_with(
+        dc: &Dc,
+        servers: Vec<Hosted>,
+        runner: Runner,
+        policy: WaitPolicy,
+    ) -> Result<Host, HostError> {
         if servers.is_empty() {
             return Err(HostError::Empty);
         }
@@ -120,6 +133,9 @@ impl Host {
             }
         }
         let procs = bind_all(dc, &servers, runner)?;
+        for p in &procs {
+            p.set_wait_policy(policy);
+        }
         let stopper = Stopper {
             flag: Arc::new(AtomicBool::new(false)),
             wakers: Arc::new(procs.iter().map(Proc::waker).collect()),

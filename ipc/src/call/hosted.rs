@@ -79,6 +79,23 @@ impl Proc {
             .is_some_and(|idx| crate::cleanup::reap_if_dead(region, idx))
     }
 
+    /// `receive(src)`, for a runtime that hosts this endpoint among others on one thread and
+    /// has nothing else to run: spin as the adaptive policy does (only while the last peer runs
+    /// on another CPU, with this endpoint's inbox open to a direct hand-off) for at most
+    /// `budget`, never sleep (a park hook is not called): `EDVSAGAIN` when nothing came.
+    /// Other errors as [`Proc::receive`].
+    pub fn receive_spinning(
+        &self,
+        src: Endpoint,
+        m: &mut crate::Message,
+        budget: std::time::Duration,
+    ) -> crate::Result<()> {
+        self.spin_only.set(Some(budget));
+        let r = self.receive(src, m, crate::Timeout::Forever);
+        self.spin_only.set(None);
+        r
+    }
+
     /// Unbind now, keeping the handle (every later call fails with `EDVSNOTBIND`). For a
     /// runtime whose server ended while the others still run; dropping the handle does the same.
     pub fn release(&self) -> crate::Result<()> {

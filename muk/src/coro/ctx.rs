@@ -9,7 +9,7 @@
 use super::kernel::{Kernel, Wait};
 use crate::ipc::Ipc;
 use corosensei::Yielder;
-use m3ipc::wait::{LIVENESS_TICK, Park, Unpark};
+use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Park, Unpark};
 use m3ipc::{ANY, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -270,6 +270,24 @@ impl CoroIpc<'_> {
                     Errno::EDVSTIMEDOUT
                 });
             }
+            // Nothing else to run and an outside peer on another CPU: spin for its next
+            // request in the fabric, inbox open, as a fabric process would.
+            if !requests_only && until.is_none() && k.spin_instead(&mut st, me, src, rings) {
+                drop(st);
+                match self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN)) {
+                    Ok(()) => {
+                        let mut st = k.st.borrow_mut();
+                        st.last_outside_peer = Some((me, m.m_source));
+                        st.tasks[me].looked_at = None;
+                        // A hand-off into the inbox does not ring: spinning paid, so the next
+                        // receive may spin again under the same ring count.
+                        st.lent_at = None;
+                        return Ok(());
+                    }
+                    Err(Errno::EDVSAGAIN) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             // A receive from one outside process watches that it lives, as the fabric's own
             // blocking receive does: wake every liveness tick to check it.
             let outside = src != ANY && st.local(src).is_none();
@@ -294,7 +312,22 @@ impl CoroIpc<'_> {
                     first = true;
                 }
                 Some(Err(e)) => return expiry(t, Err(e)),
-                None => {}
+                None => {
+                    let lent = std::mem::take(&mut k.st.borrow_mut().tasks[me].lend_spin);
+                    if lent {
+                        match self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN)) {
+                            Ok(()) => {
+                                let mut st = k.st.borrow_mut();
+                                st.last_outside_peer = Some((me, m.m_source));
+                                st.tasks[me].looked_at = None;
+                                st.lent_at = None;
+                                return Ok(());
+                            }
+                            Err(Errno::EDVSAGAIN) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
             }
         }
     }

@@ -66,6 +66,9 @@ pub(crate) struct Task {
     pub(crate) timer: TimerId,
     /// Its fabric call is to give up (the host stops).
     pub(crate) cancel: bool,
+    /// The scheduler, idle, lends it its spin: receive from the fabric spinning (see
+    /// `scheduler::lend_spin`).
+    pub(crate) lend_spin: bool,
     /// Its server returned.
     pub(crate) done: bool,
     /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
@@ -108,6 +111,11 @@ pub(crate) struct State {
     /// The outside endpoint a task last received from, and that task: while that peer runs on
     /// another CPU, an idle scheduler spins a little before it sleeps.
     pub(crate) last_outside_peer: Option<(usize, Endpoint)>,
+    /// The ring count at which the scheduler last lent its spin (it does not again before
+    /// something rings).
+    pub(crate) lent_at: Option<u32>,
+    /// Tasks on the chain that runs now (resumed, not yet switched away).
+    pub(crate) running: usize,
 }
 
 impl Kernel {
@@ -123,6 +131,7 @@ impl Kernel {
                 looked_at: None,
                 timer: 0,
                 cancel: false,
+                lend_spin: false,
                 done: false,
                 unflushed: (0, 0),
                 running: false,
@@ -143,6 +152,27 @@ impl Kernel {
             exits: RefCell::new((0..n).map(|_| None).collect()),
             stopper,
         }
+    }
+
+    /// Whether task `t`, about to block in a receive, should rather spin in the fabric (see
+    /// `scheduler::lend_spin`): nothing else can run (no task ready, none below it on the
+    /// chain), its last message came from an outside process that runs on another CPU, and
+    /// no spin was tried since the doorbell last rang. Marks the spin as tried.
+    pub(crate) fn spin_instead(&self, st: &mut State, t: usize, src: Endpoint, rings: u32) -> bool {
+        if !st.ready.is_empty() || st.running != 1 || st.lent_at == Some(rings) {
+            return false;
+        }
+        let Some((last, peer)) = st.last_outside_peer else {
+            return false;
+        };
+        if last != t || (src != ANY && src != peer) {
+            return false;
+        }
+        if !self.procs.get(t).is_some_and(|p| p.runs_elsewhere(peer)) {
+            return false;
+        }
+        st.lent_at = Some(rings);
+        true
     }
 
     /// The ring count of the doorbell every task shares.

@@ -15,6 +15,7 @@ use super::timer::TimerId;
 use crate::host::{ServerExit, Stopper};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult};
+use m3ipc::ANY;
 use m3ipc::wait::{ADAPTIVE_SPIN, Unpark};
 use std::time::Instant;
 
@@ -64,12 +65,9 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             break;
         }
         // Nothing ready: timers, then the doorbell, then sleep.
-        fire_timers(k);
+        let now = fire_timers(k);
         let rings = look(k, stopper);
         if !k.st.borrow().ready.is_empty() {
-            continue;
-        }
-        if spin_for_outside_peer(k, rings) {
             continue;
         }
         let next_timer = {
@@ -77,6 +75,9 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             let State { tasks, timers, .. } = &mut *st;
             timers.next(|task, id| armed(tasks, task, id))
         };
+        if lend_spin(k, rings) || spin_for_outside_peer(k, rings, now, next_timer) {
+            continue;
+        }
         let timeout = next_timer.map(|at| at.saturating_duration_since(Instant::now()));
         if timeout.is_some_and(|d| d.is_zero()) {
             continue;
@@ -109,9 +110,17 @@ pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
     let Some(co) = slot.as_mut() else {
         return;
     };
-    k.st.borrow_mut().tasks[t].running = true;
+    {
+        let mut st = k.st.borrow_mut();
+        st.tasks[t].running = true;
+        st.running += 1;
+    }
     let r = co.resume(input);
-    k.st.borrow_mut().tasks[t].running = false;
+    {
+        let mut st = k.st.borrow_mut();
+        st.tasks[t].running = false;
+        st.running -= 1;
+    }
     match r {
         CoroutineResult::Yield(Suspend::Blocked) => {}
         CoroutineResult::Yield(Suspend::Parked(park)) => {
@@ -159,7 +168,7 @@ fn look(k: &Kernel, stopper: &Stopper) -> u32 {
 
 /// End the waits whose timers are due: a receive or send times out, a sleep ends, a fabric call
 /// checks again (its deadline or its liveness tick).
-fn fire_timers(k: &Kernel) {
+fn fire_timers(k: &Kernel) -> Instant {
     let now = Instant::now();
     let mut st = k.st.borrow_mut();
     loop {
@@ -173,30 +182,68 @@ fn fire_timers(k: &Kernel) {
         };
         st.wake(k, t, outcome);
     }
+    now
+}
+
+/// Before sleeping, when the outside process we last heard from runs on another CPU and the
+/// task it talked to waits in a receive that would take its next message: let that task spin
+/// in the fabric's own receive (its inbox open to a direct hand-off, as a process that waits
+/// in the fabric does) for the adaptive spin, instead of watching the doorbell here. A request
+/// then costs the sender one hand-off instead of a queued post, a ring and a look. Once per
+/// ring count: a spin that found nothing is not repeated before something new rings.
+fn lend_spin(k: &Kernel, rings: u32) -> bool {
+    let mut st = k.st.borrow_mut();
+    if st.lent_at == Some(rings) {
+        return false;
+    }
+    let Some((t, peer)) = st.last_outside_peer else {
+        return false;
+    };
+    let takes = matches!(st.tasks.get(t).map(|t| t.wait),
+        Some(Wait::Receive { src, requests_only: false }) if src == ANY || src == peer);
+    if !takes || !k.procs.get(t).is_some_and(|p| p.runs_elsewhere(peer)) {
+        return false;
+    }
+    st.lent_at = Some(rings);
+    st.tasks[t].lend_spin = true;
+    st.wake(k, t, None);
+    true
 }
 
 /// Before sleeping: while the outside process we last heard from runs on another CPU, watch
 /// the doorbell for up to the fabric's adaptive spin, as a fabric receiver would (a futex wake
 /// across cores costs ~30 µs here; the next request often comes sooner). Returns whether it rang.
-fn spin_for_outside_peer(k: &Kernel, rings: u32) -> bool {
-    let peer = k.st.borrow().last_outside_peer;
+fn spin_for_outside_peer(
+    k: &Kernel,
+    rings: u32,
+    start: Instant,
+    next_timer: Option<Instant>,
+) -> bool {
+    let (peer, lent) = {
+        let st = k.st.borrow();
+        (st.last_outside_peer, st.lent_at == Some(rings))
+    };
     let Some((t, ep)) = peer else {
         return false;
     };
+    if lent {
+        // A lent spin just watched for this peer: sleep now.
+        return false;
+    }
     let Some(p) = k.procs.get(t) else {
         return false;
     };
     if !p.runs_elsewhere(ep) {
         return false;
     }
-    let start = Instant::now();
+    let until = next_timer.map_or(start + ADAPTIVE_SPIN, |t| t.min(start + ADAPTIVE_SPIN));
     let mut spins: u32 = 0;
     loop {
         if k.rings() != rings {
             return true;
         }
         spins = spins.wrapping_add(1);
-        if spins.is_multiple_of(64) && start.elapsed() >= ADAPTIVE_SPIN {
+        if spins.is_multiple_of(64) && Instant::now() >= until {
             return false;
         }
         core::hint::spin_loop();
