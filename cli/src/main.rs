@@ -1,7 +1,7 @@
 //! `dvs`: the operator's command for M3-IPC distributed containers (DCs).
 //!
 //! ```text
-//! dvs dc create NAME [--id N --node N --procs N --tasks N --sysprocs N --mode OCTAL]
+//! dvs dc create NAME [--id N --node N --procs N --tasks N --sysprocs N --mode OCTAL --pool-size SIZE]
 //! dvs dc rm NAME
 //! dvs dc ls
 //! dvs ps NAME

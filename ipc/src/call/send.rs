@@ -216,7 +216,8 @@ impl Proc {
         };
         let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
         if me.flags.load(Ordering::Relaxed) & FLAG_WAITING != 0 {
-            me.flags.fetch_and(!FLAG_WAITING, Ordering::Relaxed);
+            me.flags
+                .fetch_and(!(FLAG_WAITING | FLAG_RECEIVING), Ordering::Relaxed);
         }
         if r.is_ok() {
             Counters::bump(&me.counters.sent);
@@ -326,7 +327,15 @@ impl Blocked<()> for Outgoing<'_> {
             {
                 return self.withdraw(Errno::EDVSLOCKED);
             }
-            self.me.flags.fetch_or(FLAG_WAITING, Ordering::Relaxed);
+            // A blocked `sendrec` also waits to receive (its reply), as MINIX's SENDING |
+            // RECEIVING: `vcopy` checks the flags word for a party blocked in a receive.
+            let flags = if self.is_sendrec() {
+                self.me.getfrom.store(self.peer.ep, Ordering::Relaxed);
+                FLAG_WAITING | FLAG_RECEIVING
+            } else {
+                FLAG_WAITING
+            };
+            self.me.flags.fetch_or(flags, Ordering::Relaxed);
         }
         None
     }
