@@ -65,7 +65,6 @@ fn run_role(role: &str, dc: &str, args: &[String]) {
                 view.write_at(0, &payload(len, k as u64 + 7)).unwrap();
                 let sum = view.checksum(0, len).unwrap();
                 let offset = view.pool_offset();
-                drop(view);
                 me.give(h, server).unwrap();
                 // Given away: the sender may no longer touch it.
                 assert_eq!(me.buffer(h).unwrap_err(), Errno::EDVSBADOWNER);
@@ -168,7 +167,6 @@ fn transfer_by_handle_between_processes() {
         let info = t.dc.getprocinfo(SERVER).unwrap();
         assert_eq!(info.holdings.buffers, 1);
         assert_eq!(info.holdings.bytes, len as u64);
-        drop(view);
         server.release_buffer(h).unwrap();
         seen.push((len, ok));
         server
@@ -256,7 +254,6 @@ fn buffer_refusals() {
     v.write_at(v.len() - 4, &[9, 8, 7, 6]).unwrap();
     v.read_at(v.len() - 4, &mut out).unwrap();
     assert_eq!(out, [9, 8, 7, 6]);
-    drop(v);
 
     // After a give the old view's owner is refused and the new owner reads the same bytes.
     let v = a.buffer(h).unwrap();
@@ -266,7 +263,6 @@ fn buffer_refusals() {
     assert_eq!(vb.pool_offset(), v.pool_offset());
     vb.read_at(vb.len() - 4, &mut out).unwrap();
     assert_eq!(out, [9, 8, 7, 6]);
-    drop((v, vb));
 
     // Unbinding returns what an endpoint holds.
     let _extra = b.alloc_buffer(4096).unwrap();
@@ -512,7 +508,6 @@ fn killed_holder_gives_everything_back() {
     assert_eq!((held.buffers, held.grants), (3, 1));
     let v = server.granted(ep, g).unwrap();
     assert_eq!(v.read_u64(0).unwrap(), u64::from_le_bytes([0x5a; 8]));
-    drop(v);
 
     holder.kill();
     eventually(

@@ -264,7 +264,6 @@ pub fn handle_serve(args: &ZcServerArgs) -> Result<()> {
                     }
                 }
             }
-            drop(view);
             server.give(h, m.m_source)?;
             reply.m1_mut().m1p3 = acc;
             reply.m1_mut().m1i1 = current_cpu().map_or(-1, |c| c as i32);

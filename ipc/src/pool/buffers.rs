@@ -109,7 +109,7 @@ impl Pool {
             return Err(Errno::EDVSBADF);
         }
         let pos = h.pos() as usize;
-        if pos >= self.file.geo.nr_pages() || pos % (1 << h.class()) != 0 {
+        if pos >= self.file.geo.nr_pages() || !pos.is_multiple_of(1 << h.class()) {
             return Err(Errno::EDVSBADF);
         }
         let word = self.file.meta(pos).ok_or(Errno::EDVSBADF)?;

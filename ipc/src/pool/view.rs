@@ -186,7 +186,7 @@ impl<'a> BufView<'a> {
         init: u64,
         mut f: impl FnMut(u64, u64) -> u64,
     ) -> Result<u64> {
-        if off % 8 != 0 || len % 8 != 0 {
+        if !off.is_multiple_of(8) || !len.is_multiple_of(8) {
             return Err(Errno::EDVSALIGN);
         }
         let at = self.at(Access::READ, off, len)?;
