@@ -56,7 +56,7 @@ pub struct ProcInfo {
     /// Name given at bind.
     pub name: String,
     /// `FLAG_SENDING`, `FLAG_RECEIVING` (each with `FLAG_WAITING`: the call blocks), as the
-    /// owner blocks now.
+    /// owner blocks now; `FLAG_SENDREC` too while it blocks in a `sendrec`.
     pub flags: u32,
     /// Whom it receives from (`NONE` unless receiving).
     pub getfrom: Endpoint,

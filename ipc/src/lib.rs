@@ -81,6 +81,8 @@ pub use proc::Proc;
 #[cfg(not(loom))]
 pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_NAME, region_dir};
 #[cfg(not(loom))]
-pub use slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState};
+pub use slot::{
+    FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState,
+};
 #[cfg(not(loom))]
 pub use wait::{Timeout, WaitPolicy};

@@ -6,7 +6,7 @@ use crate::pool::VCOPY_SETTLE;
 use crate::pool::{Access, CopyRef, MAX_BUFFER, Pool};
 use crate::privilege::Call;
 use crate::proc::{Proc, Role};
-use crate::slot::{FLAG_RECEIVING, FLAG_WAITING, Slot};
+use crate::slot::{FLAG_RECEIVING, FLAG_SENDREC, FLAG_WAITING, Slot};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -30,7 +30,8 @@ impl Proc {
     /// destination; for the requester's own side, a handle of a buffer it owns or one of its own
     /// grants (as a range of its own buffer). Offsets are relative to the grant's range (or the
     /// buffer). Every side other than the requester must be blocked in a receive (as a client in
-    /// `sendrec` is), seen in its slot's flags as `FLAG_RECEIVING` with `FLAG_WAITING`; `vcopy`
+    /// `sendrec` is), seen in its slot's flags as `FLAG_RECEIVING` (or `FLAG_SENDREC`) with
+    /// `FLAG_WAITING`; `vcopy`
     /// waits up to [`VCOPY_SETTLE`](crate::pool::VCOPY_SETTLE) for a party that is just entering one.
     ///
     /// Errors, in order: `EDVSDCNOTRUN`, `EDVSNOTBIND`, `EDVSBADCALL`, `EDVSTRAPDENIED`
@@ -115,7 +116,7 @@ impl Proc {
         let blocked = |s: &Slot| {
             // Relaxed: a snapshot, as the original's check of the party's flags.
             let f = s.flags.load(Ordering::Relaxed);
-            f & (FLAG_RECEIVING | FLAG_WAITING) == FLAG_RECEIVING | FLAG_WAITING
+            f & FLAG_WAITING != 0 && f & (FLAG_RECEIVING | FLAG_SENDREC) != 0
         };
         let region = self.region();
         let mut deadline = None;
