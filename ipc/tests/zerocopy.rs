@@ -524,3 +524,102 @@ fn killed_holder_gives_everything_back() {
     let again = server.alloc_buffer(1 << 20).unwrap();
     server.release_buffer(again).unwrap();
 }
+
+/// Everything read from the pool file is untrusted: after random words are scribbled over its
+/// chunk states, bitmaps, block words and grant table, every call returns (a value or an
+/// error), nothing panics, nothing hangs, and nothing reads or writes outside the pool.
+#[test]
+fn scribbled_pool_never_panics_or_hangs() {
+    use std::os::unix::fs::FileExt;
+    let t = TestDc::with('z', &config(8));
+    let a = t.dc.bind_named(SERVER, "a").unwrap();
+    let b = t.dc.bind_named(CLIENT, "b").unwrap();
+    let mut held: Vec<Handle> = (0..6).map(|k| a.alloc_buffer(4096 << k).unwrap()).collect();
+    let mut grants: Vec<GrantId> = held
+        .iter()
+        .map(|&h| {
+            a.grant(h, b.endpoint(), 0, 4096, Access::READ_WRITE)
+                .unwrap()
+        })
+        .collect();
+    let path = m3ipc::region_dir().join(format!("{}{}", m3ipc::pool::POOL_FILE_PREFIX, t.name));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // Everything before the data: header, chunk states, bitmaps, block words, grants.
+    let meta_len = file.metadata().unwrap().len() - (8 << 20);
+    // The seed is `$M3_SEED`, else a fixed one.
+    let seed: u64 = std::env::var("M3_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5c71_bb1e_d00d);
+    let mut rng = Rng(seed | 1);
+    let start = std::time::Instant::now();
+    for round in 0..40 {
+        for _ in 0..64 {
+            let off = rng.below(meta_len / 8) * 8;
+            let v = match rng.below(4) {
+                0 => rng.next(),
+                // Plausible chunk states and block words: small classes and counts.
+                1 => (rng.below(11) << 32) | rng.below(300),
+                2 => rng.below(3) << 32 | (rng.below(2) << 36) | rng.below(8) << 60,
+                _ => 0,
+            };
+            file.write_at(&v.to_le_bytes(), off).unwrap();
+        }
+        for _ in 0..50 {
+            let p = if rng.below(2) == 0 { &a } else { &b };
+            match rng.below(8) {
+                0 => {
+                    if let Ok(h) = p.alloc_buffer(1 + rng.below(1 << 20) as usize) {
+                        held.push(h);
+                    }
+                }
+                1 if !held.is_empty() => {
+                    let h = held[rng.below(held.len() as u64) as usize];
+                    let _ = p.release_buffer(h);
+                }
+                2 if !held.is_empty() => {
+                    let h = held[rng.below(held.len() as u64) as usize];
+                    if let Ok(v) = p.buffer(h) {
+                        let _ = v.checksum(0, v.len());
+                        let _ = v.write_at(rng.below(v.len() as u64) as usize, &[1, 2, 3]);
+                    }
+                }
+                3 if !held.is_empty() => {
+                    let h = held[rng.below(held.len() as u64) as usize];
+                    if let Ok(g) = p.grant(h, a.endpoint(), 0, 4096, Access::READ) {
+                        grants.push(g);
+                    }
+                    let _ = p.give(h, b.endpoint());
+                }
+                4 if !grants.is_empty() => {
+                    let g = grants[rng.below(grants.len() as u64) as usize];
+                    if let Ok(v) = b.granted(a.endpoint(), g) {
+                        let _ = v.checksum(0, v.len() & !7);
+                        let _ = v.fill(0, v.len(), 7);
+                    }
+                    let _ = p.revoke(g);
+                }
+                5 => {
+                    let _ = t.dc.pool_info();
+                    let _ = t.dc.procs();
+                }
+                6 => {
+                    let _ = p.buffer(Handle(rng.next()));
+                    let _ = b.granted(a.endpoint(), GrantId(rng.next() | (1 << 63)));
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "round {round} (seed {seed}): the calls must not hang"
+        );
+    }
+    // Unbinding scans the scribbled words to return buffers: it must finish too.
+    drop((a, b));
+    let _ = t.dc.pool_info();
+}
