@@ -363,6 +363,16 @@ fn grant_and_vcopy_refusals() {
         "forged generation"
     );
 
+    // A grant may start at any byte; word reads then need an aligned pool offset.
+    let odd = client.grant(ch, s_ep, 3, 64, Access::READ).unwrap();
+    let vo = server.granted(c_ep, odd).unwrap();
+    assert_eq!(vo.read_u64(0).unwrap_err(), Errno::EDVSALIGN);
+    assert_eq!(vo.read_u64(5).unwrap(), u64::from_le_bytes([0xab; 8]));
+    let mut four = [0u8; 4];
+    vo.read_at(0, &mut four).unwrap();
+    assert_eq!(four, [0xab; 4]);
+    client.revoke(odd).unwrap();
+
     // vcopy while the client is not blocked in a receive.
     assert_eq!(
         server.vcopy(c_ep, g, 0, SELF, sh, 0, 4096).unwrap_err(),

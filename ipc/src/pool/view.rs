@@ -27,7 +27,7 @@ enum Source {
 /// Offsets are relative to the start of the view. Errors of every access: `EDVSBADF` or
 /// `EDVSBADOWNER` (an owned buffer was released or given away), `EDVSPERM` (the grant was revoked
 /// or lapsed), `EDVSACCES` (the right is missing), `EDVSRANGE` (outside the view), `EDVSALIGN`
-/// (word accesses at an offset or length that is not a multiple of 8).
+/// (word accesses at an unaligned pool offset or of a length that is not a multiple of 8).
 pub struct BufView<'a> {
     pool: &'a Pool,
     me: Endpoint,
@@ -171,14 +171,16 @@ impl<'a> BufView<'a> {
         Ok(())
     }
 
-    /// Read the little-endian word at `off` in place (needs READ; `off` a multiple of 8).
+    /// Read the little-endian word at `off` in place (needs READ; `pool_offset() + off` a
+    /// multiple of 8).
     pub fn read_u64(&self, off: usize) -> Result<u64> {
         self.fold_words(off, 8, 0, |_, w| w)
     }
 
     /// Fold `f` over the little-endian words of `[off, off + len)` in place, without copying
-    /// the bytes out (needs READ; `off` and `len` multiples of 8). One validity check for the
-    /// whole range, then volatile loads.
+    /// the bytes out (needs READ; `len` and the pool offset of byte `off`,
+    /// [`pool_offset`](Self::pool_offset) + `off`, multiples of 8, else `EDVSALIGN`: a grant may
+    /// start at any byte). One validity check for the whole range, then volatile loads.
     pub fn fold_words(
         &self,
         off: usize,
@@ -186,16 +188,20 @@ impl<'a> BufView<'a> {
         init: u64,
         mut f: impl FnMut(u64, u64) -> u64,
     ) -> Result<u64> {
-        if !off.is_multiple_of(8) || !len.is_multiple_of(8) {
+        if !len.is_multiple_of(8) {
             return Err(Errno::EDVSALIGN);
         }
         let at = self.at(Access::READ, off, len)?;
+        // A grant's range may start anywhere: the words must be aligned in the pool itself.
+        if !at.is_multiple_of(8) {
+            return Err(Errno::EDVSALIGN);
+        }
         let src = self.pool.file.data(at, len).ok_or(Errno::EDVSRANGE)? as *const u64;
         let mut acc = init;
         for i in 0..len / 8 {
             // SAFETY: word `i` lies inside the `len` bytes at `src`, inside the mapping; the
-            // data part and every block are page-aligned and `off` is a multiple of 8, so the
-            // word is aligned. A volatile load of plain bytes another process may write.
+            // data part is page-aligned and `at` a multiple of 8 (checked), so the word is
+            // aligned. A volatile load of plain bytes another process may write.
             let w = unsafe { core::ptr::read_volatile(src.add(i)) };
             acc = f(acc, u64::from_le(w));
         }
