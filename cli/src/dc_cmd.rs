@@ -45,6 +45,51 @@ pub struct CreateArgs {
     /// File mode of the region, in octal; must include 600 (660 shares it with the group).
     #[arg(long, default_value_t = Mode(DcConfig::default().mode), value_parser = parse_mode)]
     pub mode: Mode,
+    /// Bytes of the DC's buffer pool (zero-copy data): a multiple of 1M such as 64M or 1G, at
+    /// most 16G; 0 for no pool. The pool file is sparse.
+    #[arg(long, value_name = "SIZE", default_value_t = Size(DcConfig::default().pool_bytes), value_parser = parse_size)]
+    pub pool_size: Size,
+}
+
+/// A size in bytes, written with an optional K, M or G suffix (powers of 1024).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&human_bytes(self.0))
+    }
+}
+
+/// `n` bytes with the largest suffix (K, M, G) that divides it exactly.
+pub fn human_bytes(n: u64) -> String {
+    for (shift, suffix) in [(30, "G"), (20, "M"), (10, "K")] {
+        if n != 0 && n.is_multiple_of(1 << shift) {
+            return format!("{}{suffix}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+/// Parse a size such as `0`, `4096`, `64M`, `64MiB` or `1G`.
+fn parse_size(text: &str) -> core::result::Result<Size, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .map(Size)
+        .ok_or_else(|| format!("{text:?} is not a size such as 64M or 1G"))
 }
 
 /// A file mode, written and read in octal.
@@ -88,6 +133,7 @@ fn create(args: &CreateArgs) -> Result<()> {
         nr_tasks: args.tasks,
         nr_sysprocs: args.sysprocs,
         mode: args.mode.0,
+        pool_bytes: args.pool_size.0,
     };
     let dc = Dc::create(&args.name, &config).map_err(|e| explain_create(e, &args.name))?;
     print_text(&format!(
@@ -119,6 +165,8 @@ fn explain_create(e: DcError, name: &str) -> CliError {
         DcError::BadConfig(Errno::EDVSBADVALUE) => {
             "--mode must be at most 777 and grant the owner read and write (600)"
         }
+        DcError::BadConfig(Errno::EDVSALIGN) => "--pool-size must be a multiple of 1M",
+        DcError::BadConfig(Errno::EDVSFBIG) => "--pool-size must be at most 16G",
         _ => return e.into(),
     };
     CliError::new(format!("{e}: {why}"))
@@ -134,6 +182,9 @@ fn list() -> Result<()> {
         ("SYSPROCS", Align::Right),
         ("BOUND", Align::Right),
         ("SIZE", Align::Right),
+        ("POOL USED/TOTAL", Align::Right),
+        ("BUFFERS", Align::Right),
+        ("GRANTS", Align::Right),
         ("CREATOR", Align::Right),
     ]);
     for name in Dc::list()? {
@@ -150,6 +201,20 @@ fn list() -> Result<()> {
                     c.nr_sysprocs.to_string(),
                     info.bound.to_string(),
                     format!("{}K", info.region_bytes.div_ceil(1024)),
+                    info.pool.as_ref().map_or("-".into(), |p| {
+                        format!(
+                            "{}/{} ({}%)",
+                            human_bytes(p.used_bytes),
+                            human_bytes(p.total_bytes),
+                            p.used_bytes * 100 / p.total_bytes.max(1)
+                        )
+                    }),
+                    info.pool
+                        .as_ref()
+                        .map_or("-".into(), |p| p.buffers.to_string()),
+                    info.pool
+                        .as_ref()
+                        .map_or("-".into(), |p| p.grants.to_string()),
                     info.creator_pid.to_string(),
                 ]);
             }
@@ -173,5 +238,19 @@ mod tests {
         assert!(parse_mode("800").is_err());
         assert!(parse_mode("rw").is_err());
         assert_eq!(Mode(0o600).to_string(), "600");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(Size(0)));
+        assert_eq!(parse_size("64M"), Ok(Size(64 << 20)));
+        assert_eq!(parse_size("64MiB"), Ok(Size(64 << 20)));
+        assert_eq!(parse_size("1g"), Ok(Size(1 << 30)));
+        assert_eq!(parse_size("4096"), Ok(Size(4096)));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999G").is_err());
+        assert_eq!(Size(64 << 20).to_string(), "64M");
+        assert_eq!(human_bytes(0), "0");
+        assert_eq!(human_bytes(12_288), "12K");
     }
 }

@@ -1,12 +1,13 @@
 //! `dvs`: the operator's command for M3-IPC distributed containers (DCs).
 //!
 //! ```text
-//! dvs dc create NAME [--id N --node N --procs N --tasks N --sysprocs N --mode OCTAL]
+//! dvs dc create NAME [--id N --node N --procs N --tasks N --sysprocs N --mode OCTAL --pool-size SIZE]
 //! dvs dc rm NAME
 //! dvs dc ls
 //! dvs ps NAME
 //! dvs demo [--count N] [--policy adaptive|block|spin] [--cpus same|different|any]
 //! dvs bench [--count N] [--csv FILE]
+//! dvs bench --zero-copy [--count N]
 //! ```
 //!
 //! Region files live in `$M3IPC_SHM_DIR`, or `/dev/shm` when it is unset. Errors are printed as
@@ -56,7 +57,8 @@ enum Command {
     },
     /// Run an m3ipc server and client in two processes and show round-trip latency.
     Demo(demo::DemoArgs),
-    /// Compare m3ipc round trips with raw spin and futex ping-pong, in one run.
+    /// Compare m3ipc round trips with raw spin and futex ping-pong, in one run (or, with
+    /// --zero-copy, payloads by pool-buffer handle with a Unix socket).
     Bench(bench::BenchArgs),
     #[command(name = pingpong::SERVER_CMD, hide = true)]
     PingServer(pingpong::PingServerArgs),
@@ -70,6 +72,14 @@ enum Command {
     FutexServer(role::ServerArgs),
     #[command(name = bench::raw_futex::CLIENT_CMD, hide = true)]
     FutexClient(role::ClientArgs),
+    #[command(name = bench::zero_copy::HANDLE_SERVER_CMD, hide = true)]
+    ZcHandleServer(bench::zero_copy::ZcServerArgs),
+    #[command(name = bench::zero_copy::HANDLE_CLIENT_CMD, hide = true)]
+    ZcHandleClient(bench::zero_copy::ZcClientArgs),
+    #[command(name = bench::zero_copy::SOCKET_SERVER_CMD, hide = true)]
+    ZcSocketServer(bench::zero_copy::ZcServerArgs),
+    #[command(name = bench::zero_copy::SOCKET_CLIENT_CMD, hide = true)]
+    ZcSocketClient(bench::zero_copy::ZcClientArgs),
 }
 
 impl Command {
@@ -82,6 +92,10 @@ impl Command {
             Command::SpinClient(_) => bench::raw_spin::CLIENT_CMD,
             Command::FutexServer(_) => bench::raw_futex::SERVER_CMD,
             Command::FutexClient(_) => bench::raw_futex::CLIENT_CMD,
+            Command::ZcHandleServer(_) => bench::zero_copy::HANDLE_SERVER_CMD,
+            Command::ZcHandleClient(_) => bench::zero_copy::HANDLE_CLIENT_CMD,
+            Command::ZcSocketServer(_) => bench::zero_copy::SOCKET_SERVER_CMD,
+            Command::ZcSocketClient(_) => bench::zero_copy::SOCKET_CLIENT_CMD,
             _ => return "dvs".into(),
         };
         format!("dvs {role}")
@@ -99,6 +113,10 @@ impl Command {
             Command::SpinClient(args) => bench::raw_spin::client(args),
             Command::FutexServer(args) => bench::raw_futex::serve(args),
             Command::FutexClient(args) => bench::raw_futex::client(args),
+            Command::ZcHandleServer(args) => bench::zero_copy::handle_serve(args),
+            Command::ZcHandleClient(args) => bench::zero_copy::handle_client(args),
+            Command::ZcSocketServer(args) => bench::zero_copy::socket_serve(args),
+            Command::ZcSocketClient(args) => bench::zero_copy::socket_client(args),
         }
     }
 }

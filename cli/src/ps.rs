@@ -3,6 +3,8 @@
 //! `ps` only reads the region: it does not release the slots of dead owners (`bind` and blocked
 //! peers do that). It marks them instead. DIRECT counts the received messages that were handed
 //! straight into the slot's inbox while it waited (the rest were queued in its mailbox first).
+//! BUFFERS and BUFBYTES are the pool buffers the endpoint owns (bytes at size class), GRANTS the
+//! live grants it issued.
 
 use crate::error::Result;
 use crate::table::{Align, Table};
@@ -34,6 +36,9 @@ pub fn run(name: &str) -> Result<()> {
         ("DIRECT", Align::Right),
         ("NOTIFIED", Align::Right),
         ("OVERRUNS", Align::Right),
+        ("BUFFERS", Align::Right),
+        ("BUFBYTES", Align::Right),
+        ("GRANTS", Align::Right),
     ]);
     let procs = dc.procs();
     for p in &procs {
@@ -54,6 +59,9 @@ pub fn run(name: &str) -> Result<()> {
             p.received_direct.to_string(),
             p.notified.to_string(),
             p.notify_overruns.to_string(),
+            p.holdings.buffers.to_string(),
+            crate::dc_cmd::human_bytes(p.holdings.bytes),
+            p.holdings.grants.to_string(),
         ]);
     }
     if procs.is_empty() {

@@ -159,6 +159,46 @@ fn dc_create_ls_ps_rm_round_trip() {
 }
 
 #[test]
+fn pool_size_is_created_listed_and_removed() {
+    let dir = ShmDir::new();
+    dir.ok(&[
+        "dc",
+        "create",
+        "pooled",
+        "--pool-size",
+        "8M",
+        "--mode",
+        "660",
+    ]);
+    dir.ok(&["dc", "create", "bare", "--id", "1", "--pool-size", "0"]);
+    let mut files = dir.files();
+    files.sort();
+    assert_eq!(
+        files,
+        ["m3ipc-dc-bare", "m3ipc-dc-pooled", "m3ipc-pool-pooled"]
+    );
+    let mode = std::fs::metadata(dir.path.join("m3ipc-pool-pooled"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o660, "the pool file has the region's mode");
+    let ls = dir.ok(&["dc", "ls"]);
+    let pooled = row(&ls, "pooled").expect("pooled listed");
+    assert_eq!(&pooled[8..12], ["0/8M", "(0%)", "0", "0"], "{ls}");
+    assert_eq!(
+        &row(&ls, "bare").expect("bare listed")[8..11],
+        ["-", "-", "-"]
+    );
+    let err = dir.fails(&["dc", "create", "odd", "--id", "2", "--pool-size", "3K"]);
+    assert!(err.contains("multiple of 1M"), "{err}");
+    let err = dir.fails(&["dc", "create", "odd", "--id", "2", "--pool-size", "lots"]);
+    assert!(err.contains("64M"), "{err}");
+    dir.ok(&["dc", "rm", "pooled"]);
+    dir.ok(&["dc", "rm", "bare"]);
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
 fn missing_dc_is_a_clear_error() {
     let dir = ShmDir::new();
     for args in [&["ps", "nosuch"][..], &["dc", "rm", "nosuch"]] {
@@ -236,4 +276,26 @@ fn bench_prints_every_row_and_writes_csv() {
     assert!(text.starts_with("case,placement,n,"), "{text}");
     std::fs::remove_file(&csv).unwrap();
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
+
+#[test]
+fn zero_copy_bench_prints_every_size_and_way() {
+    let dir = ShmDir::new();
+    let out = dir.ok(&["bench", "--zero-copy", "--count", "300"]);
+    for size in ["4K", "64K", "1M"] {
+        for way in ["m3ipc-handle", "m3ipc-handle-pages", "unix-socket"] {
+            assert!(
+                out.lines().any(|l| {
+                    let cells: Vec<&str> = l.split_whitespace().collect();
+                    cells.first() == Some(&size) && cells.get(1) == Some(&way)
+                }),
+                "no row {size} {way} in {out}"
+            );
+        }
+    }
+    assert!(
+        out.contains("m3ipc-handle: p50 at 1M over p50 at 4K"),
+        "{out}"
+    );
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
 }

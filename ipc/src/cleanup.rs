@@ -1,4 +1,5 @@
-//! Releasing a slot: on `unbind`, and on behalf of a process that died while bound.
+//! Releasing a slot: on `unbind`, and on behalf of a process that died while bound. Releasing
+//! also returns the slot's buffers to the DC's pool and revokes its grants.
 //!
 //! Any process may release a slot whose owner is dead; the owner releases its own on unbind. The
 //! steps are idempotent, so two processes that notice the same death at once, or a releaser that
@@ -162,7 +163,13 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
     slot.getfrom.store(NONE, Ordering::Relaxed);
     slot.cpu.store(-1, Ordering::Relaxed);
 
-    // 4. Free it at the next generation. Release: the clearing above is visible to the next
+    // 4. Give its buffers back to the pool and revoke its grants (before the slot is freed, so
+    // a releaser that dies here leaves the slot Closing and the next one does this again).
+    if let Some(pool) = &region.pool {
+        pool.release_owner(endpoint::make(w.generation(), nr));
+    }
+
+    // 5. Free it at the next generation. Release: the clearing above is visible to the next
     // binder, whose CAS on this word acquires it.
     let free = OwnerWord::new(SlotState::Free, next_generation(w), 0);
     let freed = slot

@@ -6,11 +6,13 @@ use crate::errno::{Errno, Result};
 use crate::inbox;
 use crate::mailbox::{EnvState, Phase, SYNC};
 use crate::owner::ProcessId;
+use crate::pool::{Holdings, PoolInfo};
 use crate::privilege::{CallSet, Priv};
 use crate::proc::Proc;
 use crate::region::{self, DcConfig, DcError, Region};
 use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING, OwnerWord, SlotState};
 use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -36,6 +38,8 @@ pub struct DcInfo {
     pub bound: usize,
     /// Size of the region file in bytes.
     pub region_bytes: usize,
+    /// The buffer pool's use, `None` when the DC has no pool.
+    pub pool: Option<PoolInfo>,
 }
 
 /// What `getprocinfo` reports about one slot (the original's `proc_usr_t`).
@@ -52,7 +56,7 @@ pub struct ProcInfo {
     /// Name given at bind.
     pub name: String,
     /// `FLAG_SENDING`, `FLAG_RECEIVING` (each with `FLAG_WAITING`: the call blocks), as the
-    /// owner blocks now.
+    /// owner blocks now; `FLAG_SENDREC` too while it blocks in a `sendrec`.
     pub flags: u32,
     /// Whom it receives from (`NONE` unless receiving).
     pub getfrom: Endpoint,
@@ -75,6 +79,9 @@ pub struct ProcInfo {
     pub level: u32,
     /// Calls it may make.
     pub allowed: CallSet,
+    /// Pool buffers it owns, their bytes and the live grants it issued (all zero without a
+    /// pool).
+    pub holdings: Holdings,
 }
 
 impl Dc {
@@ -108,7 +115,7 @@ impl Dc {
     }
 
     /// Remove a DC: calls of processes still attached fail with `EDVSDCNOTRUN`, and the region
-    /// file goes away.
+    /// file and the pool file go away (processes that still map them keep their mappings).
     pub fn remove(name: &str) -> core::result::Result<(), DcError> {
         region::remove(name)
     }
@@ -146,7 +153,19 @@ impl Dc {
                 .filter(|s| s.owner().state() == SlotState::Bound)
                 .count(),
             region_bytes: self.region.geo.total_len,
+            pool: self.pool_info(),
         }
+    }
+
+    /// The buffer pool's use now (a scan of the chunk words and the grant table), `None` when
+    /// the DC has no pool.
+    pub fn pool_info(&self) -> Option<PoolInfo> {
+        self.region.pool.as_ref().map(|p| p.info())
+    }
+
+    /// Whether the DC has a buffer pool.
+    pub fn has_pool(&self) -> bool {
+        self.region.pool.is_some()
     }
 
     /// Bind slot `nr` for the calling process; see [`Dc::bind_named`].
@@ -341,18 +360,29 @@ impl Dc {
     /// `getprocinfo` of slot `nr`; `EDVSRANGE` outside the table.
     pub fn getprocinfo(&self, nr: i32) -> Result<ProcInfo> {
         let idx = self.region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
-        self.proc_info(idx).ok_or(Errno::EDVSRANGE)
+        self.proc_info(idx, &self.holdings())
+            .ok_or(Errno::EDVSRANGE)
+    }
+
+    /// What every endpoint holds in the pool (one scan).
+    fn holdings(&self) -> HashMap<Endpoint, Holdings> {
+        self.region
+            .pool
+            .as_ref()
+            .map(|p| p.holdings())
+            .unwrap_or_default()
     }
 
     /// `getprocinfo` of every slot that is not free.
     pub fn procs(&self) -> Vec<ProcInfo> {
+        let holdings = self.holdings();
         (0..self.region.geo.nr_slots)
-            .filter_map(|idx| self.proc_info(idx))
+            .filter_map(|idx| self.proc_info(idx, &holdings))
             .filter(|p| p.state != SlotState::Free)
             .collect()
     }
 
-    fn proc_info(&self, idx: usize) -> Option<ProcInfo> {
+    fn proc_info(&self, idx: usize, holdings: &HashMap<Endpoint, Holdings>) -> Option<ProcInfo> {
         let region = &self.region;
         let slot = region.slot(idx)?;
         let w = slot.owner();
@@ -408,6 +438,14 @@ impl Dc {
             system: region.geo.is_sysproc(idx),
             level: slot.level.load(Ordering::Relaxed),
             allowed: CallSet(slot.allowed.load(Ordering::Relaxed)),
+            holdings: if bound {
+                holdings
+                    .get(&endpoint::make(w.generation(), nr))
+                    .copied()
+                    .unwrap_or_default()
+            } else {
+                Holdings::default()
+            },
         })
     }
 

@@ -20,7 +20,8 @@
 //! Layers, from the bottom: [`errno`], [`message`], [`endpoint`] (names and numbers); `region`,
 //! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
 //! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
-//! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`.
+//! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
+//! shared buffer pool (zero-copy data, grants, `vcopy`).
 //!
 //! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
@@ -50,6 +51,7 @@ pub mod mailbox;
 pub mod message;
 #[cfg(not(loom))]
 mod owner;
+pub mod pool;
 #[cfg(not(loom))]
 pub mod privilege;
 #[cfg(not(loom))]
@@ -73,13 +75,17 @@ pub use errno::{Errno, Result};
 #[cfg(not(loom))]
 pub use message::Message;
 #[cfg(not(loom))]
+pub use pool::{Access, BufView, CopyRef, GrantId, Handle, Holdings, PoolInfo};
+#[cfg(not(loom))]
 pub use privilege::{Call, CallSet, Priv};
 #[cfg(not(loom))]
 pub use proc::Proc;
 #[cfg(not(loom))]
 pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_NAME, region_dir};
 #[cfg(not(loom))]
-pub use slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState};
+pub use slot::{
+    FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState,
+};
 #[cfg(not(loom))]
 pub use wait::{Timeout, WaitPolicy};
 #[cfg(not(loom))]

@@ -160,6 +160,16 @@ impl Proc {
     /// Common checks of every call, in the original's order: the DC runs (`EDVSDCNOTRUN`), the
     /// caller is still bound (`EDVSNOTBIND`), the call is allowed (`EDVSBADCALL`).
     pub(crate) fn caller(&self, call: Call) -> Result<&Slot> {
+        let me = self.bound()?;
+        if !CallSet(me.allowed.load(Ordering::Relaxed)).allows(call) {
+            return Err(Errno::EDVSBADCALL);
+        }
+        Ok(me)
+    }
+
+    /// The first two checks of every call: the DC runs (`EDVSDCNOTRUN`), the caller is still
+    /// bound (`EDVSNOTBIND`). Buffer calls, which every endpoint may make, check only these.
+    pub(crate) fn bound(&self) -> Result<&Slot> {
         let region = self.region();
         if !region.running() {
             return Err(Errno::EDVSDCNOTRUN);
@@ -167,9 +177,6 @@ impl Proc {
         let me = region.slot(self.idx).ok_or(Errno::EDVSNOTBIND)?;
         if self.unbound.get() || me.owner() != self.owner {
             return Err(Errno::EDVSNOTBIND);
-        }
-        if !CallSet(me.allowed.load(Ordering::Relaxed)).allows(call) {
-            return Err(Errno::EDVSBADCALL);
         }
         Ok(me)
     }

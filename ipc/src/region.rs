@@ -13,6 +13,8 @@ use crate::doorbell::Doorbell;
 use crate::endpoint::MAX_TASKS;
 use crate::errno::Errno;
 use crate::mailbox::ENVELOPES;
+use crate::pool::Pool;
+use crate::pool::file::PoolFile;
 use crate::slot::{MAX_SLOTS, Slot};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
@@ -58,6 +60,8 @@ pub(crate) struct Header {
     creator_pid: AtomicU32,
     mode: AtomicU32,
     created_at: AtomicU64,
+    /// Bytes of data in the DC's pool file (0: no pool).
+    pool_bytes: AtomicU64,
     name: [AtomicU64; 2],
     /// Rung on every bind and unbind (for `wait4bind`).
     pub(crate) bind_bell: Doorbell,
@@ -101,8 +105,12 @@ pub struct DcConfig {
     pub nr_tasks: u32,
     /// Slots (counted from the first task) that are system processes.
     pub nr_sysprocs: u32,
-    /// File mode of the region (0600 by default; 0660 to share it with a group).
+    /// File mode of the region and its pool (0600 by default; 0660 to share it with a group).
     pub mode: u32,
+    /// Bytes of the DC's buffer pool (`m3ipc-pool-NAME` next to the region): a multiple of
+    /// 1 MiB, at most 16 GiB; 0 for no pool (buffer calls then fail with `EDVSNODEV`). The
+    /// file is sparse: memory is used as buffers are touched.
+    pub pool_bytes: u64,
 }
 
 impl Default for DcConfig {
@@ -115,13 +123,15 @@ impl Default for DcConfig {
             nr_tasks: 34,
             nr_sysprocs: 64,
             mode: 0o600,
+            pool_bytes: crate::pool::DEFAULT_POOL_BYTES,
         }
     }
 }
 
 impl DcConfig {
     /// Check the limits: `nr_tasks <= 35`, `nr_tasks < nr_sysprocs <= nr_tasks + nr_procs`,
-    /// `nr_tasks + nr_procs <= 1024`, ids below 32.
+    /// `nr_tasks + nr_procs <= 1024`, ids below 32 (else the errors below); `pool_bytes` a
+    /// multiple of 1 MiB (else `EDVSALIGN`) and at most 16 GiB (else `EDVSFBIG`).
     pub fn validate(&self) -> Result<(), Errno> {
         if self.dcid >= MAX_DCS {
             return Err(Errno::EDVSBADDCID);
@@ -140,6 +150,12 @@ impl DcConfig {
         }
         if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
             return Err(Errno::EDVSBADVALUE);
+        }
+        if !self.pool_bytes.is_multiple_of(crate::pool::POOL_GRANULE) {
+            return Err(Errno::EDVSALIGN);
+        }
+        if self.pool_bytes > crate::pool::MAX_POOL_BYTES {
+            return Err(Errno::EDVSFBIG);
         }
         Ok(())
     }
@@ -288,6 +304,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DcError + '_ {
 /// A mapped region.
 pub(crate) struct Region {
     map: MmapRaw,
+    /// The DC's buffer pool, if it has one.
+    pub(crate) pool: Option<Pool>,
     pub(crate) geo: Geometry,
     pub(crate) name: String,
     pub(crate) path: PathBuf,
@@ -326,8 +344,14 @@ impl Region {
                 .map_err(io_err(&path))?;
             file.set_len(geo.total_len as u64).map_err(io_err(&path))?;
             let map = map(&file, geo.total_len, &path)?;
+            // The pool first: the region is published (RUNNING) only with its pool in place.
+            let pool = match config.pool_bytes {
+                0 => None,
+                n => Some(Pool::new(PoolFile::create(name, n, config.mode)?)),
+            };
             let region = Region {
                 map,
+                pool,
                 geo,
                 name: name.to_string(),
                 path: path.clone(),
@@ -337,6 +361,7 @@ impl Region {
         })();
         if made.is_err() {
             let _ = std::fs::remove_file(&path);
+            crate::pool::file::remove(name);
         }
         made
     }
@@ -360,6 +385,7 @@ impl Region {
             .store(self.geo.total_len as u64, Ordering::Relaxed);
         h.creator_pid.store(std::process::id(), Ordering::Relaxed);
         h.mode.store(c.mode, Ordering::Relaxed);
+        h.pool_bytes.store(c.pool_bytes, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -406,6 +432,7 @@ impl Region {
         let header_map = map(&file, HEADER_PAGE, &path)?;
         let probe = Region {
             map: header_map,
+            pool: None,
             geo: Geometry::of(DcConfig::default()),
             name: name.to_string(),
             path: path.clone(),
@@ -458,6 +485,7 @@ impl Region {
             nr_tasks: h.nr_tasks.load(Ordering::Relaxed),
             nr_sysprocs: h.nr_sysprocs.load(Ordering::Relaxed),
             mode: h.mode.load(Ordering::Relaxed),
+            pool_bytes: h.pool_bytes.load(Ordering::Relaxed),
         };
         if let Err(e) = config.validate() {
             return Err(bad(
@@ -477,8 +505,13 @@ impl Region {
         }
         drop(probe);
         let map = map(&file, geo.total_len, &path)?;
+        let pool = match geo.config.pool_bytes {
+            0 => None,
+            n => Some(Pool::new(PoolFile::open(name, n)?)),
+        };
         Ok(Region {
             map,
+            pool,
             geo,
             name: name.to_string(),
             path,
@@ -547,7 +580,7 @@ fn map(file: &File, len: usize, path: &Path) -> Result<MmapRaw, DcError> {
 }
 
 /// Remove a DC's region: mark it removed (so attached processes' calls fail with
-/// `EDVSDCNOTRUN`), then unlink the file.
+/// `EDVSDCNOTRUN`), then unlink the file and the pool file.
 pub(crate) fn remove(name: &str) -> Result<(), DcError> {
     check_name(name)?;
     let path = path_of(name);
@@ -560,6 +593,7 @@ pub(crate) fn remove(name: &str) -> Result<(), DcError> {
         }
         r.header().bind_bell.ring_all();
     }
+    crate::pool::file::remove(name);
     std::fs::remove_file(&path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             DcError::NotFound(name.to_string(), region_dir().display().to_string())

@@ -20,6 +20,11 @@ pub const FLAG_RECEIVING: u32 = 1 << 3;
 /// reports `FLAG_SENDING`/`FLAG_RECEIVING` only together with it, so an observer that sees a
 /// process SENDING knows it is queued and settled, not still deciding whether it may block.
 pub const FLAG_WAITING: u32 = 1 << 20;
+/// `flags` bit: the owner blocks in a `sendrec` (set with `FLAG_WAITING`): it waits to receive
+/// its reply. `vcopy` takes it, like `FLAG_RECEIVING`, for "blocked in a receive"; deadlock
+/// detection reads the sendrec from the owner's envelope instead, so a stale bit cannot fake a
+/// cycle.
+pub const FLAG_SENDREC: u32 = 1 << 21;
 /// `flags` bit: the owner waits in `wait4bind` (as the original's `WAITBIND`).
 pub const FLAG_WAITBIND: u32 = 1 << 18;
 

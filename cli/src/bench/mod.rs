@@ -12,6 +12,7 @@ mod ball;
 pub mod raw_futex;
 pub mod raw_spin;
 mod shm;
+pub mod zero_copy;
 
 use crate::demo::MAX_COUNT;
 use crate::error::{CliError, Result};
@@ -40,8 +41,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
     pub count: u64,
     /// Also write the rows to this CSV file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "zero_copy")]
     pub csv: Option<PathBuf>,
+    /// Instead: move 4K, 64K and 1M payloads between two processes by pool-buffer handle and
+    /// over a Unix socket, and compare their throughput (at most 20000 transfers or 3 s a case).
+    #[arg(long)]
+    pub zero_copy: bool,
 }
 
 /// What is measured.
@@ -122,6 +127,9 @@ struct Row {
 
 /// Run every case and print the table (and write the CSV file if asked).
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.zero_copy {
+        return zero_copy::run(args.count);
+    }
     interrupt::install();
     let placements = if allowed_cpus()?.len() >= 2 {
         vec![Placement::Different, Placement::Same]

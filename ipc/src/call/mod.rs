@@ -1,10 +1,13 @@
 //! The IPC calls, one family per file: `send`/`sendrec`/`senda` here, `receive`/`rcvrqst` in
 //! `receive.rs`, `notify` in `notify.rs`, `reply` in `reply.rs`, and the control calls
-//! (`wakeup`, `setpriv`, `getpriv`) in `control.rs`.
+//! (`wakeup`, `setpriv`, `getpriv`) in `control.rs`; the pool's buffer and grant calls in
+//! `buffer.rs` and `vcopy` in `vcopy.rs`.
 
+mod buffer;
 mod control;
 mod hosted;
 mod notify;
 mod receive;
 mod reply;
 mod send;
+mod vcopy;

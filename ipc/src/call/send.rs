@@ -8,7 +8,7 @@ use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
-use crate::slot::{Counters, FLAG_RECEIVING, FLAG_WAITING, Slot};
+use crate::slot::{Counters, FLAG_RECEIVING, FLAG_SENDREC, FLAG_WAITING, Slot};
 use crate::wait::{self, Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -216,7 +216,8 @@ impl Proc {
         };
         let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
         if me.flags.load(Ordering::Relaxed) & FLAG_WAITING != 0 {
-            me.flags.fetch_and(!FLAG_WAITING, Ordering::Relaxed);
+            me.flags
+                .fetch_and(!(FLAG_WAITING | FLAG_SENDREC), Ordering::Relaxed);
         }
         if r.is_ok() {
             Counters::bump(&me.counters.sent);
@@ -326,7 +327,14 @@ impl Blocked<()> for Outgoing<'_> {
             {
                 return self.withdraw(Errno::EDVSLOCKED);
             }
-            self.me.flags.fetch_or(FLAG_WAITING, Ordering::Relaxed);
+            // A blocked `sendrec` also waits to receive (its reply): `vcopy` checks the flags
+            // word for a party blocked in a receive.
+            let flags = if self.is_sendrec() {
+                FLAG_WAITING | FLAG_SENDREC
+            } else {
+                FLAG_WAITING
+            };
+            self.me.flags.fetch_or(flags, Ordering::Relaxed);
         }
         None
     }
