@@ -5,7 +5,7 @@
 //! anything outside go through the fabric; under MUK every call goes through the fabric from the
 //! server's own OS thread. The semantics are those of `m3ipc` (DESIGN.md section 4) in both.
 
-use m3ipc::{Dc, Endpoint, Message, Result, Timeout};
+use m3ipc::{CopyRef, Dc, Endpoint, Message, Result, Timeout};
 use std::time::Duration;
 
 /// The calls a hosted server may make.
@@ -31,6 +31,21 @@ pub trait Ipc {
     fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()>;
     /// `notify`: never blocks; repeats coalesce.
     fn notify(&mut self, dst: Endpoint) -> Result<()>;
+    /// `vcopy`: copy `len` bytes (at most 1 MiB) from a granted range of `src_ep`'s pool buffer
+    /// to one of `dst_ep`'s, inside the DC's pool, as [`m3ipc::Proc::vcopy`]: each side other
+    /// than the caller is named by a grant it issued to the caller and must be blocked in a
+    /// receive (a client in `sendrec` is). Never blocks.
+    #[allow(clippy::too_many_arguments)] // The original call's parameters, one by one.
+    fn vcopy(
+        &mut self,
+        src_ep: Endpoint,
+        src: CopyRef,
+        src_off: usize,
+        dst_ep: Endpoint,
+        dst: CopyRef,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<()>;
     /// Sleep for `d` (millisecond resolution). Fails with `EDVSSHUTDOWN` when the host stops.
     fn sleep(&mut self, d: Duration) -> Result<()>;
     /// Whether the host is stopping: a server that sees it returns.

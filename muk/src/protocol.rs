@@ -20,7 +20,9 @@
 //! [`Proc`], the server's current endpoint (see [`server_endpoint`]) and a timeout, do one
 //! `sendrec`, and turn an error reply into `Err`. Everything read from a reply is checked too.
 
-use m3ipc::{Dc, Endpoint, Errno, Message, Proc, ProcInfo, Result, SlotState, Timeout, endpoint};
+use m3ipc::{
+    CopyRef, Dc, Endpoint, Errno, Message, Proc, ProcInfo, Result, SlotState, Timeout, endpoint,
+};
 use std::time::Duration;
 
 /// `m_type` of a successful reply.
@@ -46,6 +48,15 @@ pub const SYS_PROCINFO: i32 = 0x0101;
 /// such live process), `EDVSNAMESIZE`, `EDVSBADVALUE`, `EDVSPRIVILEGES`, and those of
 /// [`Dc::bind_for`] (`EDVSRANGE`, `EDVSBADPROC`, `EDVSSLOTUSED`, ...).
 pub const SYS_BIND: i32 = 0x0102;
+/// SYSTASK: copy bytes between two endpoints' pool buffers on the caller's behalf (the
+/// original's `sys_vcopy`), with SYSTASK as the requester of [`m3ipc::Proc::vcopy`].
+///
+/// Request: a [`VcopyRequest`] (its own layout over the payload words). Each side is a grant
+/// that side's endpoint issued *to SYSTASK* (READ for the source, WRITE for the destination);
+/// both parties must be blocked in a receive, as the caller is while it waits in `sendrec`. A
+/// user process may only ask for copies it is a party to (`EDVSPRIVILEGES`). Reply: empty.
+/// Errors: those of `vcopy`.
+pub const SYS_VCOPY: i32 = 0x0103;
 
 /// PM: register the caller's endpoint with its PID and a short name.
 ///
@@ -283,6 +294,62 @@ pub fn systask_procinfo(p: &Proc, systask: Endpoint, nr: i32, t: Timeout) -> Res
     m.m1_mut().m1i1 = nr;
     call(p, systask, &mut m, t)?;
     SlotInfo::decode(&m)
+}
+
+/// The arguments of [`SYS_VCOPY`], over the payload words: `[0]` the source endpoint (low 32
+/// bits) and the destination endpoint (high 32 bits), `[1]` and `[2]` the source and
+/// destination references ([`CopyRef::raw`] words), `[3]` and `[4]` their offsets, `[5]` the
+/// length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VcopyRequest {
+    /// The endpoint whose buffer is read.
+    pub src_ep: Endpoint,
+    /// Its grant (to SYSTASK).
+    pub src: CopyRef,
+    /// The offset in that grant.
+    pub src_off: usize,
+    /// The endpoint whose buffer is written.
+    pub dst_ep: Endpoint,
+    /// Its grant (to SYSTASK).
+    pub dst: CopyRef,
+    /// The offset in that grant.
+    pub dst_off: usize,
+    /// Bytes to copy.
+    pub len: usize,
+}
+
+impl VcopyRequest {
+    /// The request message.
+    pub fn encode(&self) -> Message {
+        let mut m = Message::new(SYS_VCOPY);
+        m.payload[0] = u64::from(self.src_ep as u32) | u64::from(self.dst_ep as u32) << 32;
+        m.payload[1] = self.src.raw();
+        m.payload[2] = self.dst.raw();
+        m.payload[3] = self.src_off as u64;
+        m.payload[4] = self.dst_off as u64;
+        m.payload[5] = self.len as u64;
+        m
+    }
+
+    /// Decode a request; `EDVSRANGE` for an offset or length that does not fit this machine.
+    pub fn decode(m: &Message) -> Result<VcopyRequest> {
+        let size = |w: u64| usize::try_from(w).map_err(|_| Errno::EDVSRANGE);
+        Ok(VcopyRequest {
+            src_ep: m.payload[0] as u32 as i32,
+            dst_ep: (m.payload[0] >> 32) as u32 as i32,
+            src: CopyRef::from_raw(m.payload[1]),
+            dst: CopyRef::from_raw(m.payload[2]),
+            src_off: size(m.payload[3])?,
+            dst_off: size(m.payload[4])?,
+            len: size(m.payload[5])?,
+        })
+    }
+}
+
+/// [`SYS_VCOPY`]: ask SYSTASK to copy between two granted ranges.
+pub fn systask_vcopy(p: &Proc, systask: Endpoint, req: &VcopyRequest, t: Timeout) -> Result<()> {
+    let mut m = req.encode();
+    call(p, systask, &mut m, t)
 }
 
 /// [`SYS_BIND`]: ask SYSTASK to bind slot `nr` for process `pid` under `name`; returns the

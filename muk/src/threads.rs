@@ -5,7 +5,7 @@
 
 use crate::host::{Hosted, ServerExit, Stopper};
 use crate::ipc::Ipc;
-use m3ipc::{Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
+use m3ipc::{CopyRef, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -121,6 +121,20 @@ impl Ipc for ThreadIpc {
 
     fn notify(&mut self, dst: Endpoint) -> Result<()> {
         self.proc.notify(dst)
+    }
+
+    fn vcopy(
+        &mut self,
+        src_ep: Endpoint,
+        src: CopyRef,
+        src_off: usize,
+        dst_ep: Endpoint,
+        dst: CopyRef,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.proc
+            .vcopy(src_ep, src, src_off, dst_ep, dst, dst_off, len)
     }
 
     fn sleep(&mut self, d: Duration) -> Result<()> {

@@ -59,6 +59,7 @@ under_both_runners!(
     timeout_probe,
     probe_source_dies,
     notifications_and_forged_types,
+    vcopy_by_systask,
 );
 
 #[test]
@@ -111,6 +112,20 @@ fn run_role(role: &str, dc: &str, args: &[String]) {
             say(&format!("registered {}", p.endpoint()));
             let _ = echo_slow(&p, ep_of(&dc, ECHO), arg(1), T);
             std::thread::sleep(Duration::from_secs(60));
+        }
+        // Offer a 64 KiB buffer to SYSTASK for writing, sit in a slow echo request (blocked in
+        // a receive, as vcopy requires) and report the buffer's checksum afterwards.
+        "vcopy-sink" => {
+            let p = dc.bind_named(arg(0), "sink").unwrap();
+            let h = p.alloc_buffer(64 * 1024).unwrap();
+            p.buffer(h).unwrap().fill(0, 64 * 1024, 0).unwrap();
+            let g = p
+                .grant(h, ep_of(&dc, SYSTASK), 0, 64 * 1024, m3ipc::Access::WRITE)
+                .unwrap();
+            say(&format!("ready {} {}", p.endpoint(), g.0));
+            echo_slow(&p, ep_of(&dc, ECHO), arg(1), T).unwrap();
+            let sum = p.buffer(h).unwrap().checksum(0, 64 * 1024).unwrap();
+            say(&format!("sum {sum}"));
         }
         // Hold a slot, doing nothing, until killed.
         "idle" => {
@@ -604,4 +619,57 @@ fn every_kind_builds_a_server() {
         let _server = k.build();
         assert_eq!(ServerKind::from_name(k.name()), Some(k));
     }
+}
+
+/// SYS_VCOPY: SYSTASK copies 64 KiB from the caller's granted buffer into another process's,
+/// while that process waits in a request; refusals for a caller that is not a party and for a
+/// party that no longer waits.
+fn vcopy_by_systask(runner: Runner) {
+    let t = TestDc::new();
+    let host = start(&t.dc, &ALL, runner);
+    let sys = ep_of(&t.dc, SYSTASK);
+    let me = t.dc.bind_named(100, "asker").unwrap();
+    let h = me.alloc_buffer(64 * 1024).unwrap();
+    let src = me.buffer(h).unwrap();
+    let bytes: Vec<u8> = (0..64 * 1024).map(|i| (i * 7 + 3) as u8).collect();
+    src.write_at(0, &bytes).unwrap();
+    let want = src.checksum(0, 64 * 1024).unwrap();
+    let g = me.grant(h, sys, 0, 64 * 1024, m3ipc::Access::READ).unwrap();
+    let mut sink = spawn("vcopy-sink", &t.name, &["101", "1500"]);
+    let line = sink.line(Duration::from_secs(30));
+    let mut words = line.strip_prefix("ready ").unwrap().split_whitespace();
+    let sink_ep: Endpoint = words.next().unwrap().parse().unwrap();
+    let sink_grant = m3ipc::GrantId(words.next().unwrap().parse().unwrap());
+    // The sink blocks in its slow request: vcopy needs it blocked in a receive.
+    eventually(Duration::from_secs(10), "sink blocked in sendrec", || {
+        t.dc.getprocinfo(101)
+            .is_ok_and(|i| i.flags & m3ipc::FLAG_WAITING != 0)
+    });
+    let req = VcopyRequest {
+        src_ep: me.endpoint(),
+        src: m3ipc::CopyRef::Grant(g),
+        src_off: 0,
+        dst_ep: sink_ep,
+        dst: m3ipc::CopyRef::Grant(sink_grant),
+        dst_off: 0,
+        len: 64 * 1024,
+    };
+    // A user that is not a party may not ask for it.
+    let other = t.dc.bind_named(102, "other").unwrap();
+    assert_eq!(
+        systask_vcopy(&other, sys, &req, T),
+        Err(Errno::EDVSPRIVILEGES)
+    );
+    systask_vcopy(&me, sys, &req, T).unwrap();
+    let line = sink.line(Duration::from_secs(30));
+    assert_eq!(
+        line,
+        format!("sum {want}"),
+        "the sink's buffer after the copy"
+    );
+    sink.finish();
+    // The sink is gone (its grant lapsed with it).
+    assert!(systask_vcopy(&me, sys, &req, T).is_err());
+    drop((me, other));
+    stop(host, ALL.len());
 }

@@ -4,28 +4,25 @@
 
 use crate::endpoint::{Endpoint, NONE};
 use crate::proc::Proc;
-use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING};
+use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITING};
 use crate::wait;
 use std::sync::atomic::Ordering;
 
 impl Proc {
-    /// Show that this endpoint now blocks in a call its runtime handles itself: `sending`
-    /// (`FLAG_SENDING`) or receiving from `getfrom` (`FLAG_RECEIVING`), each with
-    /// `FLAG_WAITING`; [`Proc::show_running`] clears it. Only the owner writes its flags, so
-    /// plain stores do.
+    /// Show that this endpoint now blocks in a call its runtime handles itself, as the
+    /// fabric's own calls show it: `flag` is `FLAG_SENDING` (queued to send), `FLAG_RECEIVING`
+    /// (in a receive from `getfrom`) or `FLAG_SENDREC` (waiting for the reply of `getfrom`);
+    /// `FLAG_WAITING` is added. [`Proc::show_running`] clears it. Only the owner writes its
+    /// flags, so plain stores do.
     #[inline]
-    pub fn show_waiting(&self, sending: bool, getfrom: Endpoint) {
+    pub fn show_waiting(&self, flag: u32, getfrom: Endpoint) {
         if let Some(s) = self.region().slot(self.idx) {
-            let flag = if sending {
-                FLAG_SENDING
-            } else {
-                FLAG_RECEIVING
-            };
+            let flag = flag & (FLAG_SENDING | FLAG_RECEIVING | FLAG_SENDREC);
             // Relaxed: introspection, and `vcopy`'s check of a party that is, by then, parked
             // until someone replies to it; a stale read there only refuses or allows a copy
             // that races with the party's own wake, as with the fabric's own calls.
-            s.getfrom
-                .store(if sending { NONE } else { getfrom }, Ordering::Relaxed);
+            let from = if flag == FLAG_SENDING { NONE } else { getfrom };
+            s.getfrom.store(from, Ordering::Relaxed);
             s.flags.store(flag | FLAG_WAITING, Ordering::Relaxed);
         }
     }

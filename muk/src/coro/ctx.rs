@@ -10,7 +10,7 @@ use super::kernel::{Kernel, Wait};
 use crate::ipc::Ipc;
 use corosensei::Yielder;
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Park, Unpark};
-use m3ipc::{ANY, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
+use m3ipc::{ANY, CopyRef, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -256,7 +256,7 @@ impl CoroIpc<'_> {
                     } => {
                         // Its timer stays armed: it bounds the whole sendrec.
                         st.tasks[s].wait = Wait::Reply { from: me };
-                        k.procs[s].show_waiting(false, st.ep_of(me));
+                        k.procs[s].show_waiting(m3ipc::FLAG_SENDREC, st.ep_of(me));
                     }
                     _ => st.wake(k, s, Some(Ok(()))),
                 }
@@ -395,6 +395,21 @@ impl Ipc for CoroIpc<'_> {
         // Through the fabric even between tasks: the pending bit is the slot's, and the ring
         // makes the scheduler wake the receiver (its count changes).
         self.fabric(|p| p.notify(dst))
+    }
+
+    fn vcopy(
+        &mut self,
+        src_ep: Endpoint,
+        src: CopyRef,
+        src_off: usize,
+        dst_ep: Endpoint,
+        dst: CopyRef,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<()> {
+        // A party that is one of our tasks shows its wait in its slot's flags (`block`), so
+        // the fabric's check that it is blocked in a receive holds for it too.
+        self.fabric(|p| p.vcopy(src_ep, src, src_off, dst_ep, dst, dst_off, len))
     }
 
     fn sleep(&mut self, d: Duration) -> Result<()> {

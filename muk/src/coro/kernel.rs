@@ -8,7 +8,9 @@
 use super::scheduler::TaskCoroutine;
 use super::timer::{TimerId, Timers};
 use crate::host::{ServerExit, Stopper};
-use m3ipc::{ANY, Endpoint, Errno, Message, Proc, Result};
+use m3ipc::{
+    ANY, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, Message, Proc, Result,
+};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -248,9 +250,9 @@ impl State {
             return;
         };
         match wait {
-            Wait::Receive { src, .. } => p.show_waiting(false, src),
-            Wait::Reply { from } => p.show_waiting(false, self.ep_of(from)),
-            Wait::Send { .. } => p.show_waiting(true, m3ipc::NONE),
+            Wait::Receive { src, .. } => p.show_waiting(FLAG_RECEIVING, src),
+            Wait::Reply { from } => p.show_waiting(FLAG_SENDREC, self.ep_of(from)),
+            Wait::Send { .. } => p.show_waiting(FLAG_SENDING, m3ipc::NONE),
             Wait::Fabric { .. } | Wait::Sleep | Wait::Nothing => {}
         }
     }

@@ -1,10 +1,11 @@
 //! SYSTASK (`-2` on node 0): the kernel-call server.
 //!
-//! Here it answers process information ([`SYS_PROCINFO`]) and binds slots on behalf of processes
-//! ([`SYS_BIND`], through [`m3ipc::Dc::bind_for`]). Request layouts: [`crate::protocol`].
+//! Here it answers process information ([`SYS_PROCINFO`]), binds slots on behalf of processes
+//! ([`SYS_BIND`], through [`m3ipc::Dc::bind_for`]) and copies between granted pool buffers on a
+//! caller's behalf ([`SYS_VCOPY`], through `vcopy`). Request layouts: [`crate::protocol`].
 
 use crate::ipc::Ipc;
-use crate::protocol::{self, SYS_BIND, SYS_PROCINFO, SlotInfo};
+use crate::protocol::{self, SYS_BIND, SYS_PROCINFO, SYS_VCOPY, SlotInfo, VcopyRequest};
 use crate::server::{Handler, Server, serve_requests};
 use m3ipc::{Errno, Message, Result};
 
@@ -44,6 +45,21 @@ impl Systask {
         r.m1_mut().m1i1 = ep;
         Ok(r)
     }
+
+    fn vcopy(ipc: &mut dyn Ipc, m: &Message) -> Result<Message> {
+        let r = VcopyRequest::decode(m)?;
+        let asker = ipc
+            .dc()
+            .getprocinfo(protocol::decode_endpoint(m.m_source)?)?;
+        // A user may only move its own bytes: it must be one of the two parties.
+        if !asker.system && m.m_source != r.src_ep && m.m_source != r.dst_ep {
+            return Err(Errno::EDVSPRIVILEGES);
+        }
+        ipc.vcopy(
+            r.src_ep, r.src, r.src_off, r.dst_ep, r.dst, r.dst_off, r.len,
+        )?;
+        Ok(Message::new(protocol::OK))
+    }
 }
 
 impl Handler for Systask {
@@ -51,6 +67,7 @@ impl Handler for Systask {
         match m.m_type {
             SYS_PROCINFO => Systask::procinfo(ipc, m),
             SYS_BIND => Systask::bind(ipc, m),
+            SYS_VCOPY => Systask::vcopy(ipc, m),
             _ => Err(Errno::EDVSBADREQUEST),
         }
     }
