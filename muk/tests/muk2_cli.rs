@@ -50,12 +50,15 @@ impl ShmDir {
     }
 
     /// The region files left in the directory (config files written by the test aside).
+    /// The region and pool files in the directory, sorted.
     fn regions(&self) -> Vec<String> {
-        std::fs::read_dir(&self.0)
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with("m3ipc-"))
-            .collect()
+            .collect();
+        names.sort();
+        names
     }
 }
 
@@ -192,14 +195,21 @@ fn a_killed_boot_is_cleaned_up_by_the_next() {
     // SIGKILL a boot as soon as its region appears: it cannot clean up after itself.
     let mut child = dir.cmd(&[]).stdout(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + START;
-    while dir.regions().is_empty() {
+    // The region file and its pool file.
+    while dir.regions().len() < 2 {
         assert!(Instant::now() < deadline, "no region appeared");
         std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let stale = dir.regions();
-    assert_eq!(stale, vec![format!("m3ipc-dc-muk2-{}", child.id())]);
+    assert_eq!(
+        stale,
+        vec![
+            format!("m3ipc-dc-muk2-{}", child.id()),
+            format!("m3ipc-pool-muk2-{}", child.id())
+        ]
+    );
     // The next boot removes it (its creator is gone), and its own.
     let out = dir.run(&[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -222,7 +232,10 @@ fn run_until_sigterm_under_both_runners() {
         }
         let mut run = Running::start(dir.cmd(&args));
         run.wait_line("running; stop with SIGINT or SIGTERM");
-        assert_eq!(dir.regions(), vec!["m3ipc-dc-t-run".to_string()]);
+        assert_eq!(
+            dir.regions(),
+            vec!["m3ipc-dc-t-run".to_string(), "m3ipc-pool-t-run".to_string()]
+        );
         let runner = if threads { "MUK (threads)" } else { "MUK2" };
         assert!(
             run.seen.iter().any(|l| l.contains(runner)),
