@@ -125,15 +125,26 @@ impl Proc {
     /// Order: claim the peer's envelope (`Replying`: it can neither withdraw nor read yet), make
     /// ours `AwaitReply(peer)`, then publish the reply. When the peer runs again it can answer
     /// at once, and nobody else can reply to us: we are not announced anywhere.
-    fn post_request(&self, env: &Envelope, peer: &Peer<'_>, m: &Message) -> EnvState {
+    fn post_request(
+        &self,
+        env: &Envelope,
+        peer: &Peer<'_>,
+        m: &Message,
+        may_hand_off: bool,
+    ) -> EnvState {
         // A server waiting with its inbox open takes the request directly (see `inbox.rs`). Our
         // envelope waits for the reply first, so that the server, which may answer the moment
         // it sees the request, finds us waiting.
-        if let Some(filling) = inbox::claim(
-            &peer.slot.inbox,
-            self.idx,
-            endpoint::generation(peer.ep) as u16,
-        ) {
+        if let Some(filling) = may_hand_off
+            .then(|| {
+                inbox::claim(
+                    &peer.slot.inbox,
+                    self.idx,
+                    endpoint::generation(peer.ep) as u16,
+                )
+            })
+            .flatten()
+        {
             let posted = env.await_reply(peer.idx as u16);
             let generation = endpoint::generation(self.ep) as u16;
             if inbox::publish(
@@ -194,13 +205,16 @@ impl Proc {
         // No SENDING flag is stored: the envelope's Pending state is the flag (introspection and
         // deadlock checks read it), and a store here would take the slot's first cache line,
         // which spinning peers read, away from them on every call.
-        if phase == Phase::PendingSend && self.hand_off(&peer, m) {
+        // A direct hand-off must not overtake one of our own `senda` messages still queued
+        // for the same receiver: messages from one sender arrive in the order sent.
+        let may_hand_off = !async_pending_to(me, peer.idx);
+        if phase == Phase::PendingSend && may_hand_off && self.hand_off(&peer, m) {
             Counters::bump(&me.counters.sent);
             self.last_peer.set(Some(peer.idx));
             return Ok(());
         }
         let posted = match phase {
-            Phase::PendingSendrec => self.post_request(env, &peer, m),
+            Phase::PendingSendrec => self.post_request(env, &peer, m, may_hand_off),
             _ => self.post(env, &peer, phase, m),
         };
         let peer_idx = peer.idx;
@@ -361,4 +375,13 @@ impl Blocked<()> for Outgoing<'_> {
                 .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
         .then_some(Err(why))
     }
+}
+
+/// Whether one of `me`'s asynchronous messages to slot `peer` is still queued (our own
+/// envelopes: a few loads of lines we wrote).
+fn async_pending_to(me: &Slot, peer: usize) -> bool {
+    me.envelopes[SYNC + 1..].iter().any(|e| {
+        let st = e.load();
+        st.phase() == Phase::PendingAsync && usize::from(st.peer()) == peer
+    })
 }
