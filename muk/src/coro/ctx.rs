@@ -272,7 +272,8 @@ impl CoroIpc<'_> {
             }
             // Nothing else to run and an outside peer on another CPU: spin for its next
             // request in the fabric, inbox open, as a fabric process would.
-            if !requests_only && until.is_none() && k.spin_instead(&mut st, me, src, rings) {
+            let spin_fits = until.is_none_or(|u| u > Instant::now() + ADAPTIVE_SPIN);
+            if !requests_only && spin_fits && k.spin_instead(&mut st, me, src, rings) {
                 drop(st);
                 match self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN)) {
                     Ok(()) => {
