@@ -10,7 +10,7 @@ use crate::pool::{Holdings, PoolInfo};
 use crate::privilege::{CallSet, Priv};
 use crate::proc::Proc;
 use crate::region::{self, DcConfig, DcError, Region};
-use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING, OwnerWord, SlotState};
+use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING, OwnerWord, Slot, SlotState};
 use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
 use std::collections::HashMap;
 use std::path::Path;
@@ -230,15 +230,7 @@ impl Dc {
     /// `HARDWARE`, or the slot is bound for another process), `EDVSNOTBIND` (the slot is not
     /// bound).
     pub fn attach(&self, nr: i32) -> Result<Proc> {
-        let region = &self.region;
-        if !region.running() {
-            return Err(Errno::EDVSDCNOTRUN);
-        }
-        if nr == HARDWARE {
-            return Err(Errno::EDVSBADPROC);
-        }
-        let idx = region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
-        let slot = region.slot(idx).ok_or(Errno::EDVSRANGE)?;
+        let (idx, slot) = self.bindable(nr)?;
         let w = slot.owner();
         if w.state() != SlotState::Bound {
             return Err(Errno::EDVSNOTBIND);
@@ -257,14 +249,10 @@ impl Dc {
         ))
     }
 
-    /// Claim free slot `nr` for process `me`: the state machine shared by every kind of bind.
-    fn claim(
-        &self,
-        nr: i32,
-        name: &str,
-        bell_host: Option<usize>,
-        me: ProcessId,
-    ) -> Result<(usize, Endpoint, OwnerWord)> {
+    /// The checks every kind of bind makes first, in the original's order: the DC runs
+    /// (`EDVSDCNOTRUN`), `nr` is not `HARDWARE` (`EDVSBADPROC`) and lies in the table
+    /// (`EDVSRANGE`). Returns the slot's index and the slot.
+    fn bindable(&self, nr: i32) -> Result<(usize, &Slot)> {
         let region = &self.region;
         if !region.running() {
             return Err(Errno::EDVSDCNOTRUN);
@@ -274,6 +262,19 @@ impl Dc {
         }
         let idx = region.geo.index(nr).ok_or(Errno::EDVSRANGE)?;
         let slot = region.slot(idx).ok_or(Errno::EDVSRANGE)?;
+        Ok((idx, slot))
+    }
+
+    /// Claim free slot `nr` for process `me`: the state machine shared by every kind of bind.
+    fn claim(
+        &self,
+        nr: i32,
+        name: &str,
+        bell_host: Option<usize>,
+        me: ProcessId,
+    ) -> Result<(usize, Endpoint, OwnerWord)> {
+        let region = &self.region;
+        let (idx, slot) = self.bindable(nr)?;
         for _ in 0..4 {
             let w = slot.owner();
             if w.state() != SlotState::Free {

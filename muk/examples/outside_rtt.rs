@@ -11,31 +11,17 @@
 //! and with a 1 ms pause before each request, so that every request finds the server side
 //! asleep (for MUK2: every coroutine blocked and the scheduler asleep on its doorbell).
 
-use m3ipc::{ANY, Dc, DcConfig, Errno, Message, Timeout};
-use muk::{Host, Hosted, Ipc, Runner, Server};
+mod common;
+
+use common::Ponger;
+use m3ipc::{ANY, Dc, DcConfig, Message, Timeout};
+use muk::{Host, Hosted, Runner};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SERVER_NR: i32 = 5;
 const CLIENT_NR: i32 = 100;
-
-struct Ponger;
-
-impl Server for Ponger {
-    fn serve(&mut self, ipc: &mut dyn Ipc) -> m3ipc::Result<()> {
-        let mut m = Message::default();
-        loop {
-            match ipc.receive(ANY, &mut m, Timeout::Forever) {
-                Ok(()) => {
-                    let _ = ipc.reply(m.m_source, &m);
-                }
-                Err(Errno::EDVSSHUTDOWN) => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
 
 fn pin(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes inside it; sched_setaffinity reads it.

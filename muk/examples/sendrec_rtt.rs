@@ -12,27 +12,13 @@
 //! measured in the same run. The mean is that of a separate batch with nothing but the calls in
 //! its loop, timed once.
 
-use m3ipc::{ANY, Dc, DcConfig, Errno, Message, Timeout, WaitPolicy};
+mod common;
+
+use common::Ponger;
+use m3ipc::{Dc, DcConfig, Errno, Message, Timeout, WaitPolicy};
 use muk::{Host, Hosted, Ipc, Runner, Server};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-struct Ponger;
-
-impl Server for Ponger {
-    fn serve(&mut self, ipc: &mut dyn Ipc) -> m3ipc::Result<()> {
-        let mut m = Message::default();
-        loop {
-            match ipc.receive(ANY, &mut m, Timeout::Forever) {
-                Ok(()) => {
-                    let _ = ipc.reply(m.m_source, &m);
-                }
-                Err(Errno::EDVSSHUTDOWN) => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
 
 /// Per-round-trip ticks, the timed run's wall time and ticks, and an untimed batch's wall time.
 type Sample = (Vec<u64>, Duration, u64, Duration);

@@ -1,46 +1,14 @@
 //! The runners themselves: hand-offs between servers, timers, outside callers, stop, deadlock,
 //! stack overflow, and that the coroutine hot path makes no system call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod support;
 
-use m3ipc::{ANY, Dc, DcConfig, Errno, FLAG_RECEIVING, FLAG_WAITING, Message, Timeout};
+use m3ipc::{ANY, Dc, Errno, FLAG_RECEIVING, FLAG_WAITING, Message, Timeout};
 use muk::{Host, Hosted, Ipc, Runner, Server};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A DC of this test alone, removed on drop.
-struct TestDc {
-    name: String,
-    dc: Dc,
-}
-
-impl TestDc {
-    fn new() -> TestDc {
-        for attempt in 0..64u32 {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let name = format!("r{}x{n}", std::process::id());
-            let cfg = DcConfig {
-                dcid: (std::process::id() + n + attempt) % 32,
-                ..DcConfig::default()
-            };
-            match Dc::create(&name, &cfg) {
-                Ok(dc) => return TestDc { name, dc },
-                Err(m3ipc::DcError::Exists(_)) => continue,
-                Err(e) => panic!("create DC {name}: {e}"),
-            }
-        }
-        panic!("no free DC id")
-    }
-}
-
-impl Drop for TestDc {
-    fn drop(&mut self) {
-        let _ = Dc::remove(&self.name);
-    }
-}
+use support::TestDc;
 
 fn hosted(name: &str, nr: i32, server: impl Server + 'static) -> Hosted {
     Hosted {

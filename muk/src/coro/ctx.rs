@@ -181,6 +181,19 @@ impl CoroIpc<'_> {
         expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)))
     }
 
+    /// Receive from the fabric spinning (inbox open) for up to the adaptive spin; `EDVSAGAIN`
+    /// when nothing came.
+    fn spin_receive(&self, src: Endpoint, m: &mut Message) -> Result<()> {
+        self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN))?;
+        let mut st = self.k.st.borrow_mut();
+        st.last_outside_peer = Some((self.me, m.m_source));
+        st.tasks[self.me].looked_at = None;
+        // A hand-off into the inbox does not ring: spinning paid, so the next receive may spin
+        // again under the same ring count.
+        st.lent_at = None;
+        Ok(())
+    }
+
     fn recv(&self, src: Endpoint, requests_only: bool, m: &mut Message, t: Timeout) -> Result<()> {
         let mut narrow_look = false;
         let r = self.recv_looking(src, requests_only, m, t, &mut narrow_look);
@@ -275,18 +288,9 @@ impl CoroIpc<'_> {
             let spin_fits = until.is_none_or(|u| u > Instant::now() + ADAPTIVE_SPIN);
             if !requests_only && spin_fits && k.spin_instead(&mut st, me, src, rings) {
                 drop(st);
-                match self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN)) {
-                    Ok(()) => {
-                        let mut st = k.st.borrow_mut();
-                        st.last_outside_peer = Some((me, m.m_source));
-                        st.tasks[me].looked_at = None;
-                        // A hand-off into the inbox does not ring: spinning paid, so the next
-                        // receive may spin again under the same ring count.
-                        st.lent_at = None;
-                        return Ok(());
-                    }
+                match self.spin_receive(src, m) {
                     Err(Errno::EDVSAGAIN) => continue,
-                    Err(e) => return Err(e),
+                    r => return r,
                 }
             }
             // A receive from one outside process watches that it lives, as the fabric's own
@@ -316,16 +320,9 @@ impl CoroIpc<'_> {
                 None => {
                     let lent = std::mem::take(&mut k.st.borrow_mut().tasks[me].lend_spin);
                     if lent {
-                        match self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN)) {
-                            Ok(()) => {
-                                let mut st = k.st.borrow_mut();
-                                st.last_outside_peer = Some((me, m.m_source));
-                                st.tasks[me].looked_at = None;
-                                st.lent_at = None;
-                                return Ok(());
-                            }
+                        match self.spin_receive(src, m) {
                             Err(Errno::EDVSAGAIN) => {}
-                            Err(e) => return Err(e),
+                            r => return r,
                         }
                     }
                 }
