@@ -11,11 +11,11 @@
 //! and with a 1 ms pause before each request, so that every request finds the server side
 //! asleep (for MUK2: every coroutine blocked and the scheduler asleep on its doorbell).
 
-mod common;
+mod ponger;
 
-use common::Ponger;
 use m3ipc::{ANY, Dc, DcConfig, Message, Timeout};
 use muk::{Host, Hosted, Runner};
+use ponger::Ponger;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -12,11 +12,11 @@
 //! measured in the same run. The mean is that of a separate batch with nothing but the calls in
 //! its loop, timed once.
 
-mod common;
+mod ponger;
 
-use common::Ponger;
 use m3ipc::{Dc, DcConfig, Errno, Message, Timeout, WaitPolicy};
 use muk::{Host, Hosted, Ipc, Runner, Server};
+use ponger::Ponger;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! What the measurement examples share: the server they measure against.
+//! The server the measurement examples measure against.
 
 use m3ipc::{ANY, Errno, Message, Timeout};
 use muk::{Ipc, Server};
