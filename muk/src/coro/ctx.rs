@@ -109,6 +109,56 @@ impl CoroIpc<'_> {
         }
     }
 
+    /// The common case of a server's `receive(ANY)` between two hand-offs: nothing new rang
+    /// in the fabric since our last look, no task is queued to send to us, and the scheduler
+    /// has other work (so no spin for an outside peer). Then block at once, with one borrow,
+    /// and return `true`; else `false` and the general path decides.
+    fn block_at_once(&self) -> bool {
+        let k = &*self.k;
+        let rings = k.rings();
+        let mut st = k.st.borrow_mut();
+        let me = self.me;
+        let task = &st.tasks[me];
+        if st.stopping
+            || task.looked_at != Some(rings)
+            || !task.senders.is_empty()
+            || (st.running == 1 && st.ready.is_empty())
+        {
+            return false;
+        }
+        st.block(
+            k,
+            me,
+            Wait::Receive {
+                src: ANY,
+                requests_only: false,
+            },
+            None,
+        );
+        true
+    }
+
+    /// After [`CoroIpc::block_at_once`]: switch away; a hand-off ends the receive with its
+    /// message in `m`. `None` when the wait ended otherwise: the general path looks again (or
+    /// reports the error it finds).
+    fn suspend_for_message(&self, m: &mut Message) -> Option<Result<()>> {
+        self.y.suspend(Suspend::Blocked);
+        let mut st = self.k.st.borrow_mut();
+        let task = &mut st.tasks[self.me];
+        match task.outcome {
+            Some(Ok(())) => {
+                task.outcome = None;
+                *m = task.msg;
+                Some(Ok(()))
+            }
+            Some(Err(e)) => {
+                task.outcome = None;
+                Some(Err(e))
+            }
+            None => None,
+        }
+    }
+
     /// Switch away until whoever ends the wait says how it ended (`None`: look again). A wait
     /// that already ended (while a task we ran at once had control) needs no switch.
     fn suspend(&self) -> Option<Result<()>> {
@@ -195,6 +245,20 @@ impl CoroIpc<'_> {
     }
 
     fn recv(&self, src: Endpoint, requests_only: bool, m: &mut Message, t: Timeout) -> Result<()> {
+        if src == ANY && !requests_only && t == Timeout::Forever && self.block_at_once() {
+            // Blocked and woken by a hand-off: the message is ours.
+            if let Some(r) = self.suspend_for_message(m) {
+                return r;
+            }
+            // Woken to look again; the scheduler may have lent us its spin.
+            let lent = std::mem::take(&mut self.k.st.borrow_mut().tasks[self.me].lend_spin);
+            if lent {
+                match self.spin_receive(src, m) {
+                    Err(Errno::EDVSAGAIN) => {}
+                    r => return r,
+                }
+            }
+        }
         let mut narrow_look = false;
         let r = self.recv_looking(src, requests_only, m, t, &mut narrow_look);
         if narrow_look {
