@@ -81,6 +81,11 @@ pub struct Stopper {
 
 impl Stopper {
     /// Ask every server to stop: blocked calls fail with `EDVSSHUTDOWN`, servers return.
+    ///
+    /// Under MUK2 every blocked call is ended. Under MUK (threads) the stop reaches receives
+    /// and sleeps; a `send` or `sendrec` to an outside endpoint that neither takes the message
+    /// nor dies ends only at its own timeout (the fabric cannot withdraw it from another
+    /// thread), so servers should give such calls one.
     pub fn stop(&self) {
         // Release: pairs with the Acquire in `stopping`, though the flag carries no data.
         self.flag.store(true, Ordering::Release);
