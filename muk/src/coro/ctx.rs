@@ -122,7 +122,7 @@ impl CoroIpc<'_> {
         if st.stopping
             || task.looked_at != Some(rings)
             || !task.senders.is_empty()
-            || (st.running == 1 && st.ready.is_empty())
+            || (k.chain.get() == 1 && st.ready.is_empty())
         {
             return false;
         }
@@ -193,21 +193,22 @@ impl CoroIpc<'_> {
             return Err(Errno::EDVSBADDEST);
         }
         if st.receives_from(d, st.ep_of(me)) {
+            // A sendrec blocks until `d` replies: switch to `d` at once instead of through the
+            // scheduler (one switch each way instead of two). `d` switches back to us when it
+            // blocks, usually with our reply. Bounded by the inline budget.
+            if then_receive && st.inline_left > 0 {
+                st.inline_left -= 1;
+                st.hand_off_to_run(k, me, d, m);
+                st.block(k, me, Wait::Reply { from: d }, deadline(t));
+                drop(st);
+                super::scheduler::run_task(k, d, Unpark::Check);
+                return expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)));
+            }
             st.hand_off(k, me, d, m);
             if !then_receive {
                 return Ok(());
             }
             st.block(k, me, Wait::Reply { from: d }, deadline(t));
-            // We block until `d` replies, and `d` is ready: switch to it at once instead of
-            // through the scheduler (one switch each way instead of two). `d` switches back
-            // to us when it blocks, usually with our reply. Bounded by the inline budget.
-            if st.inline_left > 0 && st.ready.back() == Some(&d) {
-                st.ready.pop_back();
-                st.inline_left -= 1;
-                drop(st);
-                super::scheduler::run_task(k, d, Unpark::Check);
-                return expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)));
-            }
         } else {
             if t == Timeout::NoWait {
                 return Err(Errno::EDVSAGAIN);

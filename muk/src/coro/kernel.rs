@@ -11,7 +11,7 @@ use crate::host::{ServerExit, Stopper};
 use m3ipc::{
     ANY, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, Message, Proc, Result,
 };
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -76,9 +76,6 @@ pub(crate) struct Task {
     /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
     /// `State::flush_counts`).
     pub(crate) unflushed: (u64, u64),
-    /// It is on the chain of coroutines that run now (resumed and not yet switched away): a
-    /// wake then only records the outcome, which it reads when control comes back to it.
-    pub(crate) running: bool,
 }
 
 /// Everything the tasks share.
@@ -96,6 +93,12 @@ pub(crate) struct Kernel {
     pub(crate) exits: RefCell<Vec<Option<ServerExit>>>,
     /// The host's stop request (set from another thread).
     pub(crate) stopper: Stopper,
+    /// Per task: it is on the chain of coroutines that run now (resumed and not yet switched
+    /// away); a wake then only records the outcome, which it reads when control comes back.
+    /// Outside the `RefCell`: set and cleared around every resume.
+    pub(crate) running: Vec<Cell<bool>>,
+    /// How many tasks are on that chain.
+    pub(crate) chain: Cell<usize>,
 }
 
 /// The mutable part of the kernel.
@@ -116,8 +119,6 @@ pub(crate) struct State {
     /// The ring count at which the scheduler last lent its spin (it does not again before
     /// something rings).
     pub(crate) lent_at: Option<u32>,
-    /// Tasks on the chain that runs now (resumed, not yet switched away).
-    pub(crate) running: usize,
 }
 
 impl Kernel {
@@ -136,7 +137,6 @@ impl Kernel {
                 lend_spin: false,
                 done: false,
                 unflushed: (0, 0),
-                running: false,
             })
             .collect();
         let ready = (0..procs.len()).collect();
@@ -153,6 +153,8 @@ impl Kernel {
             cos: (0..n).map(|_| RefCell::new(None)).collect(),
             exits: RefCell::new((0..n).map(|_| None).collect()),
             stopper,
+            running: (0..n).map(|_| Cell::new(false)).collect(),
+            chain: Cell::new(0),
         }
     }
 
@@ -161,7 +163,7 @@ impl Kernel {
     /// chain), its last message came from an outside process that runs on another CPU, and
     /// no spin was tried since the doorbell last rang. Marks the spin as tried.
     pub(crate) fn spin_instead(&self, st: &mut State, t: usize, src: Endpoint, rings: u32) -> bool {
-        if !st.ready.is_empty() || st.running != 1 || st.lent_at == Some(rings) {
+        if !st.ready.is_empty() || self.chain.get() != 1 || st.lent_at == Some(rings) {
             return false;
         }
         let Some((last, peer)) = st.last_outside_peer else {
@@ -232,7 +234,7 @@ impl State {
             if let Some(p) = k.procs.get(t) {
                 p.show_running();
             }
-            if !task_running(&self.tasks, t) {
+            if !k.running.get(t).is_some_and(Cell::get) {
                 self.ready.push_back(t);
             }
         }
@@ -270,6 +272,26 @@ impl State {
         }
         self.count(from, to);
         self.wake(k, to, Some(Ok(())));
+    }
+
+    /// [`State::hand_off`] to a receiver that the caller runs at once: its wait ends, but it
+    /// is not queued (the caller resumes it itself).
+    pub(crate) fn hand_off_to_run(&mut self, k: &Kernel, from: usize, to: usize, m: &Message) {
+        let ep = self.ep_of(from);
+        if let Some(t) = self.tasks.get_mut(to) {
+            t.msg = *m;
+            t.msg.m_source = ep;
+            t.wait = Wait::Nothing;
+            t.timer = 0;
+            t.outcome = Some(Ok(()));
+            t.unflushed.1 += 1;
+        }
+        if let Some(f) = self.tasks.get_mut(from) {
+            f.unflushed.0 += 1;
+        }
+        if let Some(p) = k.procs.get(to) {
+            p.show_running();
+        }
     }
 
     /// Count a hand-off from task `from` to task `to` (told to the slots in batches).
@@ -334,8 +356,4 @@ impl State {
             }
         }
     }
-}
-
-fn task_running(tasks: &[Task], t: usize) -> bool {
-    tasks.get(t).is_some_and(|t| t.running)
 }

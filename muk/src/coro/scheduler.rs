@@ -110,17 +110,12 @@ pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
     let Some(co) = slot.as_mut() else {
         return;
     };
-    {
-        let mut st = k.st.borrow_mut();
-        st.tasks[t].running = true;
-        st.running += 1;
-    }
+    let running = &k.running[t];
+    running.set(true);
+    k.chain.set(k.chain.get() + 1);
     let r = co.resume(input);
-    {
-        let mut st = k.st.borrow_mut();
-        st.tasks[t].running = false;
-        st.running -= 1;
-    }
+    running.set(false);
+    k.chain.set(k.chain.get() - 1);
     match r {
         CoroutineResult::Yield(Suspend::Blocked) => {}
         CoroutineResult::Yield(Suspend::Parked(park)) => {
