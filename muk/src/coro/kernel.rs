@@ -105,6 +105,8 @@ pub(crate) struct Kernel {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) tasks: Vec<Task>,
+    /// Each task's endpoint while its server runs, `NONE` once it returned (see `local`).
+    pub(crate) serving: Vec<Endpoint>,
     pub(crate) ready: VecDeque<usize>,
     pub(crate) timers: Timers,
     pub(crate) stopping: bool,
@@ -123,6 +125,7 @@ pub(crate) struct State {
 
 impl Kernel {
     pub(crate) fn new(procs: Vec<Proc>, names: Vec<String>, stopper: Stopper) -> Kernel {
+        let serving = procs.iter().map(Proc::endpoint).collect();
         let tasks = procs
             .iter()
             .map(|p| Task {
@@ -145,6 +148,7 @@ impl Kernel {
             procs,
             names,
             st: RefCell::new(State {
+                serving,
                 tasks,
                 ready,
                 live: n,
@@ -188,7 +192,8 @@ impl Kernel {
 impl State {
     /// The task bound at `ep`, if it is one of ours and still serving.
     pub(crate) fn local(&self, ep: Endpoint) -> Option<usize> {
-        self.tasks.iter().position(|t| t.ep == ep && !t.done)
+        // A dense array, not the tasks: this runs on every call.
+        self.serving.iter().position(|&e| e == ep)
     }
 
     /// Would task `me` blocking on task `dst` close a cycle of blocked tasks? (MINIX's deadlock
@@ -324,6 +329,9 @@ impl State {
                 self.live = self.live.saturating_sub(1);
             }
             task.done = true;
+            if let Some(e) = self.serving.get_mut(t) {
+                *e = m3ipc::NONE;
+            }
             task.wait = Wait::Nothing;
             task.timer = 0;
         }
