@@ -16,7 +16,9 @@ use m3ipc::{
     ANY, CallSet, Errno, FLAG_RECEIVING, FLAG_SENDING, Message, NONE, Priv, SELF, SlotState,
     Timeout, endpoint,
 };
-use script::{T, expect_ep, msg, open_gate, recv, script, wait_flags, wait_free};
+use script::{
+    T, assert_nothing_queued, expect_ep, msg, open_gate, recv, script, wait_flags, wait_free,
+};
 use std::time::Duration;
 use support::{TestDc, child_entry};
 
@@ -150,11 +152,7 @@ fn receive_from_one_source_leaves_the_others() {
     a.expect("bind:5 -> OK ep=5");
     a.expect("send:0:50:F -> OK");
     assert_eq!(recv(&me, ANY, Timeout::NoWait), (7, notify_from(7)));
-    let mut m = Message::default();
-    assert_eq!(
-        me.receive(ANY, &mut m, Timeout::NoWait),
-        Err(Errno::EDVSAGAIN)
-    );
+    assert_nothing_queued(&me, "nothing more should be queued");
     let _gate = open_gate(&t.dc, 200);
     for w in [a, b, c] {
         w.finish();
@@ -239,11 +237,7 @@ fn notify_repeats_coalesce_and_count_overruns() {
     assert_eq!(m.m_type, notify_from(7));
     assert!(is_notify(m.m_type));
     assert!(m.notify().tv_sec > 0, "no timestamp in {m:?}");
-    assert_eq!(
-        me.receive(ANY, &mut m, Timeout::NoWait),
-        Err(Errno::EDVSAGAIN),
-        "coalesced notifications delivered twice"
-    );
+    assert_nothing_queued(&me, "coalesced notifications delivered twice");
     let info = t.dc.getprocinfo(0).unwrap();
     assert_eq!((info.notified, info.notify_overruns), (1, 2));
 
@@ -414,11 +408,7 @@ fn senda_queue_full_is_again() {
     for ty in (2..=n).chain([n + 2]) {
         assert_eq!(recv(&me, ANY, T), (5, ty));
     }
-    let mut m = Message::default();
-    assert_eq!(
-        me.receive(ANY, &mut m, Timeout::NoWait),
-        Err(Errno::EDVSAGAIN)
-    );
+    assert_nothing_queued(&me, "nothing more should be queued");
     let _g2 = open_gate(&t.dc, 201);
     w.finish();
 }
@@ -678,12 +668,7 @@ fn unbind_wakes_everyone_waiting_on_it() {
     assert_ne!(t.dc.getprocinfo(7).unwrap().flags & FLAG_RECEIVING, 0);
     me.send(7, &msg(77), T).unwrap();
     rany.expect("receive:ANY:F -> OK src=0 type=77");
-    let mut m = Message::default();
-    assert_eq!(
-        me.receive(ANY, &mut m, Timeout::NoWait),
-        Err(Errno::EDVSAGAIN),
-        "the unbound process's notification was delivered: {m:?}"
-    );
+    assert_nothing_queued(&me, "the unbound process's notification was delivered");
     let _g1 = open_gate(&t.dc, 200);
     async_sender.expect("await:200 -> OK");
     for i in 1..=n {

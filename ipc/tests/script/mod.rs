@@ -114,6 +114,16 @@ pub fn expect_ep(w: &mut Worker, cmd: &str) -> Endpoint {
     ep.parse().unwrap()
 }
 
+/// Assert that nothing more is queued for `p`: a `receive(ANY)` with NOWAIT would block.
+pub fn assert_nothing_queued(p: &Proc, what: &str) {
+    let mut m = Message::default();
+    assert_eq!(
+        p.receive(ANY, &mut m, Timeout::NoWait),
+        Err(Errno::EDVSAGAIN),
+        "{what}: {m:?}"
+    );
+}
+
 /// Receive with `p` and check the payload; returns `(m_source, m_type)`.
 pub fn recv(p: &Proc, src: Endpoint, timeout: Timeout) -> (Endpoint, i32) {
     let mut m = Message::default();
