@@ -98,7 +98,7 @@ fn p50(mut v: Vec<u64>) -> u64 {
 }
 
 fn internal_sendrec(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('r');
     let (tx, rx) = mpsc::channel();
     let host = Host::start(
         &t.dc,
@@ -163,7 +163,7 @@ impl Server for TimeoutProbe {
 }
 
 fn receive_timeout(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('r');
     let out = Arc::new(Mutex::new(None));
     let host = Host::start(
         &t.dc,
@@ -198,7 +198,7 @@ fn receive_timeout_threads() {
 /// coroutine sleeps: the one shared doorbell wakes the scheduler at once.
 #[test]
 fn outside_caller_wakes_sleeping_unikernel() {
-    let t = TestDc::new();
+    let t = TestDc::new('r');
     let host = Host::start(
         &t.dc,
         vec![hosted("pong", 5, Ponger), hosted("idle", 6, Ponger)],
@@ -272,7 +272,7 @@ impl Server for Crosser {
 
 #[test]
 fn deadlock_between_coroutines_is_refused() {
-    let t = TestDc::new();
+    let t = TestDc::new('r');
     let out = Arc::new(Mutex::new(Vec::new()));
     let host = Host::start(
         &t.dc,
@@ -312,7 +312,7 @@ fn deadlock_between_coroutines_is_refused() {
 #[test]
 fn stop_ends_every_blocked_server() {
     for runner in [Runner::Coroutines, Runner::Threads] {
-        let t = TestDc::new();
+        let t = TestDc::new('r');
         let host = Host::start(
             &t.dc,
             vec![hosted("a", 5, Ponger), hosted("b", 6, Ponger)],
@@ -357,7 +357,7 @@ fn child_role() {
     let Ok(role) = std::env::var("MUK_TEST_ROLE") else {
         return;
     };
-    let t = TestDc::new();
+    let t = TestDc::new('r');
     // The parent removes the DC of a child that dies (the overflow test).
     println!("DC {}", t.name);
     match role.as_str() {

@@ -436,7 +436,7 @@ fn bindself_client(dc: &Dc, nr: i32, target: i32) {
 }
 
 fn echo_requests(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     spawn("echo", &t.name, &["100"]).finish();
     // Two clients at once, and the server still serves afterwards.
@@ -448,7 +448,7 @@ fn echo_requests(runner: Runner) {
 }
 
 fn pm_requests(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     let mut w = spawn("pm", &t.name, &["100", "101"]);
     let dropped = w.line(Duration::from_secs(30));
@@ -458,7 +458,7 @@ fn pm_requests(runner: Runner) {
 }
 
 fn systask_requests(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     spawn("systask", &t.name, &["100"]).finish();
     // A system process may bind for anyone, system slots included; a dead PID is refused.
@@ -481,14 +481,14 @@ fn systask_requests(runner: Runner) {
 }
 
 fn bind_on_behalf(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     spawn("bindself", &t.name, &["100", "150"]).finish();
     stop(host, ALL.len());
 }
 
 fn killed_client(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     let (victim_nr, slow_ms) = (100, 300);
     let echo = ep_of(&t.dc, ECHO);
@@ -535,7 +535,7 @@ fn killed_client(runner: Runner) {
 }
 
 fn timeout_probe(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     let me = t.dc.bind_named(100, "prober").unwrap();
     let silent = t.dc.bind_named(101, "silent").unwrap();
@@ -572,7 +572,7 @@ fn timeout_probe(runner: Runner) {
 /// A server blocked in `receive` from an outside endpoint learns that it died (SIGKILL) within
 /// the fabric's liveness bound, under both runners, instead of waiting for its timeout.
 fn probe_source_dies(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     let me = t.dc.bind_named(100, "prober").unwrap();
     let echo = ep_of(&t.dc, ECHO);
@@ -597,7 +597,7 @@ fn probe_source_dies(runner: Runner) {
 }
 
 fn notifications_and_forged_types(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     let me = t.dc.bind_named(SYS_SLOT, "notifier").unwrap();
     let user = t.dc.bind_named(100, "forger").unwrap();
@@ -633,7 +633,7 @@ fn every_kind_builds_a_server() {
 /// while that process waits in a request; refusals for a caller that is not a party and for a
 /// party that no longer waits.
 fn vcopy_by_systask(runner: Runner) {
-    let t = TestDc::new();
+    let t = TestDc::new('m');
     let host = start(&t.dc, &ALL, runner);
     let sys = ep_of(&t.dc, SYSTASK);
     let me = t.dc.bind_named(100, "asker").unwrap();

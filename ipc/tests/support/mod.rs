@@ -143,15 +143,16 @@ impl Worker {
 
     /// Wait for the child to say DONE and exit successfully.
     pub fn finish(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) if l == "DONE" => break,
                 Ok(_) => continue,
                 Err(_) => {
+                    let status = self.child.try_wait();
                     self.kill();
-                    panic!("child did not finish");
+                    panic!("child did not finish (status {status:?})");
                 }
             }
         }
