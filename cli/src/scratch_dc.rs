@@ -2,10 +2,7 @@
 //! and after Ctrl-C alike).
 
 use crate::error::{CliError, Result};
-use m3ipc::{Dc, DcConfig, DcError};
-
-/// Number of DC ids (the original's NR_DCS).
-const DC_IDS: u32 = 32;
+use m3ipc::{Dc, DcConfig};
 
 /// A DC named `PREFIX-PID` with the first free DC id; removed on drop.
 #[derive(Debug)]
@@ -23,21 +20,9 @@ impl ScratchDc {
                 "DC {name} already exists (left by an earlier run?): remove it with `dvs dc rm {name}`"
             )));
         }
-        for dcid in 0..DC_IDS {
-            let config = DcConfig {
-                dcid,
-                ..DcConfig::default()
-            };
-            match Dc::create(&name, &config) {
-                Ok(dc) => return Ok(ScratchDc { dc }),
-                // Another DC has this id (or one appeared meanwhile): try the next.
-                Err(DcError::Exists(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(CliError::new(format!(
-            "cannot create DC {name}: all {DC_IDS} DC ids are in use"
-        )))
+        Ok(ScratchDc {
+            dc: Dc::create_with_free_id(&name, &DcConfig::default())?,
+        })
     }
 
     /// The DC.

@@ -92,6 +92,15 @@ impl Dc {
         })
     }
 
+    /// Create a DC named `name` as [`Dc::create`] does, with the lowest DC id no other DC in the
+    /// region directory uses (`config.dcid` is ignored): for private DCs of tests, benchmarks
+    /// and a unikernel's default boot. Errors: those of `create`, and `DcError::NoFreeId`.
+    pub fn create_with_free_id(name: &str, config: &DcConfig) -> core::result::Result<Dc, DcError> {
+        Ok(Dc {
+            region: Arc::new(Region::create_with_free_id(name, config)?),
+        })
+    }
+
     /// Open an existing DC region, validating its header.
     pub fn open(name: &str) -> core::result::Result<Dc, DcError> {
         Ok(Dc {

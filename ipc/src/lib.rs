@@ -81,7 +81,7 @@ pub use privilege::{Call, CallSet, Priv};
 #[cfg(not(loom))]
 pub use proc::Proc;
 #[cfg(not(loom))]
-pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_NAME, region_dir};
+pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_DCS, MAX_NAME, region_dir};
 #[cfg(not(loom))]
 pub use slot::{
     FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState,

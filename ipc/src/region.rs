@@ -215,6 +215,9 @@ pub enum DcError {
     /// A DC with this name (or id) already exists.
     #[error("DC {0:?} already exists")]
     Exists(String),
+    /// Every DC id is taken (see [`MAX_DCS`]).
+    #[error("cannot create DC {0:?}: all {MAX_DCS} DC ids are in use")]
+    NoFreeId(String),
     /// No DC with this name (or id) exists.
     #[error("no DC named {0:?} (looked in {1})")]
     NotFound(String, String),
@@ -249,7 +252,7 @@ impl DcError {
         match self {
             DcError::BadName { .. } => Errno::EDVSNAMESIZE,
             DcError::BadConfig(e) => *e,
-            DcError::Exists(_) => Errno::EDVSRSCBUSY,
+            DcError::Exists(_) | DcError::NoFreeId(_) => Errno::EDVSRSCBUSY,
             DcError::NotFound(..) | DcError::NotRunning(_) => Errno::EDVSDCNOTRUN,
             DcError::BadHeader { .. } => Errno::EDVSBADVALUE,
             DcError::Io { source, .. } => match source.kind() {
@@ -312,6 +315,37 @@ pub(crate) struct Region {
 }
 
 impl Region {
+    /// Create as [`Region::create`] does, with the lowest DC id no other DC of the region
+    /// directory uses (`config.dcid` is ignored). Another process may take the id between the
+    /// look and the create; the next look then skips it (a few tries, then `NoFreeId`).
+    pub(crate) fn create_with_free_id(name: &str, config: &DcConfig) -> Result<Region, DcError> {
+        for _ in 0..4 {
+            let used: Vec<u32> = list()?
+                .iter()
+                .filter_map(|n| Region::open(n).ok())
+                .map(|r| r.geo.config.dcid)
+                .collect();
+            let Some(dcid) = (0..MAX_DCS).find(|id| !used.contains(id)) else {
+                break;
+            };
+            match Region::create(
+                name,
+                &DcConfig {
+                    dcid,
+                    ..config.clone()
+                },
+            ) {
+                // The name itself exists: trying other ids would not help.
+                Err(DcError::Exists(_)) if path_of(name).exists() => {
+                    return Err(DcError::Exists(name.to_string()));
+                }
+                Err(DcError::Exists(_)) => continue,
+                r => return r,
+            }
+        }
+        Err(DcError::NoFreeId(name.to_string()))
+    }
+
     /// Create a new region file (exclusively) and initialize it.
     pub(crate) fn create(name: &str, config: &DcConfig) -> Result<Region, DcError> {
         check_name(name)?;

@@ -175,18 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(20_000);
     let name = format!("ortt{}", std::process::id());
-    let dc = (0..32)
-        .find_map(|dcid| {
-            Dc::create(
-                &name,
-                &DcConfig {
-                    dcid,
-                    ..DcConfig::default()
-                },
-            )
-            .ok()
-        })
-        .ok_or("no free DC id")?;
+    let dc = Dc::create_with_free_id(&name, &DcConfig::default())?;
     println!("outside process -> server, sendrec round trip (ns), {rounds} rounds per row");
     println!(
         "{:<24} {:<10} {:>6} {:>8} {:>8} {:>8} {:>10} {:>10}",

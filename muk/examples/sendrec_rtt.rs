@@ -79,19 +79,7 @@ fn measure(
     rounds: usize,
 ) -> Result<Sample, Box<dyn std::error::Error>> {
     let name = format!("rtt{}", std::process::id());
-    // The first DC id no other DC in the region directory uses.
-    let dc = (0..32)
-        .find_map(|dcid| {
-            Dc::create(
-                &name,
-                &DcConfig {
-                    dcid,
-                    ..DcConfig::default()
-                },
-            )
-            .ok()
-        })
-        .ok_or("no free DC id")?;
+    let dc = Dc::create_with_free_id(&name, &DcConfig::default())?;
     let (tx, rx) = mpsc::channel();
     let hosted = |name: &str, nr, server: Box<dyn Server>| Hosted {
         name: name.into(),

@@ -41,8 +41,8 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
 /// Node ids are 0..NODES (the original's 32-node bitmaps).
 pub const NODES: u32 = 32;
-/// DC ids are 0..DCS.
-pub const DCS: u32 = 32;
+/// DC ids are 0..DCS (the fabric's limit).
+pub const DCS: u32 = m3ipc::MAX_DCS;
 /// Largest `stack_kib` accepted: 64 MiB, far beyond what a server needs; larger is a typo.
 pub const MAX_STACK_KIB: usize = 64 * 1024;
 

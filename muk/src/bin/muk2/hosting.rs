@@ -4,7 +4,7 @@
 use crate::signals;
 use crate::{Error, Result};
 use m3ipc::{Dc, DcError};
-use muk::config::{DCS, DcSpec, ServerSpec};
+use muk::config::{DcSpec, ServerSpec};
 use muk::{Host, Hosted, Runner, ServerExit, ServerKind, Stopper};
 use std::sync::mpsc;
 
@@ -22,30 +22,9 @@ impl CreatedDc {
                 .map(|dc| CreatedDc { dc })
                 .map_err(|e| exists_hint(e, &spec.name));
         }
-        // Another process may take the id we picked between our look and our create: then its
-        // DC exists by the time we look again, and the next pick skips it.
-        for _ in 0..4 {
-            let used: Vec<u32> = Dc::list()?
-                .iter()
-                .filter_map(|n| Dc::open(n).ok())
-                .map(|dc| dc.config().dcid)
-                .collect();
-            let dcid = (0..DCS).find(|id| !used.contains(id)).ok_or_else(|| {
-                Error(format!(
-                    "cannot create DC {:?}: all {DCS} DC ids are in use (see `dvs dc ls`)",
-                    spec.name
-                ))
-            })?;
-            match Dc::create(&spec.name, &spec.dc_config(dcid)) {
-                Ok(dc) => return Ok(CreatedDc { dc }),
-                Err(DcError::Exists(_)) if !name_taken(&spec.name) => continue,
-                Err(e) => return Err(exists_hint(e, &spec.name)),
-            }
-        }
-        Err(Error(format!(
-            "cannot create DC {:?}: DC ids keep being taken by other processes",
-            spec.name
-        )))
+        Dc::create_with_free_id(&spec.name, &spec.dc_config(0))
+            .map(|dc| CreatedDc { dc })
+            .map_err(|e| exists_hint(e, &spec.name))
     }
 
     /// The DC.
@@ -60,13 +39,6 @@ impl Drop for CreatedDc {
             eprintln!("muk2: removing DC {}: {e}", self.dc.name());
         }
     }
-}
-
-/// Whether a region file of that name exists (readable or not).
-fn name_taken(name: &str) -> bool {
-    m3ipc::region_dir()
-        .join(format!("{}{name}", m3ipc::FILE_PREFIX))
-        .exists()
 }
 
 /// Remove the private DCs (`PREFIX<pid>`) of earlier runs whose process is gone: a run killed
