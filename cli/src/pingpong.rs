@@ -12,7 +12,7 @@ use crate::placement::{CpuSet, Placement, current_cpu};
 use crate::report::RunReport;
 use crate::role::{self, ClientArgs, IDLE_LIMIT, STALL_LIMIT, ServerArgs};
 use clap::{Args, ValueEnum};
-use m3ipc::{ANY, Dc, DcConfig, Errno, Message, Timeout, WaitPolicy};
+use m3ipc::{ANY, Dc, DcConfig, Endpoint, Errno, Message, Proc, Timeout, WaitPolicy};
 
 /// Slot of the server.
 pub const SERVER_NR: i32 = 0;
@@ -103,14 +103,35 @@ pub fn run_pair(dc: &str, plan: &Plan, policy: Policy, placement: Placement) -> 
     child::run_pair(&server, &client, child::client_timeout(plan.count))
 }
 
-/// The server role: answer every request with the CPU it runs on, until a [`STOP`] request.
-pub fn serve(args: &PingServerArgs) -> Result<()> {
-    role::start(args.common.cpu)?;
-    let dc = Dc::open(&args.common.target)?;
+/// The start of a server role: pinned, bound at [`SERVER_NR`] as `name`.
+pub fn bind_server(common: &ServerArgs, name: &str) -> Result<Proc> {
+    role::start(common.cpu)?;
+    let dc = Dc::open(&common.target)?;
+    dc.bind_named(SERVER_NR, name)
+        .map_err(|e| CliError::from(e).context(format!("bind {SERVER_NR}")))
+}
+
+/// The start of a client role: pinned, bound as `name`, and the server's endpoint once it is
+/// bound.
+pub fn bind_client(common: &ClientArgs, name: &str) -> Result<(Proc, Endpoint)> {
+    role::start(common.cpu)?;
+    let dc = Dc::open(&common.target)?;
+    let nr = client_nr(dc.config());
+    let me = dc
+        .bind_named(nr, name)
+        .map_err(|e| CliError::from(e).context(format!("bind {nr}")))?;
     let server = dc
-        .bind_named(SERVER_NR, "ping-server")
-        .map_err(|e| CliError::from(e).context(format!("bind {SERVER_NR}")))?;
-    server.set_wait_policy(args.policy.wait_policy());
+        .wait4bind(SERVER_NR, Timeout::Millis(STALL_LIMIT.as_millis() as u32))
+        .map_err(|e| CliError::from(e).context("waiting for the server to bind"))?;
+    Ok((me, server))
+}
+
+/// A server role's loop: answer each request with `answer`'s reply, until a [`STOP`] request
+/// (answered too). A server with no request for [`IDLE_LIMIT`] gives up (its parent vanished).
+pub fn serve_until_stop(
+    server: &Proc,
+    mut answer: impl FnMut(&Message) -> Result<Message>,
+) -> Result<()> {
     let idle = Timeout::Millis(IDLE_LIMIT.as_millis() as u32);
     loop {
         let mut m = Message::default();
@@ -124,8 +145,7 @@ pub fn serve(args: &PingServerArgs) -> Result<()> {
             }
             Err(e) => return Err(CliError::from(e).context("receive")),
         }
-        let mut reply = Message::new(REPLY_OK);
-        reply.m1_mut().m1i1 = current_cpu().map_or(-1, |c| c as i32);
+        let reply = answer(&m)?;
         server
             .reply(m.m_source, &reply)
             .map_err(|e| CliError::from(e).context(format!("reply to {}", m.m_source)))?;
@@ -135,19 +155,22 @@ pub fn serve(args: &PingServerArgs) -> Result<()> {
     }
 }
 
+/// The server role: answer every request with the CPU it runs on, until a [`STOP`] request.
+pub fn serve(args: &PingServerArgs) -> Result<()> {
+    let server = bind_server(&args.common, "ping-server")?;
+    server.set_wait_policy(args.policy.wait_policy());
+    serve_until_stop(&server, |_| {
+        let mut reply = Message::new(REPLY_OK);
+        reply.m1_mut().m1i1 = current_cpu().map_or(-1, |c| c as i32);
+        Ok(reply)
+    })
+}
+
 /// The client role: wait for the server, make the timed `sendrec` round trips, print the report.
 pub fn client(args: &PingClientArgs) -> Result<()> {
-    role::start(args.common.cpu)?;
-    let dc = Dc::open(&args.common.target)?;
-    let nr = client_nr(dc.config());
-    let me = dc
-        .bind_named(nr, "ping-client")
-        .map_err(|e| CliError::from(e).context(format!("bind {nr}")))?;
+    let (me, server) = bind_client(&args.common, "ping-client")?;
     me.set_wait_policy(args.policy.wait_policy());
     let stall = Timeout::Millis(STALL_LIMIT.as_millis() as u32);
-    let server = dc
-        .wait4bind(SERVER_NR, stall)
-        .map_err(|e| CliError::from(e).context("waiting for the server to bind"))?;
     let mut server_cpus = CpuSet::default();
     let mut ask = |m_type: i32| -> Result<()> {
         let mut m = Message::new(m_type);

@@ -19,14 +19,14 @@ use crate::error::{CliError, Result};
 use crate::interrupt;
 use crate::measure::{self, Plan, warmup_for};
 use crate::percentiles::Nanos;
-use crate::pingpong::{self, REPLY_OK, SERVER_NR, STOP};
+use crate::pingpong::{self, REPLY_OK, STOP};
 use crate::placement::{CpuSet, Placement, allowed_cpus, current_cpu};
 use crate::report::RunReport;
-use crate::role::{self, ClientArgs, IDLE_LIMIT, STALL_LIMIT, ServerArgs};
+use crate::role::{self, ClientArgs, STALL_LIMIT, ServerArgs};
 use crate::scratch_dc::ScratchDc;
 use crate::table::{Align, Table, print_text};
 use clap::Args;
-use m3ipc::{ANY, Dc, Errno, Message, Timeout};
+use m3ipc::{Message, Timeout};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -232,19 +232,8 @@ fn render(rows: &[Row], placement: Placement) -> String {
 
 /// The by-handle server: view each buffer, touch one word per page, give it back, reply.
 pub fn handle_serve(args: &ZcServerArgs) -> Result<()> {
-    role::start(args.common.cpu)?;
-    let dc = Dc::open(&args.common.target)?;
-    let server = dc
-        .bind_named(SERVER_NR, "zc-server")
-        .map_err(|e| CliError::from(e).context(format!("bind {SERVER_NR}")))?;
-    let idle = Timeout::Millis(IDLE_LIMIT.as_millis() as u32);
-    loop {
-        let mut m = Message::default();
-        match server.receive(ANY, &mut m, idle) {
-            Ok(()) => {}
-            Err(Errno::EDVSTIMEDOUT) => return Err(CliError::new("no request for 30 s")),
-            Err(e) => return Err(CliError::from(e).context("receive")),
-        }
+    let server = pingpong::bind_server(&args.common, "zc-server")?;
+    pingpong::serve_until_stop(&server, |m| {
         let mut reply = Message::new(REPLY_OK);
         if m.m_type == XFER {
             let h = m.handle();
@@ -268,27 +257,14 @@ pub fn handle_serve(args: &ZcServerArgs) -> Result<()> {
             reply.m1_mut().m1p3 = acc;
             reply.m1_mut().m1i1 = current_cpu().map_or(-1, |c| c as i32);
         }
-        server
-            .reply(m.m_source, &reply)
-            .map_err(|e| CliError::from(e).context(format!("reply to {}", m.m_source)))?;
-        if m.m_type == STOP {
-            return Ok(());
-        }
-    }
+        Ok(reply)
+    })
 }
 
 /// The by-handle client: one pool buffer holding the payload, handed over and back each time.
 pub fn handle_client(args: &ZcClientArgs) -> Result<()> {
-    role::start(args.common.cpu)?;
-    let dc = Dc::open(&args.common.target)?;
-    let nr = pingpong::client_nr(dc.config());
-    let me = dc
-        .bind_named(nr, "zc-client")
-        .map_err(|e| CliError::from(e).context(format!("bind {nr}")))?;
+    let (me, server) = pingpong::bind_client(&args.common, "zc-client")?;
     let stall = Timeout::Millis(STALL_LIMIT.as_millis() as u32);
-    let server = dc
-        .wait4bind(SERVER_NR, stall)
-        .map_err(|e| CliError::from(e).context("waiting for the server to bind"))?;
     let h = me
         .alloc_buffer(args.size)
         .map_err(|e| CliError::from(e).context("allocate the payload buffer"))?;
