@@ -8,10 +8,7 @@
 
 use crate::error::Result;
 use crate::table::{Align, Table};
-use m3ipc::{
-    ANY, Dc, Endpoint, FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, HARDWARE, NONE, ProcInfo, SELF,
-    SlotState,
-};
+use m3ipc::{ANY, Dc, Endpoint, HARDWARE, NONE, ProcInfo, SELF};
 
 /// Letters of the FLAGS column, in the order they are shown.
 ///
@@ -84,17 +81,10 @@ pub fn endpoint_name(ep: Endpoint) -> String {
 
 /// The FLAGS column of a slot (see [`LEGEND`]).
 pub fn flags(p: &ProcInfo, owner_gone: bool) -> String {
-    let letters: String = [
-        (p.flags & FLAG_SENDING != 0, 'S'),
-        (p.flags & FLAG_RECEIVING != 0, 'R'),
-        (p.flags & FLAG_WAITBIND != 0, 'W'),
-        (p.state == SlotState::Binding, 'B'),
-        (p.state == SlotState::Closing, 'C'),
-        (owner_gone, 'D'),
-    ]
-    .into_iter()
-    .filter_map(|(on, letter)| on.then_some(letter))
-    .collect();
+    let mut letters = p.flag_letters();
+    if owner_gone {
+        letters.push('D');
+    }
     if letters.is_empty() {
         "-".into()
     } else {

@@ -10,7 +10,9 @@ use crate::pool::{Holdings, PoolInfo};
 use crate::privilege::{CallSet, Priv};
 use crate::proc::Proc;
 use crate::region::{self, DcConfig, DcError, Region};
-use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING, OwnerWord, Slot, SlotState};
+use crate::slot::{
+    FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, FLAG_WAITING, OwnerWord, Slot, SlotState,
+};
 use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
 use std::collections::HashMap;
 use std::path::Path;
@@ -82,6 +84,27 @@ pub struct ProcInfo {
     /// Pool buffers it owns, their bytes and the live grants it issued (all zero without a
     /// pool).
     pub holdings: Holdings,
+}
+
+impl ProcInfo {
+    /// What [`ProcInfo::flag_letters`] shows, letter by letter.
+    pub const FLAG_LEGEND: &'static str =
+        "S sending, R receiving, W wait4bind, B binding, C closing";
+
+    /// The slot's blocked state and binding state as letters, as `dvs ps` shows them (see
+    /// [`ProcInfo::FLAG_LEGEND`]); empty when none applies.
+    pub fn flag_letters(&self) -> String {
+        [
+            (self.flags & FLAG_SENDING != 0, 'S'),
+            (self.flags & FLAG_RECEIVING != 0, 'R'),
+            (self.flags & FLAG_WAITBIND != 0, 'W'),
+            (self.state == SlotState::Binding, 'B'),
+            (self.state == SlotState::Closing, 'C'),
+        ]
+        .into_iter()
+        .filter_map(|(on, letter)| on.then_some(letter))
+        .collect()
+    }
 }
 
 impl Dc {

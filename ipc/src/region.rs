@@ -297,7 +297,8 @@ fn path_of(name: &str) -> PathBuf {
     region_dir().join(format!("{FILE_PREFIX}{name}"))
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DcError + '_ {
+/// Turn an I/O error on `path` into a [`DcError`] that names the file.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DcError + '_ {
     move |source| DcError::Io {
         path: path.display().to_string(),
         source,

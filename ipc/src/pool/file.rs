@@ -9,12 +9,12 @@
 //! untrusted words.
 
 use super::alloc::{BITMAP_WORDS, CHUNK, Chunks, PAGE, PAGES_PER_CHUNK};
-use crate::region::{DcError, region_dir};
+use crate::region::{DcError, io_err, region_dir};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// `"M3IPC-PL"` in little-endian.
@@ -90,13 +90,6 @@ impl PoolGeometry {
 /// The pool file's path for DC `name`.
 pub(crate) fn path_of(name: &str) -> PathBuf {
     region_dir().join(format!("{POOL_FILE_PREFIX}{name}"))
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DcError + '_ {
-    move |source| DcError::Io {
-        path: path.display().to_string(),
-        source,
-    }
 }
 
 /// A mapped pool file.

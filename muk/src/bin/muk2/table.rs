@@ -1,9 +1,6 @@
 //! The proc table `muk2` prints after boot: one row per slot that is not free.
 
-use m3ipc::{Dc, FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, ProcInfo, SlotState};
-
-/// Letters of the FLAGS column, as `dvs ps` shows them.
-const LEGEND: &str = "FLAGS: S sending, R receiving, W wait4bind, B binding, C closing, - none";
+use m3ipc::{Dc, ProcInfo};
 
 /// The table as text: a header, aligned rows, the legend.
 pub fn render(dc: &Dc) -> String {
@@ -49,22 +46,13 @@ pub fn render(dc: &Dc) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str(LEGEND);
+    out.push_str(&format!("FLAGS: {}, - none", ProcInfo::FLAG_LEGEND));
     out.push('\n');
     out
 }
 
 fn flags(p: &ProcInfo) -> String {
-    let letters: String = [
-        (p.flags & FLAG_SENDING != 0, 'S'),
-        (p.flags & FLAG_RECEIVING != 0, 'R'),
-        (p.flags & FLAG_WAITBIND != 0, 'W'),
-        (p.state == SlotState::Binding, 'B'),
-        (p.state == SlotState::Closing, 'C'),
-    ]
-    .into_iter()
-    .filter_map(|(on, letter)| on.then_some(letter))
-    .collect();
+    let letters = p.flag_letters();
     if letters.is_empty() {
         "-".into()
     } else {
