@@ -71,8 +71,6 @@ pub(crate) struct Task {
     /// The scheduler, idle, lends it its spin: receive from the fabric spinning (see
     /// `scheduler::lend_spin`).
     pub(crate) lend_spin: bool,
-    /// Its server returned.
-    pub(crate) done: bool,
     /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
     /// `State::flush_counts`).
     pub(crate) unflushed: (u64, u64),
@@ -105,13 +103,12 @@ pub(crate) struct Kernel {
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) tasks: Vec<Task>,
-    /// Each task's endpoint while its server runs, `NONE` once it returned (see `local`).
+    /// Each task's endpoint while its server runs, `NONE` once it returned: whether a task
+    /// still serves, in a dense array (see `local`).
     pub(crate) serving: Vec<Endpoint>,
     pub(crate) ready: VecDeque<usize>,
     pub(crate) timers: Timers,
     pub(crate) stopping: bool,
-    /// Tasks whose server has not returned.
-    pub(crate) live: usize,
     /// Hand-offs that may still run their receiver at once, on the sender's turn, before the
     /// scheduler gets control back (see `ctx::CoroIpc::send_local`).
     pub(crate) inline_left: u32,
@@ -138,7 +135,6 @@ impl Kernel {
                 timer: 0,
                 cancel: false,
                 lend_spin: false,
-                done: false,
                 unflushed: (0, 0),
             })
             .collect();
@@ -151,7 +147,6 @@ impl Kernel {
                 serving,
                 tasks,
                 ready,
-                live: n,
                 ..State::default()
             }),
             cos: (0..n).map(|_| RefCell::new(None)).collect(),
@@ -190,6 +185,11 @@ impl Kernel {
 }
 
 impl State {
+    /// Whether any task's server still runs.
+    pub(crate) fn serving_any(&self) -> bool {
+        self.serving.iter().any(|&e| e != m3ipc::NONE)
+    }
+
     /// The task bound at `ep`, if it is one of ours and still serving.
     pub(crate) fn local(&self, ep: Endpoint) -> Option<usize> {
         // A dense array, not the tasks: this runs on every call.
@@ -324,14 +324,12 @@ impl State {
     /// Task `t`'s server returned: tell everyone who waits on it, as an unbind would.
     pub(crate) fn finish(&mut self, k: &Kernel, t: usize) {
         let ep = self.ep_of(t);
+        if let Some(e) = self.serving.get_mut(t)
+            && *e != m3ipc::NONE
+        {
+            *e = m3ipc::NONE;
+        }
         if let Some(task) = self.tasks.get_mut(t) {
-            if !task.done {
-                self.live = self.live.saturating_sub(1);
-            }
-            task.done = true;
-            if let Some(e) = self.serving.get_mut(t) {
-                *e = m3ipc::NONE;
-            }
             task.wait = Wait::Nothing;
             task.timer = 0;
         }

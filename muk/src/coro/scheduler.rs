@@ -36,7 +36,7 @@ pub(crate) const INLINE_BUDGET: u32 = 32;
 pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
     let previous_hook = m3ipc::wait::set_park_hook(Some(super::ctx::park_hook));
     let mut dispatched: u32 = 0;
-    while k.st.borrow().live > 0 {
+    while k.st.borrow().serving_any() {
         // Run everything that is ready.
         loop {
             let next = {
@@ -61,7 +61,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
                 },
             );
         }
-        if k.st.borrow().live == 0 {
+        if !k.st.borrow().serving_any() {
             break;
         }
         // Nothing ready: timers, then the doorbell, then sleep.
