@@ -241,7 +241,7 @@ impl CoroIpc<'_> {
         st.tasks[self.me].looked_at = None;
         // A hand-off into the inbox does not ring: spinning paid, so the next receive may spin
         // again under the same ring count.
-        st.lent_at = None;
+        st.spun_at = None;
         Ok(())
     }
 
@@ -250,14 +250,6 @@ impl CoroIpc<'_> {
             // Blocked and woken by a hand-off: the message is ours.
             if let Some(r) = self.suspend_for_message(m) {
                 return r;
-            }
-            // Woken to look again; the scheduler may have lent us its spin.
-            let lent = std::mem::take(&mut self.k.st.borrow_mut().tasks[self.me].lend_spin);
-            if lent {
-                match self.spin_receive(src, m) {
-                    Err(Errno::EDVSAGAIN) => {}
-                    r => return r,
-                }
             }
         }
         let mut narrow_look = false;
@@ -382,15 +374,7 @@ impl CoroIpc<'_> {
                     first = true;
                 }
                 Some(Err(e)) => return expiry(t, Err(e)),
-                None => {
-                    let lent = std::mem::take(&mut k.st.borrow_mut().tasks[me].lend_spin);
-                    if lent {
-                        match self.spin_receive(src, m) {
-                            Err(Errno::EDVSAGAIN) => {}
-                            r => return r,
-                        }
-                    }
-                }
+                None => {}
             }
         }
     }

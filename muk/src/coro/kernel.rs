@@ -68,9 +68,6 @@ pub(crate) struct Task {
     pub(crate) timer: TimerId,
     /// Its fabric call is to give up (the host stops).
     pub(crate) cancel: bool,
-    /// The scheduler, idle, lends it its spin: receive from the fabric spinning (see
-    /// `scheduler::lend_spin`).
-    pub(crate) lend_spin: bool,
     /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
     /// `State::flush_counts`).
     pub(crate) unflushed: (u64, u64),
@@ -115,9 +112,9 @@ pub(crate) struct State {
     /// The outside endpoint a task last received from, and that task: while that peer runs on
     /// another CPU, an idle scheduler spins a little before it sleeps.
     pub(crate) last_outside_peer: Option<(usize, Endpoint)>,
-    /// The ring count at which the scheduler last lent its spin (it does not again before
-    /// something rings).
-    pub(crate) lent_at: Option<u32>,
+    /// The ring count at which a task last spun for an outside peer (see
+    /// `Kernel::spin_instead`): no task spins again before something new rings.
+    pub(crate) spun_at: Option<u32>,
 }
 
 impl Kernel {
@@ -134,7 +131,6 @@ impl Kernel {
                 looked_at: None,
                 timer: 0,
                 cancel: false,
-                lend_spin: false,
                 unflushed: (0, 0),
             })
             .collect();
@@ -157,12 +153,13 @@ impl Kernel {
         }
     }
 
-    /// Whether task `t`, about to block in a receive, should rather spin in the fabric (see
-    /// `scheduler::lend_spin`): nothing else can run (no task ready, none below it on the
-    /// chain), its last message came from an outside process that runs on another CPU, and
-    /// no spin was tried since the doorbell last rang. Marks the spin as tried.
+    /// Whether task `t`, about to block in a receive, should rather spin in the fabric's own
+    /// receive (its inbox open to a direct hand-off, as a process that waits in the fabric
+    /// does): nothing else can run (no task ready, none below it on the chain), its last
+    /// message came from an outside process that runs on another CPU, and no spin was tried
+    /// since the doorbell last rang. Marks the spin as tried.
     pub(crate) fn spin_instead(&self, st: &mut State, t: usize, src: Endpoint, rings: u32) -> bool {
-        if !st.ready.is_empty() || self.chain.get() != 1 || st.lent_at == Some(rings) {
+        if !st.ready.is_empty() || self.chain.get() != 1 || st.spun_at == Some(rings) {
             return false;
         }
         let Some((last, peer)) = st.last_outside_peer else {
@@ -174,7 +171,7 @@ impl Kernel {
         if !self.procs.get(t).is_some_and(|p| p.runs_elsewhere(peer)) {
             return false;
         }
-        st.lent_at = Some(rings);
+        st.spun_at = Some(rings);
         true
     }
 

@@ -15,7 +15,6 @@ use super::timer::TimerId;
 use crate::host::{ServerExit, Stopper};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult};
-use m3ipc::ANY;
 use m3ipc::wait::{ADAPTIVE_SPIN, Unpark};
 use std::time::Instant;
 
@@ -75,7 +74,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             let State { tasks, timers, .. } = &mut *st;
             timers.next(|task, id| armed(tasks, task, id))
         };
-        if lend_spin(k, rings) || spin_for_outside_peer(k, rings, now, next_timer) {
+        if spin_for_outside_peer(k, rings, now, next_timer) {
             continue;
         }
         let timeout = next_timer.map(|at| at.saturating_duration_since(Instant::now()));
@@ -180,31 +179,6 @@ fn fire_timers(k: &Kernel) -> Instant {
     now
 }
 
-/// Before sleeping, when the outside process we last heard from runs on another CPU and the
-/// task it talked to waits in a receive that would take its next message: let that task spin
-/// in the fabric's own receive (its inbox open to a direct hand-off, as a process that waits
-/// in the fabric does) for the adaptive spin, instead of watching the doorbell here. A request
-/// then costs the sender one hand-off instead of a queued post, a ring and a look. Once per
-/// ring count: a spin that found nothing is not repeated before something new rings.
-fn lend_spin(k: &Kernel, rings: u32) -> bool {
-    let mut st = k.st.borrow_mut();
-    if st.lent_at == Some(rings) {
-        return false;
-    }
-    let Some((t, peer)) = st.last_outside_peer else {
-        return false;
-    };
-    let takes = matches!(st.tasks.get(t).map(|t| t.wait),
-        Some(Wait::Receive { src, requests_only: false }) if src == ANY || src == peer);
-    if !takes || !k.procs.get(t).is_some_and(|p| p.runs_elsewhere(peer)) {
-        return false;
-    }
-    st.lent_at = Some(rings);
-    st.tasks[t].lend_spin = true;
-    st.wake(k, t, None);
-    true
-}
-
 /// Before sleeping: while the outside process we last heard from runs on another CPU, watch
 /// the doorbell for up to the fabric's adaptive spin, as a fabric receiver would (a futex wake
 /// across cores costs ~30 µs here; the next request often comes sooner). Returns whether it rang.
@@ -214,15 +188,15 @@ fn spin_for_outside_peer(
     start: Instant,
     next_timer: Option<Instant>,
 ) -> bool {
-    let (peer, lent) = {
+    let (peer, spun) = {
         let st = k.st.borrow();
-        (st.last_outside_peer, st.lent_at == Some(rings))
+        (st.last_outside_peer, st.spun_at == Some(rings))
     };
     let Some((t, ep)) = peer else {
         return false;
     };
-    if lent {
-        // A lent spin just watched for this peer: sleep now.
+    if spun {
+        // A task just spun in the fabric for this peer: sleep now.
         return false;
     }
     let Some(p) = k.procs.get(t) else {
