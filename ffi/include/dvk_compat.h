@@ -230,19 +230,22 @@
 
 static inline long dvk_open(void) { return (long)m3_open(); }
 
-/* The endpoint of a bind or wait4bind, or the error. */
+/* The endpoint of a bind or wait4bind, or the error. (Called with the call's result first in
+ * a statement of its own: the order C evaluates arguments in is unspecified.) */
 static inline long dvk_ep_or_error_(int32_t rcode, int32_t ep) {
     return rcode < 0 ? (long)rcode : (long)ep;
 }
 
 static inline long dvk_bind(int dcid, int nr) {
     int32_t ep = M3_NONE;
-    return dvk_ep_or_error_(m3_bind_current((uint32_t)dcid, nr, M3_BIND_PROCESS, &ep), ep);
+    int32_t rcode = m3_bind_current((uint32_t)dcid, nr, M3_BIND_PROCESS, &ep);
+    return dvk_ep_or_error_(rcode, ep);
 }
 
 static inline long dvk_tbind(int dcid, int nr) {
     int32_t ep = M3_NONE;
-    return dvk_ep_or_error_(m3_bind_current((uint32_t)dcid, nr, M3_BIND_THREAD, &ep), ep);
+    int32_t rcode = m3_bind_current((uint32_t)dcid, nr, M3_BIND_THREAD, &ep);
+    return dvk_ep_or_error_(rcode, ep);
 }
 
 static inline long dvk_unbind_T(int dcid, int ep, long timeout) {
@@ -252,14 +255,15 @@ static inline long dvk_unbind_T(int dcid, int ep, long timeout) {
 #define dvk_unbind(dcid, ep) dvk_unbind_T((dcid), (ep), TIMEOUT_FOREVER)
 
 static inline long dvk_wait4bindep_X(int cmd, int ep, long timeout) {
-    int32_t got = M3_NONE;
+    int32_t got = M3_NONE, rcode;
     if (cmd == WAIT_UNBIND) {
         return (long)m3_dc_wait4unbind(M3_CURRENT, ep, (int64_t)timeout);
     }
     if (cmd != WAIT_BIND) {
         return (long)M3_EDVSINVAL;
     }
-    return dvk_ep_or_error_(m3_dc_wait4bind(M3_CURRENT, ep, (int64_t)timeout, &got), got);
+    rcode = m3_dc_wait4bind(M3_CURRENT, ep, (int64_t)timeout, &got);
+    return dvk_ep_or_error_(rcode, got);
 }
 #define dvk_wait4bind()               dvk_wait4bindep_X(WAIT_BIND, SELF, TIMEOUT_FOREVER)
 #define dvk_wait4bindep(ep)           dvk_wait4bindep_X(WAIT_BIND, (ep), TIMEOUT_FOREVER)
@@ -270,7 +274,8 @@ static inline long dvk_wait4bindep_X(int cmd, int ep, long timeout) {
 
 static inline long dvk_getep(int pid) {
     int32_t ep = M3_NONE;
-    return dvk_ep_or_error_(m3_getep(M3_CURRENT, (uint32_t)pid, &ep), ep);
+    int32_t rcode = m3_getep(M3_CURRENT, (uint32_t)pid, &ep);
+    return dvk_ep_or_error_(rcode, ep);
 }
 
 #define dvk_send_T(ep, m, to)    ((long)m3_send(M3_CURRENT, (ep), DVK_MSG_(m), (int64_t)(to)))
