@@ -1,6 +1,7 @@
 //! The fabric and its DCs: attach, create, open, close, remove, introspect, bind.
 
 use crate::boundary::{done, guarded};
+use bytemuck::Zeroable;
 use crate::foreign;
 use crate::handles;
 use crate::types::{c_name, m3_dc_config, m3_dc_info, m3_proc_info};
@@ -148,6 +149,7 @@ pub extern "C" fn m3_use_dc(dcid: u32) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn m3_getdcinfo(dc: i32, info: *mut m3_dc_info) -> i32 {
     guarded(|| {
+        foreign::write(info, m3_dc_info::zeroed())?;
         let d = handles::dc(dc)?.info();
         done(foreign::write(
             info,
@@ -169,6 +171,7 @@ pub extern "C" fn m3_getdcinfo(dc: i32, info: *mut m3_dc_info) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn m3_getprocinfo(dc: i32, nr: i32, info: *mut m3_proc_info) -> i32 {
     guarded(|| {
+        foreign::write(info, m3_proc_info::zeroed())?;
         let p = handles::dc(dc)?.getprocinfo(nr)?;
         done(foreign::write(
             info,
@@ -206,6 +209,7 @@ pub extern "C" fn m3_getprocinfo(dc: i32, nr: i32, info: *mut m3_proc_info) -> i
 #[unsafe(no_mangle)]
 pub extern "C" fn m3_getep(dc: i32, pid: u32, ep: *mut i32) -> i32 {
     guarded(|| {
+        foreign::write(ep, ipc::NONE)?;
         let got = handles::dc(dc)?.getep(pid)?;
         done(foreign::write(ep, got))
     })
@@ -326,6 +330,7 @@ pub extern "C" fn m3_unbind_current(dcid: u32, ep: i32) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn m3_current_dcid(dcid: *mut u32) -> i32 {
     guarded(|| {
+        foreign::write(dcid, 0)?;
         let id = handles::with_proc(crate::M3_CURRENT, |p| Ok(p.dc().config().dcid))?;
         done(foreign::write(dcid, id))
     })
@@ -347,6 +352,7 @@ pub extern "C" fn m3_unbind(caller: i32) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn m3_endpoint(caller: i32, ep: *mut i32) -> i32 {
     guarded(|| {
+        foreign::write(ep, ipc::NONE)?;
         let got = handles::with_proc(caller, |p| Ok(p.endpoint()))?;
         done(foreign::write(ep, got))
     })

@@ -35,6 +35,7 @@ pub extern "C" fn m3_buffer_alloc(caller: i32, len: usize, handle: *mut u64) -> 
 pub extern "C" fn m3_buffer_size(caller: i32, handle: u64, len: *mut usize) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
+            foreign::write(len, 0)?;
             let n = p.buffer(Handle(handle))?.len();
             done(foreign::write(len, n))
         })
