@@ -509,7 +509,7 @@ typedef struct m3_dc_config {
   uint64_t pool_bytes;
 } m3_dc_config;
 
-// What `m3_dc_info` reports (`getdcinfo`).
+// What `m3_getdcinfo` reports (`getdcinfo`).
 typedef struct m3_dc_info {
   // The DC's name, NUL-terminated.
   uint8_t name[16];
@@ -525,7 +525,7 @@ typedef struct m3_dc_info {
   uint32_t bound;
 } m3_dc_info;
 
-// What `m3_dc_procinfo` reports about one slot (the original's `proc_usr_t`).
+// What `m3_getprocinfo` reports about one slot (the original's `proc_usr_t`).
 typedef struct m3_proc_info {
   // Slot number.
   int32_t nr;

@@ -30,20 +30,25 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-/// Build `target` (`--lib` of a package or `--bin NAME`) with cargo when `artifact` is missing
-/// from the profile directory (running only this package's tests does not build it).
+/// Bring `artifact` of the profile directory up to date with `cargo build ARGS` (a no-op when
+/// it is): cargo builds a package's cdylib and staticlib for `cargo build`, not for its tests,
+/// and running one package's tests does not build another's binaries.
 fn ensure_built(artifact: &str, args: &[&str]) -> PathBuf {
-    let path = profile_dir().join(artifact);
-    if !path.exists() {
-        let release = profile_dir().file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(cargo());
-        cmd.arg("build").args(args);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success(), "cargo build {args:?} failed");
+    let profile = profile_dir();
+    let target_dir = profile.parent().unwrap();
+    let mut cmd = Command::new(cargo());
+    cmd.arg("build")
+        .arg("--quiet")
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(args)
+        .current_dir(ffi_dir());
+    if profile.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
     }
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "cargo build {args:?} failed");
+    let path = profile.join(artifact);
     assert!(path.exists(), "{} is missing", path.display());
     path
 }
