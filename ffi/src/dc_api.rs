@@ -1,11 +1,11 @@
 //! The fabric and its DCs: attach, create, open, close, remove, introspect, bind.
 
 use crate::boundary::{done, guarded};
-use bytemuck::Zeroable;
 use crate::foreign;
 use crate::handles;
 use crate::types::{c_name, m3_dc_config, m3_dc_info, m3_proc_info};
 use crate::{M3_BIND_PROCESS, M3_BIND_THREAD, M3_NAME_MAX};
+use bytemuck::Zeroable;
 use core::ffi::c_char;
 use ipc::{Dc, DcConfig, DcError, Errno, SlotState, Timeout};
 

@@ -464,8 +464,8 @@ mod tests {
 
     #[test]
     fn strerror_names_the_error() {
-        // SAFETY (test): m3_strerror returns a static NUL-terminated string.
         let text = |c| {
+            // SAFETY: m3_strerror returns a static NUL-terminated string, never NULL.
             unsafe { CStr::from_ptr(m3_strerror(c)) }
                 .to_str()
                 .unwrap()

@@ -182,7 +182,8 @@ fn c_client_and_a_running_muk2() {
 
 #[test]
 fn dvk_style_pingpong_with_only_dvk_compat_h() {
-    let source = std::fs::read_to_string(support::ffi_dir().join("tests/c/dvk_pingpong.c")).unwrap();
+    let source =
+        std::fs::read_to_string(support::ffi_dir().join("tests/c/dvk_pingpong.c")).unwrap();
     assert!(
         !source.contains("m3_") && !source.contains("m3ipc.h") && !source.contains("M3_"),
         "the ping-pong must use the original's names only"
@@ -195,7 +196,10 @@ fn dvk_style_pingpong_with_only_dvk_compat_h() {
     let mut c = shm.cmd(&pingpong);
     c.args(["7", "3000"]);
     let out = run_ok(c);
-    assert!(out.contains("send/receive: 3000 loops, Throughput = "), "{out}");
+    assert!(
+        out.contains("send/receive: 3000 loops, Throughput = "),
+        "{out}"
+    );
     assert!(out.contains("sendrec: 3000 loops, Throughput = "), "{out}");
     assert!(out.trim_end().ends_with("OK"), "{out}");
 
@@ -236,7 +240,10 @@ fn headers_compile_as_cpp() {
     for std in ["-std=c++11", "-std=c++17"] {
         let o = std::process::Command::new("g++")
             .args(["-x", "c++", std, "-Wall", "-Wextra", "-Werror", "-c"])
-            .arg(format!("-I{}", support::ffi_dir().join("include").display()))
+            .arg(format!(
+                "-I{}",
+                support::ffi_dir().join("include").display()
+            ))
             .arg(&src)
             .arg("-o")
             .arg(bin.join("both.o"))

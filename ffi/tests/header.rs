@@ -23,10 +23,17 @@ fn committed_header_is_current() {
         );
         return;
     }
-    let fresh = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("m3ipc-{}.h", std::process::id()));
+    let fresh =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("m3ipc-{}.h", std::process::id()));
     let o = Command::new("cbindgen")
-        .args(["--config", "cbindgen.toml", "--crate", "m3ipc-ffi", "--quiet", "--output"])
+        .args([
+            "--config",
+            "cbindgen.toml",
+            "--crate",
+            "m3ipc-ffi",
+            "--quiet",
+            "--output",
+        ])
         .arg(&fresh)
         .current_dir(&ffi)
         .output()

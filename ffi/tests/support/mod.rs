@@ -10,7 +10,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The libraries a program linked with `libm3ipc.a` needs (rustc's `native-static-libs`).
-pub const STATIC_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+pub const STATIC_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
 /// The C compiler's flags for every program: the issue's, so a warning fails the test.
 pub const CFLAGS: &[&str] = &["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"];
 
@@ -127,9 +135,15 @@ impl ShmDir {
     /// Run this test binary's `role` with `args` in this region directory; its output.
     pub fn role(&self, role: &str, args: &[&str]) -> Command {
         let mut c = self.cmd(&std::env::current_exe().unwrap());
-        c.args(["child_main", "--exact", "--nocapture", "--test-threads", "1"])
-            .env("M3FFI_ROLE", role)
-            .env("M3FFI_ARGS", args.join(" "));
+        c.args([
+            "child_main",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("M3FFI_ROLE", role)
+        .env("M3FFI_ARGS", args.join(" "));
         c
     }
 
@@ -228,7 +242,11 @@ impl Running {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "exited {st:?}; output:\n{}", self.seen.join("\n"));
+                assert!(
+                    st.success(),
+                    "exited {st:?}; output:\n{}",
+                    self.seen.join("\n")
+                );
                 return;
             }
             assert!(Instant::now() < deadline, "still running after 30 s");
