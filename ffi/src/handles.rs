@@ -14,7 +14,7 @@
 
 use crate::foreign::fork_epoch;
 use ipc::{Dc, Errno, Proc, Result};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
@@ -104,6 +104,9 @@ static CURRENT_DC: AtomicI32 = AtomicI32::new(0);
 std::thread_local! {
     /// The calling thread's own binding (`dvk_tbind`), 0: none.
     static THREAD_CURRENT: Cell<i32> = const { Cell::new(0) };
+    /// The endpoint handle this thread called on last, and its entry (kept alive by this
+    /// reference even once closed, when its `Proc` is gone and calls see `EDVSBADF`).
+    static LAST_USED: RefCell<Option<(i32, Arc<Bound>)>> = const { RefCell::new(None) };
 }
 
 /// A bound endpoint held for C.
@@ -135,7 +138,7 @@ pub(crate) fn dc_handle(handle: i32) -> Result<i32> {
 }
 
 fn current_dc_handle() -> Result<i32> {
-    if let Ok(b) = bound(crate::M3_CURRENT) {
+    if let Ok(b) = resolve(crate::M3_CURRENT).and_then(bound) {
         return Ok(b.dc);
     }
     // Relaxed: a handle value; the table's lock orders what it names.
@@ -164,28 +167,10 @@ pub(crate) fn add_proc(dc_handle: i32, p: Proc) -> Result<i32> {
     })
 }
 
-/// The entry `handle` names (`M3_CURRENT`: the current binding, else `EDVSNOTBIND`).
-fn bound(handle: i32) -> Result<Arc<Bound>> {
-    let h = if handle == crate::M3_CURRENT {
-        // Relaxed: see CURRENT_DC.
-        match THREAD_CURRENT.with(Cell::get) {
-            0 => PROCESS_CURRENT.load(Ordering::Relaxed),
-            h => h,
-        }
-    } else {
-        handle
-    };
-    if h == 0 {
-        return Err(Errno::EDVSNOTBIND);
-    }
-    let b = lock(&PROCS).get(h).map_err(|e| {
-        // A current binding that was closed through its handle: not bound any more.
-        if handle == crate::M3_CURRENT {
-            Errno::EDVSNOTBIND
-        } else {
-            e
-        }
-    })?;
+/// The entry of the (resolved, non-zero) handle `h`. Errors: `EDVSBADF`, `EDVSNOTBIND`
+/// (inherited across `fork`).
+fn bound(h: i32) -> Result<Arc<Bound>> {
+    let b = lock(&PROCS).get(h)?;
     if b.epoch != fork_epoch() {
         return Err(Errno::EDVSNOTBIND);
     }
@@ -195,14 +180,46 @@ fn bound(handle: i32) -> Result<Arc<Bound>> {
 /// Run `call` on the endpoint `handle` names. Errors: `EDVSBADF` (no such handle: never issued
 /// or closed), `EDVSNOTBIND` (`M3_CURRENT` with no current binding; inherited across `fork`),
 /// `EDVSBUSY` (another thread is inside a call on it).
+///
+/// The hot path of every call: a thread that calls on the same endpoint again finds its entry in
+/// [`LAST_USED`] and takes no table lock and no reference count, only the entry's own lock.
 pub(crate) fn with_proc<R>(handle: i32, call: impl FnOnce(&Proc) -> Result<R>) -> Result<R> {
-    let b = bound(handle)?;
+    let h = resolve(handle)?;
+    // A current binding closed meanwhile is not bound any more.
+    let closed = if handle == crate::M3_CURRENT {
+        Errno::EDVSNOTBIND
+    } else {
+        Errno::EDVSBADF
+    };
+    let mut call = Some(call);
+    let cached = LAST_USED.with(|last| {
+        let last = last.borrow();
+        match &*last {
+            Some((lh, b)) if *lh == h => call.take().map(|c| run_on(b, closed, c)),
+            _ => None,
+        }
+    });
+    match (cached, call) {
+        (Some(r), _) => r,
+        (None, Some(c)) => {
+            let b = bound(h).map_err(|e| if e == Errno::EDVSBADF { closed } else { e })?;
+            LAST_USED.with(|last| *last.borrow_mut() = Some((h, Arc::clone(&b))));
+            run_on(&b, closed, c)
+        }
+        (None, None) => Err(Errno::EDVSGENERIC),
+    }
+}
+
+fn run_on<R>(b: &Bound, closed: Errno, call: impl FnOnce(&Proc) -> Result<R>) -> Result<R> {
+    if b.epoch != fork_epoch() {
+        return Err(Errno::EDVSNOTBIND);
+    }
     let guard = match b.proc_.try_lock() {
         Ok(g) => g,
         Err(TryLockError::Poisoned(p)) => p.into_inner(),
         Err(TryLockError::WouldBlock) => return Err(Errno::EDVSBUSY),
     };
-    let p = guard.as_ref().ok_or(Errno::EDVSBADF)?;
+    let p = guard.as_ref().ok_or(closed)?;
     call(p)
 }
 
