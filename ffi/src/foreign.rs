@@ -37,6 +37,24 @@ pub(crate) fn write<T: Pod>(p: *mut T, v: T) -> Result<()> {
     Ok(())
 }
 
+/// The caller's `message` as the fabric's [`ipc::Message`], in place (no copy), for the call:
+/// the two types have one layout (asserted in `types.rs`).
+pub(crate) fn message_ref<'a>(p: *const crate::types::message) -> Result<&'a ipc::Message> {
+    let p = checked(p.cast::<ipc::Message>())?;
+    // SAFETY: non-null and aligned (checked above); `message` and `ipc::Message` have the same
+    // size, alignment and field offsets, and both are plain integers valid for any bytes; the
+    // caller promises a `message` it does not write during the call.
+    Ok(unsafe { &*p })
+}
+
+/// The caller's `message` as a writable [`ipc::Message`], in place, for the call.
+pub(crate) fn message_mut<'a>(p: *mut crate::types::message) -> Result<&'a mut ipc::Message> {
+    let p = checked(p.cast_const().cast::<ipc::Message>())?.cast_mut();
+    // SAFETY: as `message_ref`, and the caller promises the message is writable and not
+    // otherwise accessed during the call.
+    Ok(unsafe { &mut *p })
+}
+
 /// Check a `(pointer, length)` range: a zero length is always fine (the pointer may be null);
 /// otherwise non-null, at most `isize::MAX` bytes, not wrapping around.
 fn range_ok(p: usize, len: usize) -> Result<()> {

@@ -20,8 +20,8 @@ use ipc::{CallSet, Priv, Timeout};
 pub extern "C" fn m3_send(caller: i32, dst: i32, m: *const message, timeout_ms: i64) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
-            let msg = foreign::read(m)?.to_ipc();
-            done(p.send(dst, &msg, Timeout::from_ms(timeout_ms)?))
+            let msg = foreign::message_ref(m)?;
+            done(p.send(dst, msg, Timeout::from_ms(timeout_ms)?))
         })
     })
 }
@@ -35,10 +35,8 @@ pub extern "C" fn m3_send(caller: i32, dst: i32, m: *const message, timeout_ms: 
 pub extern "C" fn m3_receive(caller: i32, src: i32, m: *mut message, timeout_ms: i64) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
-            foreign::read(m.cast_const())?;
-            let mut msg = ipc::Message::default();
-            p.receive(src, &mut msg, Timeout::from_ms(timeout_ms)?)?;
-            done(foreign::write(m, message::from_ipc(&msg)))
+            let msg = foreign::message_mut(m)?;
+            done(p.receive(src, msg, Timeout::from_ms(timeout_ms)?))
         })
     })
 }
@@ -52,9 +50,8 @@ pub extern "C" fn m3_receive(caller: i32, src: i32, m: *mut message, timeout_ms:
 pub extern "C" fn m3_sendrec(caller: i32, dst: i32, m: *mut message, timeout_ms: i64) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
-            let mut msg = foreign::read(m.cast_const())?.to_ipc();
-            p.sendrec(dst, &mut msg, Timeout::from_ms(timeout_ms)?)?;
-            done(foreign::write(m, message::from_ipc(&msg)))
+            let msg = foreign::message_mut(m)?;
+            done(p.sendrec(dst, msg, Timeout::from_ms(timeout_ms)?))
         })
     })
 }
@@ -66,8 +63,8 @@ pub extern "C" fn m3_sendrec(caller: i32, dst: i32, m: *mut message, timeout_ms:
 pub extern "C" fn m3_senda(caller: i32, dst: i32, m: *const message) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
-            let msg = foreign::read(m)?.to_ipc();
-            done(p.senda(dst, &msg))
+            let msg = foreign::message_ref(m)?;
+            done(p.senda(dst, msg))
         })
     })
 }
@@ -88,10 +85,8 @@ pub extern "C" fn m3_notify(caller: i32, dst: i32) -> i32 {
 pub extern "C" fn m3_rcvrqst(caller: i32, m: *mut message, timeout_ms: i64) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
-            foreign::read(m.cast_const())?;
-            let mut msg = ipc::Message::default();
-            p.rcvrqst(&mut msg, Timeout::from_ms(timeout_ms)?)?;
-            done(foreign::write(m, message::from_ipc(&msg)))
+            let msg = foreign::message_mut(m)?;
+            done(p.rcvrqst(msg, Timeout::from_ms(timeout_ms)?))
         })
     })
 }
@@ -104,8 +99,8 @@ pub extern "C" fn m3_rcvrqst(caller: i32, m: *mut message, timeout_ms: i64) -> i
 pub extern "C" fn m3_reply(caller: i32, dst: i32, m: *const message) -> i32 {
     guarded(|| {
         with_proc(caller, |p| {
-            let msg = foreign::read(m)?.to_ipc();
-            done(p.reply(dst, &msg))
+            let msg = foreign::message_ref(m)?;
+            done(p.reply(dst, msg))
         })
     })
 }

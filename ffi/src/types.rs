@@ -263,18 +263,6 @@ pub struct m3_priv {
     pub ipc_to: [u64; crate::M3_IPC_TO_WORDS],
 }
 
-impl message {
-    /// The message as the fabric's [`ipc::Message`].
-    pub(crate) fn to_ipc(self) -> ipc::Message {
-        bytemuck::cast(self)
-    }
-
-    /// The C message of a fabric message.
-    pub(crate) fn from_ipc(m: &ipc::Message) -> message {
-        bytemuck::cast(*m)
-    }
-}
-
 /// Copy `s` into a NUL-terminated fixed field (cut to 15 bytes).
 pub(crate) fn c_name(s: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
@@ -309,3 +297,33 @@ const _: () = {
     assert!(offset_of!(mess_9, m9t1) == offset_of!(Notify, tv_sec));
     assert!(size_of::<m3_priv>() == 16 + 8 * crate::M3_IPC_TO_WORDS);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_views_alias_the_fabrics_views() {
+        let mut m = message::zeroed();
+        m.m_type = 7;
+        m.m_u.m_m1 = mess_1 {
+            m1i1: -5,
+            m1p3: 0xdead_beef,
+            ..mess_1::zeroed()
+        };
+        let f: ipc::Message = bytemuck::cast(m);
+        assert_eq!(f.m_type, 7);
+        assert_eq!(f.m1().m1i1, -5);
+        assert_eq!(f.m1().m1p3, 0xdead_beef);
+        let mut g = ipc::Message::new(1);
+        g.notify_mut().arg = 42;
+        g.notify_mut().tv_nsec = 9;
+        g.m3_mut().m3ca1[39] = b'z';
+        let c: message = bytemuck::cast(g);
+        let p: [u64; 7] = bytemuck::cast(c.m_u);
+        let v: mess_9 = bytemuck::cast(p);
+        assert_eq!((v.m9l1, v.m9t1.tv_nsec), (42, 9));
+        let v3: mess_3 = bytemuck::cast(p);
+        assert_eq!(v3.m3ca1[39], b'z');
+    }
+}

@@ -78,6 +78,9 @@ fn run_role(role: &str, args: &[String]) {
             let count = num(3).max(1) as usize;
             let dc = Dc::open(arg(0)).unwrap();
             let me = dc.bind_named(num(1) as i32, "rust-client").unwrap();
+            if std::env::var_os("M3_CLIENT_BLOCK").is_some() {
+                me.set_wait_policy(ipc::WaitPolicy::Block);
+            }
             let server = me
                 .wait4bind(num(2) as i32, Timeout::Millis(20_000))
                 .unwrap();
