@@ -58,6 +58,25 @@ static void *receive_blocked(void *arg) {
     return NULL;
 }
 
+/* A thread's own binding (dvk_tbind) shadows the process's while it lasts. */
+struct thread_binding {
+    uint32_t dcid;
+    int32_t process_ep;
+    int bad;
+};
+
+static void *bind_in_thread(void *arg) {
+    struct thread_binding *t = (struct thread_binding *)arg;
+    int32_t ep = 0, cur = 0;
+    t->bad |= m3_endpoint(M3_CURRENT, &cur) != 0 || cur != t->process_ep;
+    t->bad |= m3_bind_current(t->dcid, 8, M3_BIND_THREAD, &ep) != 0 || ep != 8;
+    t->bad |= m3_bind_current(t->dcid, 9, M3_BIND_THREAD, &ep) != M3_EDVSBUSY;
+    t->bad |= m3_endpoint(M3_CURRENT, &cur) != 0 || cur != 8;
+    t->bad |= m3_unbind_current(t->dcid, 8) != 0;
+    t->bad |= m3_endpoint(M3_CURRENT, &cur) != 0 || cur != t->process_ep;
+    return NULL;
+}
+
 static void nap_ms(long ms) {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
@@ -365,6 +384,17 @@ int main(int argc, char **argv) {
     EXPECT(m3_getdcinfo(M3_CURRENT, &di), 0);
     EXPECT(m3_endpoint(M3_CURRENT, &ep), 0);
     EXPECT(ep, cur_ep);
+    {
+        struct thread_binding tb = {dcid, cur_ep, 0};
+        checks++;
+        if (pthread_create(&thread, NULL, bind_in_thread, &tb) != 0 ||
+            pthread_join(thread, NULL) != 0 || tb.bad) {
+            failures++;
+            fprintf(stderr, "a thread's own binding (M3_BIND_THREAD)\n");
+        }
+        EXPECT(m3_endpoint(M3_CURRENT, &ep), 0); /* the main thread kept the process's */
+        EXPECT(ep, cur_ep);
+    }
     EXPECT(m3_unbind_current(dcid == 0 ? 1 : 0, cur_ep), M3_EDVSBADDCID);
     EXPECT(m3_unbind_current(dcid, cur_ep + 1), M3_EDVSENDPOINT);
 
