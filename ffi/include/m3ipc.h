@@ -762,8 +762,8 @@ int32_t m3_dc_close(int32_t dc);
 int32_t m3_dc_remove(const char *name);
 
 // Make the DC with id `dcid` the one `M3_CURRENT` names as a DC while the caller has no
-// binding (for `dvk_wait4bind` and `dvk_getep` before `dvk_bind`). Errors: those of
-// `m3_dc_open_id`.
+// binding (for `dvk_wait4bind` and `dvk_getep` before `dvk_bind`); the DC an earlier call
+// chose is let go. Errors: those of `m3_dc_open_id`.
 int32_t m3_use_dc(uint32_t dcid);
 
 // `getdcinfo`: fill `info` about the DC `dc` (`M3_CURRENT`: the current binding's).

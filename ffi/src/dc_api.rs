@@ -128,8 +128,8 @@ pub extern "C" fn m3_dc_remove(name: *const c_char) -> i32 {
 }
 
 /// Make the DC with id `dcid` the one `M3_CURRENT` names as a DC while the caller has no
-/// binding (for `dvk_wait4bind` and `dvk_getep` before `dvk_bind`). Errors: those of
-/// `m3_dc_open_id`.
+/// binding (for `dvk_wait4bind` and `dvk_getep` before `dvk_bind`); the DC an earlier call
+/// chose is let go. Errors: those of `m3_dc_open_id`.
 #[unsafe(no_mangle)]
 pub extern "C" fn m3_use_dc(dcid: u32) -> i32 {
     guarded(|| {
@@ -137,7 +137,7 @@ pub extern "C" fn m3_use_dc(dcid: u32) -> i32 {
         if h < 0 {
             return Err(Errno::from_code(h).unwrap_or(Errno::EDVSGENERIC));
         }
-        handles::set_current_dc(h);
+        handles::use_dc(h);
         Ok(0)
     })
 }
@@ -263,7 +263,7 @@ pub extern "C" fn m3_bind(dc: i32, nr: i32, name: *const c_char, ep: *mut i32) -
         let dc_handle = handles::dc_handle(dc)?;
         let p = handles::dc(dc_handle)?.bind_named(nr, &name)?;
         let got = p.endpoint();
-        let h = handles::add_proc(dc_handle, p)?;
+        let h = handles::add_proc(dc_handle, false, p)?;
         foreign::write(ep, got)?;
         Ok(h)
     })
@@ -296,9 +296,14 @@ pub extern "C" fn m3_bind_current(dcid: u32, nr: i32, scope: i32, ep: *mut i32) 
         let p = dc.bind(nr)?;
         let got = p.endpoint();
         let dc_handle = handles::add_dc(dc)?;
-        let h = handles::add_proc(dc_handle, p)?;
+        let h = match handles::add_proc(dc_handle, true, p) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = handles::close_dc(dc_handle);
+                return Err(e);
+            }
+        };
         handles::set_current(h, thread);
-        handles::set_current_dc(dc_handle);
         foreign::write(ep, got)?;
         Ok(0)
     })

@@ -97,8 +97,7 @@ static PROCS: Mutex<Table<Bound>> = Mutex::new(Table::new());
 
 /// The process's current binding (an endpoint handle, 0: none).
 static PROCESS_CURRENT: AtomicI32 = AtomicI32::new(0);
-/// The DC handle `M3_CURRENT` names when no binding is current (set by `m3_use_dc` and by
-/// `m3_bind_current`).
+/// The DC handle `M3_CURRENT` names when no binding is current (set by `m3_use_dc`).
 static CURRENT_DC: AtomicI32 = AtomicI32::new(0);
 
 std::thread_local! {
@@ -113,6 +112,9 @@ std::thread_local! {
 pub(crate) struct Bound {
     /// The DC handle it was bound through (for `M3_CURRENT` as a DC).
     dc: i32,
+    /// Whether `dc` was opened for this binding alone (by `m3_bind_current`) and is closed with
+    /// it, so that binding and unbinding in a loop holds no more handles than one binding.
+    owns_dc: bool,
     epoch: u32,
     proc_: Mutex<Option<Proc>>,
 }
@@ -148,9 +150,16 @@ fn current_dc_handle() -> Result<i32> {
     }
 }
 
-/// Make `handle` the DC `M3_CURRENT` names when nothing is bound.
-pub(crate) fn set_current_dc(handle: i32) {
+/// Make `handle`, opened by `m3_use_dc`, the DC `M3_CURRENT` names when nothing is bound, and
+/// close the one the previous `m3_use_dc` opened.
+pub(crate) fn use_dc(handle: i32) {
+    static CHOSEN: AtomicI32 = AtomicI32::new(0);
+    // Relaxed: see CURRENT_DC.
+    let old = CHOSEN.swap(handle, Ordering::Relaxed);
     CURRENT_DC.store(handle, Ordering::Relaxed);
+    if old != 0 {
+        let _ = close_dc(old);
+    }
 }
 
 /// Close a DC handle. Endpoints bound through it keep working (they hold the DC).
@@ -158,10 +167,11 @@ pub(crate) fn close_dc(handle: i32) -> Result<()> {
     lock(&DCS).remove(handle).map(drop)
 }
 
-/// Register a bound endpoint of the DC `dc_handle`; its handle.
-pub(crate) fn add_proc(dc_handle: i32, p: Proc) -> Result<i32> {
+/// Register a bound endpoint of the DC `dc_handle` (closed with it when `owns_dc`); its handle.
+pub(crate) fn add_proc(dc_handle: i32, owns_dc: bool, p: Proc) -> Result<i32> {
     lock(&PROCS).insert(Bound {
         dc: dc_handle,
+        owns_dc,
         epoch: fork_epoch(),
         proc_: Mutex::new(Some(p)),
     })
@@ -238,6 +248,9 @@ pub(crate) fn close_proc(handle: i32) -> Result<()> {
     drop(guard);
     let _ = lock(&PROCS).remove(h);
     forget_current(h);
+    if b.owns_dc {
+        let _ = close_dc(b.dc);
+    }
     if b.epoch != fork_epoch() {
         // The parent's binding: leave its slot alone.
         std::mem::forget(p);

@@ -425,6 +425,23 @@ int main(int argc, char **argv) {
 
     EXPECT(m3_unbind_current(dcid, cur_ep), 0);
     EXPECT(m3_unbind_current(dcid, cur_ep), M3_EDVSNOTBIND);
+    {
+        /* binding and unbinding in a loop holds no handles: more rounds than the tables have
+         * entries */
+        int i, bad = 0;
+        for (i = 0; i < 4200 && !bad; i++) {
+            bad |= m3_bind_current(dcid, 5, M3_BIND_PROCESS, &ep) != 0;
+            bad |= m3_unbind(M3_CURRENT) != 0;
+            bad |= m3_use_dc(dcid) != 0;
+        }
+        checks++;
+        if (bad) {
+            failures++;
+            fprintf(stderr, "bind/unbind round %d failed\n", i);
+        }
+        EXPECT(m3_getep(M3_CURRENT, (uint32_t)getpid(), &ep), 0); /* the DC m3_use_dc chose */
+        EXPECT(ep, srv_ep);
+    }
     EXPECT(m3_send(M3_CURRENT, srv_ep, &m, 0), M3_EDVSNOTBIND);
 
     /* ---- stale endpoint handles ---- */
