@@ -70,7 +70,10 @@ impl Iox2Session {
     fn start(placement: Placement) -> Result<Iox2Session> {
         let (server_cpu, client_cpu) = placement.cpus()?;
         let service_name = format!("m3-bench/iox2/{}", std::process::id());
-        let peer = Peer::spawn(IOX2_ROLE, &[service_name.clone(), peer::cpu_arg(server_cpu)])?;
+        let peer = Peer::spawn(
+            IOX2_ROLE,
+            &[service_name.clone(), peer::cpu_arg(server_cpu)],
+        )?;
         let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
         let name: ServiceName = service_name.as_str().try_into().map_err(err)?;
         let service = node

@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(seen.len(), 5);
         assert!(wall.is_ok_and(|w| w >= Duration::from_millis(10)));
         // Each sample is about 2 ms: the rate is right within a factor of two.
-        assert!(seen.iter().all(|&ns| (1_500_000..40_000_000).contains(&ns)), "{seen:?}");
+        assert!(
+            seen.iter().all(|&ns| (1_500_000..40_000_000).contains(&ns)),
+            "{seen:?}"
+        );
         assert_eq!(timed_loop(3, None, || Err::<(), _>("stop")), Err("stop"));
     }
 }

@@ -131,6 +131,13 @@ impl FabricSession {
     }
 }
 
+impl FabricSession {
+    /// The client's slot.
+    pub fn client_nr(&self) -> i32 {
+        self.me.nr()
+    }
+}
+
 /// Bind slot `nr` of `dc` and wait for the server's endpoint.
 pub fn bind_client(dc: &Dc, nr: i32, name: &str) -> Result<(Proc, Endpoint)> {
     let me = dc

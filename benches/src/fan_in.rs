@@ -5,12 +5,12 @@
 //!
 //! A client keeps a round trip's time only when the server answered it inside a timed batch
 //! (the reply's type says so), so start-up and warm-up do not count. At the end each client is
-//! answered [`STOP`] and prints its samples (in counter ticks; the parent converts them: one
+//! answered STOP and prints its samples (in counter ticks; the parent converts them: one
 //! machine, one counter).
 
 use crate::clock::{self, Record, ticks, timed_loop};
 use crate::error::{BenchError, Result};
-use crate::fabric::{STALL, SERVER_NR, bind_client, client_nr};
+use crate::fabric::{SERVER_NR, STALL, bind_client, client_nr};
 use crate::peer::{self, Peer};
 use crate::placement::{Placement, pin};
 use crate::scratch::ScratchDc;
@@ -94,11 +94,7 @@ impl FanInSession {
         if let Some(cpu) = server_cpu {
             pin(cpu)?;
         }
-        Ok(FanInSession {
-            peers,
-            me,
-            _dc: dc,
-        })
+        Ok(FanInSession { peers, me, _dc: dc })
     }
 }
 

@@ -2,7 +2,7 @@
 //! scheduler thread (a rendezvous is a direct hand-off), under MUK each is an OS thread blocking
 //! through the fabric. The same server code runs under both runners.
 //!
-//! The timed side is a server too ([`Pinger`]): it runs the batches the session asks for over a
+//! The timed side is a server too (`Pinger`): it runs the batches the session asks for over a
 //! channel and sends back the wall time and the samples.
 
 use crate::clock::{self, timed_loop};
@@ -97,7 +97,11 @@ impl HostedSession {
     /// Host both servers under `runner` (MUK threads use `policy`). Under MUK each thread is
     /// pinned (echo server to the placement's server CPU, timed server to its client CPU);
     /// under MUK2 the one scheduler thread is pinned to the client CPU.
-    pub fn start(runner: Runner, policy: WaitPolicy, placement: Placement) -> Result<HostedSession> {
+    pub fn start(
+        runner: Runner,
+        policy: WaitPolicy,
+        placement: Placement,
+    ) -> Result<HostedSession> {
         // Calibrate the clock before the servers run, not inside a batch.
         clock::ns_per_tick();
         let (server_cpu, client_cpu) = placement.cpus()?;

@@ -6,7 +6,7 @@
 
 use crate::clock::{Record, timed_loop};
 use crate::error::{BenchError, Result};
-use crate::fabric::{STALL, SERVER_NR, bind_client};
+use crate::fabric::{SERVER_NR, STALL, bind_client};
 use crate::peer::{self, Peer};
 use crate::placement::{Placement, pin};
 use crate::scratch::ScratchDc;
@@ -41,7 +41,7 @@ impl Mode {
 }
 
 /// The peer role: receive forever; echo each notify (`echo`) or count it (`count`); answer a
-/// [`QUERY`] with the count.
+/// query request with the count.
 pub fn serve(dc: &str, extra: &[String]) -> Result<()> {
     let echo = match extra.first().map(String::as_str) {
         Some("echo") => true,
@@ -95,6 +95,13 @@ impl NotifySession {
         if let Some(cpu) = client_cpu {
             pin(cpu)?;
         }
+        // One request and reply first. A receive(ANY) spins (while the other side runs on
+        // another CPU) only for the last peer it exchanged a message with, and a notify does not
+        // make one: without this, both sides would sleep on every notify. Receiving from each
+        // other by name instead is refused: two receivers waiting on each other are a cycle to
+        // MINIX's deadlock check, even with a notify pending.
+        let mut m = Message::new(QUERY);
+        me.sendrec(server, &mut m, STALL)?;
         Ok(NotifySession {
             mode,
             me,

@@ -1,6 +1,6 @@
 //! The raw baselines: two processes playing ping-pong over one shared word, either spinning on
-//! it ([`Spin`]: no system call at all, the floor across two cores) or sleeping in `FUTEX_WAIT`
-//! and waking each other with `FUTEX_WAKE` ([`Futex`]: the cost of a kernel-mediated wakeup,
+//! it ([`Waiter::Spin`]: no system call at all, the floor across two cores) or sleeping in `FUTEX_WAIT`
+//! and waking each other with `FUTEX_WAKE` ([`Waiter::Futex`]: the cost of a kernel-mediated wakeup,
 //! the floor on one core).
 //!
 //! The client puts the ball in the server's court by storing an odd number `2k+1`; the server

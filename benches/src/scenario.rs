@@ -220,9 +220,7 @@ impl Scenario {
                 WaitPolicy::Adaptive,
                 p,
             )?),
-            Kind::Fabric(policy) => {
-                Box::new(FabricSession::start(ServerKind::Process(policy), p)?)
-            }
+            Kind::Fabric(policy) => Box::new(FabricSession::start(ServerKind::Process(policy), p)?),
             Kind::OutsideToMuk2 => Box::new(FabricSession::start(ServerKind::Muk2, p)?),
             Kind::RawSpin => Box::new(RawSession::start(Waiter::Spin, p)?),
             Kind::RawFutex => Box::new(RawSession::start(Waiter::Futex, p)?),
@@ -236,9 +234,7 @@ impl Scenario {
             Kind::NotifyFlood => Box::new(NotifySession::start(Mode::Flood, p)?),
             Kind::ZcHandle(s) => Box::new(ZeroCopySession::start(Way::Handle, s, p)?),
             Kind::ZcVcopy(s) => Box::new(ZeroCopySession::start(Way::Vcopy, s, p)?),
-            Kind::ZcSocket(s) => {
-                Box::new(StreamSession::start(stream::Kind::UnixSocket, s, p)?)
-            }
+            Kind::ZcSocket(s) => Box::new(StreamSession::start(stream::Kind::UnixSocket, s, p)?),
             Kind::FanIn(n) => Box::new(FanInSession::start(n, p)?),
         };
         Ok(started)
@@ -327,15 +323,22 @@ mod tests {
         for s in &all {
             assert_eq!(s.id().split('/').next(), Some(s.group().label()));
             if let Some(b) = s.baseline() {
-                assert!(all.contains(&b), "{} has baseline {} not measured", s.id(), b.id());
+                assert!(
+                    all.contains(&b),
+                    "{} has baseline {} not measured",
+                    s.id(),
+                    b.id()
+                );
                 assert!(b.baseline().is_none() || b.kind != s.kind, "{}", s.id());
             }
         }
         // One-CPU machines measure only one-core rows, and their baselines are there too.
         let one: Vec<Scenario> = Group::ALL.iter().flat_map(|&g| group(g, false)).collect();
         assert!(one.iter().all(|s| s.placement == Placement::Same));
-        assert!(one.iter().filter(|s| s.kind != Kind::Muk2).all(|s| s
-            .baseline()
-            .is_none_or(|b| one.contains(&b))));
+        assert!(
+            one.iter()
+                .filter(|s| s.kind != Kind::Muk2)
+                .all(|s| s.baseline().is_none_or(|b| one.contains(&b)))
+        );
     }
 }

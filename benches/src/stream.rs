@@ -99,10 +99,8 @@ impl StreamSession {
                 None,
             ),
             Kind::UnixSocket => {
-                let path = std::env::temp_dir().join(format!(
-                    "m3-bench-{}-{size}.sock",
-                    std::process::id()
-                ));
+                let path = std::env::temp_dir()
+                    .join(format!("m3-bench-{}-{size}.sock", std::process::id()));
                 let peer = Peer::spawn(
                     SOCKET_ROLE,
                     &[path.display().to_string(), cpu, size.to_string()],

@@ -11,12 +11,12 @@
 
 use crate::clock::{Record, timed_loop};
 use crate::error::{BenchError, Result};
-use crate::fabric::{STALL, SERVER_NR, bind_client, client_nr};
+use crate::fabric::{SERVER_NR, STALL, bind_client, client_nr};
 use crate::peer::{self, Peer};
 use crate::placement::{Placement, pin};
 use crate::scratch::ScratchDc;
 use crate::session::Session;
-use m3ipc::{ANY, Access, CopyRef, Dc, Endpoint, GrantId, Handle, Message, Proc, Timeout};
+use m3ipc::{ANY, Access, CopyRef, Dc, Endpoint, GrantId, Handle, Message, Proc, SELF, Timeout};
 use std::time::Duration;
 
 /// Peer role: the by-handle server.
@@ -85,7 +85,7 @@ pub fn serve_vcopy(dc: &str, extra: &[String]) -> Result<()> {
             m.m_source,
             CopyRef::Grant(m.grant()),
             0,
-            me.endpoint(),
+            SELF,
             CopyRef::Buffer(own),
             0,
             size,
@@ -116,7 +116,11 @@ impl ZeroCopySession {
         };
         let peer = Peer::spawn(
             role,
-            &[dc.name().into(), peer::cpu_arg(server_cpu), size.to_string()],
+            &[
+                dc.name().into(),
+                peer::cpu_arg(server_cpu),
+                size.to_string(),
+            ],
         )?;
         let (me, server) = bind_client(dc.dc(), client_nr(dc.dc().config()), "zc-client")?;
         let buffer = me.alloc_buffer(size)?;

@@ -38,10 +38,7 @@ pub fn bench_session<F>(
     group.throughput(throughput);
     group.bench_function(id, |b| {
         let s = session.get_or_insert_with(|| start().unwrap_or_else(|e| panic!("{id}: {e}")));
-        b.iter_custom(|iters| {
-            s.run(iters, None)
-                .unwrap_or_else(|e| panic!("{id}: {e}"))
-        });
+        b.iter_custom(|iters| s.run(iters, None).unwrap_or_else(|e| panic!("{id}: {e}")));
     });
     drop(session);
 }
