@@ -32,16 +32,28 @@ fn err(e: impl std::fmt::Display) -> BenchError {
     BenchError::new(format!("iceoryx2: {e}"))
 }
 
+/// The request-response service, sized for one client and one server with one request in
+/// flight (its defaults provide for many, which its polling then walks through).
+fn open_service(
+    node: &Node<ipc::Service>,
+    name: &ServiceName,
+) -> Result<PortFactory<ipc::Service, Payload, (), Payload, ()>> {
+    node.service_builder(name)
+        .request_response::<Payload, Payload>()
+        .max_clients(1)
+        .max_servers(1)
+        .max_active_requests_per_client(1)
+        .max_response_buffer_size(1)
+        .open_or_create()
+        .map_err(err)
+}
+
 /// The server peer: echo every request, polling, until [`LEAVE`].
 fn iox2_serve(service: &str, cpu: &str) -> Result<()> {
     peer::start(cpu)?;
     let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
     let name: ServiceName = service.try_into().map_err(err)?;
-    let service = node
-        .service_builder(&name)
-        .request_response::<Payload, Payload>()
-        .open_or_create()
-        .map_err(err)?;
+    let service = open_service(&node, &name)?;
     let server = service.server_builder().create().map_err(err)?;
     peer::ready()?;
     loop {
@@ -76,11 +88,7 @@ impl Iox2Session {
         )?;
         let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
         let name: ServiceName = service_name.as_str().try_into().map_err(err)?;
-        let service = node
-            .service_builder(&name)
-            .request_response::<Payload, Payload>()
-            .open_or_create()
-            .map_err(err)?;
+        let service = open_service(&node, &name)?;
         let client = service.client_builder().create().map_err(err)?;
         if let Some(cpu) = client_cpu {
             pin(cpu)?;
