@@ -123,6 +123,14 @@ impl Session for FanInSession {
             self.me.reply(m.m_source, &stop)?;
             stopped.insert(m.m_source);
         }
+        if stopped.len() < self.peers.len() {
+            // A client that was never answered STOP would not report: do not wait for it.
+            return Err(BenchError::new(format!(
+                "only {} of {} clients could be stopped",
+                stopped.len(),
+                self.peers.len()
+            )));
+        }
         let mut samples = Vec::new();
         for p in &mut self.peers {
             let line = p.read_line()?;

@@ -72,7 +72,15 @@ pub fn measure_all(scenarios: &[Scenario], budget: &Budget) -> Result<Vec<Row>> 
             eprintln!("dvs bench: {} ...", s.id());
         }
         bar.set_message(s.id());
-        let row = measure_one(s, budget).map_err(|e| e.context(s.id()));
+        // After Ctrl-C the peers die first (the terminal signals the whole process group):
+        // what fails then is the interruption, not the scenario.
+        let row = measure_one(s, budget).map_err(|e| {
+            if interrupt::requested() {
+                CliError::interrupted()
+            } else {
+                e.context(s.id())
+            }
+        });
         match row {
             Ok(r) => rows.push(r),
             Err(e) => {
