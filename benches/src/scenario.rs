@@ -55,8 +55,9 @@ pub const MESSAGE_BYTES: usize = 64;
 pub enum Kind {
     /// MUK2: two server coroutines of one unikernel.
     Muk2,
-    /// MUK: two server threads of one process, fabric policy `Adaptive`.
-    MukThreads,
+    /// MUK: two server threads of one process, with this fabric wait policy (`Block` is the
+    /// original MUK, whose threads blocked in the kernel).
+    MukThreads(WaitPolicy),
     /// Two processes through the fabric with this wait policy.
     Fabric(WaitPolicy),
     /// An outside process calling a server coroutine of a MUK2 unikernel process.
@@ -120,7 +121,7 @@ impl Scenario {
     pub fn name(&self) -> String {
         match self.kind {
             Kind::Muk2 => "muk2-coroutines".into(),
-            Kind::MukThreads => "muk-threads".into(),
+            Kind::MukThreads(p) => format!("muk-threads-{}", fabric::policy_label(p)),
             Kind::Fabric(p) => format!("fabric-{}", fabric::policy_label(p)),
             Kind::OutsideToMuk2 => "outside-to-muk2".into(),
             Kind::RawSpin => "raw-spin".into(),
@@ -181,7 +182,7 @@ impl Scenario {
 
     /// The scenario this row's ratio is taken against, measured in the same run: raw spin
     /// across cores, raw futex on one core (the floors with and without a system call); MUK
-    /// threads for MUK2; a fabric server process for an outside call to MUK2 and for notify;
+    /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process for an outside call to MUK2 and for notify;
     /// the Unix socket of the same size for zero-copy; one client for fan-in. `None` for the
     /// baselines themselves.
     pub fn baseline(&self) -> Option<Scenario> {
@@ -194,8 +195,11 @@ impl Scenario {
             p,
         );
         match self.kind {
-            Kind::Muk2 => Some(Scenario::new(Kind::MukThreads, Placement::Different)),
-            Kind::MukThreads | Kind::Fabric(_) => Some(floor),
+            Kind::Muk2 => Some(Scenario::new(
+                Kind::MukThreads(WaitPolicy::Adaptive),
+                Placement::Different,
+            )),
+            Kind::MukThreads(_) | Kind::Fabric(_) => Some(floor),
             Kind::Pipe | Kind::UnixSocket => Some(Scenario::new(Kind::RawFutex, p)),
             Kind::OutsideToMuk2 | Kind::NotifyRoundTrip => {
                 Some(Scenario::new(Kind::Fabric(WaitPolicy::Adaptive), p))
@@ -215,11 +219,7 @@ impl Scenario {
                 WaitPolicy::Adaptive,
                 p,
             )?),
-            Kind::MukThreads => Box::new(HostedSession::start(
-                Runner::Threads,
-                WaitPolicy::Adaptive,
-                p,
-            )?),
+            Kind::MukThreads(policy) => Box::new(HostedSession::start(Runner::Threads, policy, p)?),
             Kind::Fabric(policy) => Box::new(FabricSession::start(ServerKind::Process(policy), p)?),
             Kind::OutsideToMuk2 => Box::new(FabricSession::start(ServerKind::Muk2, p)?),
             Kind::RawSpin => Box::new(RawSession::start(Waiter::Spin, p)?),
@@ -259,7 +259,8 @@ pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
         Group::Sendrec => {
             let mut v = vec![Scenario::new(Kind::Muk2, main)];
             v.extend(each(&[
-                Kind::MukThreads,
+                Kind::MukThreads(WaitPolicy::Adaptive),
+                Kind::MukThreads(WaitPolicy::Block),
                 Kind::Fabric(WaitPolicy::Adaptive),
                 Kind::Fabric(WaitPolicy::Block),
                 Kind::Fabric(WaitPolicy::Spin),

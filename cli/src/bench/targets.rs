@@ -36,14 +36,31 @@ fn verdicts(rows: &[Row]) -> Vec<Verdict> {
             measured: format!("p50 {}", Nanos(m.latency.p50 as f64)),
             met: Some(m.latency.p50 <= 100),
         });
-        for p in [Different, Same] {
-            if let Some(x) = p50_ratio(row(rows, Kind::MukThreads, p), Some(m)) {
+        for (policy, p, target) in [
+            (
+                WaitPolicy::Adaptive,
+                Different,
+                "MUK2 >= 50x faster than MUK threads (adaptive, different cores)",
+            ),
+            (
+                WaitPolicy::Adaptive,
+                Same,
+                "MUK2 >= 50x faster than MUK threads (adaptive, same core)",
+            ),
+            (
+                WaitPolicy::Block,
+                Different,
+                "MUK2 >= 50x faster than MUK threads (block, different cores)",
+            ),
+            (
+                WaitPolicy::Block,
+                Same,
+                "MUK2 >= 50x faster than MUK threads (block, same core)",
+            ),
+        ] {
+            if let Some(x) = p50_ratio(row(rows, Kind::MukThreads(policy), p), Some(m)) {
                 v.push(Verdict {
-                    target: if p == Different {
-                        "MUK2 >= 50x faster than MUK threads (different cores)"
-                    } else {
-                        "MUK2 >= 50x faster than MUK threads (same core)"
-                    },
+                    target,
                     measured: format!("{x:.1}x"),
                     met: Some(x >= 50.0),
                 });
