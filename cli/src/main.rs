@@ -6,30 +6,21 @@
 //! dvs dc ls
 //! dvs ps NAME
 //! dvs demo [--count N] [--policy adaptive|block|spin] [--cpus same|different|any]
-//! dvs bench [--count N] [--csv FILE]
-//! dvs bench --zero-copy [--count N]
+//! dvs bench [--quick] [--out DIR] [--count N] [--only TEXT | --zero-copy]
 //! ```
 //!
 //! Region files live in `$M3IPC_SHM_DIR`, or `/dev/shm` when it is unset. Errors are printed as
 //! `dvs: MESSAGE` with a non-zero exit code (130 after Ctrl-C).
 //!
-//! `demo` and `bench` run each side of a measurement in its own process: `dvs` re-executes itself
-//! in hidden roles (`__demo-server`, `__spin-client`, ...), see [`role`].
+//! `demo` and `bench` run the peers of a measurement in their own processes: `dvs` re-executes
+//! itself as `dvs __bench-peer ROLE ...` (see `m3_benches::peer`).
 
 mod bench;
-mod child;
 mod dc_cmd;
 mod demo;
 mod error;
 mod interrupt;
-mod measure;
-mod percentiles;
-mod pingpong;
-mod placement;
 mod ps;
-mod report;
-mod role;
-mod scratch_dc;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -55,78 +46,36 @@ enum Command {
         /// The DC's name.
         name: String,
     },
-    /// Run an m3ipc server and client in two processes and show round-trip latency.
+    /// Run an m3ipc server process and a client, and show round-trip latency.
     Demo(demo::DemoArgs),
-    /// Compare m3ipc round trips with raw spin and futex ping-pong, in one run (or, with
-    /// --zero-copy, payloads by pool-buffer handle with a Unix socket).
+    /// Measure every benchmark scenario (MUK2, MUK, the fabric, raw spin/futex, pipes, sockets,
+    /// notify, zero-copy, fan-in) in one run: a percentile table with ratios to same-run
+    /// baselines, the targets, and bench.csv and bench.svg in --out.
     Bench(bench::BenchArgs),
-    #[command(name = pingpong::SERVER_CMD, hide = true)]
-    PingServer(pingpong::PingServerArgs),
-    #[command(name = pingpong::CLIENT_CMD, hide = true)]
-    PingClient(pingpong::PingClientArgs),
-    #[command(name = bench::raw_spin::SERVER_CMD, hide = true)]
-    SpinServer(role::ServerArgs),
-    #[command(name = bench::raw_spin::CLIENT_CMD, hide = true)]
-    SpinClient(role::ClientArgs),
-    #[command(name = bench::raw_futex::SERVER_CMD, hide = true)]
-    FutexServer(role::ServerArgs),
-    #[command(name = bench::raw_futex::CLIENT_CMD, hide = true)]
-    FutexClient(role::ClientArgs),
-    #[command(name = bench::zero_copy::HANDLE_SERVER_CMD, hide = true)]
-    ZcHandleServer(bench::zero_copy::ZcServerArgs),
-    #[command(name = bench::zero_copy::HANDLE_CLIENT_CMD, hide = true)]
-    ZcHandleClient(bench::zero_copy::ZcClientArgs),
-    #[command(name = bench::zero_copy::SOCKET_SERVER_CMD, hide = true)]
-    ZcSocketServer(bench::zero_copy::ZcServerArgs),
-    #[command(name = bench::zero_copy::SOCKET_CLIENT_CMD, hide = true)]
-    ZcSocketClient(bench::zero_copy::ZcClientArgs),
 }
 
 impl Command {
-    /// How errors of this command are prefixed: `dvs`, or `dvs ROLE` in a hidden role.
-    fn prefix(&self) -> String {
-        let role = match self {
-            Command::PingServer(_) => pingpong::SERVER_CMD,
-            Command::PingClient(_) => pingpong::CLIENT_CMD,
-            Command::SpinServer(_) => bench::raw_spin::SERVER_CMD,
-            Command::SpinClient(_) => bench::raw_spin::CLIENT_CMD,
-            Command::FutexServer(_) => bench::raw_futex::SERVER_CMD,
-            Command::FutexClient(_) => bench::raw_futex::CLIENT_CMD,
-            Command::ZcHandleServer(_) => bench::zero_copy::HANDLE_SERVER_CMD,
-            Command::ZcHandleClient(_) => bench::zero_copy::HANDLE_CLIENT_CMD,
-            Command::ZcSocketServer(_) => bench::zero_copy::SOCKET_SERVER_CMD,
-            Command::ZcSocketClient(_) => bench::zero_copy::SOCKET_CLIENT_CMD,
-            _ => return "dvs".into(),
-        };
-        format!("dvs {role}")
-    }
-
     fn run(&self) -> Result<()> {
         match self {
             Command::Dc(cmd) => dc_cmd::run(cmd),
             Command::Ps { name } => ps::run(name),
             Command::Demo(args) => demo::run(args),
             Command::Bench(args) => bench::run(args),
-            Command::PingServer(args) => pingpong::serve(args),
-            Command::PingClient(args) => pingpong::client(args),
-            Command::SpinServer(args) => bench::raw_spin::serve(args),
-            Command::SpinClient(args) => bench::raw_spin::client(args),
-            Command::FutexServer(args) => bench::raw_futex::serve(args),
-            Command::FutexClient(args) => bench::raw_futex::client(args),
-            Command::ZcHandleServer(args) => bench::zero_copy::handle_serve(args),
-            Command::ZcHandleClient(args) => bench::zero_copy::handle_client(args),
-            Command::ZcSocketServer(args) => bench::zero_copy::socket_serve(args),
-            Command::ZcSocketClient(args) => bench::zero_copy::socket_client(args),
         }
     }
 }
 
 fn main() -> ExitCode {
+    // A peer of a measurement: not a command of its own, and not shown by --help.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = m3_benches::peer::dispatch(&args) {
+        return code;
+    }
     let cli = Cli::parse();
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{}: {e}", cli.command.prefix());
+            eprintln!("dvs: {e}");
             ExitCode::from(e.code)
         }
     }

@@ -130,7 +130,7 @@ fn dc_create_ls_ps_rm_round_trip() {
 
     // A server bound at nr 0, waiting in receive(ANY).
     let server = Killed(
-        dir.command(&["__demo-server", "alpha"])
+        dir.command(&["__bench-peer", "fabric-server", "alpha", "-", "adaptive"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -146,7 +146,7 @@ fn dc_create_ls_ps_rm_round_trip() {
     };
     let r = row(&ps, "0").unwrap();
     assert_eq!(r[2], server.0.id().to_string(), "{ps}");
-    assert_eq!(&r[3..7], ["ping-server", "R", "ANY", "NONE"], "{ps}");
+    assert_eq!(&r[3..7], ["bench-server", "R", "ANY", "NONE"], "{ps}");
     assert_eq!(row(&dir.ok(&["dc", "ls"]), "alpha").unwrap()[6], "1");
 
     assert_eq!(dir.ok(&["dc", "rm", "alpha"]).trim(), "removed DC alpha");
@@ -250,52 +250,121 @@ fn demo_prints_percentiles_and_cleans_up() {
 }
 
 #[test]
-fn bench_prints_every_row_and_writes_csv() {
+fn bench_prints_rows_baselines_targets_and_writes_csv_and_svg() {
     let dir = ShmDir::new();
-    let csv = dir.path.join("bench.csv");
-    let out = dir.ok(&["bench", "--count", "2000", "--csv", csv.to_str().unwrap()]);
-    for mechanism in ["raw-spin", "raw-futex", "m3ipc-adaptive", "m3ipc-block"] {
-        for placement in ["different-cores", "same-core"] {
-            assert!(
-                out.lines()
-                    .any(|l| l.starts_with(mechanism) && l.contains(placement)),
-                "no {mechanism} {placement} row in\n{out}"
-            );
-        }
-    }
-    for m3 in out.lines().filter(|l| l.starts_with("m3ipc")) {
+    let out_dir = dir.path.join("out");
+    let out = dir.ok(&[
+        "bench",
+        "--quick",
+        "--count",
+        "2000",
+        "--only",
+        "sendrec/fabric-adaptive",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    // The chosen rows and the baselines they need, nothing else.
+    for (scenario, placement) in [
+        ("sendrec/fabric-adaptive", "different-cores"),
+        ("sendrec/fabric-adaptive", "same-core"),
+        ("sendrec/raw-spin", "different-cores"),
+        ("sendrec/raw-futex", "same-core"),
+    ] {
         assert!(
-            m3.split_whitespace().any(|c| c
-                .strip_suffix('x')
-                .is_some_and(|r| r.parse::<f64>().is_ok())),
-            "no ratio in {m3}"
+            out.lines().any(|l| {
+                let cells: Vec<&str> = l.split_whitespace().collect();
+                cells.first() == Some(&scenario) && cells.get(1) == Some(&placement)
+            }),
+            "no {scenario} {placement} row in\n{out}"
         );
     }
-    let text = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(text.lines().count(), 9, "{text}");
-    assert!(text.starts_with("case,placement,n,"), "{text}");
-    std::fs::remove_file(&csv).unwrap();
+    for row in out
+        .lines()
+        .filter(|l| l.starts_with("sendrec/fabric-adaptive"))
+    {
+        assert!(
+            row.split_whitespace().any(|c| c
+                .strip_suffix('x')
+                .is_some_and(|r| r.parse::<f64>().is_ok())),
+            "no ratio in {row}"
+        );
+        assert!(row.contains("/0"), "no CPU placement in {row}");
+    }
+    assert!(!out.contains("sendrec/pipe"), "{out}");
+    assert!(
+        out.contains("Fabric Adaptive p50 <= 2x raw spin (different cores)"),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(out_dir.join("bench.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("group,scenario,placement,cpus,n,"), "{csv}");
+    assert!(
+        csv.lines().any(
+            |l| l.starts_with("sendrec,fabric-adaptive,same-core,0/0,2000,")
+                && l.contains("sendrec/raw-futex/same-core")
+        ),
+        "{csv}"
+    );
+    let svg = std::fs::read_to_string(out_dir.join("bench.svg")).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("sendrec/raw-spin different-cores"), "{svg}");
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
+
+#[test]
+fn bench_refuses_a_filter_that_matches_nothing() {
+    let dir = ShmDir::new();
+    let err = dir.fails(&[
+        "bench",
+        "--only",
+        "no-such-scenario",
+        "--out",
+        "/nonexistent/x",
+    ]);
+    assert!(err.contains("no scenario id contains"), "{err}");
+    let out_file = dir.path.join("a-file");
+    std::fs::write(&out_file, "").unwrap();
+    let err = dir.fails(&[
+        "bench",
+        "--only",
+        "raw-spin",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("a-file"), "{err}");
+    std::fs::remove_file(&out_file).unwrap();
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
 }
 
 #[test]
 fn zero_copy_bench_prints_every_size_and_way() {
     let dir = ShmDir::new();
-    let out = dir.ok(&["bench", "--zero-copy", "--count", "300"]);
+    let out_dir = dir.path.join("zc");
+    let out = dir.ok(&[
+        "bench",
+        "--zero-copy",
+        "--quick",
+        "--count",
+        "300",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     for size in ["4K", "64K", "1M"] {
-        for way in ["m3ipc-handle", "m3ipc-handle-pages", "unix-socket"] {
+        for way in ["handle", "vcopy", "unix-socket"] {
+            let name = format!("zero_copy/{way}-{size}");
             assert!(
-                out.lines().any(|l| {
-                    let cells: Vec<&str> = l.split_whitespace().collect();
-                    cells.first() == Some(&size) && cells.get(1) == Some(&way)
-                }),
-                "no row {size} {way} in {out}"
+                out.lines()
+                    .any(|l| l.split_whitespace().next() == Some(name.as_str())),
+                "no row {name} in {out}"
             );
         }
     }
     assert!(
-        out.contains("m3ipc-handle: p50 at 1M over p50 at 4K"),
+        out.contains("1 MiB zero-copy handoff >= 20x a Unix socket's throughput"),
         "{out}"
     );
+    assert!(out.contains("MB/s"), "{out}");
+    std::fs::remove_dir_all(&out_dir).unwrap();
     assert!(dir.files().is_empty(), "{:?}", dir.files());
 }

@@ -1,315 +1,209 @@
-//! `dvs bench`: in one run, round-trip latency of the m3ipc `sendrec` next to the raw baselines it
-//! must be judged against, on different cores and on one core.
+//! `dvs bench`: every scenario of the benchmark catalogue (`m3_benches::scenario`, the same
+//! scenarios as `cargo bench -p m3-benches`) measured in one run, each operation timed and
+//! kept in an HDR histogram; a percentile table with msgs/s, the ratio of each row's p50 to the
+//! p50 of its baseline (measured in the same run) and the CPUs each side was pinned to; the
+//! targets of the benchmark issue checked against the rows; a CSV file and an SVG plot.
 //!
-//! Cases: raw spin ping-pong ([`raw_spin`]), raw futex ping-pong ([`raw_futex`]), and m3ipc with
-//! `WaitPolicy::Adaptive` and `WaitPolicy::Block` ([`crate::pingpong`]); each side of each case is
-//! its own process. These machines are shared and noisy, so absolute numbers mean little alone
-//! (DESIGN.md section 10): every m3ipc row carries the ratio of its median to the median of the
-//! matching baseline measured in the same run: raw spin for different cores (the floor with no
-//! system call), raw futex for one core (where a wakeup through the kernel is unavoidable).
+//! Each scenario's peer processes are `dvs` itself re-executed as `dvs __bench-peer ROLE ...`.
 
-mod ball;
-pub mod raw_futex;
-pub mod raw_spin;
-mod shm;
-pub mod zero_copy;
+mod csv;
+mod measure;
+mod svg;
+mod targets;
 
-use crate::demo::MAX_COUNT;
 use crate::error::{CliError, Result};
 use crate::interrupt;
-use crate::measure::Plan;
-use crate::percentiles::Nanos;
-use crate::pingpong::{self, Policy};
-use crate::placement::{Placement, allowed_cpus};
-use crate::report::RunReport;
-use crate::scratch_dc::ScratchDc;
 use crate::table::{Align, Table, print_text};
 use clap::Args;
+use m3_benches::percentiles::Nanos;
+use m3_benches::{Group, Scenario, scenario};
+use measure::{Budget, Row};
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
-/// Time budget of raw spinning on one core: each round trip waits for a scheduler time slice, so
-/// the full count would take minutes.
-pub const SPIN_SAME_CORE_BUDGET: Duration = Duration::from_secs(1);
+/// Most operations one scenario may time.
+pub const MAX_COUNT: u64 = 10_000_000;
 
 /// Arguments of `dvs bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Timed round trips per case (after a warm-up of a tenth of them, 100..=10000).
-    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
-    pub count: u64,
-    /// Also write the rows to this CSV file.
-    #[arg(long, conflicts_with = "zero_copy")]
-    pub csv: Option<PathBuf>,
-    /// Instead: move 4K, 64K and 1M payloads between two processes by pool-buffer handle and
-    /// over a Unix socket, and compare their throughput (at most 20000 transfers or 3 s a case).
+    /// A short run (a fraction of a second per scenario, under a minute in all).
     #[arg(long)]
+    pub quick: bool,
+    /// Directory for bench.csv and bench.svg (created if missing).
+    #[arg(long, default_value = "dvs-bench")]
+    pub out: PathBuf,
+    /// Time at most this many operations per scenario (fewer if its time budget runs out).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
+    pub count: Option<u64>,
+    /// Only the scenarios whose id (GROUP/NAME/PLACEMENT, e.g. sendrec/fabric-adaptive/same-core)
+    /// contains this text. Baselines of the chosen rows are measured too.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Only the zero_copy group (the same as --only zero_copy/).
+    #[arg(long, conflicts_with = "only")]
     pub zero_copy: bool,
 }
 
-/// What is measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mechanism {
-    /// Two processes spinning on a shared cache line.
-    RawSpin,
-    /// Futex wait/wake on a shared word.
-    RawFutex,
-    /// m3ipc `sendrec` with this wait policy on both sides.
-    M3ipc(Policy),
-}
-
-impl Mechanism {
-    /// Name used in tables and CSV files.
-    pub fn label(self) -> String {
-        match self {
-            Mechanism::RawSpin => "raw-spin".into(),
-            Mechanism::RawFutex => "raw-futex".into(),
-            Mechanism::M3ipc(p) => format!("m3ipc-{}", p.label()),
-        }
-    }
-}
-
-/// One row of the table: a mechanism at a placement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Case {
-    /// What is measured.
-    pub mechanism: Mechanism,
-    /// Where the two sides run.
-    pub placement: Placement,
-}
-
-impl Case {
-    /// The baseline this case is compared with: raw spin across cores, raw futex on one core.
-    /// `None` for the raw cases.
-    pub fn baseline(self) -> Option<Case> {
-        match self.mechanism {
-            Mechanism::M3ipc(_) => Some(Case {
-                mechanism: match self.placement {
-                    Placement::Same => Mechanism::RawFutex,
-                    _ => Mechanism::RawSpin,
-                },
-                placement: self.placement,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The measurement plan of this case for `count` round trips.
-    pub fn plan(self, count: u64) -> Plan {
-        let spin_same = self.mechanism == Mechanism::RawSpin && self.placement == Placement::Same;
-        Plan {
-            budget: spin_same.then_some(SPIN_SAME_CORE_BUDGET),
-            ..Plan::new(count)
-        }
-    }
-
-    fn run(self, dc: &str, plan: &Plan) -> Result<RunReport> {
-        match self.mechanism {
-            Mechanism::RawSpin => raw_spin::run(plan, self.placement),
-            Mechanism::RawFutex => raw_futex::run(plan, self.placement),
-            Mechanism::M3ipc(policy) => pingpong::run_pair(dc, plan, policy, self.placement),
-        }
-    }
-}
-
-/// A measured case and its ratio to its baseline.
-#[derive(Clone, Debug)]
-struct Row {
-    case: Case,
-    report: RunReport,
-    /// p50 over the baseline's p50, with the baseline.
-    ratio: Option<(f64, Case)>,
-    /// Whether some other case uses this one as its baseline.
-    is_baseline: bool,
-}
-
-/// Run every case and print the table (and write the CSV file if asked).
+/// Run the chosen scenarios, print the table and the targets, write the files.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.zero_copy {
-        return zero_copy::run(args.count);
-    }
     interrupt::install();
-    let placements = if allowed_cpus()?.len() >= 2 {
-        vec![Placement::Different, Placement::Same]
-    } else {
-        eprintln!("dvs bench: this process may use one CPU only: different-core cases skipped");
-        vec![Placement::Same]
-    };
-    let mechanisms = [
-        Mechanism::RawSpin,
-        Mechanism::RawFutex,
-        Mechanism::M3ipc(Policy::Adaptive),
-        Mechanism::M3ipc(Policy::Block),
-    ];
-    let cases: Vec<Case> = mechanisms
-        .iter()
-        .flat_map(|&mechanism| {
-            placements.iter().map(move |&placement| Case {
-                mechanism,
-                placement,
-            })
-        })
-        .collect();
-
-    // Open the CSV file first, so that a bad path fails before minutes of measuring.
-    let csv_file = match &args.csv {
-        Some(path) => Some((
-            path,
-            std::fs::File::create(path)
-                .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?,
-        )),
-        None => None,
-    };
-    let measured = match measure_all(&cases, args.count) {
-        Ok(m) => m,
-        Err(e) => {
-            if let Some((path, file)) = csv_file {
-                drop(file);
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e);
-        }
-    };
-    let rows = with_ratios(&measured);
-    print_text(&render(&rows, args.count))?;
-    if let Some((path, mut file)) = csv_file {
-        file.write_all(csv(&rows).as_bytes())
-            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    let two = scenario::two_cpus();
+    if !two {
+        eprintln!("dvs bench: this process may use one CPU only: different-core rows skipped");
     }
+    let filter = if args.zero_copy {
+        Some("zero_copy/".to_string())
+    } else {
+        args.only.clone()
+    };
+    let chosen = choose(two, filter.as_deref());
+    if chosen.is_empty() {
+        return Err(CliError::new(format!(
+            "no scenario id contains {:?}",
+            filter.unwrap_or_default()
+        )));
+    }
+    // Make the output directory first, so that a bad path fails before minutes of measuring.
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| CliError::new(format!("{}: {e}", args.out.display())))?;
+    let mut budget = if args.quick {
+        Budget::QUICK
+    } else {
+        Budget::FULL
+    };
+    if let Some(c) = args.count {
+        budget.count = c;
+    }
+    let overhead = m3_benches::clock::overhead_ns();
+    let rows = measure::measure_all(&chosen, &budget)?;
+    let rows = measure::with_ratios(rows);
+    let mut text = render(&rows);
+    let _ = writeln!(
+        text,
+        "Timer: two time-stamp counter reads cost {overhead} ns here, included once in every \
+         sample."
+    );
+    text.push_str(&targets::render(&rows));
+    print_text(&text)?;
+    let csv_path = args.out.join("bench.csv");
+    let svg_path = args.out.join("bench.svg");
+    write(&csv_path, &csv::render(&rows))?;
+    write(&svg_path, &svg::render(&rows, &title()))?;
+    eprintln!(
+        "dvs bench: wrote {} and {}",
+        csv_path.display(),
+        svg_path.display()
+    );
     Ok(())
 }
 
-/// Run every case in a private DC, in order; stop at the first failure or at Ctrl-C.
-fn measure_all(cases: &[Case], count: u64) -> Result<Vec<(Case, RunReport)>> {
-    let scratch = ScratchDc::create("bench")?;
-    let mut measured = Vec::new();
-    for &case in cases {
-        if interrupt::requested() {
-            return Err(CliError::interrupted());
-        }
-        let what = format!("{} {}", case.mechanism.label(), case.placement.label());
-        eprintln!("dvs bench: {what} ...");
-        let report = case
-            .run(scratch.name(), &case.plan(count))
-            .map_err(|e| e.context(&what))?;
-        measured.push((case, report));
-    }
-    Ok(measured)
-}
-
-fn with_ratios(measured: &[(Case, RunReport)]) -> Vec<Row> {
-    let p50_of = |case: Case| {
-        measured
-            .iter()
-            .find(|(c, _)| *c == case)
-            .map(|(_, r)| r.latency.p50)
-    };
-    measured
+/// The scenarios whose id contains `filter` (all without one), with the baselines they need,
+/// in catalogue order.
+fn choose(two_cpus: bool, filter: Option<&str>) -> Vec<Scenario> {
+    let all: Vec<Scenario> = Group::ALL
         .iter()
-        .map(|&(case, report)| Row {
-            case,
-            report,
-            ratio: case.baseline().and_then(|base| {
-                let b = p50_of(base).filter(|&p| p > 0)?;
-                Some((report.latency.p50 as f64 / b as f64, base))
-            }),
-            is_baseline: measured
-                .iter()
-                .any(|(other, _)| other.baseline() == Some(case)),
-        })
+        .flat_map(|&g| scenario::group(g, two_cpus))
+        .collect();
+    let wanted = |s: &Scenario| filter.is_none_or(|f| s.id().contains(f));
+    all.iter()
+        .filter(|s| wanted(s) || all.iter().any(|o| wanted(o) && o.baseline() == Some(**s)))
+        .copied()
         .collect()
 }
 
-fn render(rows: &[Row], count: u64) -> String {
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+}
+
+/// The plot's title: what ran where.
+fn title() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "dvs bench: latency percentiles per scenario ({} CPUs, Linux {}, {})",
+        m3_benches::placement::allowed_cpus().map_or(0, |c| c.len()),
+        kernel.trim(),
+        host.trim()
+    )
+}
+
+fn render(rows: &[Row]) -> String {
     let mut table = Table::new(&[
-        ("CASE", Align::Left),
+        ("SCENARIO", Align::Left),
         ("PLACEMENT", Align::Left),
+        ("CPU C/S", Align::Left),
         ("N", Align::Right),
         ("P50", Align::Right),
         ("P90", Align::Right),
         ("P99", Align::Right),
         ("P99.9", Align::Right),
         ("MAX", Align::Right),
-        ("P50/BASE", Align::Right),
-        ("CPU C/S", Align::Left),
+        ("MSGS/S", Align::Right),
+        ("VS BASE", Align::Right),
+        ("BASELINE", Align::Left),
     ]);
-    for row in rows {
-        let l = &row.report.latency;
-        let ratio = match (row.ratio, row.is_baseline) {
-            (Some((r, _)), _) => format!("{r:.2}x"),
-            (None, true) => "base".into(),
-            (None, false) => "-".into(),
+    for r in rows {
+        let l = &r.latency;
+        let (ratio, base) = match (&r.ratio, r.is_baseline) {
+            (Some((x, b)), _) => (format!("{x:.2}x"), b.name()),
+            (None, true) => ("base".into(), String::new()),
+            (None, false) => ("-".into(), String::new()),
         };
         table.push(vec![
-            row.case.mechanism.label(),
-            row.case.placement.label().into(),
+            format!("{}/{}", r.scenario.group().label(), r.scenario.name()),
+            r.scenario.placement_label().into(),
+            r.scenario.cpus_text(),
             l.n.to_string(),
             Nanos(l.p50 as f64).to_string(),
             Nanos(l.p90 as f64).to_string(),
             Nanos(l.p99 as f64).to_string(),
             Nanos(l.p999 as f64).to_string(),
             Nanos(l.max as f64).to_string(),
+            format!("{:.0}", r.msgs_per_s),
             ratio,
-            format!("{}/{}", row.report.client_cpus, row.report.server_cpus),
+            base,
         ]);
     }
     let mut out = table.render();
-    // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "P50/BASE: p50 over the p50 of raw-spin (different cores) or raw-futex (same core), \
-         same run. CPU C/S: CPUs the client/server ran on."
+        "VS BASE: p50 over the p50 of the BASELINE row (same placement unless the name says), \
+         same run; below 1 is faster. CPU C/S: the CPUs the client and the server were pinned to."
     );
-    for row in rows.iter().filter(|r| r.report.latency.n < count) {
-        let _ = writeln!(
-            out,
-            "{} {}: stopped after {} s with {} of {} round trips: spinning on a shared core \
-             waits for the scheduler.",
-            row.case.mechanism.label(),
-            row.case.placement.label(),
-            SPIN_SAME_CORE_BUDGET.as_secs(),
-            row.report.latency.n,
-            count
-        );
+    for r in rows {
+        if let Some(note) = &r.note {
+            let _ = writeln!(out, "{}: {note}", r.scenario.id());
+        }
+        if let Some(b) = r.scenario.payload_bytes() {
+            let _ = writeln!(
+                out,
+                "{}: {:.0} MB/s",
+                r.scenario.id(),
+                r.msgs_per_s * b as f64 / 1e6
+            );
+        }
     }
     out
 }
 
-fn csv(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "case,placement,n,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,\
-         throughput_per_s,p50_ratio,baseline,client_cpus,server_cpus\n",
-    );
-    for row in rows {
-        let l = &row.report.latency;
-        let (ratio, base) = match row.ratio {
-            Some((r, b)) => (
-                format!("{r:.4}"),
-                format!("{} {}", b.mechanism.label(), b.placement.label()),
-            ),
-            None => (String::new(), String::new()),
-        };
-        // CPU lists use ';' so that they stay one field.
-        let _ = writeln!(
-            out,
-            "{},{},{},{:.1},{},{},{},{},{},{:.0},{},{},{},{}",
-            row.case.mechanism.label(),
-            row.case.placement.label(),
-            l.n,
-            l.mean,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.max,
-            row.report.throughput(),
-            ratio,
-            base,
-            row.report.client_cpus.to_string().replace(',', ";"),
-            row.report.server_cpus.to_string().replace(',', ";"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choosing_brings_baselines_along() {
+        let chosen = choose(true, Some("sendrec/fabric-adaptive/same-core"));
+        let ids: Vec<String> = chosen.iter().map(|s| s.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "sendrec/fabric-adaptive/same-core",
+                "sendrec/raw-futex/same-core"
+            ]
         );
+        assert!(choose(true, Some("no-such")).is_empty());
+        let all = choose(true, None);
+        assert!(all.len() > 30 && all.iter().all(|s| s.id().contains('/')));
     }
-    out
 }

@@ -1,7 +1,7 @@
 //! The shared page of the raw baselines: a 4 KiB file in the region directory, mapped shared by
 //! the server and the client, whose words sit one per cache line.
 
-use crate::error::{CliError, Result};
+use crate::error::{BenchError, Result};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,10 +31,10 @@ impl ShmFile {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+            .map_err(|e| BenchError::new(format!("{}: {e}", path.display())))?;
         let shm = ShmFile { path };
         file.set_len(PAGE as u64)
-            .map_err(|e| CliError::new(format!("{}: {e}", shm.path.display())))?;
+            .map_err(|e| BenchError::new(format!("{}: {e}", shm.path.display())))?;
         Ok(shm)
     }
 
@@ -59,7 +59,7 @@ pub struct SharedPage {
 impl SharedPage {
     /// Map the page file at `path`.
     pub fn open(path: &str) -> Result<SharedPage> {
-        let fail = |e: std::io::Error| CliError::new(format!("{path}: {e}"));
+        let fail = |e: std::io::Error| BenchError::new(format!("{path}: {e}"));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -67,7 +67,7 @@ impl SharedPage {
             .map_err(fail)?;
         let len = file.metadata().map_err(fail)?.len();
         if len < PAGE as u64 {
-            return Err(CliError::new(format!(
+            return Err(BenchError::new(format!(
                 "{path}: {len} bytes, expected {PAGE}"
             )));
         }

@@ -5,7 +5,7 @@
 //! cores costs about 120 ns a round trip, a futex wake across cores about 30 µs, a futex wake on
 //! one core about 5 µs. So every measurement says where it ran.
 
-use crate::error::{CliError, Result};
+use crate::error::{BenchError, Result};
 use core::fmt;
 
 /// Where the server and the client of a ping-pong run.
@@ -32,7 +32,7 @@ impl Placement {
             }
             Placement::Different => match allowed_cpus()?[..] {
                 [a, b, ..] => Ok((Some(a), Some(b))),
-                _ => Err(CliError::new(
+                _ => Err(BenchError::new(
                     "placement 'different' needs two CPUs, but this process may use only one",
                 )),
             },
@@ -49,14 +49,21 @@ impl Placement {
     }
 }
 
-/// The CPUs the calling process may run on, ascending.
+/// The CPUs this process could run on when it first asked, ascending: placements choose among
+/// these, even after the caller pinned itself to one of them for an earlier scenario.
 pub fn allowed_cpus() -> Result<Vec<usize>> {
+    static FIRST: std::sync::OnceLock<Result<Vec<usize>>> = std::sync::OnceLock::new();
+    FIRST.get_or_init(current_affinity).clone()
+}
+
+/// The CPUs the calling thread may run on now, ascending.
+pub fn current_affinity() -> Result<Vec<usize>> {
     // SAFETY: cpu_set_t is a plain bit array, for which all zeros is a valid (empty) value.
     let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
     // SAFETY: `set` is a valid, writable cpu_set_t and the size passed is its size.
     let rc = unsafe { libc::sched_getaffinity(0, core::mem::size_of_val(&set), &mut set) };
     if rc != 0 {
-        return Err(CliError::new(format!(
+        return Err(BenchError::new(format!(
             "sched_getaffinity: {}",
             std::io::Error::last_os_error()
         )));
@@ -73,14 +80,14 @@ pub fn pin(cpu: usize) -> Result<()> {
     // SAFETY: cpu_set_t is a plain bit array, for which all zeros is a valid (empty) value.
     let mut set: libc::cpu_set_t = unsafe { core::mem::zeroed() };
     if cpu >= core::mem::size_of_val(&set) * 8 {
-        return Err(CliError::new(format!("CPU {cpu} is out of range")));
+        return Err(BenchError::new(format!("CPU {cpu} is out of range")));
     }
     // SAFETY: `cpu` is below the number of bits in `set` (checked above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: `set` is a valid cpu_set_t and the size passed is its size; pid 0 is the caller.
     let rc = unsafe { libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set) };
     if rc != 0 {
-        return Err(CliError::new(format!(
+        return Err(BenchError::new(format!(
             "cannot pin to CPU {cpu}: {}",
             std::io::Error::last_os_error()
         )));

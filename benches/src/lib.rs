@@ -1,0 +1,30 @@
+//! The benchmarks of M3-IPC and MUK2 (DESIGN.md section 10): every scenario, defined once, for
+//! the criterion benches of this crate (`cargo bench -p m3-benches`) and for `dvs bench`
+//! (percentile tables, CSV and a plot).
+//!
+//! A scenario ([`scenario::Scenario`]) is started as a [`session::Session`]: its peer processes
+//! are spawned once (this executable re-executed in a role, see [`peer`]) and pinned to stated
+//! CPUs; the caller then plays the timed side in batches ([`session::Session::run`]), timing
+//! each operation with the time-stamp counter ([`clock`]) when asked. Every row has a baseline
+//! measured in the same run ([`scenario::Scenario::baseline`]).
+
+pub mod clock;
+pub mod error;
+pub mod fabric;
+pub mod fan_in;
+pub mod hosted;
+pub mod notify;
+pub mod peer;
+pub mod percentiles;
+pub mod placement;
+pub mod raw;
+pub mod scenario;
+pub mod scratch;
+pub mod session;
+pub mod shm;
+pub mod stream;
+pub mod zero_copy;
+
+pub use error::{BenchError, Result};
+pub use scenario::{Group, Kind, Scenario};
+pub use session::{Outcome, Session};

@@ -1,0 +1,345 @@
+//! The catalogue: every scenario of every group, its name, its placement, the baseline its row
+//! is compared with, and how to start it. `dvs bench` and the criterion benches both take their
+//! scenarios from here, so a scenario is defined once.
+
+use crate::error::{BenchError, Result};
+use crate::fabric::{self, FabricSession, ServerKind};
+use crate::fan_in::{self, FanInSession};
+use crate::hosted::HostedSession;
+use crate::notify::{self, Mode, NotifySession};
+use crate::placement::Placement;
+use crate::raw::{self, RawSession, Waiter};
+use crate::session::Session;
+use crate::stream::{self, StreamSession};
+use crate::zero_copy::{self, Way, ZeroCopySession};
+use m3ipc::WaitPolicy;
+use muk::Runner;
+
+/// A group of scenarios (one criterion bench each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// Round trips of a request and a reply.
+    Sendrec,
+    /// `notify` latency and floods.
+    Notify,
+    /// Payloads by handle, by vcopy, over a socket.
+    ZeroCopy,
+    /// Many clients, one server.
+    FanIn,
+}
+
+impl Group {
+    /// Every group, in order.
+    pub const ALL: [Group; 4] = [Group::Sendrec, Group::Notify, Group::ZeroCopy, Group::FanIn];
+
+    /// Its name (the criterion bench's name).
+    pub fn label(self) -> &'static str {
+        match self {
+            Group::Sendrec => "sendrec",
+            Group::Notify => "notify",
+            Group::ZeroCopy => "zero_copy",
+            Group::FanIn => "fan_in",
+        }
+    }
+}
+
+/// Payload sizes of the zero-copy group.
+pub const ZC_SIZES: [usize; 3] = [4 << 10, 64 << 10, 1 << 20];
+/// Client counts of the fan-in group.
+pub const FAN_IN_CLIENTS: [usize; 4] = [1, 4, 16, 64];
+/// Bytes of a sendrec request over a byte stream: a message's size.
+pub const MESSAGE_BYTES: usize = 64;
+
+/// What a scenario measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// MUK2: two server coroutines of one unikernel.
+    Muk2,
+    /// MUK: two server threads of one process, with this fabric wait policy (`Block` is the
+    /// original MUK, whose threads blocked in the kernel).
+    MukThreads(WaitPolicy),
+    /// Two processes through the fabric with this wait policy.
+    Fabric(WaitPolicy),
+    /// An outside process calling a server coroutine of a MUK2 unikernel process.
+    OutsideToMuk2,
+    /// Raw shared-memory spin ping-pong.
+    RawSpin,
+    /// Raw futex ping-pong.
+    RawFutex,
+    /// A message-sized request and reply over two pipes.
+    Pipe,
+    /// A message-sized request and reply over a Unix stream socket.
+    UnixSocket,
+    /// notify → receive, as a round trip of two notifies.
+    NotifyRoundTrip,
+    /// A flood of notifies at a receiver.
+    NotifyFlood,
+    /// A payload of this many bytes by pool-buffer handle.
+    ZcHandle(usize),
+    /// A payload of this many bytes by vcopy.
+    ZcVcopy(usize),
+    /// A payload of this many bytes over a Unix socket.
+    ZcSocket(usize),
+    /// This many client processes to one server.
+    FanIn(usize),
+}
+
+/// One row: a kind at a placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// What is measured.
+    pub kind: Kind,
+    /// Where the two sides run (for MUK2, the one scheduler thread runs on the client CPU).
+    pub placement: Placement,
+}
+
+fn size_label(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{}M", bytes >> 20)
+    } else {
+        format!("{}K", bytes >> 10)
+    }
+}
+
+impl Scenario {
+    /// The scenario of `kind` at `placement`.
+    pub const fn new(kind: Kind, placement: Placement) -> Scenario {
+        Scenario { kind, placement }
+    }
+
+    /// Its group.
+    pub fn group(&self) -> Group {
+        match self.kind {
+            Kind::NotifyRoundTrip | Kind::NotifyFlood => Group::Notify,
+            Kind::ZcHandle(_) | Kind::ZcVcopy(_) | Kind::ZcSocket(_) => Group::ZeroCopy,
+            Kind::FanIn(_) => Group::FanIn,
+            _ => Group::Sendrec,
+        }
+    }
+
+    /// Its name within the group, without the placement.
+    pub fn name(&self) -> String {
+        match self.kind {
+            Kind::Muk2 => "muk2-coroutines".into(),
+            Kind::MukThreads(p) => format!("muk-threads-{}", fabric::policy_label(p)),
+            Kind::Fabric(p) => format!("fabric-{}", fabric::policy_label(p)),
+            Kind::OutsideToMuk2 => "outside-to-muk2".into(),
+            Kind::RawSpin => "raw-spin".into(),
+            Kind::RawFutex => "raw-futex".into(),
+            Kind::Pipe => "pipe".into(),
+            Kind::UnixSocket => "unix-socket".into(),
+            Kind::NotifyRoundTrip => "notify-round-trip".into(),
+            Kind::NotifyFlood => "notify-flood".into(),
+            Kind::ZcHandle(s) => format!("handle-{}", size_label(s)),
+            Kind::ZcVcopy(s) => format!("vcopy-{}", size_label(s)),
+            Kind::ZcSocket(s) => format!("unix-socket-{}", size_label(s)),
+            Kind::FanIn(n) => format!("clients-{n}"),
+        }
+    }
+
+    /// `group/name/placement`: unique, and the criterion benchmark id.
+    pub fn id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.group().label(),
+            self.name(),
+            self.placement_label()
+        )
+    }
+
+    /// The placement's name (MUK2 runs on one thread whatever the placement).
+    pub fn placement_label(&self) -> &'static str {
+        match self.kind {
+            Kind::Muk2 => "one-thread",
+            _ => self.placement.label(),
+        }
+    }
+
+    /// Where each side is pinned, for the table: `client CPU/server CPU`.
+    pub fn cpus_text(&self) -> String {
+        let show = |c: Option<usize>| c.map_or_else(|| "*".to_string(), |c| c.to_string());
+        match (self.kind, self.placement.cpus()) {
+            (Kind::Muk2, Ok((_, c))) => format!("{} (both)", show(c)),
+            (Kind::FanIn(_), Ok((s, c))) => format!("clients {} / server {}", show(c), show(s)),
+            (_, Ok((s, c))) => format!("{}/{}", show(c), show(s)),
+            (_, Err(_)) => "?".into(),
+        }
+    }
+
+    /// Bytes moved per operation, for a throughput in bytes (zero-copy group).
+    pub fn payload_bytes(&self) -> Option<usize> {
+        match self.kind {
+            Kind::ZcHandle(s) | Kind::ZcVcopy(s) | Kind::ZcSocket(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether one operation may take a scheduler time slice (spinning on one core).
+    pub fn slow(&self) -> bool {
+        self.placement == Placement::Same
+            && matches!(self.kind, Kind::RawSpin | Kind::Fabric(WaitPolicy::Spin))
+    }
+
+    /// The scenario this row's ratio is taken against, measured in the same run: raw spin
+    /// across cores, raw futex on one core (the floors with and without a system call); MUK
+    /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process for an outside call to MUK2 and for notify;
+    /// the Unix socket of the same size for zero-copy; one client for fan-in. `None` for the
+    /// baselines themselves.
+    pub fn baseline(&self) -> Option<Scenario> {
+        let p = self.placement;
+        let floor = Scenario::new(
+            match p {
+                Placement::Same => Kind::RawFutex,
+                _ => Kind::RawSpin,
+            },
+            p,
+        );
+        match self.kind {
+            Kind::Muk2 => Some(Scenario::new(
+                Kind::MukThreads(WaitPolicy::Adaptive),
+                Placement::Different,
+            )),
+            Kind::MukThreads(_) | Kind::Fabric(_) => Some(floor),
+            Kind::Pipe | Kind::UnixSocket => Some(Scenario::new(Kind::RawFutex, p)),
+            Kind::OutsideToMuk2 | Kind::NotifyRoundTrip => {
+                Some(Scenario::new(Kind::Fabric(WaitPolicy::Adaptive), p))
+            }
+            Kind::ZcHandle(s) | Kind::ZcVcopy(s) => Some(Scenario::new(Kind::ZcSocket(s), p)),
+            Kind::FanIn(n) if n > 1 => Some(Scenario::new(Kind::FanIn(1), p)),
+            _ => None,
+        }
+    }
+
+    /// Start it: peers up and pinned, the caller pinned.
+    pub fn start(&self) -> Result<Box<dyn Session>> {
+        let p = self.placement;
+        let started: Box<dyn Session> = match self.kind {
+            Kind::Muk2 => Box::new(HostedSession::start(
+                Runner::Coroutines,
+                WaitPolicy::Adaptive,
+                p,
+            )?),
+            Kind::MukThreads(policy) => Box::new(HostedSession::start(Runner::Threads, policy, p)?),
+            Kind::Fabric(policy) => Box::new(FabricSession::start(ServerKind::Process(policy), p)?),
+            Kind::OutsideToMuk2 => Box::new(FabricSession::start(ServerKind::Muk2, p)?),
+            Kind::RawSpin => Box::new(RawSession::start(Waiter::Spin, p)?),
+            Kind::RawFutex => Box::new(RawSession::start(Waiter::Futex, p)?),
+            Kind::Pipe => Box::new(StreamSession::start(stream::Kind::Pipe, MESSAGE_BYTES, p)?),
+            Kind::UnixSocket => Box::new(StreamSession::start(
+                stream::Kind::UnixSocket,
+                MESSAGE_BYTES,
+                p,
+            )?),
+            Kind::NotifyRoundTrip => Box::new(NotifySession::start(Mode::RoundTrip, p)?),
+            Kind::NotifyFlood => Box::new(NotifySession::start(Mode::Flood, p)?),
+            Kind::ZcHandle(s) => Box::new(ZeroCopySession::start(Way::Handle, s, p)?),
+            Kind::ZcVcopy(s) => Box::new(ZeroCopySession::start(Way::Vcopy, s, p)?),
+            Kind::ZcSocket(s) => Box::new(StreamSession::start(stream::Kind::UnixSocket, s, p)?),
+            Kind::FanIn(n) => Box::new(FanInSession::start(n, p)?),
+        };
+        Ok(started)
+    }
+}
+
+/// Every scenario of `group`, in table order. With `two_cpus` false, only the one-core rows.
+pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
+    let both: &[Placement] = if two_cpus {
+        &[Placement::Different, Placement::Same]
+    } else {
+        &[Placement::Same]
+    };
+    let main = both[0];
+    let each = |kinds: &[Kind]| -> Vec<Scenario> {
+        kinds
+            .iter()
+            .flat_map(|&k| both.iter().map(move |&p| Scenario::new(k, p)))
+            .collect()
+    };
+    match group {
+        Group::Sendrec => {
+            let mut v = vec![Scenario::new(Kind::Muk2, main)];
+            v.extend(each(&[
+                Kind::MukThreads(WaitPolicy::Adaptive),
+                Kind::MukThreads(WaitPolicy::Block),
+                Kind::Fabric(WaitPolicy::Adaptive),
+                Kind::Fabric(WaitPolicy::Block),
+                Kind::Fabric(WaitPolicy::Spin),
+                Kind::OutsideToMuk2,
+                Kind::RawSpin,
+                Kind::RawFutex,
+                Kind::Pipe,
+                Kind::UnixSocket,
+            ]));
+            v
+        }
+        Group::Notify => {
+            let mut v = each(&[Kind::NotifyRoundTrip]);
+            v.push(Scenario::new(Kind::NotifyFlood, main));
+            v
+        }
+        Group::ZeroCopy => ZC_SIZES
+            .iter()
+            .flat_map(|&s| {
+                [Kind::ZcHandle(s), Kind::ZcVcopy(s), Kind::ZcSocket(s)]
+                    .map(|k| Scenario::new(k, main))
+            })
+            .collect(),
+        Group::FanIn => FAN_IN_CLIENTS
+            .iter()
+            .map(|&n| Scenario::new(Kind::FanIn(n), main))
+            .collect(),
+    }
+}
+
+/// Whether this process may run on two CPUs (else only one-core rows are measured).
+pub fn two_cpus() -> bool {
+    crate::placement::allowed_cpus().is_ok_and(|c| c.len() >= 2)
+}
+
+/// Run the peer role `role` (see [`crate::peer`]).
+pub fn run_role(role: &str, target: &str, extra: &[String]) -> Result<()> {
+    match role {
+        fabric::SERVER_ROLE => fabric::serve(target, extra),
+        fabric::MUK2_ROLE => fabric::serve_muk2(target),
+        raw::ROLE => raw::serve(target, extra),
+        stream::PIPE_ROLE => stream::serve_pipe(extra),
+        stream::SOCKET_ROLE => stream::serve_socket(target, extra),
+        notify::ROLE => notify::serve(target, extra),
+        zero_copy::HANDLE_ROLE => zero_copy::serve_handle(target, extra),
+        zero_copy::VCOPY_ROLE => zero_copy::serve_vcopy(target, extra),
+        fan_in::ROLE => fan_in::serve(target, extra),
+        _ => Err(BenchError::new(format!("unknown peer role {role:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_baselines_exist() {
+        let all: Vec<Scenario> = Group::ALL.iter().flat_map(|&g| group(g, true)).collect();
+        let ids: std::collections::HashSet<String> = all.iter().map(|s| s.id()).collect();
+        assert_eq!(ids.len(), all.len());
+        for s in &all {
+            assert_eq!(s.id().split('/').next(), Some(s.group().label()));
+            if let Some(b) = s.baseline() {
+                assert!(
+                    all.contains(&b),
+                    "{} has baseline {} not measured",
+                    s.id(),
+                    b.id()
+                );
+                assert!(b.baseline().is_none() || b.kind != s.kind, "{}", s.id());
+            }
+        }
+        // One-CPU machines measure only one-core rows, and their baselines are there too.
+        let one: Vec<Scenario> = Group::ALL.iter().flat_map(|&g| group(g, false)).collect();
+        assert!(one.iter().all(|s| s.placement == Placement::Same));
+        assert!(
+            one.iter()
+                .filter(|s| s.kind != Kind::Muk2)
+                .all(|s| s.baseline().is_none_or(|b| one.contains(&b)))
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! The targets of the benchmark issue, checked against the rows of this run (each with a
+//! baseline from the same run). The iceoryx2 target needs the criterion bench, where iceoryx2
+//! is a dependency: it is named here, not measured.
+
+use super::measure::Row;
+use crate::table::{Align, Table};
+use m3_benches::percentiles::Nanos;
+use m3_benches::placement::Placement;
+use m3_benches::{Kind, Scenario};
+use m3ipc::WaitPolicy;
+
+/// One target's verdict.
+struct Verdict {
+    target: &'static str,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn row(rows: &[Row], kind: Kind, placement: Placement) -> Option<&Row> {
+    rows.iter()
+        .find(|r| r.scenario == Scenario::new(kind, placement))
+}
+
+fn p50_ratio(a: Option<&Row>, b: Option<&Row>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    (b.latency.p50 > 0).then(|| a.latency.p50 as f64 / b.latency.p50 as f64)
+}
+
+fn verdicts(rows: &[Row]) -> Vec<Verdict> {
+    use Placement::{Different, Same};
+    let mut v = Vec::new();
+    let muk2 = rows.iter().find(|r| r.scenario.kind == Kind::Muk2);
+    if let Some(m) = muk2 {
+        v.push(Verdict {
+            target: "MUK2 internal sendrec p50 <= 100 ns",
+            measured: format!("p50 {}", Nanos(m.latency.p50 as f64)),
+            met: Some(m.latency.p50 <= 100),
+        });
+        for (policy, p, target) in [
+            (
+                WaitPolicy::Adaptive,
+                Different,
+                "MUK2 >= 50x faster than MUK threads (adaptive, different cores)",
+            ),
+            (
+                WaitPolicy::Adaptive,
+                Same,
+                "MUK2 >= 50x faster than MUK threads (adaptive, same core)",
+            ),
+            (
+                WaitPolicy::Block,
+                Different,
+                "MUK2 >= 50x faster than MUK threads (block, different cores)",
+            ),
+            (
+                WaitPolicy::Block,
+                Same,
+                "MUK2 >= 50x faster than MUK threads (block, same core)",
+            ),
+        ] {
+            if let Some(x) = p50_ratio(row(rows, Kind::MukThreads(policy), p), Some(m)) {
+                v.push(Verdict {
+                    target,
+                    measured: format!("{x:.1}x"),
+                    met: Some(x >= 50.0),
+                });
+            }
+        }
+    }
+    let adaptive = Kind::Fabric(WaitPolicy::Adaptive);
+    if let Some(x) = p50_ratio(
+        row(rows, adaptive, Different),
+        row(rows, Kind::RawSpin, Different),
+    ) {
+        v.push(Verdict {
+            target: "Fabric Adaptive p50 <= 2x raw spin (different cores)",
+            measured: format!("{x:.2}x"),
+            met: Some(x <= 2.0),
+        });
+    }
+    if let Some(x) = p50_ratio(row(rows, adaptive, Same), row(rows, Kind::RawFutex, Same)) {
+        v.push(Verdict {
+            target: "Fabric Adaptive p50 <= 1.3x raw futex (same core)",
+            measured: format!("{x:.2}x"),
+            met: Some(x <= 1.3),
+        });
+    }
+    if rows
+        .iter()
+        .any(|r| r.scenario.kind == Kind::Fabric(WaitPolicy::Spin))
+    {
+        v.push(Verdict {
+            target: "Fabric spin mean <= 0.75x iceoryx2 request-response",
+            measured: "criterion only: cargo bench -p m3-benches --bench sendrec".into(),
+            met: None,
+        });
+    }
+    let mib = 1 << 20;
+    let handle = rows.iter().find(|r| r.scenario.kind == Kind::ZcHandle(mib));
+    let socket = rows.iter().find(|r| r.scenario.kind == Kind::ZcSocket(mib));
+    if let (Some(h), Some(s)) = (handle, socket)
+        && s.msgs_per_s > 0.0
+    {
+        let x = h.msgs_per_s / s.msgs_per_s;
+        v.push(Verdict {
+            target: "1 MiB zero-copy handoff >= 20x a Unix socket's throughput",
+            measured: format!("{x:.1}x"),
+            met: Some(x >= 20.0),
+        });
+    }
+    let fan = |n| rows.iter().find(|r| r.scenario.kind == Kind::FanIn(n));
+    if let (Some(a), Some(b)) = (fan(64), fan(4))
+        && b.msgs_per_s > 0.0
+    {
+        let x = a.msgs_per_s / b.msgs_per_s;
+        v.push(Verdict {
+            target: "Fan-in throughput at 64 clients >= at 4",
+            measured: format!("{:.0}/s vs {:.0}/s: {x:.2}x", a.msgs_per_s, b.msgs_per_s),
+            met: Some(x >= 1.0),
+        });
+    }
+    v
+}
+
+/// The targets as a table (empty when no row bears on any).
+pub fn render(rows: &[Row]) -> String {
+    let v = verdicts(rows);
+    if v.is_empty() {
+        return String::new();
+    }
+    let mut t = Table::new(&[
+        ("TARGET", Align::Left),
+        ("MEASURED", Align::Left),
+        ("MET", Align::Left),
+    ]);
+    for x in v {
+        t.push(vec![
+            x.target.into(),
+            x.measured,
+            match x.met {
+                Some(true) => "yes".into(),
+                Some(false) => "NO".into(),
+                None => "-".into(),
+            },
+        ]);
+    }
+    format!("\n{}", t.render())
+}
