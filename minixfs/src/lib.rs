@@ -3,10 +3,18 @@
 pub mod device;
 pub mod error;
 pub mod fs;
+mod bitmap;
+mod cache;
+mod dir;
+mod format;
+mod inode;
+mod superblock;
+mod zones;
 
 pub use device::{BlockDevice, FileDevice, MemDevice};
 pub use error::{DeviceError, FsError};
-pub use fs::{DirEntry, FileSystem, FormatOptions, FsInfo, Stat};
+pub use fs::{DirEntry, FileSystem, FsInfo, Stat};
+pub use format::FormatOptions;
 
 /// Block size of the file system: 1024 bytes, as `mkfs.minix -3` from util-linux makes it.
 pub const BLOCK_SIZE: usize = 1024;
