@@ -258,6 +258,9 @@ impl<D: BlockDevice> FileSystem<D> {
         let dir_inode = self.load_dir(dir)?;
         check_lookup_name(name)?;
         match self.find_entry(dir, &dir_inode, name)? {
+            Some((_, ino)) if !self.imap.is_set(u64::from(ino)) => {
+                Err(corrupt!("directory {dir}: \"{name}\" names inode {ino}, which is free"))
+            }
             Some((_, ino)) => Ok(ino),
             None => Err(FsError::NotFound),
         }
@@ -519,7 +522,7 @@ impl<D: BlockDevice> FileSystem<D> {
                     // A run of whole, uncached, contiguous blocks: one device read.
                     let mut run = 1;
                     while k + run < n
-                        && zones[k + run] == z + run as u32
+                        && Some(zones[k + run]) == z.checked_add(run as u32)
                         && (block_fb + run as u64 + 1) * bs <= off + len as u64
                         && !self.cache.contains(u64::from(z) + run as u64)
                     {
@@ -593,7 +596,7 @@ impl<D: BlockDevice> FileSystem<D> {
                     match self.zone_for_write(ino, inode, fb + k as u64) {
                         Ok((z, _)) => {
                             if let Some(&last) = zones.last()
-                                && z != last + 1
+                                && Some(z) != last.checked_add(1)
                             {
                                 // Not contiguous: write this run, start the next one at z.
                                 zones.push(z);
@@ -609,7 +612,7 @@ impl<D: BlockDevice> FileSystem<D> {
                 }
                 // `zones` may end with the first zone of the next run; it is mapped already.
                 let mut run = zones.len();
-                if run >= 2 && zones[run - 1] != zones[run - 2] + 1 {
+                if run >= 2 && Some(zones[run - 1]) != zones[run - 2].checked_add(1) {
                     run -= 1;
                 }
                 if run > 0 {
