@@ -120,7 +120,7 @@ fn local_err(path: &str) -> impl Fn(std::io::Error) -> FtpError + '_ {
 
 fn get(ftp: &mut FtpClient, remote: &str, local: &str, bar: bool) -> Result<(), FtpError> {
     // Ask first, so that a missing remote file leaves no empty local one behind.
-    let st = ftp.stat(remote)?;
+    let st = ftp.stat(remote).map_err(|e| e.during("get"))?;
     if st.is_dir() {
         return Err(FtpError::Remote {
             op: "get",

@@ -115,6 +115,16 @@ impl fmt::Display for FtpError {
 impl std::error::Error for FtpError {}
 
 impl FtpError {
+    /// The same error reported as part of operation `op` (a `get` that begins with a `stat`).
+    pub fn during(self, op: &'static str) -> FtpError {
+        match self {
+            FtpError::Remote { path, errno, .. } => FtpError::Remote { op, path, errno },
+            FtpError::Timeout { path, after, .. } => FtpError::Timeout { op, path, after },
+            FtpError::Gone { path, .. } => FtpError::Gone { op, path },
+            e => e,
+        }
+    }
+
     /// The server's error code, for a [`FtpError::Remote`].
     pub fn errno(&self) -> Option<Errno> {
         match self {

@@ -5,7 +5,8 @@
 //! into its data buffer and `vcopy`s it into the client's grant; for a PUT it `vcopy`s the
 //! client's chunk into its buffer and has FS write it. Every chunk is one request of the
 //! client, at most 1 MiB. When FS is not there (not bound, or restarted), requests are
-//! `EDVSNODEV` until it is back; FTP grants its buffers to the new FS then.
+//! `EDVSNODEV` until it is back; FTP grants its buffers to the new FS then. A PUT chunk that FS
+//! writes only in part (the disk filled up) is `EDVSNOSPC`.
 
 use crate::ipc::Ipc;
 use crate::protocol::OK;
@@ -144,6 +145,10 @@ impl Ftp {
                 grant_offset: 0,
             };
             n = fs_call(ipc, fs, &mut req.encode(FS_WRITE))?.payload[0] as usize;
+            // FS writes what fits and says how much: a short write means the disk is full.
+            if n < r.len {
+                return Err(Errno::EDVSNOSPC);
+            }
         }
         if r.flags & PUT_LAST != 0 {
             self.sync(ipc)?;
