@@ -34,7 +34,14 @@ impl Bitmap {
     ) -> Result<Self, FsError> {
         let mut bytes = vec![0u8; blocks * BLOCK_SIZE];
         dev.read_blocks(first_block, &mut bytes)?;
-        let mut map = Bitmap { bytes, bits, free: 0, hint: 1, first_block, dirty: vec![false; blocks] };
+        let mut map = Bitmap {
+            bytes,
+            bits,
+            free: 0,
+            hint: 1,
+            first_block,
+            dirty: vec![false; blocks],
+        };
         map.free = (1..bits).filter(|&b| !map.is_set(b)).count() as u64;
         Ok(map)
     }
@@ -85,7 +92,9 @@ impl Bitmap {
         if self.free == 0 {
             return None;
         }
-        let bit = self.find_clear(self.hint, self.bits).or_else(|| self.find_clear(1, self.hint))?;
+        let bit = self
+            .find_clear(self.hint, self.bits)
+            .or_else(|| self.find_clear(1, self.hint))?;
         self.set_raw(bit);
         self.touch(bit);
         self.free -= 1;
@@ -114,10 +123,14 @@ impl Bitmap {
     /// inconsistent (a zone or inode freed twice); `what` names it in the error.
     pub fn free(&mut self, bit: u64, what: &str) -> Result<(), FsError> {
         if bit == 0 || bit >= self.bits {
-            return Err(FsError::Corrupt(format!("{what}: bitmap bit {bit} out of range")));
+            return Err(FsError::Corrupt(format!(
+                "{what}: bitmap bit {bit} out of range"
+            )));
         }
         if !self.is_set(bit) {
-            return Err(FsError::Corrupt(format!("{what} is already free (freed twice?)")));
+            return Err(FsError::Corrupt(format!(
+                "{what} is already free (freed twice?)"
+            )));
         }
         self.bytes[(bit / 8) as usize] &= !(1 << (bit % 8));
         self.touch(bit);

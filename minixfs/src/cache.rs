@@ -110,7 +110,12 @@ impl BlockCache {
 
     /// The slot of `block`, reading it from the device if `fill` and it is not cached,
     /// or zeroing it if not `fill`.
-    fn slot<D: BlockDevice>(&mut self, dev: &mut D, block: u64, fill: bool) -> Result<usize, FsError> {
+    fn slot<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        block: u64,
+        fill: bool,
+    ) -> Result<usize, FsError> {
         if let Some(&i) = self.index.get(&block) {
             self.slots[i].referenced = true;
             if !fill {
@@ -140,14 +145,22 @@ impl BlockCache {
     }
 
     /// The contents of `block`, to change (it will be written back).
-    pub fn get_mut<D: BlockDevice>(&mut self, dev: &mut D, block: u64) -> Result<&mut [u8], FsError> {
+    pub fn get_mut<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        block: u64,
+    ) -> Result<&mut [u8], FsError> {
         let i = self.slot(dev, block, true)?;
         self.slots[i].dirty = true;
         Ok(&mut self.slots[i].data)
     }
 
     /// `block` filled with zeros without reading it (a freshly allocated zone), to change.
-    pub fn zeroed_mut<D: BlockDevice>(&mut self, dev: &mut D, block: u64) -> Result<&mut [u8], FsError> {
+    pub fn zeroed_mut<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        block: u64,
+    ) -> Result<&mut [u8], FsError> {
         let i = self.slot(dev, block, false)?;
         self.slots[i].dirty = true;
         Ok(&mut self.slots[i].data)
@@ -241,7 +254,13 @@ mod tests {
         dev.write_blocks(2, &[7u8; BLOCK_SIZE]).unwrap();
         let mut cache = BlockCache::new(16);
         assert_eq!(cache.get(&mut dev, 2).unwrap()[5], 7);
-        assert!(cache.zeroed_mut(&mut dev, 2).unwrap().iter().all(|&b| b == 0));
+        assert!(
+            cache
+                .zeroed_mut(&mut dev, 2)
+                .unwrap()
+                .iter()
+                .all(|&b| b == 0)
+        );
         cache.get_mut(&mut dev, 1).unwrap()[0] = 9;
         cache.forget(1);
         cache.flush(&mut dev).unwrap();

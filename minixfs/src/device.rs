@@ -22,7 +22,7 @@ pub trait BlockDevice {
 /// Checks that `len` bytes are whole blocks and that the blocks `first..` fit on a device of
 /// `blocks` blocks; returns the byte offset of `first`.
 pub fn check_range(first: u64, len: usize, blocks: u64) -> Result<u64, DeviceError> {
-    if len % BLOCK_SIZE != 0 {
+    if !len.is_multiple_of(BLOCK_SIZE) {
         return Err(DeviceError::Io(format!(
             "buffer of {len} bytes is not a whole number of {BLOCK_SIZE}-byte blocks"
         )));

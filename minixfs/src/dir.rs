@@ -59,13 +59,17 @@ impl<D: BlockDevice> FileSystem<D> {
     /// Number of entry slots of a directory (checked: its size is whole entries).
     fn dir_slots(&self, dir: Ino, inode: &Inode) -> Result<u64, FsError> {
         let size = u64::from(inode.size);
-        if size % DIR_ENTRY_SIZE as u64 != 0 || size < 2 * DIR_ENTRY_SIZE as u64 {
-            return Err(corrupt!("directory {dir}: size {size} is not whole entries (at least 2)"));
+        if !size.is_multiple_of(DIR_ENTRY_SIZE as u64) || size < 2 * DIR_ENTRY_SIZE as u64 {
+            return Err(corrupt!(
+                "directory {dir}: size {size} is not whole entries (at least 2)"
+            ));
         }
         // A directory has no holes, so it cannot have more blocks than the file system has
         // data zones; this also bounds every scan of a corrupt one.
         if size.div_ceil(BLOCK_SIZE as u64) > self.sb.data_zones() {
-            return Err(corrupt!("directory {dir}: size {size} needs more zones than exist"));
+            return Err(corrupt!(
+                "directory {dir}: size {size} needs more zones than exist"
+            ));
         }
         Ok(size / DIR_ENTRY_SIZE as u64)
     }
@@ -115,23 +119,42 @@ impl<D: BlockDevice> FileSystem<D> {
     }
 
     /// The slot and inode of `name` in the directory.
-    pub(crate) fn find_entry(&mut self, dir: Ino, inode: &Inode, name: &str) -> Result<Option<(u64, Ino)>, FsError> {
+    pub(crate) fn find_entry(
+        &mut self,
+        dir: Ino,
+        inode: &Inode,
+        name: &str,
+    ) -> Result<Option<(u64, Ino)>, FsError> {
         let name = name.as_bytes();
         self.scan_dir(dir, inode, |slot, ino, n| {
-            if ino != 0 && n == name { ControlFlow::Break((slot, ino)) } else { ControlFlow::Continue(()) }
+            if ino != 0 && n == name {
+                ControlFlow::Break((slot, ino))
+            } else {
+                ControlFlow::Continue(())
+            }
         })
     }
 
     /// Whether the directory has no entries but "." and "..".
     pub(crate) fn dir_is_empty(&mut self, dir: Ino, inode: &Inode) -> Result<bool, FsError> {
         let found = self.scan_dir(dir, inode, |_, ino, n| {
-            if ino != 0 && n != b"." && n != b".." { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            if ino != 0 && n != b"." && n != b".." {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })?;
         Ok(found.is_none())
     }
 
     /// Live entries `start..start + max` (counting live entries only, "." and ".." included).
-    pub(crate) fn list_dir(&mut self, dir: Ino, inode: &Inode, start: usize, max: usize) -> Result<Vec<DirEntry>, FsError> {
+    pub(crate) fn list_dir(
+        &mut self,
+        dir: Ino,
+        inode: &Inode,
+        start: usize,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, FsError> {
         let mut out = Vec::new();
         let mut live = 0usize;
         if max == 0 {
@@ -143,7 +166,10 @@ impl<D: BlockDevice> FileSystem<D> {
             }
             live += 1;
             if live > start {
-                out.push(DirEntry { ino, name: String::from_utf8_lossy(n).into_owned() });
+                out.push(DirEntry {
+                    ino,
+                    name: String::from_utf8_lossy(n).into_owned(),
+                });
                 if out.len() >= max {
                     return ControlFlow::Break(());
                 }
@@ -166,7 +192,13 @@ impl<D: BlockDevice> FileSystem<D> {
     }
 
     /// Points entry `slot` at `ino`, keeping its name (0 frees the slot).
-    pub(crate) fn set_entry_ino(&mut self, dir: Ino, inode: &Inode, slot: u64, ino: Ino) -> Result<(), FsError> {
+    pub(crate) fn set_entry_ino(
+        &mut self,
+        dir: Ino,
+        inode: &Inode,
+        slot: u64,
+        ino: Ino,
+    ) -> Result<(), FsError> {
         let raw = self.entry_mut(dir, inode, slot)?;
         raw[0..4].copy_from_slice(&ino.to_le_bytes());
         Ok(())
@@ -175,9 +207,19 @@ impl<D: BlockDevice> FileSystem<D> {
     /// Adds `name -> ino` in the first free slot, or at the end (growing the directory by a
     /// zeroed block when needed). `inode` (the directory's) is changed in memory; the caller
     /// stores it.
-    pub(crate) fn add_entry(&mut self, dir: Ino, inode: &mut Inode, name: &str, ino: Ino) -> Result<(), FsError> {
+    pub(crate) fn add_entry(
+        &mut self,
+        dir: Ino,
+        inode: &mut Inode,
+        name: &str,
+        ino: Ino,
+    ) -> Result<(), FsError> {
         let free = self.scan_dir(dir, inode, |slot, e, _| {
-            if e == 0 && slot >= 2 { ControlFlow::Break(slot) } else { ControlFlow::Continue(()) }
+            if e == 0 && slot >= 2 {
+                ControlFlow::Break(slot)
+            } else {
+                ControlFlow::Continue(())
+            }
         })?;
         if let Some(slot) = free {
             let raw = self.entry_mut(dir, inode, slot)?;
@@ -211,9 +253,15 @@ mod tests {
     fn names_are_checked() {
         assert!(check_new_name("a").is_ok());
         assert!(check_new_name(&"x".repeat(60)).is_ok());
-        assert!(matches!(check_new_name(&"x".repeat(61)), Err(FsError::NameTooLong)));
+        assert!(matches!(
+            check_new_name(&"x".repeat(61)),
+            Err(FsError::NameTooLong)
+        ));
         for bad in ["", ".", "..", "a/b", "a\0b"] {
-            assert!(matches!(check_new_name(bad), Err(FsError::InvalidName)), "{bad:?}");
+            assert!(
+                matches!(check_new_name(bad), Err(FsError::InvalidName)),
+                "{bad:?}"
+            );
         }
         assert!(check_lookup_name("..").is_ok());
     }

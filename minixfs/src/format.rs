@@ -25,7 +25,11 @@ pub fn layout(blocks: u64, opts: &FormatOptions) -> Result<Superblock, FsError> 
     // Zone numbers are 32-bit; a larger device is formatted over its first 2^32-1 blocks.
     let zones = blocks.min(u64::from(u32::MAX));
     let wanted = match opts.inodes {
-        Some(0) => return Err(FsError::InvalidArgument("a file system needs at least one inode")),
+        Some(0) => {
+            return Err(FsError::InvalidArgument(
+                "a file system needs at least one inode",
+            ));
+        }
         Some(n) => u64::from(n),
         None if zones > 2048 * 1024 => zones / 16,
         None if zones > 512 * 1024 => zones / 8,
@@ -39,7 +43,11 @@ pub fn layout(blocks: u64, opts: &FormatOptions) -> Result<Superblock, FsError> 
     let mut zmap_blocks = 1u64;
     loop {
         let first = 2 + imap_blocks + zmap_blocks + inode_blocks;
-        let need = zones.saturating_sub(first).saturating_add(1).div_ceil(BITS_PER_BLOCK).max(1);
+        let need = zones
+            .saturating_sub(first)
+            .saturating_add(1)
+            .div_ceil(BITS_PER_BLOCK)
+            .max(1);
         if need <= zmap_blocks {
             break;
         }
@@ -92,12 +100,22 @@ pub fn write_fresh<D: BlockDevice>(dev: &mut D, sb: &Superblock, now: u32) -> Re
     sb.encode(&mut block);
     dev.write_blocks(SUPERBLOCK_BLOCK, &block)?;
 
-    let mut imap = Bitmap::fresh(sb.imap_start(), usize::from(sb.imap_blocks), u64::from(sb.ninodes) + 1);
-    let mut zmap = Bitmap::fresh(sb.zmap_start(), usize::from(sb.zmap_blocks), sb.data_zones() + 1);
+    let mut imap = Bitmap::fresh(
+        sb.imap_start(),
+        usize::from(sb.imap_blocks),
+        u64::from(sb.ninodes) + 1,
+    );
+    let mut zmap = Bitmap::fresh(
+        sb.zmap_start(),
+        usize::from(sb.zmap_blocks),
+        sb.data_zones() + 1,
+    );
     let root_bit = imap.alloc();
     let root_zone_bit = zmap.alloc();
     if root_bit != Some(u64::from(ROOT)) || root_zone_bit != Some(1) {
-        return Err(FsError::InvalidArgument("fresh bitmaps did not start empty"));
+        return Err(FsError::InvalidArgument(
+            "fresh bitmaps did not start empty",
+        ));
     }
     imap.write_back(dev)?;
     zmap.write_back(dev)?;
@@ -130,19 +148,35 @@ mod tests {
     fn layout_matches_mkfs_for_2048_blocks() {
         // `mkfs.minix -3` on 2048 blocks: 688 inodes, firstdatazone 47.
         let sb = layout(2048, &FormatOptions::default()).unwrap();
-        assert_eq!((sb.ninodes, sb.imap_blocks, sb.zmap_blocks, sb.first_data_zone), (688, 1, 1, 47));
+        assert_eq!(
+            (
+                sb.ninodes,
+                sb.imap_blocks,
+                sb.zmap_blocks,
+                sb.first_data_zone
+            ),
+            (688, 1, 1, 47)
+        );
         assert_eq!(sb.zones, 2048);
     }
 
     #[test]
     fn tiny_devices_are_refused() {
-        assert!(matches!(layout(4, &FormatOptions::default()), Err(FsError::InvalidArgument(_))));
+        assert!(matches!(
+            layout(4, &FormatOptions::default()),
+            Err(FsError::InvalidArgument(_))
+        ));
         assert!(matches!(
             layout(100, &FormatOptions { inodes: Some(0) }),
             Err(FsError::InvalidArgument(_))
         ));
         assert!(matches!(
-            layout(100_000, &FormatOptions { inodes: Some(u32::MAX) }),
+            layout(
+                100_000,
+                &FormatOptions {
+                    inodes: Some(u32::MAX)
+                }
+            ),
             Err(FsError::InvalidArgument(_))
         ));
     }

@@ -110,15 +110,34 @@ impl<D: BlockDevice> FileSystem<D> {
         let mut block = vec![0u8; BLOCK_SIZE];
         dev.read_blocks(SUPERBLOCK_BLOCK, &mut block)?;
         let sb = Superblock::decode(&block, blocks)?;
-        let imap = Bitmap::load(&mut dev, sb.imap_start(), usize::from(sb.imap_blocks), u64::from(sb.ninodes) + 1)?;
-        let zmap = Bitmap::load(&mut dev, sb.zmap_start(), usize::from(sb.zmap_blocks), sb.data_zones() + 1)?;
-        let mut fs = FileSystem { dev, cache: BlockCache::new(DEFAULT_CACHE_BLOCKS), sb, imap, zmap };
+        let imap = Bitmap::load(
+            &mut dev,
+            sb.imap_start(),
+            usize::from(sb.imap_blocks),
+            u64::from(sb.ninodes) + 1,
+        )?;
+        let zmap = Bitmap::load(
+            &mut dev,
+            sb.zmap_start(),
+            usize::from(sb.zmap_blocks),
+            sb.data_zones() + 1,
+        )?;
+        let mut fs = FileSystem {
+            dev,
+            cache: BlockCache::new(DEFAULT_CACHE_BLOCKS),
+            sb,
+            imap,
+            zmap,
+        };
         let root = fs.load_inode(ROOT).map_err(|e| match e {
             FsError::NotFound => corrupt!("root inode 1 is not in use"),
             other => other,
         })?;
         if !root.is_dir() {
-            return Err(corrupt!("root inode 1 is not a directory (mode {:o})", root.mode));
+            return Err(corrupt!(
+                "root inode 1 is not a directory (mode {:o})",
+                root.mode
+            ));
         }
         fs.dir_slots_of(ROOT, &root)?;
         Ok(fs)
@@ -164,10 +183,18 @@ impl<D: BlockDevice> FileSystem<D> {
         }
         let inode = self.read_inode_raw(ino)?;
         if inode.mode == 0 || inode.nlinks == 0 {
-            return Err(corrupt!("inode {ino} is marked in use but is empty (mode {:o}, {} links)", inode.mode, inode.nlinks));
+            return Err(corrupt!(
+                "inode {ino} is marked in use but is empty (mode {:o}, {} links)",
+                inode.mode,
+                inode.nlinks
+            ));
         }
         if u64::from(inode.size) > self.sb.max_file_size() {
-            return Err(corrupt!("inode {ino}: size {} beyond the largest file {}", inode.size, self.sb.max_file_size()));
+            return Err(corrupt!(
+                "inode {ino}: size {} beyond the largest file {}",
+                inode.size,
+                self.sb.max_file_size()
+            ));
         }
         Ok(inode)
     }
@@ -230,7 +257,11 @@ impl<D: BlockDevice> FileSystem<D> {
     fn drop_link(&mut self, ino: Ino, inode: &mut Inode) -> Result<(), FsError> {
         inode.nlinks = inode.nlinks.saturating_sub(1);
         inode.ctime = now();
-        if inode.nlinks == 0 { self.free_inode(ino, inode) } else { self.store_inode(ino, inode) }
+        if inode.nlinks == 0 {
+            self.free_inode(ino, inode)
+        } else {
+            self.store_inode(ino, inode)
+        }
     }
 
     fn dir_slots_of(&mut self, dir: Ino, inode: &Inode) -> Result<(), FsError> {
@@ -258,9 +289,9 @@ impl<D: BlockDevice> FileSystem<D> {
         let dir_inode = self.load_dir(dir)?;
         check_lookup_name(name)?;
         match self.find_entry(dir, &dir_inode, name)? {
-            Some((_, ino)) if !self.imap.is_set(u64::from(ino)) => {
-                Err(corrupt!("directory {dir}: \"{name}\" names inode {ino}, which is free"))
-            }
+            Some((_, ino)) if !self.imap.is_set(u64::from(ino)) => Err(corrupt!(
+                "directory {dir}: \"{name}\" names inode {ino}, which is free"
+            )),
             Some((_, ino)) => Ok(ino),
             None => Err(FsError::NotFound),
         }
@@ -333,7 +364,9 @@ impl<D: BlockDevice> FileSystem<D> {
     pub fn unlink(&mut self, dir: Ino, name: &str) -> Result<(), FsError> {
         let mut dir_inode = self.load_dir(dir)?;
         check_lookup_name(name)?;
-        let (slot, ino) = self.find_entry(dir, &dir_inode, name)?.ok_or(FsError::NotFound)?;
+        let (slot, ino) = self
+            .find_entry(dir, &dir_inode, name)?
+            .ok_or(FsError::NotFound)?;
         let mut inode = self.load_entry_inode(dir, ino)?;
         if inode.is_dir() {
             return Err(FsError::IsDir);
@@ -353,7 +386,9 @@ impl<D: BlockDevice> FileSystem<D> {
         if name == "." || name == ".." {
             return Err(FsError::Busy);
         }
-        let (slot, ino) = self.find_entry(dir, &dir_inode, name)?.ok_or(FsError::NotFound)?;
+        let (slot, ino) = self
+            .find_entry(dir, &dir_inode, name)?
+            .ok_or(FsError::NotFound)?;
         let mut inode = self.load_entry_inode(dir, ino)?;
         if !inode.is_dir() {
             return Err(FsError::NotDir);
@@ -391,16 +426,26 @@ impl<D: BlockDevice> FileSystem<D> {
             };
             let parent_inode = self.load_entry_inode(cur, parent)?;
             if !parent_inode.is_dir() {
-                return Err(corrupt!("directory {cur}: \"..\" is inode {parent}, not a directory"));
+                return Err(corrupt!(
+                    "directory {cur}: \"..\" is inode {parent}, not a directory"
+                ));
             }
             cur = parent;
         }
-        Err(corrupt!("directory {ino}: \"..\" chain does not reach the root (a loop)"))
+        Err(corrupt!(
+            "directory {ino}: \"..\" chain does not reach the root (a loop)"
+        ))
     }
 
     /// Renames `from` in `from_dir` to `to` in `to_dir`, replacing an existing `to` of the
     /// same kind (a directory only if it is empty).
-    pub fn rename(&mut self, from_dir: Ino, from: &str, to_dir: Ino, to: &str) -> Result<(), FsError> {
+    pub fn rename(
+        &mut self,
+        from_dir: Ino,
+        from: &str,
+        to_dir: Ino,
+        to: &str,
+    ) -> Result<(), FsError> {
         let mut src_dir = self.load_dir(from_dir)?;
         let mut dst_dir = self.load_dir(to_dir)?;
         check_lookup_name(from)?;
@@ -408,7 +453,9 @@ impl<D: BlockDevice> FileSystem<D> {
         if from == "." || from == ".." || to == "." || to == ".." {
             return Err(FsError::Busy);
         }
-        let (src_slot, ino) = self.find_entry(from_dir, &src_dir, from)?.ok_or(FsError::NotFound)?;
+        let (src_slot, ino) = self
+            .find_entry(from_dir, &src_dir, from)?
+            .ok_or(FsError::NotFound)?;
         let mut inode = self.load_entry_inode(from_dir, ino)?;
         let moving_dir = inode.is_dir();
         if moving_dir && to_dir != from_dir && self.is_within(to_dir, ino)? {
@@ -450,7 +497,11 @@ impl<D: BlockDevice> FileSystem<D> {
         }
         self.set_entry_ino(from_dir, &src_dir, src_slot, 0)?;
         // Link counts of the parents, in the one copy that stands for each directory.
-        let mut dst_links = if to_dir == from_dir { src_dir.nlinks } else { dst_dir.nlinks };
+        let mut dst_links = if to_dir == from_dir {
+            src_dir.nlinks
+        } else {
+            dst_dir.nlinks
+        };
         if moving_dir && to_dir != from_dir {
             // The moved directory's ".." now names its new parent.
             if let Some((dotdot, _)) = self.find_entry(ino, &inode, "..")? {
@@ -529,7 +580,8 @@ impl<D: BlockDevice> FileSystem<D> {
                         run += 1;
                     }
                     let at = (block_start - off) as usize;
-                    self.dev.read_blocks(u64::from(z), &mut buf[at..at + run * BLOCK_SIZE])?;
+                    self.dev
+                        .read_blocks(u64::from(z), &mut buf[at..at + run * BLOCK_SIZE])?;
                     k += run;
                     continue;
                 }
@@ -555,7 +607,9 @@ impl<D: BlockDevice> FileSystem<D> {
         if data.is_empty() {
             return Ok(0);
         }
-        let end = off.checked_add(data.len() as u64).ok_or(FsError::FileTooBig)?;
+        let end = off
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::FileTooBig)?;
         if end > self.sb.max_file_size() {
             return Err(FsError::FileTooBig);
         }
@@ -579,7 +633,13 @@ impl<D: BlockDevice> FileSystem<D> {
     }
 
     /// The body of `write`: returns the bytes written and how it ended.
-    fn write_blocks_of(&mut self, ino: Ino, inode: &mut Inode, off: u64, data: &[u8]) -> (usize, Result<(), FsError>) {
+    fn write_blocks_of(
+        &mut self,
+        ino: Ino,
+        inode: &mut Inode,
+        off: u64,
+        data: &[u8],
+    ) -> (usize, Result<(), FsError>) {
         let bs = BLOCK_SIZE as u64;
         let end = off + data.len() as u64;
         let mut pos = off;
@@ -621,7 +681,10 @@ impl<D: BlockDevice> FileSystem<D> {
                     for b in first..first + run as u64 {
                         self.cache.forget(b);
                     }
-                    if let Err(e) = self.dev.write_blocks(first, &data[at..at + run * BLOCK_SIZE]) {
+                    if let Err(e) = self
+                        .dev
+                        .write_blocks(first, &data[at..at + run * BLOCK_SIZE])
+                    {
                         return ((pos - off) as usize, Err(e.into()));
                     }
                     pos += run as u64 * bs;
@@ -663,7 +726,7 @@ impl<D: BlockDevice> FileSystem<D> {
         if len < u64::from(inode.size) {
             let keep = len.div_ceil(bs);
             self.free_blocks_from(ino, &mut inode, keep)?;
-            if len % bs != 0 {
+            if !len.is_multiple_of(bs) {
                 // Bytes past the new end must read as zeros if the file grows again.
                 let z = self.map_block(ino, &inode, len / bs)?;
                 if z != 0 {
@@ -681,7 +744,12 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// Live entries of a directory, "." and ".." included, skipping the first `start` live
     /// entries and returning at most `max`.
-    pub fn readdir(&mut self, dir: Ino, start: usize, max: usize) -> Result<Vec<DirEntry>, FsError> {
+    pub fn readdir(
+        &mut self,
+        dir: Ino,
+        start: usize,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, FsError> {
         let inode = self.load_dir(dir)?;
         self.list_dir(dir, &inode, start, max)
     }

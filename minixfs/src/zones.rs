@@ -4,11 +4,11 @@
 //! The tree has a fixed depth, so walking it always ends; an indirect block that names
 //! itself or a zone of another file is caught when a zone would be freed twice.
 
+use crate::Ino;
 use crate::device::BlockDevice;
 use crate::error::{FsError, corrupt};
 use crate::fs::FileSystem;
 use crate::inode::{DIRECT_ZONES, Inode, ZONES_PER_BLOCK};
-use crate::Ino;
 
 /// Where file block `fb` hangs: the inode's zone slot, then up to three indices into
 /// indirect blocks (the first `depth` of `idx` are meaningful).
@@ -26,21 +26,37 @@ pub struct ZonePath {
 pub fn zone_path(fb: u64) -> Option<ZonePath> {
     let n = ZONES_PER_BLOCK;
     if fb < DIRECT_ZONES as u64 {
-        return Some(ZonePath { slot: fb as usize, idx: [0; 3], depth: 0 });
+        return Some(ZonePath {
+            slot: fb as usize,
+            idx: [0; 3],
+            depth: 0,
+        });
     }
     let mut r = fb - DIRECT_ZONES as u64;
     if r < n {
-        return Some(ZonePath { slot: 7, idx: [r as usize, 0, 0], depth: 1 });
+        return Some(ZonePath {
+            slot: 7,
+            idx: [r as usize, 0, 0],
+            depth: 1,
+        });
     }
     r -= n;
     if r < n * n {
-        return Some(ZonePath { slot: 8, idx: [(r / n) as usize, (r % n) as usize, 0], depth: 2 });
+        return Some(ZonePath {
+            slot: 8,
+            idx: [(r / n) as usize, (r % n) as usize, 0],
+            depth: 2,
+        });
     }
     r -= n * n;
     if r < n * n * n {
         return Some(ZonePath {
             slot: 9,
-            idx: [(r / (n * n)) as usize, ((r / n) % n) as usize, (r % n) as usize],
+            idx: [
+                (r / (n * n)) as usize,
+                ((r / n) % n) as usize,
+                (r % n) as usize,
+            ],
             depth: 3,
         });
     }
@@ -48,7 +64,12 @@ pub fn zone_path(fb: u64) -> Option<ZonePath> {
 }
 
 fn entry(block: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]])
+    u32::from_le_bytes([
+        block[4 * i],
+        block[4 * i + 1],
+        block[4 * i + 2],
+        block[4 * i + 3],
+    ])
 }
 
 fn set_entry(block: &mut [u8], i: usize, z: u32) {
@@ -76,7 +97,12 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// The indirect block that holds file block `fb`'s zone number, and the index in it;
     /// `None` when a zone on the way is a hole. For a direct block, `Some((0, slot))`.
-    fn leaf_of(&mut self, ino: Ino, inode: &Inode, p: &ZonePath) -> Result<Option<(u32, usize)>, FsError> {
+    fn leaf_of(
+        &mut self,
+        ino: Ino,
+        inode: &Inode,
+        p: &ZonePath,
+    ) -> Result<Option<(u32, usize)>, FsError> {
         if p.depth == 0 {
             return Ok(Some((0, p.slot)));
         }
@@ -95,7 +121,13 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// Zone numbers of file blocks `first..first + out.len()` (0 for holes), each indirect
     /// block read once per run of entries rather than once per block.
-    pub(crate) fn map_range(&mut self, ino: Ino, inode: &Inode, first: u64, out: &mut [u32]) -> Result<(), FsError> {
+    pub(crate) fn map_range(
+        &mut self,
+        ino: Ino,
+        inode: &Inode,
+        first: u64,
+        out: &mut [u32],
+    ) -> Result<(), FsError> {
         let mut i = 0;
         while i < out.len() {
             let fb = first + i as u64;
@@ -114,8 +146,8 @@ impl<D: BlockDevice> FileSystem<D> {
                     for (k, o) in out[i..i + take].iter_mut().enumerate() {
                         *o = entry(block, at + k);
                     }
-                    for k in i..i + take {
-                        self.check_zone(ino, out[k])?;
+                    for &z in &out[i..i + take] {
+                        self.check_zone(ino, z)?;
                     }
                 }
             }
@@ -157,7 +189,12 @@ impl<D: BlockDevice> FileSystem<D> {
     /// The zone of file block `fb`, allocating it (and indirect blocks on the way) if it is
     /// a hole. Returns the zone and whether it is new (its contents are then undefined).
     /// `inode` is changed in memory; the caller stores it.
-    pub(crate) fn zone_for_write(&mut self, ino: Ino, inode: &mut Inode, fb: u64) -> Result<(u32, bool), FsError> {
+    pub(crate) fn zone_for_write(
+        &mut self,
+        ino: Ino,
+        inode: &mut Inode,
+        fb: u64,
+    ) -> Result<(u32, bool), FsError> {
         let p = zone_path(fb).ok_or(FsError::FileTooBig)?;
         let top = self.check_zone(ino, inode.zones[p.slot])?;
         if p.depth == 0 {
@@ -184,7 +221,11 @@ impl<D: BlockDevice> FileSystem<D> {
                 continue;
             }
             let is_data = level == p.depth - 1;
-            let z = if is_data { self.alloc_zone()? } else { self.alloc_indirect()? };
+            let z = if is_data {
+                self.alloc_zone()?
+            } else {
+                self.alloc_indirect()?
+            };
             set_entry(self.cache.get_mut(&mut self.dev, u64::from(parent))?, i, z);
             if is_data {
                 return Ok((z, true));
@@ -196,7 +237,12 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// Frees every zone holding file blocks `from..` (and indirect blocks left empty).
     /// `inode` is changed in memory; the caller stores it.
-    pub(crate) fn free_blocks_from(&mut self, ino: Ino, inode: &mut Inode, from: u64) -> Result<(), FsError> {
+    pub(crate) fn free_blocks_from(
+        &mut self,
+        ino: Ino,
+        inode: &mut Inode,
+        from: u64,
+    ) -> Result<(), FsError> {
         for slot in 0..DIRECT_ZONES {
             if slot as u64 >= from && inode.zones[slot] != 0 {
                 let z = inode.zones[slot];
@@ -222,7 +268,13 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// Frees the blocks `from..` (relative to this subtree) under indirect block `zone` of
     /// `depth` levels; frees `zone` itself and returns true when `from` is 0.
-    fn free_indirect(&mut self, ino: Ino, zone: u32, depth: usize, from: u64) -> Result<bool, FsError> {
+    fn free_indirect(
+        &mut self,
+        ino: Ino,
+        zone: u32,
+        depth: usize,
+        from: u64,
+    ) -> Result<bool, FsError> {
         let mut entries = [0u32; ZONES_PER_BLOCK as usize];
         {
             let block = self.cache.get(&mut self.dev, u64::from(zone))?;
@@ -269,13 +321,55 @@ mod tests {
 
     #[test]
     fn paths_cross_each_boundary() {
-        assert_eq!(zone_path(6).unwrap(), ZonePath { slot: 6, idx: [0; 3], depth: 0 });
-        assert_eq!(zone_path(7).unwrap(), ZonePath { slot: 7, idx: [0, 0, 0], depth: 1 });
-        assert_eq!(zone_path(262).unwrap(), ZonePath { slot: 7, idx: [255, 0, 0], depth: 1 });
-        assert_eq!(zone_path(263).unwrap(), ZonePath { slot: 8, idx: [0, 0, 0], depth: 2 });
-        assert_eq!(zone_path(263 + 257).unwrap(), ZonePath { slot: 8, idx: [1, 1, 0], depth: 2 });
+        assert_eq!(
+            zone_path(6).unwrap(),
+            ZonePath {
+                slot: 6,
+                idx: [0; 3],
+                depth: 0
+            }
+        );
+        assert_eq!(
+            zone_path(7).unwrap(),
+            ZonePath {
+                slot: 7,
+                idx: [0, 0, 0],
+                depth: 1
+            }
+        );
+        assert_eq!(
+            zone_path(262).unwrap(),
+            ZonePath {
+                slot: 7,
+                idx: [255, 0, 0],
+                depth: 1
+            }
+        );
+        assert_eq!(
+            zone_path(263).unwrap(),
+            ZonePath {
+                slot: 8,
+                idx: [0, 0, 0],
+                depth: 2
+            }
+        );
+        assert_eq!(
+            zone_path(263 + 257).unwrap(),
+            ZonePath {
+                slot: 8,
+                idx: [1, 1, 0],
+                depth: 2
+            }
+        );
         let t = 263 + 65536;
-        assert_eq!(zone_path(t).unwrap(), ZonePath { slot: 9, idx: [0, 0, 0], depth: 3 });
+        assert_eq!(
+            zone_path(t).unwrap(),
+            ZonePath {
+                slot: 9,
+                idx: [0, 0, 0],
+                depth: 3
+            }
+        );
         assert_eq!(zone_path(t + 65536 + 256 + 1).unwrap().idx, [1, 1, 1]);
         assert!(zone_path(t + (1 << 24)).is_none());
     }

@@ -1,6 +1,7 @@
 //! Acceptance 5 (image half): corrupt superblocks, inodes, directories and indirect blocks
 //! give clear errors, never a panic or a hang; random scribbles over a small valid image
 //! only ever produce `Ok` or `Err`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use minixfs::{BLOCK_SIZE, FileSystem, FormatOptions, FsError, Ino, MemDevice, ROOT};
 use proptest::prelude::*;
@@ -16,7 +17,8 @@ struct Base {
 }
 
 fn base() -> Base {
-    let mut fs = FileSystem::format(MemDevice::new(512), &FormatOptions { inodes: Some(32) }).unwrap();
+    let mut fs =
+        FileSystem::format(MemDevice::new(512), &FormatOptions { inodes: Some(32) }).unwrap();
     let dir = fs.mkdir(ROOT, "dir", 0o755).unwrap();
     let file = fs.create(dir, "f", 0o644).unwrap();
     fs.write(file, 0, b"small file").unwrap();
@@ -25,7 +27,13 @@ fn base() -> Base {
     let data: Vec<u8> = (0..280 * 1024).map(|i| (i % 251) as u8).collect();
     fs.write(big, 0, &data).unwrap();
     let bytes = fs.into_device().unwrap().into_bytes();
-    Base { bytes, dir, file, sub, big }
+    Base {
+        bytes,
+        dir,
+        file,
+        sub,
+        big,
+    }
 }
 
 const SB: usize = BLOCK_SIZE;
@@ -60,7 +68,9 @@ fn mount(bytes: Vec<u8>) -> Result<FileSystem<MemDevice>, FsError> {
 /// Mounting must fail with a Corrupt error whose message contains `needle`.
 fn mount_fails(bytes: Vec<u8>, needle: &str) {
     match mount(bytes) {
-        Err(FsError::Corrupt(msg)) => assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}"),
+        Err(FsError::Corrupt(msg)) => {
+            assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}")
+        }
         Err(e) => panic!("expected Corrupt containing {needle:?}, got {e:?}"),
         Ok(_) => panic!("expected Corrupt containing {needle:?}, mount succeeded"),
     }
@@ -68,7 +78,9 @@ fn mount_fails(bytes: Vec<u8>, needle: &str) {
 
 fn corrupt<T: std::fmt::Debug>(r: Result<T, FsError>, needle: &str) {
     match r {
-        Err(FsError::Corrupt(msg)) => assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}"),
+        Err(FsError::Corrupt(msg)) => {
+            assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}")
+        }
         other => panic!("expected Corrupt containing {needle:?}, got {other:?}"),
     }
 }
@@ -156,7 +168,11 @@ fn bad_inodes_give_errors_on_use() {
     let ind = zone_of(b, base.big, 7) as usize;
     put_u32(&mut c, ind * BLOCK_SIZE + 4 * 10, 3);
     let mut fs = mount(c).unwrap();
-    assert_eq!(fs.read(base.big, 0, &mut buf[..7 * 1024]).unwrap(), 7 * 1024, "direct zones are fine");
+    assert_eq!(
+        fs.read(base.big, 0, &mut buf[..7 * 1024]).unwrap(),
+        7 * 1024,
+        "direct zones are fine"
+    );
     corrupt(fs.read(base.big, 0, &mut buf), "zone 3 ");
     corrupt(fs.truncate(base.big, 0), "zone 3 ");
     // A size beyond the largest file.
@@ -189,7 +205,11 @@ fn bad_directory_entries_give_errors() {
     corrupt(fs.lookup("/dir/f"), "beyond the");
     corrupt(fs.readdir(base.dir, 0, 10), "beyond the");
     corrupt(fs.create(base.dir, "new", 0o644), "beyond the");
-    assert_eq!(fs.lookup("/big").unwrap(), base.big, "the rest of the tree still works");
+    assert_eq!(
+        fs.lookup("/big").unwrap(),
+        base.big,
+        "the rest of the tree still works"
+    );
     let mut c = b.clone();
     put_u32(&mut c, dir_block + 2 * 64, 30);
     let mut fs = mount(c).unwrap();
@@ -207,7 +227,10 @@ fn loops_in_indirect_blocks_end_in_errors() {
     let ind = zone_of(b, base.big, 7);
     put_u32(&mut c, ind as usize * BLOCK_SIZE, ind);
     let mut fs = mount(c).unwrap();
-    assert!(fs.read(base.big, 0, &mut buf).is_ok(), "reading a self-referencing map is harmless");
+    assert!(
+        fs.read(base.big, 0, &mut buf).is_ok(),
+        "reading a self-referencing map is harmless"
+    );
     corrupt(fs.unlink(ROOT, "big"), "freed twice");
     // The double indirect block names itself as its first leaf.
     let mut c = b.clone();
@@ -236,7 +259,15 @@ fn loops_in_indirect_blocks_end_in_errors() {
 /// Runs every kind of operation, ignoring results: the point is that none panics or hangs.
 fn exercise(fs: &mut FileSystem<MemDevice>) {
     let mut buf = vec![0u8; 300 * 1024];
-    for path in ["/", "/dir", "/dir/f", "/dir/sub", "/big", "/dir/sub/..", "/nope"] {
+    for path in [
+        "/",
+        "/dir",
+        "/dir/f",
+        "/dir/sub",
+        "/big",
+        "/dir/sub/..",
+        "/nope",
+    ] {
         let _ = fs.lookup(path);
     }
     for ino in 1..=34 {
@@ -300,5 +331,8 @@ fn scribbles_mostly_still_mount() {
     // so run a few cases here too).
     scribbled_images_never_panic();
     let mounted = MOUNTED.with(|m| m.get());
-    assert!(mounted > 50, "only {mounted} of the scribbled images mounted");
+    assert!(
+        mounted > 50,
+        "only {mounted} of the scribbled images mounted"
+    );
 }

@@ -1,5 +1,6 @@
 //! Acceptance 3: a 64 MiB file (direct, single and double indirect zones) written and read
 //! back on an image made by `mkfs.minix -3`; fsck clean after writing, shrinking and removing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -26,7 +27,9 @@ fn file_of_64_mib_round_trips() {
     assert_fsck_clean(&img.path);
 
     // Read it back after a remount with a small cache, so data comes from the image.
-    let mut fs = FileSystem::mount(fs.into_device().unwrap()).unwrap().with_cache_blocks(64);
+    let mut fs = FileSystem::mount(fs.into_device().unwrap())
+        .unwrap()
+        .with_cache_blocks(64);
     let f = fs.lookup("/big.bin").unwrap();
     let mut buf = vec![0u8; 4 * MIB];
     for chunk in 0..16u64 {
@@ -36,7 +39,12 @@ fn file_of_64_mib_round_trips() {
     }
     // Ranges across the ends of the direct zones, the single indirect block, one double
     // indirect leaf, and the end of the file.
-    for (off, len) in [(7 * 1024 - 5, 10), (263 * 1024 - 100, 300), (519 * 1024 - 1, 2), (64 * MIB as u64 - 7, 100)] {
+    for (off, len) in [
+        (7 * 1024 - 5, 10),
+        (263 * 1024 - 100, 300),
+        (519 * 1024 - 1, 2),
+        (64 * MIB as u64 - 7, 100),
+    ] {
         let mut b = vec![0u8; len];
         let n = fs.read(f, off, &mut b).unwrap();
         let want = (64 * MIB as u64 - off).min(len as u64) as usize;

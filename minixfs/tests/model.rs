@@ -1,6 +1,7 @@
 //! Acceptance 1 (and 2): a randomized workload on an image made by `mkfs.minix -3` (and on
 //! one made by our formatter), every result checked against an in-memory model, then
 //! `fsck.minix -f` must find nothing wrong. The seed is printed; `MINIXFS_SEED=N` reruns one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -21,35 +22,60 @@ struct Model {
 }
 
 fn join(dir: &str, name: &str) -> String {
-    if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") }
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 fn split(path: &str) -> (String, String) {
     let at = path.rfind('/').unwrap_or(0);
-    let dir = if at == 0 { "/".to_string() } else { path[..at].to_string() };
+    let dir = if at == 0 {
+        "/".to_string()
+    } else {
+        path[..at].to_string()
+    };
     (dir, path[at + 1..].to_string())
 }
 
 impl Model {
     fn children(&self, dir: &str) -> Vec<String> {
-        let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
+        let prefix = if dir == "/" {
+            "/".to_string()
+        } else {
+            format!("{dir}/")
+        };
         self.nodes
             .keys()
-            .filter(|k| k.len() > prefix.len() && k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+            .filter(|k| {
+                k.len() > prefix.len() && k.starts_with(&prefix) && !k[prefix.len()..].contains('/')
+            })
             .map(|k| k[prefix.len()..].to_string())
             .collect()
     }
     fn dirs(&self) -> Vec<String> {
-        self.nodes.iter().filter(|(_, n)| matches!(n, Node::Dir)).map(|(k, _)| k.clone()).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| matches!(n, Node::Dir))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
     fn files(&self) -> Vec<String> {
-        self.nodes.iter().filter(|(_, n)| matches!(n, Node::File(_))).map(|(k, _)| k.clone()).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| matches!(n, Node::File(_)))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
     fn is_dir(&self, p: &str) -> bool {
         matches!(self.nodes.get(p), Some(Node::Dir))
     }
     fn bytes(&self) -> usize {
-        self.nodes.values().map(|n| if let Node::File(d) = n { d.len() } else { 0 }).sum()
+        self.nodes
+            .values()
+            .map(|n| if let Node::File(d) = n { d.len() } else { 0 })
+            .sum()
     }
 }
 
@@ -82,31 +108,62 @@ fn offset(rng: &mut Rng) -> u64 {
 }
 
 fn length(rng: &mut Rng) -> usize {
-    if rng.chance(10) { rng.below(80 * 1024) as usize + 1 } else { rng.below(9 * 1024) as usize + 1 }
+    if rng.chance(10) {
+        rng.below(80 * 1024) as usize + 1
+    } else {
+        rng.below(9 * 1024) as usize + 1
+    }
 }
 
 fn verify_all<D: BlockDevice>(fs: &mut FileSystem<D>, m: &Model, seed: u64, step: usize) {
     for (path, node) in &m.nodes {
-        let ino = fs.lookup(path).unwrap_or_else(|e| panic!("seed {seed} step {step}: lookup {path}: {e}"));
+        let ino = fs
+            .lookup(path)
+            .unwrap_or_else(|e| panic!("seed {seed} step {step}: lookup {path}: {e}"));
         let st = fs.stat(ino).expect("stat");
         match node {
             Node::File(data) => {
-                assert!(st.is_file(), "seed {seed} step {step}: {path} is not a file");
-                assert_eq!(st.size, data.len() as u64, "seed {seed} step {step}: size of {path}");
+                assert!(
+                    st.is_file(),
+                    "seed {seed} step {step}: {path} is not a file"
+                );
+                assert_eq!(
+                    st.size,
+                    data.len() as u64,
+                    "seed {seed} step {step}: size of {path}"
+                );
                 assert_eq!(st.nlinks, 1);
                 let mut buf = vec![0u8; data.len() + 100];
                 let n = fs.read(ino, 0, &mut buf).expect("read");
                 assert_eq!(n, data.len());
-                assert!(buf[..n] == data[..], "seed {seed} step {step}: contents of {path}");
+                assert!(
+                    buf[..n] == data[..],
+                    "seed {seed} step {step}: contents of {path}"
+                );
             }
             Node::Dir => {
-                assert!(st.is_dir(), "seed {seed} step {step}: {path} is not a directory");
+                assert!(
+                    st.is_dir(),
+                    "seed {seed} step {step}: {path} is not a directory"
+                );
                 let children = m.children(path);
                 let subdirs = children.iter().filter(|c| m.is_dir(&join(path, c))).count();
-                assert_eq!(st.nlinks as usize, 2 + subdirs, "seed {seed} step {step}: links of {path}");
-                let mut listed: Vec<String> =
-                    fs.readdir(ino, 0, usize::MAX).expect("readdir").into_iter().map(|e| e.name).collect();
-                assert_eq!(&listed[..2], &[".", ".."], "seed {seed} step {step}: {path} starts with . and ..");
+                assert_eq!(
+                    st.nlinks as usize,
+                    2 + subdirs,
+                    "seed {seed} step {step}: links of {path}"
+                );
+                let mut listed: Vec<String> = fs
+                    .readdir(ino, 0, usize::MAX)
+                    .expect("readdir")
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
+                assert_eq!(
+                    &listed[..2],
+                    &[".", ".."],
+                    "seed {seed} step {step}: {path} starts with . and .."
+                );
                 listed.drain(..2);
                 listed.sort();
                 let mut want = children;
@@ -121,7 +178,9 @@ fn verify_all<D: BlockDevice>(fs: &mut FileSystem<D>, m: &Model, seed: u64, step
 fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
     eprintln!("random workload: seed {seed} (rerun with MINIXFS_SEED={seed}), {ops} operations");
     let mut rng = Rng::new(seed);
-    let mut m = Model { nodes: BTreeMap::from([("/".to_string(), Node::Dir)]) };
+    let mut m = Model {
+        nodes: BTreeMap::from([("/".to_string(), Node::Dir)]),
+    };
     let mut fs = FileSystem::mount(FileDevice::open(path).expect("open image"))
         .expect("mount")
         .with_cache_blocks(64 + rng.below(512) as usize);
@@ -142,9 +201,19 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                 let p = join(&dir, name);
                 let d = fs.lookup(&dir).expect("lookup dir");
                 let got = fs.create(d, name, 0o644);
-                let want = if m.nodes.contains_key(&p) { Err(17) } else { Ok(()) };
+                let want = if m.nodes.contains_key(&p) {
+                    Err(17)
+                } else {
+                    Ok(())
+                };
                 same(&ctx(&format!("create {p}")), &got, want);
-                *done.entry(if got.is_ok() { "create" } else { "create-exists" }).or_default() += 1;
+                *done
+                    .entry(if got.is_ok() {
+                        "create"
+                    } else {
+                        "create-exists"
+                    })
+                    .or_default() += 1;
                 if got.is_ok() {
                     m.nodes.insert(p, Node::File(Vec::new()));
                 }
@@ -159,7 +228,11 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                 }
                 let d = fs.lookup(&dir).expect("lookup dir");
                 let got = fs.mkdir(d, name, 0o755);
-                let want = if m.nodes.contains_key(&p) { Err(17) } else { Ok(()) };
+                let want = if m.nodes.contains_key(&p) {
+                    Err(17)
+                } else {
+                    Ok(())
+                };
                 same(&ctx(&format!("mkdir {p}")), &got, want);
                 *done.entry("mkdir").or_default() += 1;
                 if got.is_ok() {
@@ -179,7 +252,9 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                 let len = length(&mut rng);
                 tag += 1;
                 let data = pattern(tag, off, len);
-                let n = fs.write(ino, off, &data).unwrap_or_else(|e| panic!("{}: {e}", ctx("write")));
+                let n = fs
+                    .write(ino, off, &data)
+                    .unwrap_or_else(|e| panic!("{}: {e}", ctx("write")));
                 assert_eq!(n, len, "{}", ctx("short write"));
                 if let Some(Node::File(v)) = m.nodes.get_mut(&p) {
                     let end = off as usize + len;
@@ -195,15 +270,25 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
             47..=61 if !files.is_empty() => {
                 let p = rng.pick(&files).clone();
                 let ino = fs.lookup(&p).expect("lookup file");
-                let Some(Node::File(v)) = m.nodes.get(&p) else { unreachable!() };
-                let off = if rng.chance(50) { offset(&mut rng) } else { rng.below(v.len() as u64 + 2048) };
+                let Some(Node::File(v)) = m.nodes.get(&p) else {
+                    unreachable!()
+                };
+                let off = if rng.chance(50) {
+                    offset(&mut rng)
+                } else {
+                    rng.below(v.len() as u64 + 2048)
+                };
                 let mut buf = vec![0xa5u8; length(&mut rng)];
                 let n = fs.read(ino, off, &mut buf).expect("read");
                 let want_n = (v.len() as u64).saturating_sub(off).min(buf.len() as u64) as usize;
                 assert_eq!(n, want_n, "{}", ctx(&format!("read {p} at {off}")));
                 *done.entry("read").or_default() += 1;
                 if n > 0 {
-                    assert!(buf[..n] == v[off as usize..off as usize + n], "{}", ctx(&format!("read {p} at {off}")));
+                    assert!(
+                        buf[..n] == v[off as usize..off as usize + n],
+                        "{}",
+                        ctx(&format!("read {p} at {off}"))
+                    );
                 }
             }
             // truncate: shrink, grow, or to zero
@@ -215,7 +300,8 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                     1 => offset(&mut rng),
                     _ => rng.below(8 * 1024),
                 };
-                fs.truncate(ino, len).unwrap_or_else(|e| panic!("{}: {e}", ctx("truncate")));
+                fs.truncate(ino, len)
+                    .unwrap_or_else(|e| panic!("{}: {e}", ctx("truncate")));
                 if let Some(Node::File(v)) = m.nodes.get_mut(&p) {
                     v.resize(len as usize, 0);
                 }
@@ -233,7 +319,9 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                 let got = fs.unlink(d, &name);
                 let want = if m.is_dir(&p) { Err(21) } else { Ok(()) };
                 same(&ctx(&format!("unlink {p}")), &got, want);
-                *done.entry(if got.is_ok() { "unlink" } else { "unlink-dir" }).or_default() += 1;
+                *done
+                    .entry(if got.is_ok() { "unlink" } else { "unlink-dir" })
+                    .or_default() += 1;
                 if got.is_ok() {
                     m.nodes.remove(&p);
                 }
@@ -241,10 +329,17 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
             // rmdir
             78..=84 => {
                 // Mostly empty directories (so that some succeed), sometimes anything.
-                let empty: Vec<String> =
-                    dirs.iter().filter(|d| *d != "/" && m.children(d).is_empty()).cloned().collect();
+                let empty: Vec<String> = dirs
+                    .iter()
+                    .filter(|d| *d != "/" && m.children(d).is_empty())
+                    .cloned()
+                    .collect();
                 let all: Vec<String> = m.nodes.keys().filter(|k| *k != "/").cloned().collect();
-                let pool = if !empty.is_empty() && rng.chance(60) { empty } else { all };
+                let pool = if !empty.is_empty() && rng.chance(60) {
+                    empty
+                } else {
+                    all
+                };
                 if pool.is_empty() {
                     continue;
                 }
@@ -260,7 +355,13 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                     Ok(())
                 };
                 same(&ctx(&format!("rmdir {p}")), &got, want);
-                *done.entry(if got.is_ok() { "rmdir" } else { "rmdir-refused" }).or_default() += 1;
+                *done
+                    .entry(if got.is_ok() {
+                        "rmdir"
+                    } else {
+                        "rmdir-refused"
+                    })
+                    .or_default() += 1;
                 if got.is_ok() {
                     m.nodes.remove(&p);
                 }
@@ -277,24 +378,31 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                 let dst = join(&to_dir, to_name);
                 let (from_dir, from_name) = split(&src);
                 let src_is_dir = m.is_dir(&src);
-                let want = if src_is_dir && (to_dir == src || to_dir.starts_with(&format!("{src}/"))) {
-                    Err(16)
-                } else if src == dst {
-                    Ok(())
-                } else {
-                    match m.nodes.get(&dst) {
-                        None => Ok(()),
-                        Some(Node::Dir) if !src_is_dir => Err(21),
-                        Some(Node::File(_)) if src_is_dir => Err(20),
-                        Some(Node::Dir) if !m.children(&dst).is_empty() => Err(39),
-                        Some(_) => Ok(()),
-                    }
-                };
+                let want =
+                    if src_is_dir && (to_dir == src || to_dir.starts_with(&format!("{src}/"))) {
+                        Err(16)
+                    } else if src == dst {
+                        Ok(())
+                    } else {
+                        match m.nodes.get(&dst) {
+                            None => Ok(()),
+                            Some(Node::Dir) if !src_is_dir => Err(21),
+                            Some(Node::File(_)) if src_is_dir => Err(20),
+                            Some(Node::Dir) if !m.children(&dst).is_empty() => Err(39),
+                            Some(_) => Ok(()),
+                        }
+                    };
                 let fd = fs.lookup(&from_dir).expect("lookup dir");
                 let td = fs.lookup(&to_dir).expect("lookup dir");
                 let got = fs.rename(fd, &from_name, td, to_name);
                 same(&ctx(&format!("rename {src} -> {dst}")), &got, want);
-                *done.entry(if got.is_ok() { "rename" } else { "rename-refused" }).or_default() += 1;
+                *done
+                    .entry(if got.is_ok() {
+                        "rename"
+                    } else {
+                        "rename-refused"
+                    })
+                    .or_default() += 1;
                 if got.is_ok() && src != dst {
                     m.nodes.remove(&dst);
                     let moved: Vec<(String, Node)> = m
@@ -320,7 +428,9 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
             97..=99 => {
                 if rng.chance(50) {
                     let dev = fs.into_device().expect("sync");
-                    fs = FileSystem::mount(dev).expect("remount").with_cache_blocks(64 + rng.below(512) as usize);
+                    fs = FileSystem::mount(dev)
+                        .expect("remount")
+                        .with_cache_blocks(64 + rng.below(512) as usize);
                 } else {
                     fs.sync().expect("sync");
                 }
@@ -334,15 +444,34 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
     verify_all(&mut fs, &m, seed, ops);
     fs.into_device().expect("final sync");
     eprintln!("operations: {done:?}; largest file {largest} bytes");
-    for kind in ["create", "mkdir", "write", "read", "truncate", "unlink", "rmdir", "rename", "rename-refused"] {
-        assert!(done.get(kind).copied().unwrap_or(0) >= 10, "seed {seed}: too few {kind}: {done:?}");
+    for kind in [
+        "create",
+        "mkdir",
+        "write",
+        "read",
+        "truncate",
+        "unlink",
+        "rmdir",
+        "rename",
+        "rename-refused",
+    ] {
+        assert!(
+            done.get(kind).copied().unwrap_or(0) >= 10,
+            "seed {seed}: too few {kind}: {done:?}"
+        );
     }
-    assert!(largest > 263 * 1024, "seed {seed}: no file reached the double indirect zones");
+    assert!(
+        largest > 263 * 1024,
+        "seed {seed}: no file reached the double indirect zones"
+    );
     m
 }
 
 fn seed(default: u64) -> u64 {
-    std::env::var("MINIXFS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("MINIXFS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// After the workload, fsck is clean and `fsck.minix -l` lists exactly the model's paths.
@@ -350,15 +479,26 @@ fn check_image(path: &std::path::Path, m: &Model) {
     assert_fsck_clean(path);
     let (code, text) = fsck(path, &["-l"]);
     assert_eq!(code, 0, "{text}");
-    let listed: BTreeSet<String> =
-        text.lines().filter(|l| l.starts_with('/')).map(|l| l.trim_end_matches(':').to_string()).collect();
+    let listed: BTreeSet<String> = text
+        .lines()
+        .filter(|l| l.starts_with('/'))
+        .map(|l| l.trim_end_matches(':').to_string())
+        .collect();
     // fsck.minix prints at most 59 bytes of each name (its buffer keeps a NUL), so compare
     // with the model's names cut the same way.
-    let cut = |p: &String| p.split('/').map(|c| &c[..c.len().min(59)]).collect::<Vec<_>>().join("/");
+    let cut = |p: &String| {
+        p.split('/')
+            .map(|c| &c[..c.len().min(59)])
+            .collect::<Vec<_>>()
+            .join("/")
+    };
     let want: BTreeSet<String> = m.nodes.keys().filter(|k| *k != "/").map(cut).collect();
     let missing: Vec<_> = want.difference(&listed).collect();
     let extra: Vec<_> = listed.difference(&want).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "fsck.minix -l: missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "fsck.minix -l: missing {missing:?}, extra {extra:?}"
+    );
     assert!(want.len() > 10, "the workload should leave a tree behind");
 }
 
@@ -386,7 +526,11 @@ fn mkfs_image_random_workload_seed_3() {
 #[test]
 fn own_format_random_workload() {
     let img = TempImage::zeroed("own-model", 32 * 1024);
-    let fs = FileSystem::format(FileDevice::open(&img.path).unwrap(), &FormatOptions::default()).unwrap();
+    let fs = FileSystem::format(
+        FileDevice::open(&img.path).unwrap(),
+        &FormatOptions::default(),
+    )
+    .unwrap();
     fs.into_device().unwrap();
     assert_fsck_clean(&img.path);
     let m = workload(&img.path, seed(77), 2000);

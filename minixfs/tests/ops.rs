@@ -1,10 +1,12 @@
 //! The semantics of each operation: results, errors (and their errno), link counts,
 //! holes, space exhaustion, persistence. `fsck.minix -f` checks the images that end dirty.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use minixfs::{
-    BLOCK_SIZE, BlockDevice, DeviceError, FileDevice, FileSystem, FormatOptions, FsError, MemDevice, ROOT,
+    BLOCK_SIZE, BlockDevice, DeviceError, FileDevice, FileSystem, FormatOptions, FsError,
+    MemDevice, ROOT,
 };
 use support::{TempImage, assert_fsck_clean};
 
@@ -60,7 +62,11 @@ fn names_and_lookup() {
     assert_eq!(fs.lookup("//a///f").unwrap(), f);
     assert_eq!(fs.lookup("/a/./f").unwrap(), f);
     assert_eq!(fs.lookup("/a/../a/f").unwrap(), f);
-    assert_eq!(fs.lookup("/..").unwrap(), ROOT, "the root's parent is the root");
+    assert_eq!(
+        fs.lookup("/..").unwrap(),
+        ROOT,
+        "the root's parent is the root"
+    );
     assert_eq!(fs.lookup_in(a, "..").unwrap(), ROOT);
     assert_eq!(errno(fs.lookup("a/f")), 22);
     assert_eq!(errno(fs.lookup("/a/g")), 2);
@@ -96,16 +102,34 @@ fn create_mkdir_stat_readdir() {
     let f = fs.create(d, "f", 0o640).unwrap();
     let st = fs.stat(d).unwrap();
     assert!(st.is_dir() && !st.is_file());
-    assert_eq!((st.mode, st.nlinks, st.size), (0o040750, 2, 3 * 64), ". .. f");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as u32;
-    assert!(st.mtime.abs_diff(now) < 5 && st.ctime.abs_diff(now) < 5, "real time stamps");
+    assert_eq!(
+        (st.mode, st.nlinks, st.size),
+        (0o040750, 2, 3 * 64),
+        ". .. f"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    assert!(
+        st.mtime.abs_diff(now) < 5 && st.ctime.abs_diff(now) < 5,
+        "real time stamps"
+    );
     let st = fs.stat(f).unwrap();
     assert!(st.is_file());
     assert_eq!((st.mode, st.nlinks, st.size, st.ino), (0o100640, 1, 0, f));
-    assert_eq!(fs.stat(ROOT).unwrap().nlinks, 3, "the root counts the new directory's ..");
+    assert_eq!(
+        fs.stat(ROOT).unwrap().nlinks,
+        3,
+        "the root counts the new directory's .."
+    );
     let after = fs.info();
     assert_eq!(before.free_inodes - after.free_inodes, 2);
-    assert_eq!(before.free_blocks - after.free_blocks, 1, "one zone for d's entries");
+    assert_eq!(
+        before.free_blocks - after.free_blocks,
+        1,
+        "one zone for d's entries"
+    );
 
     let list = fs.readdir(d, 0, 10).unwrap();
     let names: Vec<(&str, u32)> = list.iter().map(|e| (e.name.as_str(), e.ino)).collect();
@@ -115,7 +139,12 @@ fn create_mkdir_stat_readdir() {
         fs.create(d, &format!("n{i:02}"), 0o644).unwrap();
     }
     fs.unlink(d, "n05").unwrap();
-    let all: Vec<String> = fs.readdir(d, 0, usize::MAX).unwrap().into_iter().map(|e| e.name).collect();
+    let all: Vec<String> = fs
+        .readdir(d, 0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(all.len(), 2 + 1 + 29);
     let mut paged = Vec::new();
     let mut start = 0;
@@ -173,7 +202,11 @@ fn unlink_and_rmdir_rules() {
     assert_eq!(errno(fs.rmdir(ROOT, "nope")), 2);
     let free = fs.info().free_blocks;
     fs.unlink(d, "f").unwrap();
-    assert_eq!(fs.info().free_blocks - free, 21, "20 data zones and the indirect block back");
+    assert_eq!(
+        fs.info().free_blocks - free,
+        21,
+        "20 data zones and the indirect block back"
+    );
     assert_eq!(fs.stat(d).unwrap().nlinks, 3);
     fs.rmdir(d, "sub").unwrap();
     assert_eq!(fs.stat(d).unwrap().nlinks, 2);
@@ -195,13 +228,29 @@ fn rename_rules() {
     fs.write(g, 0, &[1u8; 5000]).unwrap();
 
     assert_eq!(errno(fs.rename(ROOT, "a", a, "x")), 16, "into itself");
-    assert_eq!(errno(fs.rename(ROOT, "a", sub, "x")), 16, "into its own subdirectory");
+    assert_eq!(
+        errno(fs.rename(ROOT, "a", sub, "x")),
+        16,
+        "into its own subdirectory"
+    );
     assert_eq!(errno(fs.rename(a, ".", b, "x")), 16);
     assert_eq!(errno(fs.rename(a, "f", b, "..")), 16);
     assert_eq!(errno(fs.rename(a, "nope", b, "x")), 2);
-    assert_eq!(errno(fs.rename(a, "f", ROOT, "b")), 21, "file over a directory");
-    assert_eq!(errno(fs.rename(a, "sub", b, "g")), 20, "directory over a file");
-    assert_eq!(errno(fs.rename(ROOT, "b", ROOT, "a")), 39, "over a non-empty directory");
+    assert_eq!(
+        errno(fs.rename(a, "f", ROOT, "b")),
+        21,
+        "file over a directory"
+    );
+    assert_eq!(
+        errno(fs.rename(a, "sub", b, "g")),
+        20,
+        "directory over a file"
+    );
+    assert_eq!(
+        errno(fs.rename(ROOT, "b", ROOT, "a")),
+        39,
+        "over a non-empty directory"
+    );
     assert_eq!(errno(fs.rename(a, "f", b, &"x".repeat(61))), 36);
     fs.rename(a, "f", a, "f").unwrap();
 
@@ -276,13 +325,17 @@ fn holes_offsets_and_truncate() {
 
 #[test]
 fn running_out_of_space_and_inodes() {
-    let mut fs = FileSystem::format(MemDevice::new(300), &FormatOptions { inodes: Some(16) }).unwrap();
+    let mut fs =
+        FileSystem::format(MemDevice::new(300), &FormatOptions { inodes: Some(16) }).unwrap();
     let f = fs.create(ROOT, "fill", 0o644).unwrap();
     let free = fs.info().free_blocks as usize;
     let data = vec![3u8; 400 * BLOCK_SIZE];
     // The first write fills the disk and says how much fit; the next one gets ENOSPC.
     let n = fs.write(f, 0, &data).unwrap();
-    assert!(n > 0 && n < data.len() && n % BLOCK_SIZE == 0, "short write of {n}");
+    assert!(
+        n > 0 && n < data.len() && n.is_multiple_of(BLOCK_SIZE),
+        "short write of {n}"
+    );
     // Past 263 blocks: the single and double indirect blocks and one leaf hold no data.
     assert_eq!(n / BLOCK_SIZE, free - 3, "every other zone holds data");
     assert_eq!(fs.info().free_blocks, 0);
@@ -298,7 +351,10 @@ fn running_out_of_space_and_inodes() {
         fs.create(ROOT, &format!("i{i}"), 0o644).unwrap();
     }
     assert_eq!(errno(fs.create(ROOT, "one-too-many", 0o644)), 28);
-    assert!(matches!(fs.create(ROOT, "one-too-many", 0o644), Err(FsError::NoInodes)));
+    assert!(matches!(
+        fs.create(ROOT, "one-too-many", 0o644),
+        Err(FsError::NoInodes)
+    ));
     assert_eq!(fs.info().free_inodes, 0);
     fsck_mem(fs);
 }
@@ -306,11 +362,18 @@ fn running_out_of_space_and_inodes() {
 #[test]
 fn changes_persist_across_remount_and_small_caches() {
     let img = TempImage::mkfs("persist", 4096);
-    let mut fs = FileSystem::mount(FileDevice::open(&img.path).unwrap()).unwrap().with_cache_blocks(1);
+    let mut fs = FileSystem::mount(FileDevice::open(&img.path).unwrap())
+        .unwrap()
+        .with_cache_blocks(1);
     let d = fs.mkdir(ROOT, "d", 0o755).unwrap();
     for i in 0..40u8 {
         let f = fs.create(d, &format!("f{i}"), 0o644).unwrap();
-        fs.write(f, u64::from(i) * 1000, &vec![i; 3000 + usize::from(i) * 100]).unwrap();
+        fs.write(
+            f,
+            u64::from(i) * 1000,
+            &vec![i; 3000 + usize::from(i) * 100],
+        )
+        .unwrap();
     }
     let mut fs = FileSystem::mount(fs.into_device().unwrap()).unwrap();
     for i in 0..40u8 {
@@ -361,7 +424,10 @@ impl BlockDevice for FailingDevice {
 fn device_errors_are_reported_not_panics() {
     let image = fresh(512).into_device().unwrap();
     for budget in 0..40 {
-        let dev = FailingDevice { inner: image.clone(), budget };
+        let dev = FailingDevice {
+            inner: image.clone(),
+            budget,
+        };
         let Ok(mut fs) = FileSystem::mount(dev).map(|fs| fs.with_cache_blocks(8)) else {
             continue;
         };
@@ -378,7 +444,16 @@ fn device_errors_are_reported_not_panics() {
         }
     }
     let mut dev = MemDevice::new(4);
-    assert!(matches!(dev.read_blocks(3, &mut [0u8; 2 * BLOCK_SIZE]), Err(DeviceError::OutOfRange { .. })));
-    assert!(matches!(dev.write_blocks(u64::MAX, &[0u8; BLOCK_SIZE]), Err(DeviceError::OutOfRange { .. })));
-    assert!(matches!(dev.read_blocks(0, &mut [0u8; 100]), Err(DeviceError::Io(_))));
+    assert!(matches!(
+        dev.read_blocks(3, &mut [0u8; 2 * BLOCK_SIZE]),
+        Err(DeviceError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        dev.write_blocks(u64::MAX, &[0u8; BLOCK_SIZE]),
+        Err(DeviceError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        dev.read_blocks(0, &mut [0u8; 100]),
+        Err(DeviceError::Io(_))
+    ));
 }

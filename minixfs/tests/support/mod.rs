@@ -1,6 +1,6 @@
 //! Shared by the integration tests: temporary image files, util-linux's `mkfs.minix` and
 //! `fsck.minix`, and a small seeded random number generator.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +18,8 @@ impl TempImage {
     pub fn new(tag: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("minixfs-test-{}-{tag}-{n}.img", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("minixfs-test-{}-{tag}-{n}.img", std::process::id()));
         TempImage { path }
     }
 
@@ -26,7 +27,8 @@ impl TempImage {
     pub fn zeroed(tag: &str, blocks: u64) -> Self {
         let img = Self::new(tag);
         let f = std::fs::File::create(&img.path).expect("create image file");
-        f.set_len(blocks * BLOCK_SIZE as u64).expect("size image file");
+        f.set_len(blocks * BLOCK_SIZE as u64)
+            .expect("size image file");
         img
     }
 
@@ -38,7 +40,11 @@ impl TempImage {
             .arg(&img.path)
             .output()
             .expect("run mkfs.minix");
-        assert!(out.status.success(), "mkfs.minix -3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mkfs.minix -3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         img
     }
 
@@ -75,7 +81,11 @@ pub fn fsck(image: &Path, args: &[&str]) -> (i32, String) {
         .arg(image)
         .output()
         .expect("run fsck.minix");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -86,7 +96,10 @@ pub fn assert_fsck_clean(image: &Path) {
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with("Forcing filesystem check on"))
         .collect();
-    assert!(code == 0 && complaints.is_empty(), "fsck.minix -f exit {code}:\n{text}");
+    assert!(
+        code == 0 && complaints.is_empty(),
+        "fsck.minix -f exit {code}:\n{text}"
+    );
 }
 
 /// xorshift64*: small, seeded, reproducible.
@@ -116,5 +129,7 @@ impl Rng {
 
 /// Deterministic contents: byte i of a stream tagged `tag`.
 pub fn pattern(tag: u64, start: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| ((start + i).wrapping_mul(31) ^ tag.wrapping_mul(131)) as u8).collect()
+    (0..len as u64)
+        .map(|i| ((start + i).wrapping_mul(31) ^ tag.wrapping_mul(131)) as u8)
+        .collect()
 }
