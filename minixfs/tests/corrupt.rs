@@ -276,17 +276,23 @@ fn exercise(fs: &mut FileSystem<MemDevice>) {
         let _ = fs.read(ino, 0, &mut buf);
         let _ = fs.read(ino, 270 * 1024, &mut buf[..20_000]);
     }
-    let _ = fs.write(4, 5000, b"scribble");
+    // Inodes 2..5 are /dir, /dir/f, /dir/sub and /big in the base image.
+    let _ = fs.write(3, 5000, b"scribble");
     let _ = fs.write(5, 270 * 1024, &[1u8; 3000]);
+    let _ = fs.write(5, 2 * 1024, &[2u8; 9000]);
     let _ = fs.create(ROOT, "new", 0o644);
-    let _ = fs.mkdir(ROOT, "newdir", 0o755);
+    let _ = fs.create(2, "new", 0o644);
+    let _ = fs.mkdir(4, "newdir", 0o755);
     let _ = fs.rename(ROOT, "dir", ROOT, "renamed");
     let _ = fs.rename(ROOT, "big", 2, "big");
+    let _ = fs.rename(2, "sub", ROOT, "sub");
     let _ = fs.unlink(2, "f");
     let _ = fs.rmdir(2, "sub");
+    let _ = fs.rmdir(ROOT, "sub");
     let _ = fs.truncate(5, 10_000);
-    let _ = fs.truncate(4, 0);
+    let _ = fs.truncate(3, 0);
     let _ = fs.unlink(ROOT, "big");
+    let _ = fs.unlink(2, "big");
     let _ = fs.sync();
     let _ = fs.info();
 }
@@ -315,6 +321,40 @@ proptest! {
             }
             Err(FsError::Corrupt(msg)) => prop_assert!(!msg.is_empty()),
             Err(e) => prop_assert!(false, "mount failed with {e:?}, not Corrupt"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Denser: many bytes and plausible numbers over the superblock, bitmaps, inode table
+    /// and the first data zones (directories and indirect blocks of the base image).
+    #[test]
+    fn dense_metadata_scribbles_never_panic(
+        bytes_at in prop::collection::vec((BLOCK_SIZE..12 * BLOCK_SIZE, any::<u8>()), 0..200),
+        numbers in prop::collection::vec((BLOCK_SIZE / 4..20 * BLOCK_SIZE / 4, 0u32..600), 0..40),
+        indirect in prop::collection::vec((0usize..3 * BLOCK_SIZE / 4, 0u32..520), 0..30),
+    ) {
+        let mut image = BASE.with(|b| b.clone());
+        // The big file's indirect blocks (single, double), found before anything is scribbled.
+        let big_inode = inode_at(&image, 5);
+        let ind = [get_u32(&image, big_inode + 24 + 28), get_u32(&image, big_inode + 24 + 32)];
+        for (at, v) in bytes_at {
+            image[at] = v;
+        }
+        for (at, v) in numbers {
+            put_u32(&mut image, at * 4, v);
+        }
+        for (at, v) in indirect {
+            let which = ind[at / (BLOCK_SIZE / 4) % 2] as usize;
+            let pos = which * BLOCK_SIZE + (at % (BLOCK_SIZE / 4)) * 4;
+            if which > 0 && pos + 4 <= image.len() {
+                put_u32(&mut image, pos, v);
+            }
+        }
+        if let Ok(mut fs) = mount(image) {
+            exercise(&mut fs);
         }
     }
 }
