@@ -166,6 +166,18 @@ impl BlockCache {
         Ok(&mut self.slots[i].data)
     }
 
+    /// Writes `block` back now if it is cached and dirty (it stays cached, clean).
+    pub fn write_back<D: BlockDevice>(&mut self, dev: &mut D, block: u64) -> Result<(), FsError> {
+        if let Some(&i) = self.index.get(&block) {
+            let slot = &mut self.slots[i];
+            if slot.dirty {
+                dev.write_blocks(block, &slot.data)?;
+                slot.dirty = false;
+            }
+        }
+        Ok(())
+    }
+
     /// Drops `block` without writing it back (it was freed, or written around the cache).
     pub fn forget(&mut self, block: u64) {
         if let Some(i) = self.index.remove(&block) {

@@ -217,7 +217,7 @@ impl<D: BlockDevice> FileSystem<D> {
     }
 
     /// A regular file's inode (`IsDir` for a directory, `InvalidArgument` for other kinds).
-    fn load_file(&mut self, ino: Ino) -> Result<Inode, FsError> {
+    pub(crate) fn load_regular(&mut self, ino: Ino) -> Result<Inode, FsError> {
         let inode = self.load_inode(ino)?;
         if inode.is_dir() {
             return Err(FsError::IsDir);
@@ -539,7 +539,7 @@ impl<D: BlockDevice> FileSystem<D> {
     /// Reads up to `buf.len()` bytes at `off`; fewer at the end of the file, 0 at or past it.
     /// Holes read as zeros. Runs of whole blocks in contiguous zones move in one device call.
     pub fn read(&mut self, ino: Ino, off: u64, buf: &mut [u8]) -> Result<usize, FsError> {
-        let mut inode = self.load_file(ino)?;
+        let mut inode = self.load_regular(ino)?;
         let size = u64::from(inode.size);
         if off >= size || buf.is_empty() {
             return Ok(0);
@@ -603,7 +603,7 @@ impl<D: BlockDevice> FileSystem<D> {
     /// Writes `data` at `off`, growing the file (a gap before `off` becomes a hole). On a full
     /// disk it writes what fits and returns that count (`NoSpace` if nothing fit).
     pub fn write(&mut self, ino: Ino, off: u64, data: &[u8]) -> Result<usize, FsError> {
-        let mut inode = self.load_file(ino)?;
+        let mut inode = self.load_regular(ino)?;
         if data.is_empty() {
             return Ok(0);
         }
@@ -718,7 +718,7 @@ impl<D: BlockDevice> FileSystem<D> {
     /// Sets the file's size: shrinking frees the zones past the end and zeroes the rest of the
     /// last block; growing leaves a hole.
     pub fn truncate(&mut self, ino: Ino, len: u64) -> Result<(), FsError> {
-        let mut inode = self.load_file(ino)?;
+        let mut inode = self.load_regular(ino)?;
         if len > self.sb.max_file_size() {
             return Err(FsError::FileTooBig);
         }

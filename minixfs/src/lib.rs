@@ -58,6 +58,7 @@
 
 pub mod device;
 pub mod error;
+pub mod extent;
 pub mod fs;
 
 mod bitmap;
@@ -70,6 +71,7 @@ mod zones;
 
 pub use device::{BlockDevice, FileDevice, MemDevice};
 pub use error::{DeviceError, FsError};
+pub use extent::Extent;
 pub use format::FormatOptions;
 pub use fs::{DirEntry, FileSystem, FsInfo, Stat};
 

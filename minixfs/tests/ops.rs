@@ -457,3 +457,75 @@ fn device_errors_are_reported_not_panics() {
         Err(DeviceError::Io(_))
     ));
 }
+
+/// A MemDevice the test can look at while a FileSystem uses it.
+#[derive(Clone)]
+struct SharedDevice(std::rc::Rc<std::cell::RefCell<MemDevice>>);
+
+impl BlockDevice for SharedDevice {
+    fn block_count(&self) -> u64 {
+        self.0.borrow().block_count()
+    }
+    fn read_blocks(&mut self, first: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
+        self.0.borrow_mut().read_blocks(first, buf)
+    }
+    fn write_blocks(&mut self, first: u64, buf: &[u8]) -> Result<(), DeviceError> {
+        self.0.borrow_mut().write_blocks(first, buf)
+    }
+    fn flush(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn extents_name_the_bytes_on_the_device() {
+    let dev = SharedDevice(std::rc::Rc::new(std::cell::RefCell::new(MemDevice::new(
+        2048,
+    ))));
+    let mut fs = FileSystem::format(dev.clone(), &FormatOptions::default()).unwrap();
+    let f = fs.create(ROOT, "f", 0o644).unwrap();
+    let head: Vec<u8> = (0..3000u32).map(|i| (i % 13) as u8 + 1).collect();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8 + 1).collect();
+    fs.write(f, 0, &head).unwrap(); // partial blocks: still only in the cache
+    fs.write(f, 20_000, &body).unwrap(); // crosses into the indirect zones
+    let size = 320_000u64;
+    let mut want = vec![0u8; size as usize];
+    want[..3000].copy_from_slice(&head);
+    want[20_000..].copy_from_slice(&body);
+
+    for (off, len) in [
+        (0, size),
+        (1, 5000),
+        (2999, 30_000),
+        (7 * 1024, 300 * 1024),
+        (size - 10, 100),
+    ] {
+        let pieces = fs.extents(f, off, len).unwrap();
+        let end = size.min(off + len);
+        let mut at = off;
+        for p in &pieces {
+            assert_eq!(p.file_offset, at, "pieces follow each other");
+            assert!(p.len > 0);
+            let expect = &want[at as usize..(at + p.len) as usize];
+            match p.device_offset {
+                None => assert!(expect.iter().all(|&b| b == 0), "a hole where data is"),
+                Some(d) => {
+                    let image = dev.0.borrow();
+                    assert!(
+                        &image.as_bytes()[d as usize..(d + p.len) as usize] == expect,
+                        "bytes at {at}"
+                    );
+                }
+            }
+            at += p.len;
+        }
+        assert_eq!(at, end);
+    }
+    // Contiguous zones make few pieces: head, hole, then the body in a handful of runs.
+    let all = fs.extents(f, 0, size).unwrap();
+    assert!(all.len() < 12, "{all:?}");
+    assert_eq!(all[1].device_offset, None);
+    assert!(fs.extents(f, size, 10).unwrap().is_empty());
+    assert!(fs.extents(f, 0, 0).unwrap().is_empty());
+    assert_eq!(errno(fs.extents(ROOT, 0, 10)), 21);
+}
