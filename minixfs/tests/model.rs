@@ -263,6 +263,12 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                     }
                     v[off as usize..end].copy_from_slice(&data);
                     largest = largest.max(v.len());
+                    assert_eq!(
+                        fs.stat(ino).expect("stat").size,
+                        v.len() as u64,
+                        "{}",
+                        ctx("size after write")
+                    );
                 }
                 *done.entry("write").or_default() += 1;
             }
@@ -305,6 +311,12 @@ fn workload(path: &std::path::Path, seed: u64, ops: usize) -> Model {
                 if let Some(Node::File(v)) = m.nodes.get_mut(&p) {
                     v.resize(len as usize, 0);
                 }
+                assert_eq!(
+                    fs.stat(ino).expect("stat").size,
+                    len,
+                    "{}",
+                    ctx("size after truncate")
+                );
                 *done.entry("truncate").or_default() += 1;
             }
             // unlink (files, and directories, which must fail)
