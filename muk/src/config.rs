@@ -720,10 +720,9 @@ mod tests {
 
     #[test]
     fn unknown_server() {
-        let e = err(&format!("{DC}[[server]]\nname = \"fs\"\n"));
-        assert_eq!(e.line, Some(4));
-        assert!(matches!(e.kind, ConfigErrorKind::UnknownServer { ref name, .. } if name == "fs"));
         let e = err(&format!("{DC}[[server]]\nname = \"nfs\"\n"));
+        assert_eq!(e.line, Some(4));
+        assert!(matches!(e.kind, ConfigErrorKind::UnknownServer { ref name, .. } if name == "nfs"));
         assert!(
             e.to_string()
                 .contains("known: systask, pm, echo, rdisk, fs, ftp"),

@@ -11,7 +11,7 @@ use muk::ftp_client::{ConnectOptions, FtpClient};
 use muk::server::fs::FormatPolicy;
 use muk::server::rdisk::DiskSpec;
 use muk::server::{ServerKind, ServerOptions};
-use muk::storage::fs::{DataRequest, FS_LOOKUP, FS_READ, FS_READDIR, FS_STAT};
+use muk::storage::fs::{DataRequest, FS_LOOKUP, FS_READ, FS_READDIR, FS_STAT, Grantor};
 use muk::storage::ftp::{FTP_GET, FTP_PUT, FtpRequest};
 use muk::storage::path::PathRef;
 use muk::storage::rdisk::{BlockRequest, RD_READ, RD_WRITE};
@@ -481,6 +481,7 @@ fn malformed_requests(runner: Runner) {
             len: 10,
             grant: gfs,
             grant_offset: 0,
+            grantor: Grantor::Requester,
         };
         assert!(
             c.ask(fs, read.encode(FS_READ)).is_err(),
@@ -493,10 +494,20 @@ fn malformed_requests(runner: Runner) {
         len: 10,
         grant: gfs,
         grant_offset: 0,
+        grantor: Grantor::Requester,
     };
     let mut big = read.encode(FS_READ);
     big.payload[2] = (1 << 20) + 1;
     assert_eq!(c.ask(fs, big).err(), Some(Errno::EDVSBADVALUE));
+    // Only a system process (FTP) may name another endpoint's grant.
+    let other = DataRequest {
+        grantor: Grantor::Client(ftp),
+        ..read
+    };
+    assert_eq!(
+        c.ask(fs, other.encode(FS_READ)).err(),
+        Some(Errno::EDVSPERM)
+    );
     let mut rd = Message::new(FS_READDIR);
     rd.payload = [1, 0, gfs.0, 3, 0, 0, 0];
     let m = c.ask(fs, rd).unwrap();

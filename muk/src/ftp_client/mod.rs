@@ -2,8 +2,9 @@
 //! the unikernel.
 //!
 //! [`FtpClient::connect`] opens the DC, binds a free user slot, waits (bounded) for FTP to be
-//! bound, allocates a path buffer and a 1 MiB data buffer in the DC's pool and grants both to
-//! FTP. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
+//! bound, allocates a path buffer and a 1 MiB data buffer in the DC's pool, grants the path
+//! buffer to FTP and the data buffer to FS (whose endpoint FTP names): FS reads and writes the
+//! client's chunks in place. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
 //! grant ids and lengths travels in messages. Every request has a timeout, so a server that is
 //! not there or stops answering is an error, never a hang.
 
@@ -15,8 +16,8 @@ use crate::server::ServerKind;
 use crate::storage::dirent::{self, Listed};
 use crate::storage::fs::decode_stat;
 use crate::storage::ftp::{
-    FTP_GET, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest, PUT_FIRST,
-    PUT_LAST,
+    FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
+    PUT_FIRST, PUT_LAST,
 };
 use crate::storage::path::{self, PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
@@ -129,13 +130,35 @@ impl FtpClient {
                 e => format!("cannot set up buffers in DC {dc}: {e}"),
             })
         };
+        let timeout = millis(opts.timeout);
+        let mut hello = Message::new(FTP_HELLO);
+        let fs = match proc
+            .sendrec(ftp, &mut hello, timeout)
+            .and_then(|()| reply_result(&hello))
+        {
+            Ok(()) => hello.payload[0] as u32 as Endpoint,
+            Err(Errno::EDVSTIMEDOUT) => {
+                return Err(FtpError::Timeout {
+                    op: "connect",
+                    path: dc.to_string(),
+                    after: opts.timeout,
+                });
+            }
+            Err(errno) => {
+                return Err(FtpError::Remote {
+                    op: "connect",
+                    path: format!("to DC {dc}"),
+                    errno,
+                });
+            }
+        };
         let path_buf = proc.alloc_buffer(PATH_BUFFER).map_err(setup)?;
         let data_buf = proc.alloc_buffer(MAX_CHUNK).map_err(setup)?;
         let path_grant = proc
             .grant(path_buf, ftp, 0, PATH_BUFFER, Access::READ)
             .map_err(setup)?;
         let data_grant = proc
-            .grant(data_buf, ftp, 0, MAX_CHUNK, Access::READ_WRITE)
+            .grant(data_buf, fs, 0, MAX_CHUNK, Access::READ_WRITE)
             .map_err(setup)?;
         Ok(FtpClient {
             proc,

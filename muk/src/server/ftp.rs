@@ -1,11 +1,12 @@
 //! FTP (slot 14, `m3ftpd`): file transfer for outside clients (`m3ftp`), over FS.
 //!
-//! A client grants FTP a path buffer and a data buffer ([`crate::storage::ftp`]). FTP keeps
-//! its own path buffer and 1 MiB data buffer, granted to FS: for a GET it has FS read a chunk
-//! into its data buffer and `vcopy`s it into the client's grant; for a PUT it `vcopy`s the
-//! client's chunk into its buffer and has FS write it. Every chunk is one request of the
-//! client, at most 1 MiB. When FS is not there (not bound, or restarted), requests are
-//! `EDVSNODEV` until it is back; FTP grants its buffers to the new FS then. A PUT chunk that FS
+//! A client grants FTP its path buffer and FS its data buffer ([`crate::storage::ftp`]). FTP
+//! copies the path into its own path buffer (granted to FS) and asks FS, naming the client's
+//! data grant: FS reads a GET's chunk straight into the client's buffer and writes a PUT's
+//! straight from it, so the bytes are copied once between the file system and the client and
+//! never pass through FTP. Every chunk is one request of the client, at most 1 MiB. When FS is
+//! not there (not bound, or restarted), requests are `EDVSNODEV` until it is back; FTP grants
+//! its path buffer to the new FS then. A PUT chunk that FS
 //! writes only in part (the disk filled up) is `EDVSNOSPC`.
 
 use crate::ipc::Ipc;
@@ -13,30 +14,26 @@ use crate::protocol::OK;
 use crate::server::{Handler, Server, serve_requests};
 use crate::storage::fs::{
     DataRequest, FS_LOOKUP, FS_MKDIR, FS_OPEN, FS_READ, FS_READDIR, FS_RMDIR, FS_SYNC, FS_UNLINK,
-    FS_WRITE, OPEN_CREATE, OPEN_TRUNC, decode_stat,
+    FS_WRITE, Grantor, OPEN_CREATE, OPEN_TRUNC, decode_stat,
 };
 use crate::storage::ftp::{
-    FTP_GET, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest, PUT_FIRST,
-    PUT_LAST,
+    FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
+    PUT_FIRST, PUT_LAST,
 };
 use crate::storage::path::{PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
-use m3ipc::{
-    Access, CopyRef, Endpoint, Errno, GrantId, Handle, Message, Result, SlotState, Timeout,
-};
+use m3ipc::{Access, Endpoint, Errno, GrantId, Handle, Message, Result, SlotState, Timeout};
 use minixfs::Stat;
 
 /// Longest FTP waits for one FS request.
 pub const FS_TIMEOUT: Timeout = Timeout::Millis(30_000);
 
-/// FTP's buffers, granted to one FS endpoint.
+/// FTP's path buffer, granted to one FS endpoint.
 #[derive(Debug)]
 struct Link {
     fs: Endpoint,
     path: Handle,
     path_grant: GrantId,
-    data: Handle,
-    data_grant: GrantId,
 }
 
 /// The FTP server.
@@ -62,9 +59,7 @@ impl Ftp {
         if stale && let Some(old) = self.link.take() {
             // The old grants name an FS that is gone; the buffers are ours to reuse.
             let _ = ipc.revoke(old.path_grant);
-            let _ = ipc.revoke(old.data_grant);
             let _ = ipc.release_buffer(old.path);
-            let _ = ipc.release_buffer(old.data);
         }
         if self.link.is_none() {
             self.link = Some(make_link(ipc, info.endpoint)?);
@@ -79,30 +74,18 @@ impl Ftp {
         }
         let mut n = 0usize;
         if r.len > 0 && r.offset < st.size {
-            let l = self.link(ipc)?;
-            let (fs, data, grant) = (l.fs, l.data, l.data_grant);
+            let fs = self.link(ipc)?.fs;
             let req = DataRequest {
                 ino: st.ino,
                 offset: r.offset,
                 len: r.len,
-                grant,
+                grant: r.data,
                 grant_offset: 0,
+                grantor: Grantor::Client(client),
             };
             n = fs_call(ipc, fs, &mut req.encode(FS_READ))?.payload[0] as usize;
             if n > r.len {
                 return Err(Errno::EDVSIO);
-            }
-            if n > 0 {
-                let me = ipc.endpoint();
-                ipc.vcopy(
-                    me,
-                    CopyRef::Buffer(data),
-                    0,
-                    client,
-                    CopyRef::Grant(r.data),
-                    0,
-                    n,
-                )?;
             }
         }
         let mut reply = Message::new(OK);
@@ -125,24 +108,14 @@ impl Ftp {
         }
         let mut n = 0usize;
         if r.len > 0 {
-            let l = self.link(ipc)?;
-            let (fs, data, grant) = (l.fs, l.data, l.data_grant);
-            let me = ipc.endpoint();
-            ipc.vcopy(
-                client,
-                CopyRef::Grant(r.data),
-                0,
-                me,
-                CopyRef::Buffer(data),
-                0,
-                r.len,
-            )?;
+            let fs = self.link(ipc)?.fs;
             let req = DataRequest {
                 ino: st.ino,
                 offset: r.offset,
                 len: r.len,
-                grant,
+                grant: r.data,
                 grant_offset: 0,
+                grantor: Grantor::Client(client),
             };
             n = fs_call(ipc, fs, &mut req.encode(FS_WRITE))?.payload[0] as usize;
             // FS writes what fits and says how much: a short write means the disk is full.
@@ -163,29 +136,17 @@ impl Ftp {
         if !st.is_dir() {
             return Err(Errno::EDVSNOTDIR);
         }
-        let l = self.link(ipc)?;
-        let (fs, data, grant) = (l.fs, l.data, l.data_grant);
+        let fs = self.link(ipc)?.fs;
         let mut m = Message::new(FS_READDIR);
         m.payload[0] = u64::from(st.ino);
         m.payload[1] = r.offset;
-        m.payload[2] = grant.0;
+        m.payload[2] = r.data.0;
         m.payload[3] = r.len.min(MAX_CHUNK) as u64;
+        m.payload[4] = Grantor::Client(client).word();
         let got = fs_call(ipc, fs, &mut m)?;
         let bytes = usize::try_from(got.payload[1]).map_err(|_| Errno::EDVSIO)?;
         if bytes > r.len {
             return Err(Errno::EDVSIO);
-        }
-        if bytes > 0 {
-            let me = ipc.endpoint();
-            ipc.vcopy(
-                me,
-                CopyRef::Buffer(data),
-                0,
-                client,
-                CopyRef::Grant(r.data),
-                0,
-                bytes,
-            )?;
         }
         let mut reply = Message::new(OK);
         reply.payload[..3].copy_from_slice(&got.payload[..3]);
@@ -250,27 +211,14 @@ impl Ftp {
 
 fn make_link(ipc: &mut dyn Ipc, fs: Endpoint) -> Result<Link> {
     let path = ipc.alloc_buffer(PATH_BUFFER)?;
-    let data = match ipc.alloc_buffer(MAX_CHUNK) {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = ipc.release_buffer(path);
-            return Err(e);
-        }
-    };
-    let grants = ipc
-        .grant(path, fs, 0, PATH_BUFFER, Access::READ)
-        .and_then(|pg| Ok((pg, ipc.grant(data, fs, 0, MAX_CHUNK, Access::READ_WRITE)?)));
-    match grants {
-        Ok((path_grant, data_grant)) => Ok(Link {
+    match ipc.grant(path, fs, 0, PATH_BUFFER, Access::READ) {
+        Ok(path_grant) => Ok(Link {
             fs,
             path,
             path_grant,
-            data,
-            data_grant,
         }),
         Err(e) => {
             let _ = ipc.release_buffer(path);
-            let _ = ipc.release_buffer(data);
             Err(e)
         }
     }
@@ -310,6 +258,11 @@ impl Handler for Ftp {
                 }
             }
             FTP_SYNC => self.sync(ipc).map(|()| Message::new(OK)),
+            FTP_HELLO => {
+                let mut reply = Message::new(OK);
+                reply.payload[0] = u64::from(self.link(ipc)?.fs as u32);
+                Ok(reply)
+            }
             _ => Err(Errno::EDVSBADREQUEST),
         }
     }

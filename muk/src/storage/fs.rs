@@ -37,7 +37,7 @@ pub const FS_MKDIR: i32 = 0x0508;
 pub const FS_RMDIR: i32 = 0x0509;
 /// List a directory into a granted range, as [`super::dirent`] entries. Request:
 /// `payload[0]` = inode, `[1]` = index of the first entry (`.` and `..` count), `[2]` = grant
-/// (WRITE), `[3]` = bytes available in it. Reply: `payload[0]` = entries, `[1]` = bytes,
+/// (WRITE), `[3]` = bytes available in it, `[4]` = whose grant ([`Grantor`]). Reply: `payload[0]` = entries, `[1]` = bytes,
 /// `[2]` = 1 if more entries follow.
 pub const FS_READDIR: i32 = 0x050a;
 /// An inode's attributes. Request: `payload[0]` = inode. Reply: its [`Stat`].
@@ -70,9 +70,42 @@ pub fn fs_errno(e: &FsError) -> Errno {
     Errno::from_code(-e.errno()).unwrap_or(Errno::EDVSIO)
 }
 
+/// Whose grant a request names: the requester's own, or (for a system process acting for a
+/// client, as FTP does) a grant that `client` issued to FS, so that the data moves straight
+/// between the client's buffer and FS with no copy in between.
+///
+/// One payload word: the endpoint in the low half, 1 in the high half when explicit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Grantor {
+    /// The requester (`m_source`).
+    #[default]
+    Requester,
+    /// Another endpoint; only a system process may name one (else `EDVSPERM`).
+    Client(m3ipc::Endpoint),
+}
+
+impl Grantor {
+    /// The payload word.
+    pub fn word(self) -> u64 {
+        match self {
+            Grantor::Requester => 0,
+            Grantor::Client(ep) => pack(ep as u32, 1),
+        }
+    }
+
+    /// From a payload word; a high half other than 0 or 1 is `EDVSBADVALUE`.
+    pub fn from_word(w: u64) -> Result<Grantor> {
+        match unpack(w) {
+            (0, 0) => Ok(Grantor::Requester),
+            (ep, 1) => Ok(Grantor::Client(ep as i32)),
+            _ => Err(Errno::EDVSBADVALUE),
+        }
+    }
+}
+
 /// The arguments of [`FS_READ`] and [`FS_WRITE`]: `payload[0]` = inode, `[1]` = file offset,
-/// `[2]` = length (at most 1 MiB), `[3]` = the requester's grant to FS, `[4]` = offset in the
-/// grant's range.
+/// `[2]` = length (at most 1 MiB), `[3]` = a grant to FS, `[4]` = offset in the grant's
+/// range, `[5]` = whose grant it is ([`Grantor`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataRequest {
     /// The file.
@@ -85,6 +118,8 @@ pub struct DataRequest {
     pub grant: GrantId,
     /// Offset in the grant's range.
     pub grant_offset: usize,
+    /// Who issued the grant.
+    pub grantor: Grantor,
 }
 
 impl DataRequest {
@@ -96,6 +131,7 @@ impl DataRequest {
         m.payload[2] = self.len as u64;
         m.payload[3] = self.grant.0;
         m.payload[4] = self.grant_offset as u64;
+        m.payload[5] = self.grantor.word();
         m
     }
 
@@ -108,6 +144,7 @@ impl DataRequest {
             len: super::word_len(m.payload[2], super::MAX_CHUNK)?,
             grant: GrantId(m.payload[3]),
             grant_offset: super::word_len(m.payload[4], super::MAX_CHUNK)?,
+            grantor: Grantor::from_word(m.payload[5])?,
         })
     }
 }
@@ -166,6 +203,7 @@ mod tests {
             len: 1 << 20,
             grant: GrantId(3),
             grant_offset: 17,
+            grantor: Grantor::Client(-5),
         };
         assert_eq!(DataRequest::decode(&r.encode(FS_READ)), Ok(r));
         let mut m = r.encode(FS_READ);
@@ -174,6 +212,13 @@ mod tests {
         m.payload[2] = 1;
         m.payload[0] = 1 << 32;
         assert_eq!(DataRequest::decode(&m), Err(Errno::EDVSBADVALUE));
+        m.payload[0] = 1;
+        m.payload[5] = 2 << 32;
+        assert_eq!(DataRequest::decode(&m), Err(Errno::EDVSBADVALUE));
+        assert_eq!(
+            Grantor::from_word(Grantor::Requester.word()),
+            Ok(Grantor::Requester)
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! FTP (slot 14, `m3ftpd`): file transfer for clients outside the unikernel (`m3ftp`).
 //!
-//! A client allocates a path buffer and a data buffer of up to 1 MiB in the DC's pool and
-//! grants both to FTP (the path READ, the data READ and WRITE); every request names them in an
-//! [`FtpRequest`]. FTP turns a request into FS requests and moves the data between the
-//! client's granted buffer and FS by `vcopy`, at most 1 MiB a request: a large file takes one
-//! request per chunk. Errors are FS's (`EDVSNOENT`, `EDVSNOSPC`, `EDVSNAMETOOLONG`, ...), those
-//! of the grants, and `EDVSNODEV` when FS cannot be reached.
+//! A client allocates a path buffer and a data buffer of up to 1 MiB in the DC's pool. It
+//! grants the path buffer to FTP (READ) and the data buffer to FS (READ and WRITE; FS's
+//! endpoint comes from [`FTP_HELLO`]); every request names both grants in an [`FtpRequest`].
+//! FTP turns a request into FS requests that name the client's data grant, so FS moves the
+//! bytes straight between the client's buffer and the file system: no copy in FTP, no bulk
+//! data in any message. At most 1 MiB a request: a large file takes one request per chunk.
+//! Errors are FS's (`EDVSNOENT`, `EDVSNOSPC`, `EDVSNAMETOOLONG`, ...), those of the grants,
+//! and `EDVSNODEV` when FS cannot be reached.
 
 use super::path::PathRef;
 use m3ipc::{GrantId, Message, Result};
@@ -30,6 +32,9 @@ pub const FTP_MKDIR: i32 = 0x0605;
 pub const FTP_STAT: i32 = 0x0606;
 /// Sync the file system. Request, reply: empty.
 pub const FTP_SYNC: i32 = 0x0607;
+/// The FS endpoint the client grants its data buffer to. Request: empty. Reply:
+/// `payload[0]` = FS's endpoint (low 32 bits); `EDVSNODEV` when FS is not bound.
+pub const FTP_HELLO: i32 = 0x0608;
 
 /// [`FTP_PUT`] flag: create or truncate the file before writing.
 pub const PUT_FIRST: u64 = 1;
@@ -37,12 +42,12 @@ pub const PUT_FIRST: u64 = 1;
 pub const PUT_LAST: u64 = 2;
 
 /// The arguments of every FTP request: `payload[0]`, `[1]` = the path ([`PathRef`]), `[2]` =
-/// the data grant, `[3]` = offset, `[4]` = length, `[5]` = flags.
+/// the data grant (issued to FS), `[3]` = offset, `[4]` = length, `[5]` = flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FtpRequest {
     /// The path.
     pub path: PathRef,
-    /// The client's data grant to FTP.
+    /// The client's data grant to FS.
     pub data: GrantId,
     /// File offset (GET, PUT) or first entry (LS).
     pub offset: u64,

@@ -129,6 +129,7 @@ pub fn serve(
     storage: &StorageArgs,
 ) -> Result<()> {
     let kind = hosting::server_kind(name)?;
+    let options = storage.options(kind)?;
     let runner = if threads {
         Runner::Threads
     } else {
@@ -151,7 +152,7 @@ pub fn serve(
         kind,
         nr,
         stack_size: stack_kib as usize * 1024,
-        options: storage.options(kind)?,
+        options,
     };
     let host = Host::start(&dc, vec![hosting::hosted(&spec)?], runner)?;
     let watched = Watched::new(host)?;

@@ -19,7 +19,7 @@ use crate::server::Server;
 use crate::storage::dirent::Listed;
 use crate::storage::fs::{
     DIR_MODE, DataRequest, FILE_MODE, FS_CREATE, FS_INFO, FS_LOOKUP, FS_MKDIR, FS_OPEN, FS_READ,
-    FS_READDIR, FS_RENAME, FS_RMDIR, FS_STAT, FS_SYNC, FS_TRUNCATE, FS_UNLINK, FS_WRITE,
+    FS_READDIR, FS_RENAME, FS_RMDIR, FS_STAT, FS_SYNC, FS_TRUNCATE, FS_UNLINK, FS_WRITE, Grantor,
     OPEN_CREATE, OPEN_EXCL, OPEN_TRUNC, encode_stat, fs_errno,
 };
 use crate::storage::path::{PathRef, split_parent};
@@ -237,6 +237,25 @@ fn parent_of<'p>(fs: &mut Mounted<'_, '_>, path: &'p str) -> Result<(Ino, &'p st
     Ok((dir, name))
 }
 
+/// The endpoint whose grant a request names: the requester, or a client a system process
+/// (FTP) acts for.
+fn grantor_of(cell: &IpcCell<'_>, m: &Message, g: Grantor) -> Result<m3ipc::Endpoint> {
+    match g {
+        Grantor::Requester => Ok(m.m_source),
+        Grantor::Client(ep) => {
+            let nr = protocol::decode_endpoint(m.m_source)?;
+            let me = cell.borrow();
+            let c = me.dc().config();
+            let system = -(c.nr_tasks as i32)..c.nr_sysprocs as i32 - c.nr_tasks as i32;
+            if system.contains(&nr) {
+                Ok(ep)
+            } else {
+                Err(Errno::EDVSPERM)
+            }
+        }
+    }
+}
+
 fn stat_reply(fs: &mut Mounted<'_, '_>, ino: Ino) -> Result<Message> {
     Ok(encode_stat(&fs.stat(ino).map_err(fs_err)?))
 }
@@ -263,11 +282,12 @@ fn handle(
         }
         FS_READ => {
             let r = DataRequest::decode(m)?;
+            let from = grantor_of(cell, m, r.grantor)?;
             let n = fs
                 .read(r.ino, r.offset, &mut scratch[..r.len])
                 .map_err(fs_err)?;
             let me = cell.borrow();
-            me.granted(m.m_source, r.grant)?
+            me.granted(from, r.grant)?
                 .write_at(r.grant_offset, &scratch[..n])?;
             let mut reply = Message::new(OK);
             reply.payload[0] = n as u64;
@@ -275,9 +295,10 @@ fn handle(
         }
         FS_WRITE => {
             let r = DataRequest::decode(m)?;
+            let from = grantor_of(cell, m, r.grantor)?;
             {
                 let me = cell.borrow();
-                me.granted(m.m_source, r.grant)?
+                me.granted(from, r.grant)?
                     .read_at(r.grant_offset, &mut scratch[..r.len])?;
             }
             let n = fs
@@ -379,6 +400,7 @@ fn readdir(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<
     let start = word_len(m.payload[1], usize::MAX / 2)?;
     let grant = GrantId(m.payload[2]);
     let room = word_len(m.payload[3], MAX_CHUNK)?;
+    let to = grantor_of(cell, m, Grantor::from_word(m.payload[4])?)?;
     if !fs.stat(ino).map_err(fs_err)?.is_dir() {
         return Err(Errno::EDVSNOTDIR);
     }
@@ -416,7 +438,7 @@ fn readdir(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<
     }
     if !out.is_empty() {
         let me = cell.borrow();
-        me.granted(m.m_source, grant)?.write_at(0, &out)?;
+        me.granted(to, grant)?.write_at(0, &out)?;
     }
     let mut reply = Message::new(OK);
     reply.payload[0] = count as u64;
