@@ -529,3 +529,39 @@ fn extents_name_the_bytes_on_the_device() {
     assert!(fs.extents(f, 0, 0).unwrap().is_empty());
     assert_eq!(errno(fs.extents(ROOT, 0, 10)), 21);
 }
+
+#[test]
+fn sparse_files_reach_the_triple_indirect_zones() {
+    let mut fs = fresh(2048);
+    let f = fs.create(ROOT, "sparse", 0o644).unwrap();
+    let free = fs.info().free_blocks;
+    let max = fs.info().max_file_size;
+    // Past 7 + 256 + 65536 blocks the triple indirect block is used; the last byte of the
+    // largest file too.
+    let places = [100 << 20, 1 << 30, max - 1];
+    for (i, &at) in places.iter().enumerate() {
+        assert_eq!(fs.write(f, at, &[i as u8 + 1]).unwrap(), 1);
+    }
+    assert_eq!(fs.stat(f).unwrap().size, max);
+    // The first byte: triple, double, single indirect and data (4 zones); the others lie under
+    // other entries of the triple block: double, single and data each (3 + 3).
+    assert_eq!(free - fs.info().free_blocks, 10);
+    for (i, &at) in places.iter().enumerate() {
+        let mut b = [0u8; 3];
+        let n = fs.read(f, at - 1, &mut b).unwrap();
+        assert_eq!(&b[..n], &[0, i as u8 + 1, 0][..n]);
+    }
+    let mut buf = vec![1u8; 4096];
+    assert_eq!(fs.read(f, 50 << 20, &mut buf).unwrap(), 4096);
+    assert!(buf.iter().all(|&b| b == 0));
+    assert_eq!(errno(fs.write(f, max, b"x")), 27);
+    // fsck walks the triple indirect tree too.
+    let bytes = fs.into_device().unwrap().into_bytes();
+    let img = TempImage::with_bytes("sparse", &bytes);
+    assert_fsck_clean(&img.path);
+    let mut fs = FileSystem::mount(MemDevice::from_bytes(bytes)).unwrap();
+    fs.truncate(f, (1 << 30) + 1).unwrap();
+    fs.truncate(f, 0).unwrap();
+    assert_eq!(fs.info().free_blocks, free);
+    fsck_mem(fs);
+}
