@@ -22,7 +22,7 @@ use crate::storage::ftp::{
 };
 use crate::storage::path::{PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
-use m3ipc::{Access, Endpoint, Errno, GrantId, Handle, Message, Result, SlotState, Timeout};
+use m3ipc::{Access, Endpoint, Errno, GrantId, Handle, Message, Result, Timeout};
 use minixfs::Stat;
 
 /// Longest FTP waits for one FS request.
@@ -51,18 +51,20 @@ impl Ftp {
 
     /// The link to the FS bound now: made (or re-made for a new FS) on demand.
     fn link(&mut self, ipc: &mut dyn Ipc) -> Result<&Link> {
-        let info = ipc.dc().getprocinfo(self.fs_nr)?;
-        if info.state != SlotState::Bound {
-            return Err(Errno::EDVSNODEV);
-        }
-        let stale = self.link.as_ref().is_some_and(|l| l.fs != info.endpoint);
+        // A no-wait wait4bind reads one slot word (getprocinfo would also scan the pool).
+        let fs = match ipc.dc().wait4bind(self.fs_nr, Timeout::NoWait) {
+            Ok(ep) => ep,
+            Err(Errno::EDVSAGAIN) => return Err(Errno::EDVSNODEV),
+            Err(e) => return Err(e),
+        };
+        let stale = self.link.as_ref().is_some_and(|l| l.fs != fs);
         if stale && let Some(old) = self.link.take() {
             // The old grants name an FS that is gone; the buffers are ours to reuse.
             let _ = ipc.revoke(old.path_grant);
             let _ = ipc.release_buffer(old.path);
         }
         if self.link.is_none() {
-            self.link = Some(make_link(ipc, info.endpoint)?);
+            self.link = Some(make_link(ipc, fs)?);
         }
         self.link.as_ref().ok_or(Errno::EDVSNODEV)
     }

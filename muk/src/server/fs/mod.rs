@@ -25,7 +25,7 @@ use crate::storage::fs::{
 use crate::storage::path::{PathRef, split_parent};
 use crate::storage::{MAX_CHUNK, pack, word_len};
 use device::{IpcCell, RdiskDevice};
-use m3ipc::{ANY, Errno, GrantId, Message, Result, SlotState, Timeout};
+use m3ipc::{ANY, Errno, GrantId, Message, Result, Timeout};
 use minixfs::{BlockDevice, FileSystem, FormatOptions, FsError, Ino};
 use std::time::Duration;
 
@@ -161,11 +161,13 @@ impl Server for Fs {
 impl Fs {
     /// Mount (or format and mount) once RDISK is bound. `Waiting` while it is not.
     fn try_mount<'c, 'i>(&self, cell: &'c IpcCell<'i>) -> Result<State<'c, 'i>> {
-        let info = cell.borrow().dc().getprocinfo(self.rdisk_nr)?;
-        if info.state != SlotState::Bound {
-            return Ok(State::Waiting);
-        }
-        let mut dev = match RdiskDevice::connect(cell, info.endpoint) {
+        let bound = cell.borrow().dc().wait4bind(self.rdisk_nr, Timeout::NoWait);
+        let rdisk = match bound {
+            Ok(ep) => ep,
+            Err(Errno::EDVSAGAIN) => return Ok(State::Waiting),
+            Err(e) => return Err(e),
+        };
+        let mut dev = match RdiskDevice::connect(cell, rdisk) {
             Ok(d) => d,
             Err(Errno::EDVSSHUTDOWN) => return Err(Errno::EDVSSHUTDOWN),
             Err(e) => {
