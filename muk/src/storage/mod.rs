@@ -4,7 +4,7 @@
 //!
 //! The conventions are those of [`crate::protocol`]: a request's `m_type` is one of the codes of
 //! the modules below, its arguments are 64-bit words of the payload (each code documents which);
-//! the reply is `m_type` = [`OK`](crate::protocol::OK) with results in the payload, or a negative
+//! the reply is `m_type` = `OK` ([`crate::protocol::OK`]) with results in the payload, or a negative
 //! EDVS code. Bulk data never travels in a message: the requester grants a range of one of its
 //! pool buffers to the server, which reads or writes it in place (or `vcopy`s it), and the
 //! message carries the grant's id. Codes: RDISK `0x04xx`, FS `0x05xx`, FTP `0x06xx`.

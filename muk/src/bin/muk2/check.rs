@@ -250,7 +250,7 @@ fn first_probe(
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(e) => return Err(format!("FS_INFO: {e}")),
-                    Ok(blocks) if blocks == 0 => return Err("FS_INFO says 0 blocks".into()),
+                    Ok(0) => return Err("FS_INFO says 0 blocks".into()),
                     Ok(_) => break,
                 }
             }
