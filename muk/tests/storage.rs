@@ -335,6 +335,63 @@ fn split_fs_outside() {
     fsck_clean(&image);
 }
 
+#[test]
+fn split_ftp_outside() {
+    let s = Scratch::new("sftp");
+    let image = s.mkfs("disk.img", 16);
+    let t = TestDc::new('p');
+    let h = host(
+        &t.dc,
+        &[ServerKind::Rdisk, ServerKind::Fs],
+        &DiskSpec::Image(image.clone()),
+        FormatPolicy::Never,
+        Runner::Threads,
+    );
+    let ftp = Outside::start(&t.name, &["ftp"]);
+    round_trip(&t.name, &s);
+    ftp.stop();
+    support::stop(h, 2);
+    fsck_clean(&image);
+}
+
+/// FS run as its own process on a disk whose superblock is garbage: it says why it cannot
+/// mount, answers every request with an error, and stops cleanly.
+#[test]
+fn corrupt_superblock_mount_error_names_the_problem() {
+    let s = Scratch::new("badsb");
+    let image = s.mkfs("disk.img", 4);
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[1024..1024 + 32].fill(0xff);
+    std::fs::write(&image, &bytes).unwrap();
+    let t = TestDc::new('g');
+    let h = host(
+        &t.dc,
+        &[ServerKind::Rdisk, ServerKind::Ftp],
+        &DiskSpec::Image(image.clone()),
+        FormatPolicy::Never,
+        Runner::Coroutines,
+    );
+    let mut fs = Command::new(MUK2)
+        .args(["serve", "fs", "--format", "never", "--dc", &t.name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let e = fails(&t.name, &["ls", "/"]);
+    assert!(e.contains("I/O error on the server"), "{e}");
+    // SAFETY: kill has no memory effects; the child is not reaped, so its pid is ours.
+    unsafe { libc::kill(fs.id() as libc::pid_t, libc::SIGTERM) };
+    let out = fs.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fs: cannot mount the disk on RDISK") && err.contains("corrupt"),
+        "{err}"
+    );
+    support::stop(h, 2);
+}
+
 /// A user-slot client with a 1 MiB buffer.
 struct Raw {
     p: Proc,

@@ -131,12 +131,23 @@ impl FtpClient {
             })
         };
         let timeout = millis(opts.timeout);
-        let mut hello = Message::new(FTP_HELLO);
-        let fs = match proc
-            .sendrec(ftp, &mut hello, timeout)
-            .and_then(|()| reply_result(&hello))
-        {
-            Ok(()) => hello.payload[0] as u32 as Endpoint,
+        // FTP names FS; a unikernel that is still booting may not have it yet: ask again
+        // within the same wait.
+        let until = std::time::Instant::now() + opts.wait;
+        let hello = loop {
+            let mut m = Message::new(FTP_HELLO);
+            match proc
+                .sendrec(ftp, &mut m, timeout)
+                .and_then(|()| reply_result(&m))
+            {
+                Err(Errno::EDVSNODEV) if std::time::Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                r => break r.map(|()| m),
+            }
+        };
+        let fs = match hello {
+            Ok(m) => m.payload[0] as u32 as Endpoint,
             Err(Errno::EDVSTIMEDOUT) => {
                 return Err(FtpError::Timeout {
                     op: "connect",
