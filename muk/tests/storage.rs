@@ -28,6 +28,19 @@ const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
 const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
 const T: Timeout = Timeout::Millis(10_000);
 
+/// A util-linux tool: from `PATH`, else from /usr/sbin or /sbin (not on every user's `PATH`).
+fn tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        let on_path = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()));
+        if !on_path && p.is_file() {
+            return p;
+        }
+    }
+    PathBuf::from(name)
+}
+
 /// A scratch directory for images and local files, removed on drop.
 struct Scratch(PathBuf);
 
@@ -53,7 +66,7 @@ impl Scratch {
         let f = std::fs::File::create(&p).unwrap();
         f.set_len(mib << 20).unwrap();
         drop(f);
-        let out = Command::new("mkfs.minix")
+        let out = Command::new(tool("mkfs.minix"))
             .arg("-3")
             .arg(&p)
             .output()
@@ -80,7 +93,7 @@ impl Drop for Scratch {
 
 /// `fsck.minix -f` on `image`: panics with its output unless it reports no error.
 fn fsck_clean(image: &Path) {
-    let out = Command::new("fsck.minix")
+    let out = Command::new(tool("fsck.minix"))
         .arg("-f")
         .arg(image)
         .output()
@@ -371,7 +384,7 @@ fn corrupt_superblock_mount_error_names_the_problem() {
         FormatPolicy::Never,
         Runner::Coroutines,
     );
-    let mut fs = Command::new(MUK2)
+    let fs = Command::new(MUK2)
         .args(["serve", "fs", "--format", "never", "--dc", &t.name])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -738,6 +751,20 @@ fn clear_client_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(e.contains("no FTP server") && e.contains("nr 14"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // Something bound at FTP's slot that never answers: the request times out.
+    let mute =
+        t.dc.bind_named(ServerKind::Ftp.default_nr(), "mute")
+            .unwrap();
+    let started = Instant::now();
+    let out = Command::new(M3FTP)
+        .args(["--dc", &t.name, "--timeout-s", "1", "ls", "/"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(e.contains("did not answer within 1 s"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(mute);
     // No DC at all.
     let e = fails("no-such-dc", &["ls", "/"]);
     assert!(e.contains("cannot open DC \"no-such-dc\""), "{e}");

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// File transfer to and from MUK2's FTP server.
 #[derive(Debug, Parser)]
-#[command(name = "m3ftp", version, about, long_about = None)]
+#[command(name = "m3ftp", version)]
 struct Cli {
     /// The DC of the unikernel (default: $M3FTP_DC, else muk2).
     #[arg(long)]
