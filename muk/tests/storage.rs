@@ -11,6 +11,7 @@ use muk::ftp_client::{ConnectOptions, FtpClient};
 use muk::server::fs::FormatPolicy;
 use muk::server::rdisk::DiskSpec;
 use muk::server::{ServerKind, ServerOptions};
+use muk::storage::Grantor as BlockGrantor;
 use muk::storage::fs::{DataRequest, FS_LOOKUP, FS_READ, FS_READDIR, FS_STAT, Grantor};
 use muk::storage::ftp::{FTP_GET, FTP_PUT, FtpRequest};
 use muk::storage::path::PathRef;
@@ -459,6 +460,7 @@ fn malformed_requests(runner: Runner) {
             count,
             grant,
             offset: 0,
+            grantor: BlockGrantor::Requester,
         }
         .encode(RD_READ)
     };
@@ -488,11 +490,16 @@ fn malformed_requests(runner: Runner) {
     off.payload[3] = (1 << 20) - 512;
     assert_eq!(c.ask(rdisk, off).err(), Some(Errno::EDVSRANGE));
     assert!(c.ask(rdisk, block(0, 1024, g)).is_ok());
+    // Only a system process (FS) may name a client's grant.
+    let mut other = block(0, 1, g);
+    other.payload[4] = BlockGrantor::Client(ftp).word();
+    assert_eq!(c.ask(rdisk, other).err(), Some(Errno::EDVSPERM));
     let wr = BlockRequest {
         first: 4095,
         count: 1,
         grant: ro,
         offset: 0,
+        grantor: BlockGrantor::Requester,
     }
     .encode(RD_WRITE);
     assert!(
@@ -552,6 +559,7 @@ fn malformed_requests(runner: Runner) {
             grant: gfs,
             grant_offset: 0,
             grantor: Grantor::Requester,
+            disk_grant: None,
         };
         assert!(
             c.ask(fs, read.encode(FS_READ)).is_err(),
@@ -565,6 +573,7 @@ fn malformed_requests(runner: Runner) {
         grant: gfs,
         grant_offset: 0,
         grantor: Grantor::Requester,
+        disk_grant: None,
     };
     let mut big = read.encode(FS_READ);
     big.payload[2] = (1 << 20) + 1;
@@ -595,6 +604,7 @@ fn malformed_requests(runner: Runner) {
         offset: 0,
         len: 1024,
         flags,
+        disk_data: None,
     };
     c.p.buffer(c.buf).unwrap().write_at(0, b"/x").unwrap();
     assert_eq!(
@@ -859,6 +869,7 @@ impl FsClient {
             grant: self.data_grant,
             grant_offset: 0,
             grantor: Grantor::Requester,
+            disk_grant: None,
         };
         let m = self
             .c
@@ -881,6 +892,7 @@ impl FsClient {
                 grant: self.data_grant,
                 grant_offset: 0,
                 grantor: Grantor::Requester,
+                disk_grant: None,
             };
             let m = self.c.ask(self.fs, req.encode(FS_READ))?;
             let n = m.payload[0] as usize;
@@ -1077,6 +1089,20 @@ fn randomized_workload_through_fs_matches_a_model_and_fsck() {
             }
         }
     }
+    // The same files through FTP, whose GETs have RDISK copy whole blocks straight into the
+    // client's buffer: holes and partial last blocks included.
+    let mut ftp = FtpClient::connect(&t.name, &ConnectOptions::default()).unwrap();
+    let mut checked = 0;
+    for (p, n) in &model {
+        if let Node::File(data) = n {
+            let mut back = Vec::new();
+            ftp.get(p, &mut back, "mem", &mut |_, _| {}).unwrap();
+            assert!(back == *data, "{p} differs through FTP");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+    drop(ftp);
     fs.c.ask(fs.fs, Message::new(FS_SYNC)).unwrap();
     drop(fs);
     support::stop(h, 3);

@@ -3,8 +3,9 @@
 //!
 //! [`FtpClient::connect`] opens the DC, binds a free user slot, waits (bounded) for FTP to be
 //! bound, allocates a path buffer and a 1 MiB data buffer in the DC's pool, grants the path
-//! buffer to FTP and the data buffer to FS (whose endpoint FTP names): FS reads and writes the
-//! client's chunks in place. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
+//! buffer to FTP and the data buffer to FS and RDISK (whose endpoints FTP names): FS reads and
+//! writes the client's chunks in place, and RDISK copies a GET's whole blocks from the disk
+//! straight into the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
 //! grant ids and lengths travels in messages. Every request has a timeout, so a server that is
 //! not there or stops answering is an error, never a hang.
 
@@ -59,6 +60,7 @@ pub struct FtpClient {
     path_grant: GrantId,
     data_buf: Handle,
     data_grant: GrantId,
+    disk_grant: Option<GrantId>,
     timeout: Duration,
     chunk: Vec<u8>,
 }
@@ -146,8 +148,11 @@ impl FtpClient {
                 r => break r.map(|()| m),
             }
         };
-        let fs = match hello {
-            Ok(m) => m.payload[0] as u32 as Endpoint,
+        let (fs, rdisk) = match hello {
+            Ok(m) => (
+                m.payload[0] as u32 as Endpoint,
+                (m.payload[1] >> 32 == 1).then_some(m.payload[1] as u32 as Endpoint),
+            ),
             Err(Errno::EDVSTIMEDOUT) => {
                 return Err(FtpError::Timeout {
                     op: "connect",
@@ -171,6 +176,10 @@ impl FtpClient {
         let data_grant = proc
             .grant(data_buf, fs, 0, MAX_CHUNK, Access::READ_WRITE)
             .map_err(setup)?;
+        // RDISK may copy a GET's blocks straight into the buffer; without this grant FS copies
+        // them (an RDISK we cannot grant to is no error).
+        let disk_grant =
+            rdisk.and_then(|ep| proc.grant(data_buf, ep, 0, MAX_CHUNK, Access::WRITE).ok());
         Ok(FtpClient {
             proc,
             dc: dc.to_string(),
@@ -179,6 +188,7 @@ impl FtpClient {
             path_grant,
             data_buf,
             data_grant,
+            disk_grant,
             timeout: opts.timeout,
             chunk: vec![0; MAX_CHUNK],
         })
@@ -223,6 +233,7 @@ impl FtpClient {
             offset,
             len,
             flags,
+            disk_data: self.disk_grant,
         };
         let mut m = req.encode(m_type);
         match self.proc.sendrec(self.ftp, &mut m, millis(self.timeout)) {
@@ -409,6 +420,9 @@ impl Drop for FtpClient {
     fn drop(&mut self) {
         let _ = self.proc.revoke(self.path_grant);
         let _ = self.proc.revoke(self.data_grant);
+        if let Some(g) = self.disk_grant {
+            let _ = self.proc.revoke(g);
+        }
         let _ = self.proc.release_buffer(self.path_buf);
         let _ = self.proc.release_buffer(self.data_buf);
     }

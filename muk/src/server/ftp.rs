@@ -3,8 +3,8 @@
 //! A client grants FTP its path buffer and FS its data buffer ([`crate::storage::ftp`]). FTP
 //! copies the path into its own path buffer (granted to FS) and asks FS, naming the client's
 //! data grant: FS reads a GET's chunk straight into the client's buffer and writes a PUT's
-//! straight from it, so the bytes are copied once between the file system and the client and
-//! never pass through FTP. Every chunk is one request of the client, at most 1 MiB. When FS is
+//! straight from it, so the bytes never pass through FTP. A client that also granted its
+//! buffer to RDISK gets a GET's whole blocks copied by RDISK from the disk into its buffer. Every chunk is one request of the client, at most 1 MiB. When FS is
 //! not there (not bound, or restarted), requests are `EDVSNODEV` until it is back; FTP grants
 //! its path buffer to the new FS then. A PUT chunk that FS
 //! writes only in part (the disk filled up) is `EDVSNOSPC`.
@@ -13,8 +13,8 @@ use crate::ipc::Ipc;
 use crate::protocol::OK;
 use crate::server::{Handler, Server, serve_requests};
 use crate::storage::fs::{
-    DataRequest, FS_LOOKUP, FS_MKDIR, FS_OPEN, FS_READ, FS_READDIR, FS_RMDIR, FS_SYNC, FS_UNLINK,
-    FS_WRITE, Grantor, OPEN_CREATE, OPEN_TRUNC, decode_stat,
+    DataRequest, FS_INFO, FS_LOOKUP, FS_MKDIR, FS_OPEN, FS_READ, FS_READDIR, FS_RMDIR, FS_SYNC,
+    FS_UNLINK, FS_WRITE, Grantor, OPEN_CREATE, OPEN_TRUNC, decode_stat,
 };
 use crate::storage::ftp::{
     FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
@@ -84,6 +84,7 @@ impl Ftp {
                 grant: r.data,
                 grant_offset: 0,
                 grantor: Grantor::Client(client),
+                disk_grant: r.disk_data,
             };
             n = fs_call(ipc, fs, &mut req.encode(FS_READ))?.payload[0] as usize;
             if n > r.len {
@@ -118,6 +119,7 @@ impl Ftp {
                 grant: r.data,
                 grant_offset: 0,
                 grantor: Grantor::Client(client),
+                disk_grant: None,
             };
             n = fs_call(ipc, fs, &mut req.encode(FS_WRITE))?.payload[0] as usize;
             // FS writes what fits and says how much: a short write means the disk is full.
@@ -261,8 +263,13 @@ impl Handler for Ftp {
             }
             FTP_SYNC => self.sync(ipc).map(|()| Message::new(OK)),
             FTP_HELLO => {
+                let fs = self.link(ipc)?.fs;
+                // FS_INFO names RDISK once FS has mounted its disk.
+                let rdisk =
+                    fs_call(ipc, fs, &mut Message::new(FS_INFO)).map_or(0, |m| m.payload[4]);
                 let mut reply = Message::new(OK);
-                reply.payload[0] = u64::from(self.link(ipc)?.fs as u32);
+                reply.payload[0] = u64::from(fs as u32);
+                reply.payload[1] = rdisk;
                 Ok(reply)
             }
             _ => Err(Errno::EDVSBADREQUEST),

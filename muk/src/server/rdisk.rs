@@ -4,11 +4,14 @@
 //! consecutive blocks, and a flush. Block data never travels in a message: the requester grants
 //! RDISK a range of its pool buffer, and RDISK copies the blocks straight between the device and
 //! that range (memory: one copy; an image file: a positioned read or write through a scratch
-//! buffer). Blocks outside the device are `EDVSRANGE`; a failing image file `EDVSIO`.
+//! buffer). Blocks outside the device are `EDVSRANGE`; a failing image file `EDVSIO`. A system
+//! process (FS) may name a grant a client issued to RDISK, to read a file's blocks straight
+//! into the client's buffer.
 
 use crate::ipc::Ipc;
 use crate::protocol::OK;
 use crate::server::{Handler, Server, serve_requests};
+use crate::storage::grantor_endpoint;
 use crate::storage::rdisk::{
     BLOCK_SIZE, BlockRequest, MAX_BLOCKS, RD_FLUSH, RD_GEOMETRY, RD_READ, RD_WRITE,
 };
@@ -124,7 +127,8 @@ impl Rdisk {
     fn read(&mut self, ipc: &mut dyn Ipc, m: &Message) -> Result<Message> {
         let r = BlockRequest::decode(m)?;
         let (at, len) = self.span(&r)?;
-        let view = ipc.granted(m.m_source, r.grant)?;
+        let grantor = grantor_endpoint(ipc.dc(), m.m_source, r.grantor)?;
+        let view = ipc.granted(grantor, r.grant)?;
         match &mut self.backing {
             Backing::Memory(bytes) => {
                 let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;
@@ -143,7 +147,8 @@ impl Rdisk {
     fn write(&mut self, ipc: &mut dyn Ipc, m: &Message) -> Result<Message> {
         let r = BlockRequest::decode(m)?;
         let (at, len) = self.span(&r)?;
-        let view = ipc.granted(m.m_source, r.grant)?;
+        let grantor = grantor_endpoint(ipc.dc(), m.m_source, r.grantor)?;
+        let view = ipc.granted(grantor, r.grant)?;
         match &mut self.backing {
             Backing::Memory(bytes) => {
                 let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;

@@ -8,6 +8,7 @@
 //! system is mounted (RDISK not there yet, or an image that does not mount) every request is
 //! `EDVSNODEV`.
 
+pub use super::Grantor;
 use super::{pack, unpack};
 use m3ipc::{Errno, GrantId, Message, Result};
 use minixfs::{FsError, Ino, Stat};
@@ -49,7 +50,7 @@ pub const FS_RENAME: i32 = 0x050c;
 pub const FS_SYNC: i32 = 0x050d;
 /// The file system's size and free space. Request: empty. Reply: `payload[0]` = blocks,
 /// `[1]` = free blocks, `[2]` = inodes (low half) and free inodes (high half), `[3]` = largest
-/// file size.
+/// file size, `[4]` = RDISK's endpoint (low half; high half 1).
 pub const FS_INFO: i32 = 0x050e;
 
 /// [`FS_OPEN`] flag: create the file if it does not exist.
@@ -70,42 +71,10 @@ pub fn fs_errno(e: &FsError) -> Errno {
     Errno::from_code(-e.errno()).unwrap_or(Errno::EDVSIO)
 }
 
-/// Whose grant a request names: the requester's own, or (for a system process acting for a
-/// client, as FTP does) a grant that `client` issued to FS, so that the data moves straight
-/// between the client's buffer and FS with no copy in between.
-///
-/// One payload word: the endpoint in the low half, 1 in the high half when explicit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Grantor {
-    /// The requester (`m_source`).
-    #[default]
-    Requester,
-    /// Another endpoint; only a system process may name one (else `EDVSPERM`).
-    Client(m3ipc::Endpoint),
-}
-
-impl Grantor {
-    /// The payload word.
-    pub fn word(self) -> u64 {
-        match self {
-            Grantor::Requester => 0,
-            Grantor::Client(ep) => pack(ep as u32, 1),
-        }
-    }
-
-    /// From a payload word; a high half other than 0 or 1 is `EDVSBADVALUE`.
-    pub fn from_word(w: u64) -> Result<Grantor> {
-        match unpack(w) {
-            (0, 0) => Ok(Grantor::Requester),
-            (ep, 1) => Ok(Grantor::Client(ep as i32)),
-            _ => Err(Errno::EDVSBADVALUE),
-        }
-    }
-}
-
 /// The arguments of [`FS_READ`] and [`FS_WRITE`]: `payload[0]` = inode, `[1]` = file offset,
 /// `[2]` = length (at most 1 MiB), `[3]` = a grant to FS, `[4]` = offset in the grant's
-/// range, `[5]` = whose grant it is ([`Grantor`]).
+/// range, `[5]` = whose grant it is ([`Grantor`]), `[6]` = optionally (0: none) the same
+/// grantor's grant of the same buffer to RDISK ([`DataRequest::disk_grant`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataRequest {
     /// The file.
@@ -120,6 +89,12 @@ pub struct DataRequest {
     pub grant_offset: usize,
     /// Who issued the grant.
     pub grantor: Grantor,
+    /// For an [`FS_READ`] for a client ([`Grantor::Client`]): the client's grant to RDISK
+    /// (WRITE) of the same buffer, both grants starting at the buffer's first byte. FS then has
+    /// RDISK copy the file's whole blocks straight into the client's buffer (the zones come from
+    /// `minixfs`'s extents, written back first), so the bytes cross memory once on their way
+    /// from the disk to the client; the rest (holes, a last partial block) FS writes itself.
+    pub disk_grant: Option<GrantId>,
 }
 
 impl DataRequest {
@@ -132,6 +107,7 @@ impl DataRequest {
         m.payload[3] = self.grant.0;
         m.payload[4] = self.grant_offset as u64;
         m.payload[5] = self.grantor.word();
+        m.payload[6] = self.disk_grant.map_or(0, |g| g.0);
         m
     }
 
@@ -145,6 +121,7 @@ impl DataRequest {
             grant: GrantId(m.payload[3]),
             grant_offset: super::word_len(m.payload[4], super::MAX_CHUNK)?,
             grantor: Grantor::from_word(m.payload[5])?,
+            disk_grant: (m.payload[6] != 0).then_some(GrantId(m.payload[6])),
         })
     }
 }
@@ -204,6 +181,7 @@ mod tests {
             grant: GrantId(3),
             grant_offset: 17,
             grantor: Grantor::Client(-5),
+            disk_grant: Some(GrantId(1 << 63 | 2)),
         };
         assert_eq!(DataRequest::decode(&r.encode(FS_READ)), Ok(r));
         let mut m = r.encode(FS_READ);

@@ -32,8 +32,9 @@ pub const FTP_MKDIR: i32 = 0x0605;
 pub const FTP_STAT: i32 = 0x0606;
 /// Sync the file system. Request, reply: empty.
 pub const FTP_SYNC: i32 = 0x0607;
-/// The FS endpoint the client grants its data buffer to. Request: empty. Reply:
-/// `payload[0]` = FS's endpoint (low 32 bits); `EDVSNODEV` when FS is not bound.
+/// The endpoints the client grants its data buffer to. Request: empty. Reply: `payload[0]` =
+/// FS's endpoint (low 32 bits), `payload[1]` = RDISK's endpoint (low half; high half 1, or the
+/// whole word 0 while FS has no disk); `EDVSNODEV` when FS is not bound.
 pub const FTP_HELLO: i32 = 0x0608;
 
 /// [`FTP_PUT`] flag: create or truncate the file before writing.
@@ -42,7 +43,9 @@ pub const PUT_FIRST: u64 = 1;
 pub const PUT_LAST: u64 = 2;
 
 /// The arguments of every FTP request: `payload[0]`, `[1]` = the path ([`PathRef`]), `[2]` =
-/// the data grant (issued to FS), `[3]` = offset, `[4]` = length, `[5]` = flags.
+/// the data grant (issued to FS), `[3]` = offset, `[4]` = length, `[5]` = flags, `[6]` =
+/// optionally (0: none) a grant of the same buffer to RDISK, with which a GET's blocks go
+/// from the disk straight into the client's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FtpRequest {
     /// The path.
@@ -55,6 +58,8 @@ pub struct FtpRequest {
     pub len: usize,
     /// Flags ([`PUT_FIRST`], [`PUT_LAST`]).
     pub flags: u64,
+    /// The client's grant of the data buffer to RDISK (WRITE), if it made one.
+    pub disk_data: Option<GrantId>,
 }
 
 impl FtpRequest {
@@ -68,6 +73,7 @@ impl FtpRequest {
         m.payload[3] = self.offset;
         m.payload[4] = self.len as u64;
         m.payload[5] = self.flags;
+        m.payload[6] = self.disk_data.map_or(0, |g| g.0);
         m
     }
 
@@ -84,6 +90,7 @@ impl FtpRequest {
             offset: m.payload[3],
             len: super::word_len(m.payload[4], super::MAX_CHUNK)?,
             flags,
+            disk_data: (m.payload[6] != 0).then_some(GrantId(m.payload[6])),
         })
     }
 }
@@ -104,6 +111,7 @@ mod tests {
             offset: 5 << 20,
             len: 1 << 20,
             flags: PUT_FIRST | PUT_LAST,
+            disk_data: Some(GrantId(1 << 63)),
         };
         assert_eq!(FtpRequest::decode(&r.encode(FTP_PUT)), Ok(r));
         let mut m = r.encode(FTP_PUT);

@@ -19,7 +19,7 @@ pub mod path;
 pub mod rdisk;
 
 use crate::protocol::OK;
-use m3ipc::{Errno, Message, Result};
+use m3ipc::{Dc, Endpoint, Errno, Message, Result};
 
 /// Largest data range of one request: 1 MiB, the largest pool buffer and `vcopy`.
 pub const MAX_CHUNK: usize = m3ipc::pool::MAX_BUFFER;
@@ -41,6 +41,58 @@ pub fn word_len(w: u64, max: usize) -> Result<usize> {
         .ok()
         .filter(|&v| v <= max)
         .ok_or(Errno::EDVSBADVALUE)
+}
+
+/// Whose grant a request to FS or RDISK names: the requester's own, or (for a system process
+/// acting for a client, as FTP does for FS and FS for RDISK) a grant that the client issued to
+/// the server, so that the data moves straight between the client's buffer and the server.
+///
+/// One payload word: the endpoint in the low half, 1 in the high half when explicit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Grantor {
+    /// The requester (`m_source`).
+    #[default]
+    Requester,
+    /// Another endpoint; only a system process may name one (else `EDVSPERM`).
+    Client(m3ipc::Endpoint),
+}
+
+impl Grantor {
+    /// The payload word.
+    pub fn word(self) -> u64 {
+        match self {
+            Grantor::Requester => 0,
+            Grantor::Client(ep) => pack(ep as u32, 1),
+        }
+    }
+
+    /// From a payload word; a high half other than 0 or 1 is `EDVSBADVALUE`.
+    pub fn from_word(w: u64) -> Result<Grantor> {
+        match unpack(w) {
+            (0, 0) => Ok(Grantor::Requester),
+            (ep, 1) => Ok(Grantor::Client(ep as i32)),
+            _ => Err(Errno::EDVSBADVALUE),
+        }
+    }
+}
+
+/// The endpoint whose grant a request from `source` names. Only a system process may name
+/// another endpoint's grant (`EDVSPERM` otherwise): a user could otherwise steer a server into
+/// a buffer someone else granted it.
+pub fn grantor_endpoint(dc: &Dc, source: Endpoint, g: Grantor) -> Result<Endpoint> {
+    match g {
+        Grantor::Requester => Ok(source),
+        Grantor::Client(ep) => {
+            let nr = crate::protocol::decode_endpoint(source)?;
+            let c = dc.config();
+            let system = -(c.nr_tasks as i32)..c.nr_sysprocs as i32 - c.nr_tasks as i32;
+            if system.contains(&nr) {
+                Ok(ep)
+            } else {
+                Err(Errno::EDVSPERM)
+            }
+        }
+    }
 }
 
 /// Pack two 32-bit values into one payload word (`lo` in the low half).

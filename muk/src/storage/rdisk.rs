@@ -9,7 +9,7 @@
 //! `EDVSRANGE` (blocks outside the device, or a range outside the grant), the grant's own
 //! errors (`EDVSPERM`, `EDVSACCES`, ...), `EDVSIO` (the image file failed).
 
-use super::{MAX_CHUNK, reply_result, word_len};
+use super::{Grantor, MAX_CHUNK, reply_result, word_len};
 use m3ipc::{Endpoint, GrantId, Message, Proc, Result, Timeout};
 
 /// Block size of the device: that of the file system on it.
@@ -29,8 +29,8 @@ pub const RD_WRITE: i32 = 0x0403;
 pub const RD_FLUSH: i32 = 0x0404;
 
 /// The arguments of [`RD_READ`] and [`RD_WRITE`]: `payload[0]` = first block, `[1]` = block
-/// count, `[2]` = the grant (issued by the requester to RDISK), `[3]` = byte offset in the
-/// grant's range.
+/// count, `[2]` = the grant to RDISK, `[3]` = byte offset in the grant's range, `[4]` = who
+/// issued the grant ([`Grantor`]: the requester, or a client FS reads a file for).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockRequest {
     /// First block.
@@ -41,6 +41,8 @@ pub struct BlockRequest {
     pub grant: GrantId,
     /// Where in the grant's range the first block goes (or comes from).
     pub offset: usize,
+    /// Who issued the grant.
+    pub grantor: Grantor,
 }
 
 impl BlockRequest {
@@ -51,6 +53,7 @@ impl BlockRequest {
         m.payload[1] = self.count as u64;
         m.payload[2] = self.grant.0;
         m.payload[3] = self.offset as u64;
+        m.payload[4] = self.grantor.word();
         m
     }
 
@@ -66,6 +69,7 @@ impl BlockRequest {
             count,
             grant: GrantId(m.payload[2]),
             offset: word_len(m.payload[3], MAX_CHUNK)?,
+            grantor: Grantor::from_word(m.payload[4])?,
         })
     }
 
@@ -118,6 +122,7 @@ mod tests {
             count: MAX_BLOCKS,
             grant: GrantId(1 << 63 | 5),
             offset: 0,
+            grantor: Grantor::Client(7),
         };
         assert_eq!(BlockRequest::decode(&r.encode(RD_READ)), Ok(r));
         let mut m = r.encode(RD_READ);

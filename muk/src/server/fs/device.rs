@@ -11,7 +11,7 @@ use crate::ipc::Ipc;
 use crate::storage::rdisk::{
     BLOCK_SIZE, BlockRequest, MAX_BLOCKS, RD_FLUSH, RD_GEOMETRY, RD_READ, RD_WRITE,
 };
-use crate::storage::reply_result;
+use crate::storage::{Grantor, reply_result};
 use m3ipc::{Access, Endpoint, Errno, GrantId, Handle, Message, Timeout};
 use minixfs::{BlockDevice, DeviceError};
 use std::cell::RefCell;
@@ -93,6 +93,11 @@ impl<'c, 'i> RdiskDevice<'c, 'i> {
         Ok(dev)
     }
 
+    /// RDISK's endpoint.
+    pub fn rdisk(&self) -> Endpoint {
+        self.rdisk
+    }
+
     fn call(&self, m: &mut Message) -> m3ipc::Result<()> {
         self.ipc
             .borrow_mut()
@@ -128,6 +133,7 @@ impl<'c, 'i> RdiskDevice<'c, 'i> {
             count,
             grant: self.window_buf.grant,
             offset: 0,
+            grantor: Grantor::Requester,
         };
         self.call(&mut req.encode(RD_READ))
             .map_err(|e| io("read", e))?;
@@ -197,6 +203,7 @@ impl BlockDevice for RdiskDevice<'_, '_> {
                 count: n,
                 grant: self.staging.grant,
                 offset: 0,
+                grantor: Grantor::Requester,
             };
             self.call(&mut req.encode(RD_WRITE))
                 .map_err(|e| io("write", e))?;

@@ -23,7 +23,8 @@ use crate::storage::fs::{
     OPEN_CREATE, OPEN_EXCL, OPEN_TRUNC, encode_stat, fs_errno,
 };
 use crate::storage::path::{PathRef, split_parent};
-use crate::storage::{MAX_CHUNK, pack, word_len};
+use crate::storage::rdisk::{BLOCK_SIZE, BlockRequest, RD_READ};
+use crate::storage::{MAX_CHUNK, grantor_endpoint, pack, reply_result, word_len};
 use device::{IpcCell, RdiskDevice};
 use m3ipc::{ANY, Errno, GrantId, Message, Result, Timeout};
 use minixfs::{BlockDevice, FileSystem, FormatOptions, FsError, Ino};
@@ -91,8 +92,8 @@ type Mounted<'c, 'i> = FileSystem<RdiskDevice<'c, 'i>>;
 enum State<'c, 'i> {
     /// RDISK is not bound yet.
     Waiting,
-    /// Mounted.
-    Up(Box<Mounted<'c, 'i>>),
+    /// Mounted on the RDISK at this endpoint.
+    Up(Box<Mounted<'c, 'i>>, m3ipc::Endpoint),
     /// The disk did not mount: the reason, printed once; requests get `EDVSIO`.
     Failed,
 }
@@ -120,8 +121,8 @@ impl Server for Fs {
             match got {
                 Ok(()) => {
                     let reply = match &mut state {
-                        State::Up(fs) => {
-                            let r = handle(&cell, fs, &mut scratch, &m);
+                        State::Up(fs, rdisk) => {
+                            let r = handle(&cell, fs, *rdisk, &mut scratch, &m);
                             if r.is_ok() && mutates(m.m_type) {
                                 dirty = true;
                             }
@@ -138,7 +139,7 @@ impl Server for Fs {
                 }
                 Err(Errno::EDVSSHUTDOWN) => return Ok(()),
                 Err(Errno::EDVSTIMEDOUT) => {
-                    if let (State::Up(fs), true) = (&mut state, dirty) {
+                    if let (State::Up(fs, _), true) = (&mut state, dirty) {
                         match fs.sync() {
                             Ok(()) => dirty = false,
                             Err(e) => eprintln!("fs: background sync failed: {e}"),
@@ -191,7 +192,7 @@ impl Fs {
                 if format {
                     eprintln!("fs: formatted a blank disk of {blocks} blocks");
                 }
-                Ok(State::Up(Box::new(fs)))
+                Ok(State::Up(Box::new(fs), rdisk))
             }
             Err(e) => {
                 eprintln!(
@@ -242,30 +243,18 @@ fn parent_of<'p>(fs: &mut Mounted<'_, '_>, path: &'p str) -> Result<(Ino, &'p st
 /// The endpoint whose grant a request names: the requester, or a client a system process
 /// (FTP) acts for.
 fn grantor_of(cell: &IpcCell<'_>, m: &Message, g: Grantor) -> Result<m3ipc::Endpoint> {
-    match g {
-        Grantor::Requester => Ok(m.m_source),
-        Grantor::Client(ep) => {
-            let nr = protocol::decode_endpoint(m.m_source)?;
-            let me = cell.borrow();
-            let c = me.dc().config();
-            let system = -(c.nr_tasks as i32)..c.nr_sysprocs as i32 - c.nr_tasks as i32;
-            if system.contains(&nr) {
-                Ok(ep)
-            } else {
-                Err(Errno::EDVSPERM)
-            }
-        }
-    }
+    grantor_endpoint(cell.borrow().dc(), m.m_source, g)
 }
 
 fn stat_reply(fs: &mut Mounted<'_, '_>, ino: Ino) -> Result<Message> {
     Ok(encode_stat(&fs.stat(ino).map_err(fs_err)?))
 }
 
-/// Answer one request to a mounted file system.
+/// Answer one request to a mounted file system on the RDISK at `rdisk`.
 fn handle(
     cell: &IpcCell<'_>,
     fs: &mut Mounted<'_, '_>,
+    rdisk: m3ipc::Endpoint,
     scratch: &mut [u8],
     m: &Message,
 ) -> Result<Message> {
@@ -285,12 +274,20 @@ fn handle(
         FS_READ => {
             let r = DataRequest::decode(m)?;
             let from = grantor_of(cell, m, r.grantor)?;
-            let n = fs
-                .read(r.ino, r.offset, &mut scratch[..r.len])
-                .map_err(fs_err)?;
-            let me = cell.borrow();
-            me.granted(from, r.grant)?
-                .write_at(r.grant_offset, &scratch[..n])?;
+            let n = match (r.grantor, r.disk_grant) {
+                (Grantor::Client(_), Some(disk)) if r.offset.is_multiple_of(BLOCK_SIZE as u64) => {
+                    read_direct(cell, fs, rdisk, &r, from, disk, scratch)?
+                }
+                _ => {
+                    let n = fs
+                        .read(r.ino, r.offset, &mut scratch[..r.len])
+                        .map_err(fs_err)?;
+                    let me = cell.borrow();
+                    me.granted(from, r.grant)?
+                        .write_at(r.grant_offset, &scratch[..n])?;
+                    n
+                }
+            };
             let mut reply = Message::new(OK);
             reply.payload[0] = n as u64;
             Ok(reply)
@@ -362,10 +359,69 @@ fn handle(
             reply.payload[1] = i.free_blocks;
             reply.payload[2] = pack(i.inodes, i.free_inodes);
             reply.payload[3] = i.max_file_size;
+            reply.payload[4] = pack(rdisk as u32, 1);
             Ok(reply)
         }
         _ => Err(Errno::EDVSBADREQUEST),
     }
+}
+
+/// An `FS_READ` for a client that granted the same buffer to RDISK: RDISK copies the file's
+/// whole blocks straight from the disk into the client's buffer; FS fills holes with zeros and
+/// copies a last partial block itself. Returns the bytes read.
+fn read_direct(
+    cell: &IpcCell<'_>,
+    fs: &mut Mounted<'_, '_>,
+    rdisk: m3ipc::Endpoint,
+    r: &DataRequest,
+    client: m3ipc::Endpoint,
+    disk: GrantId,
+    scratch: &mut [u8],
+) -> Result<usize> {
+    let pieces = fs.extents(r.ino, r.offset, r.len as u64).map_err(fs_err)?;
+    let bs = BLOCK_SIZE as u64;
+    let mut total = 0usize;
+    for p in pieces {
+        // Within the request (extents are cut to it), so these fit the 1 MiB grant offsets.
+        let at =
+            usize::try_from(p.file_offset - r.offset).map_err(|_| Errno::EDVSIO)? + r.grant_offset;
+        let len = usize::try_from(p.len).map_err(|_| Errno::EDVSIO)?;
+        let whole = match p.device_offset {
+            Some(d) if d.is_multiple_of(bs) => (p.len / bs) as usize,
+            _ => 0,
+        };
+        if let (Some(d), true) = (p.device_offset, whole > 0) {
+            let req = BlockRequest {
+                first: d / bs,
+                count: whole,
+                grant: disk,
+                offset: at,
+                grantor: Grantor::Client(client),
+            };
+            let mut msg = req.encode(RD_READ);
+            cell.borrow_mut()
+                .sendrec(rdisk, &mut msg, device::RDISK_TIMEOUT)?;
+            reply_result(&msg)?;
+        }
+        let done = whole * BLOCK_SIZE;
+        if done < len {
+            let rest = &mut scratch[..len - done];
+            if p.device_offset.is_some() {
+                let got = fs
+                    .read(r.ino, p.file_offset + done as u64, rest)
+                    .map_err(fs_err)?;
+                if got != rest.len() {
+                    return Err(Errno::EDVSIO);
+                }
+            } else {
+                rest.fill(0);
+            }
+            let me = cell.borrow();
+            me.granted(client, r.grant)?.write_at(at + done, rest)?;
+        }
+        total += len;
+    }
+    Ok(total)
 }
 
 fn open(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<Message> {
