@@ -180,12 +180,19 @@ fn default_boot_checks_every_server() {
         assert!(stdout.contains(header), "{header}: {stdout}");
     }
     assert!(stdout.contains("MUK2 (coroutines)"), "{stdout}");
-    for name in ["systask", "pm", "echo"] {
+    for name in ["systask", "pm", "echo", "rdisk", "fs", "ftp"] {
         assert!(
             checked_ok(&stdout, name),
             "{name} not checked ok:\n{stdout}"
         );
     }
+    // The file round trip through m3ftp from the check process, with its throughput.
+    assert!(
+        stdout.lines().any(|l| l.contains("m3ftp: put 8 MiB")
+            && l.contains("MB/s")
+            && l.contains("bytes identical")),
+        "{stdout}"
+    );
     assert!(dir.regions().is_empty(), "left behind: {:?}", dir.regions());
 }
 
