@@ -662,7 +662,7 @@ fn malformed_requests_get_error_replies_muk_threads() {
 }
 
 #[test]
-fn client_killed_mid_put_leaves_servers_healthy_and_image_clean() {
+fn client_killed_mid_transfer_leaves_servers_healthy_and_image_clean() {
     let s = Scratch::new("kill");
     let image = s.mkfs("disk.img", 64);
     let t = TestDc::new('k');
@@ -674,11 +674,19 @@ fn client_killed_mid_put_leaves_servers_healthy_and_image_clean() {
         Runner::Coroutines,
     );
     let (big, _) = s.random_file("big", 48 << 20, 3);
-    for round in 0..2 {
-        let mut child = Command::new(M3FTP)
-            .args(["--dc", &t.name, "--wait-ms", "10000", "--progress", "put"])
-            .arg(&big)
-            .arg("/victim")
+    let got = s.path("got");
+    // Two puts killed mid-file, then a get killed mid-file (RDISK and FS then write into the
+    // grant of a client that is gone).
+    for round in 0..3 {
+        let mut cmd = Command::new(M3FTP);
+        cmd.args(["--dc", &t.name, "--wait-ms", "10000", "--progress"]);
+        if round < 2 {
+            cmd.arg("put").arg(&big).arg("/victim");
+        } else {
+            ok(&t.name, &["put", big.to_str().unwrap(), "/whole"]);
+            cmd.arg("get").arg("/whole").arg(&got);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -697,6 +705,7 @@ fn client_killed_mid_put_leaves_servers_healthy_and_image_clean() {
     let mut c = FtpClient::connect(&t.name, &ConnectOptions::default()).unwrap();
     let size = c.stat("/victim").unwrap().size;
     assert!(size <= 48 << 20, "{size}");
+    assert_eq!(c.stat("/whole").unwrap().size, 48 << 20);
     let data = vec![0x5au8; 2 << 20];
     c.put(
         &mut &data[..],
