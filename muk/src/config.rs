@@ -20,6 +20,18 @@
 //!
 //! [[server]]
 //! name = "pm"
+//!
+//! [[server]]
+//! name = "rdisk"                 # the block device: either
+//! memory_mib = 32                #   a zero-filled memory disk (default 64 MiB), or
+//! # image = "/path/disk.img"     #   an image file, read and written in place
+//!
+//! [[server]]
+//! name = "fs"                    # the MINIX v3 file system on RDISK
+//! format = "if-blank"            # "never", "if-blank" (default) or "always"
+//!
+//! [[server]]
+//! name = "ftp"                   # m3ftpd, for the m3ftp client
 //! ```
 //!
 //! A known server left out of the config is expected from outside: started as its own process
@@ -28,7 +40,9 @@
 //! names the line where TOML gives it; nothing is guessed.
 
 use crate::host::{DEFAULT_STACK, MIN_STACK, Runner};
-use crate::server::ServerKind;
+use crate::server::fs::FormatPolicy;
+use crate::server::rdisk::DiskSpec;
+use crate::server::{ServerKind, ServerOptions};
 use m3ipc::endpoint::{HARDWARE, systask};
 use m3ipc::{DcConfig, MAX_NAME};
 use serde::Deserialize;
@@ -45,6 +59,8 @@ pub const NODES: u32 = 32;
 pub const DCS: u32 = m3ipc::MAX_DCS;
 /// Largest `stack_kib` accepted: 64 MiB, far beyond what a server needs; larger is a typo.
 pub const MAX_STACK_KIB: usize = 64 * 1024;
+/// Largest memory disk accepted, in MiB: 16 GiB.
+pub const MAX_MEMORY_MIB: u64 = 16 * 1024;
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +111,7 @@ impl DcSpec {
 }
 
 /// One `[[server]]` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSpec {
     /// Which server.
     pub kind: ServerKind,
@@ -103,6 +119,9 @@ pub struct ServerSpec {
     pub nr: i32,
     /// Its stack in bytes.
     pub stack_size: usize,
+    /// The storage servers' settings (the default for the others). FS's RDISK and FTP's FS
+    /// are the slots the config gives those servers (their well-known ones when left out).
+    pub options: ServerOptions,
 }
 
 /// The well-known slot of `kind` on node `node`: SYSTASK of node n is `-2 - n` (DESIGN.md
@@ -236,6 +255,14 @@ pub enum ConfigErrorKind {
     /// No `[[server]]` entry.
     #[error("no server to host: list at least one [[server]]")]
     NoServers,
+    /// A storage setting that is wrong or given to a server that does not take it.
+    #[error("server {name:?}: {why}")]
+    Storage {
+        /// The server.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -280,6 +307,12 @@ struct RawServer {
     nr: Option<Spanned<i64>>,
     #[serde(default)]
     stack_kib: Option<Spanned<i64>>,
+    #[serde(default)]
+    memory_mib: Option<Spanned<i64>>,
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    format: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -355,14 +388,26 @@ impl Config {
                 None => DEFAULT_STACK,
                 Some(kib) => check_stack(name, kib, &at)?,
             };
+            let options = storage_options(kind, s, &at)?;
             servers.push((
                 ServerSpec {
                     kind,
                     nr,
                     stack_size,
+                    options,
                 },
                 line,
             ));
+        }
+        // FS finds its RDISK, and FTP its FS, at the slots this config gives them.
+        let nr_of = |k: ServerKind| servers.iter().find(|(p, _)| p.kind == k).map(|(p, _)| p.nr);
+        let (rdisk_nr, fs_nr) = (nr_of(ServerKind::Rdisk), nr_of(ServerKind::Fs));
+        for (spec, _) in &mut servers {
+            spec.options.below_nr = match spec.kind {
+                ServerKind::Fs => rdisk_nr,
+                ServerKind::Ftp => fs_nr,
+                _ => None,
+            };
         }
         Ok(Config {
             dc,
@@ -491,6 +536,77 @@ fn check_nr(name: &str, nr: &Spanned<i64>, dc: &DcSpec, at: &At<'_>) -> Result<i
         })
 }
 
+/// The storage settings of one entry: each key only for the server that takes it.
+fn storage_options(
+    kind: ServerKind,
+    s: &RawServer,
+    at: &At<'_>,
+) -> Result<ServerOptions, ConfigError> {
+    let name = s.name.get_ref();
+    let wrong = |span: Range<usize>, why: String| {
+        at(
+            span,
+            ConfigErrorKind::Storage {
+                name: name.clone(),
+                why,
+            },
+        )
+    };
+    let mut opts = ServerOptions::default();
+    let only = |key: &str, server: ServerKind| {
+        format!(
+            "{key} is a setting of {}, not of this server",
+            server.name()
+        )
+    };
+    if let Some(mib) = &s.memory_mib {
+        if kind != ServerKind::Rdisk {
+            return Err(wrong(mib.span(), only("memory_mib", ServerKind::Rdisk)));
+        }
+        let v = *mib.get_ref();
+        let bytes = u64::try_from(v)
+            .ok()
+            .filter(|m| (1..=MAX_MEMORY_MIB).contains(m))
+            .ok_or_else(|| {
+                wrong(
+                    mib.span(),
+                    format!("memory_mib {v} is outside 1..={MAX_MEMORY_MIB}"),
+                )
+            })?;
+        opts.disk = DiskSpec::Memory(bytes << 20);
+    }
+    if let Some(image) = &s.image {
+        if kind != ServerKind::Rdisk {
+            return Err(wrong(image.span(), only("image", ServerKind::Rdisk)));
+        }
+        if s.memory_mib.is_some() {
+            return Err(wrong(
+                image.span(),
+                "give either image or memory_mib, not both".into(),
+            ));
+        }
+        if image.get_ref().is_empty() {
+            return Err(wrong(image.span(), "image is an empty path".into()));
+        }
+        opts.disk = DiskSpec::Image(image.get_ref().into());
+    }
+    if let Some(format) = &s.format {
+        if kind != ServerKind::Fs {
+            return Err(wrong(format.span(), only("format", ServerKind::Fs)));
+        }
+        opts.format = FormatPolicy::from_name(format.get_ref()).ok_or_else(|| {
+            wrong(
+                format.span(),
+                format!(
+                    "format {:?} is not one of never, if-blank, always",
+                    format.get_ref()
+                ),
+            )
+        })?;
+    }
+    Ok(opts)
+}
+
 fn check_stack(name: &str, kib: &Spanned<i64>, at: &At<'_>) -> Result<usize, ConfigError> {
     let min = MIN_STACK / 1024;
     usize::try_from(*kib.get_ref())
@@ -545,8 +661,11 @@ mod tests {
         assert_eq!(kinds, ServerKind::ALL.to_vec());
         assert!(c.external().is_empty());
         let nrs: Vec<_> = c.servers.iter().map(|s| s.nr).collect();
-        assert_eq!(nrs, vec![-2, 0, 20]);
-        assert!(c.servers.iter().all(|s| s.stack_size == DEFAULT_STACK));
+        assert_eq!(nrs, vec![-2, 0, 20, 3, 1, 14]);
+        assert_eq!(c.servers[3].options.disk, DiskSpec::Memory(32 << 20));
+        assert_eq!(c.servers[4].options.format, FormatPolicy::IfBlank);
+        assert_eq!(c.servers[4].options.below_nr, Some(3));
+        assert_eq!(c.servers[5].options.below_nr, Some(1));
     }
 
     #[test]
@@ -575,26 +694,40 @@ mod tests {
                 ServerSpec {
                     kind: ServerKind::Pm,
                     nr: 5,
-                    stack_size: 64 * 1024
+                    stack_size: 64 * 1024,
+                    options: ServerOptions::default(),
                 },
                 // SYSTASK of node 3.
                 ServerSpec {
                     kind: ServerKind::Systask,
                     nr: -5,
-                    stack_size: DEFAULT_STACK
+                    stack_size: DEFAULT_STACK,
+                    options: ServerOptions::default(),
                 },
             ]
         );
-        assert_eq!(c.external(), vec![ServerKind::Echo]);
+        assert_eq!(
+            c.external(),
+            vec![
+                ServerKind::Echo,
+                ServerKind::Rdisk,
+                ServerKind::Fs,
+                ServerKind::Ftp
+            ]
+        );
         assert_eq!(c.dc.dc_config(7).validate(), Ok(()));
     }
 
     #[test]
     fn unknown_server() {
-        let e = err(&format!("{DC}[[server]]\nname = \"fs\"\n"));
+        let e = err(&format!("{DC}[[server]]\nname = \"nfs\"\n"));
         assert_eq!(e.line, Some(4));
-        assert!(matches!(e.kind, ConfigErrorKind::UnknownServer { ref name, .. } if name == "fs"));
-        assert!(e.to_string().contains("known: systask, pm, echo"), "{e}");
+        assert!(matches!(e.kind, ConfigErrorKind::UnknownServer { ref name, .. } if name == "nfs"));
+        assert!(
+            e.to_string()
+                .contains("known: systask, pm, echo, rdisk, fs, ftp"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -752,6 +885,49 @@ mod tests {
         );
         let e = err(DC);
         assert_eq!(e.kind, ConfigErrorKind::NoServers);
+    }
+
+    #[test]
+    fn storage_settings() {
+        let c = Config::parse(&format!(
+            "{DC}[[server]]\nname = \"rdisk\"\nnr = 5\nimage = \"/tmp/x.img\"\n\
+             [[server]]\nname = \"fs\"\nformat = \"never\"\n[[server]]\nname = \"ftp\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.servers[0].options.disk,
+            DiskSpec::Image("/tmp/x.img".into())
+        );
+        assert_eq!(c.servers[1].options.format, FormatPolicy::Never);
+        assert_eq!(c.servers[1].options.below_nr, Some(5));
+        assert_eq!(c.servers[2].options.below_nr, Some(1));
+        for (text, line, want) in [
+            (
+                "name = \"pm\"\nmemory_mib = 4\n",
+                5,
+                "memory_mib is a setting of rdisk",
+            ),
+            ("name = \"rdisk\"\nmemory_mib = 0\n", 5, "outside 1..=16384"),
+            (
+                "name = \"rdisk\"\nmemory_mib = 4\nimage = \"a\"\n",
+                6,
+                "not both",
+            ),
+            (
+                "name = \"echo\"\nformat = \"never\"\n",
+                5,
+                "format is a setting of fs",
+            ),
+            (
+                "name = \"fs\"\nformat = \"sometimes\"\n",
+                5,
+                "not one of never",
+            ),
+        ] {
+            let e = err(&format!("{DC}[[server]]\n{text}"));
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert!(e.to_string().contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! anything outside go through the fabric; under MUK every call goes through the fabric from the
 //! server's own OS thread. The semantics are those of `m3ipc` (DESIGN.md section 4) in both.
 
-use m3ipc::{CopyRef, Dc, Endpoint, Message, Result, Timeout};
+use m3ipc::{Access, BufView, CopyRef, Dc, Endpoint, GrantId, Handle, Message, Result, Timeout};
 use std::time::Duration;
 
 /// The calls a hosted server may make.
@@ -46,6 +46,30 @@ pub trait Ipc {
         dst_off: usize,
         len: usize,
     ) -> Result<()>;
+    /// Allocate a pool buffer of at least `len` bytes (4 KiB .. 1 MiB), owned by this server,
+    /// as [`m3ipc::Proc::alloc_buffer`]. Never blocks.
+    fn alloc_buffer(&mut self, len: usize) -> Result<Handle>;
+    /// A read-write view of a buffer this server owns, as [`m3ipc::Proc::buffer`].
+    fn buffer(&self, h: Handle) -> Result<BufView<'_>>;
+    /// Give an owned buffer to `to`, as [`m3ipc::Proc::give`]. Never blocks.
+    fn give(&mut self, h: Handle, to: Endpoint) -> Result<()>;
+    /// Release an owned buffer to the pool, as [`m3ipc::Proc::release_buffer`].
+    fn release_buffer(&mut self, h: Handle) -> Result<()>;
+    /// Grant `grantee` `access` on `[offset, offset + len)` of an owned buffer, as
+    /// [`m3ipc::Proc::grant`]. Never blocks.
+    fn grant(
+        &mut self,
+        h: Handle,
+        grantee: Endpoint,
+        offset: usize,
+        len: usize,
+        access: Access,
+    ) -> Result<GrantId>;
+    /// Revoke a grant this server issued, as [`m3ipc::Proc::revoke`].
+    fn revoke(&mut self, id: GrantId) -> Result<()>;
+    /// A view of the range `grantor` granted this server with `id`, as
+    /// [`m3ipc::Proc::granted`]: read and write a client's buffer in place.
+    fn granted(&self, grantor: Endpoint, id: GrantId) -> Result<BufView<'_>>;
     /// Sleep for `d` (millisecond resolution). Fails with `EDVSSHUTDOWN` when the host stops.
     fn sleep(&mut self, d: Duration) -> Result<()>;
     /// Whether the host is stopping: a server that sees it returns.

@@ -6,16 +6,20 @@
 //! processes reach them through the `m3ipc` fabric. Under **MUK** the same servers run one OS
 //! thread each and every call goes through the fabric: the baseline MUK2 must beat.
 //!
-//! Layers: [`ipc`] (the one interface servers are written against), [`server`] (the servers),
-//! [`host`] (binding and running them), the two runners (`coro` for MUK2, `threads` for MUK).
-//! DESIGN.md section 8 fixes the behaviour.
+//! Layers: [`ipc`] (the one interface servers are written against), [`server`] (the servers:
+//! SYSTASK, PM, echo and the storage servers RDISK, FS, FTP, whose protocols are in [`storage`]),
+//! [`host`] (binding and running them), the two runners (`coro` for MUK2, `threads` for MUK),
+//! and [`ftp_client`] (the library of the `m3ftp` client). DESIGN.md section 8 fixes the
+//! behaviour.
 
 pub mod config;
 pub mod coro;
+pub mod ftp_client;
 pub mod host;
 pub mod ipc;
 pub mod protocol;
 pub mod server;
+pub mod storage;
 pub mod threads;
 
 pub use host::{Host, HostError, Hosted, Runner, ServerExit, Stopper};

@@ -5,7 +5,9 @@
 
 use crate::host::{Hosted, ServerExit, Stopper};
 use crate::ipc::Ipc;
-use m3ipc::{CopyRef, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
+use m3ipc::{
+    Access, BufView, CopyRef, Dc, Endpoint, Errno, GrantId, Handle, Message, Proc, Result, Timeout,
+};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -135,6 +137,41 @@ impl Ipc for ThreadIpc {
     ) -> Result<()> {
         self.proc
             .vcopy(src_ep, src, src_off, dst_ep, dst, dst_off, len)
+    }
+
+    fn alloc_buffer(&mut self, len: usize) -> Result<Handle> {
+        self.proc.alloc_buffer(len)
+    }
+
+    fn buffer(&self, h: Handle) -> Result<BufView<'_>> {
+        self.proc.buffer(h)
+    }
+
+    fn give(&mut self, h: Handle, to: Endpoint) -> Result<()> {
+        self.proc.give(h, to)
+    }
+
+    fn release_buffer(&mut self, h: Handle) -> Result<()> {
+        self.proc.release_buffer(h)
+    }
+
+    fn grant(
+        &mut self,
+        h: Handle,
+        grantee: Endpoint,
+        offset: usize,
+        len: usize,
+        access: Access,
+    ) -> Result<GrantId> {
+        self.proc.grant(h, grantee, offset, len, access)
+    }
+
+    fn revoke(&mut self, id: GrantId) -> Result<()> {
+        self.proc.revoke(id)
+    }
+
+    fn granted(&self, grantor: Endpoint, id: GrantId) -> Result<BufView<'_>> {
+        self.proc.granted(grantor, id)
     }
 
     fn sleep(&mut self, d: Duration) -> Result<()> {

@@ -180,12 +180,19 @@ fn default_boot_checks_every_server() {
         assert!(stdout.contains(header), "{header}: {stdout}");
     }
     assert!(stdout.contains("MUK2 (coroutines)"), "{stdout}");
-    for name in ["systask", "pm", "echo"] {
+    for name in ["systask", "pm", "echo", "rdisk", "fs", "ftp"] {
         assert!(
             checked_ok(&stdout, name),
             "{name} not checked ok:\n{stdout}"
         );
     }
+    // The file round trip through m3ftp from the check process, with its throughput.
+    assert!(
+        stdout.lines().any(|l| l.contains("m3ftp: put 8 MiB")
+            && l.contains("MB/s")
+            && l.contains("bytes identical")),
+        "{stdout}"
+    );
     assert!(dir.regions().is_empty(), "left behind: {:?}", dir.regions());
 }
 
@@ -285,8 +292,12 @@ fn bad_configs_are_refused_clearly() {
     let dir = ShmDir::new("bad");
     refused(
         &dir,
-        "[dc]\nname = \"t\"\n[[server]]\nname = \"fs\"\n",
-        &["line 4", "unknown server \"fs\"", "systask, pm, echo"],
+        "[dc]\nname = \"t\"\n[[server]]\nname = \"nfs\"\n",
+        &[
+            "line 4",
+            "unknown server \"nfs\"",
+            "systask, pm, echo, rdisk, fs, ftp",
+        ],
     );
     refused(
         &dir,
@@ -325,9 +336,13 @@ fn bad_configs_are_refused_clearly() {
             text(&out.stderr)
         );
     }
-    let out = dir.run(&["serve", "fs", "--dc", "x"]);
+    let out = dir.run(&["serve", "nfs", "--dc", "x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("unknown server \"fs\""));
+    assert!(text(&out.stderr).contains("unknown server \"nfs\""));
+    // A storage setting for a server that does not take it.
+    let out = dir.run(&["serve", "pm", "--dc", "x", "--memory-mib", "4"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--image/--memory-mib is a setting of rdisk"));
     assert!(dir.regions().is_empty());
 }
 

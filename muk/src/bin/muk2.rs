@@ -6,6 +6,7 @@
 //! muk2 run --config FILE [--threads]     create the config's DC, host its servers until
 //!                                        SIGINT/SIGTERM, then unbind and remove the DC
 //! muk2 serve NAME --dc DC [--nr N]       run one server as its own process in an existing DC
+//!     [--image F | --memory-mib N] [--format P]   (RDISK's disk, FS's format policy)
 //! muk2 check --dc DC [--expect LIST]     sendrec to each server from this (external) process
 //! ```
 //!
@@ -57,7 +58,7 @@ enum Command {
     },
     /// Run one server as its own process in an existing DC, until SIGINT or SIGTERM.
     Serve {
-        /// The server: systask, pm or echo.
+        /// The server: systask, pm, echo, rdisk, fs or ftp.
         name: String,
         /// The DC to serve in.
         #[arg(long)]
@@ -77,6 +78,9 @@ enum Command {
         /// Run it on an OS thread (MUK) instead of a coroutine (MUK2).
         #[arg(long)]
         threads: bool,
+        /// The storage servers' settings.
+        #[command(flatten)]
+        storage: run::StorageArgs,
     },
     /// Check from this process that each server of a running DC answers a sendrec.
     Check(check::CheckArgs),
@@ -132,7 +136,8 @@ fn main() -> ExitCode {
             nr,
             stack_kib,
             threads,
-        }) => run::serve(&name, &dc, nr, stack_kib, threads),
+            storage,
+        }) => run::serve(&name, &dc, nr, stack_kib, threads, &storage),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::DefaultConfig) => {
             print!("{}", muk::config::DEFAULT_TOML);

@@ -10,7 +10,10 @@ use super::kernel::{Kernel, Wait};
 use crate::ipc::Ipc;
 use corosensei::Yielder;
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Park, Unpark};
-use m3ipc::{ANY, CopyRef, Dc, Endpoint, Errno, Message, Proc, Result, Timeout};
+use m3ipc::{
+    ANY, Access, BufView, CopyRef, Dc, Endpoint, Errno, GrantId, Handle, Message, Proc, Result,
+    Timeout,
+};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -457,6 +460,42 @@ impl Ipc for CoroIpc<'_> {
         // A party that is one of our tasks shows its wait in its slot's flags (`block`), so
         // the fabric's check that it is blocked in a receive holds for it too.
         self.fabric(|p| p.vcopy(src_ep, src, src_off, dst_ep, dst, dst_off, len))
+    }
+
+    // The buffer calls never block: straight to the fabric's `Proc`, no park hook needed.
+    fn alloc_buffer(&mut self, len: usize) -> Result<Handle> {
+        self.proc().alloc_buffer(len)
+    }
+
+    fn buffer(&self, h: Handle) -> Result<BufView<'_>> {
+        self.proc().buffer(h)
+    }
+
+    fn give(&mut self, h: Handle, to: Endpoint) -> Result<()> {
+        self.proc().give(h, to)
+    }
+
+    fn release_buffer(&mut self, h: Handle) -> Result<()> {
+        self.proc().release_buffer(h)
+    }
+
+    fn grant(
+        &mut self,
+        h: Handle,
+        grantee: Endpoint,
+        offset: usize,
+        len: usize,
+        access: Access,
+    ) -> Result<GrantId> {
+        self.proc().grant(h, grantee, offset, len, access)
+    }
+
+    fn revoke(&mut self, id: GrantId) -> Result<()> {
+        self.proc().revoke(id)
+    }
+
+    fn granted(&self, grantor: Endpoint, id: GrantId) -> Result<BufView<'_>> {
+        self.proc().granted(grantor, id)
     }
 
     fn sleep(&mut self, d: Duration) -> Result<()> {

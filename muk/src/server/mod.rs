@@ -7,7 +7,10 @@ use m3ipc::{ANY, Errno, Message, Result, Timeout};
 use std::time::{Duration, Instant};
 
 pub mod echo;
+pub mod fs;
+pub mod ftp;
 pub mod pm;
+pub mod rdisk;
 pub mod systask;
 
 /// A server: its loop, run on a coroutine (MUK2) or a thread (MUK).
@@ -25,11 +28,35 @@ pub enum ServerKind {
     Pm,
     /// A small echo/sink server for tests and benchmarks.
     Echo,
+    /// RDISK: the block device (memory or an image file).
+    Rdisk,
+    /// FS: the MINIX v3 file system over RDISK.
+    Fs,
+    /// FTP (`m3ftpd`): file transfer for outside clients, over FS.
+    Ftp,
+}
+
+/// The settings of the storage servers, as a config or a command line gives them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// RDISK: where its blocks live.
+    pub disk: rdisk::DiskSpec,
+    /// FS: what to do with a disk at start.
+    pub format: fs::FormatPolicy,
+    /// FS: the slot of its RDISK; FTP: the slot of its FS (`None`: the well-known one).
+    pub below_nr: Option<i32>,
 }
 
 impl ServerKind {
     /// Every known server, in boot order.
-    pub const ALL: [ServerKind; 3] = [ServerKind::Systask, ServerKind::Pm, ServerKind::Echo];
+    pub const ALL: [ServerKind; 6] = [
+        ServerKind::Systask,
+        ServerKind::Pm,
+        ServerKind::Echo,
+        ServerKind::Rdisk,
+        ServerKind::Fs,
+        ServerKind::Ftp,
+    ];
 
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
@@ -37,6 +64,9 @@ impl ServerKind {
             ServerKind::Systask => "systask",
             ServerKind::Pm => "pm",
             ServerKind::Echo => "echo",
+            ServerKind::Rdisk => "rdisk",
+            ServerKind::Fs => "fs",
+            ServerKind::Ftp => "ftp",
         }
     }
 
@@ -45,21 +75,52 @@ impl ServerKind {
         ServerKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// A fresh instance of this server, ready to be hosted.
+    /// A fresh instance of this server with default options (RDISK: a memory disk of
+    /// [`rdisk::DEFAULT_MEMORY`] bytes; FS: format it if blank), ready to be hosted.
     pub fn build(self) -> Box<dyn Server> {
+        self.build_in_memory(&ServerOptions::default())
+    }
+
+    /// A fresh instance of this server with `opts` (only the storage servers read them).
+    /// Errors: RDISK's image file cannot be opened, or its memory disk does not fit.
+    pub fn build_with(self, opts: &ServerOptions) -> std::result::Result<Box<dyn Server>, String> {
+        match self {
+            ServerKind::Rdisk => Ok(Box::new(rdisk::Rdisk::open(&opts.disk)?)),
+            _ => Ok(self.build_in_memory(opts)),
+        }
+    }
+
+    /// Every server but an RDISK on an image file, which may fail to open (RDISK here gets
+    /// the default memory disk).
+    fn build_in_memory(self, opts: &ServerOptions) -> Box<dyn Server> {
         match self {
             ServerKind::Systask => Box::new(systask::Systask::new()),
             ServerKind::Pm => Box::new(pm::Pm::new()),
             ServerKind::Echo => Box::new(echo::Echo::new()),
+            ServerKind::Rdisk => Box::new(rdisk::Rdisk::memory(vec![
+                0;
+                rdisk::DEFAULT_MEMORY as usize
+            ])),
+            ServerKind::Fs => Box::new(fs::Fs::new(
+                opts.below_nr.unwrap_or(ServerKind::Rdisk.default_nr()),
+                opts.format,
+            )),
+            ServerKind::Ftp => Box::new(ftp::Ftp::new(
+                opts.below_nr.unwrap_or(ServerKind::Fs.default_nr()),
+            )),
         }
     }
 
-    /// The original's well-known slot number (SYSTASK `-2`, PM `0`); echo uses 20.
+    /// The original's well-known slot number (SYSTASK `-2`, PM `0`, FS `1`, RDISK `3`, FTP
+    /// `14`); echo uses 20.
     pub fn default_nr(self) -> i32 {
         match self {
             ServerKind::Systask => -2,
             ServerKind::Pm => 0,
             ServerKind::Echo => 20,
+            ServerKind::Rdisk => 3,
+            ServerKind::Fs => 1,
+            ServerKind::Ftp => 14,
         }
     }
 }

@@ -10,7 +10,7 @@
 #[path = "../../../ipc/tests/support/mod.rs"]
 mod fabric;
 
-pub use fabric::{TestDc, Worker, child_entry, eventually, say, spawn};
+pub use fabric::{Rng, TestDc, Worker, child_entry, eventually, say, spawn};
 use m3ipc::Dc;
 use muk::host::DEFAULT_STACK;
 use muk::{Host, Hosted, Runner, ServerKind};

@@ -30,7 +30,11 @@ pub fn run() -> Result<()> {
     let boot_start = Instant::now();
     let created = CreatedDc::create(&config.dc)?;
     let dc = created.dc();
-    let servers = config.servers.iter().map(hosting::hosted).collect();
+    let servers = config
+        .servers
+        .iter()
+        .map(hosting::hosted)
+        .collect::<Result<Vec<_>>>()?;
     let host = Host::start(dc, servers, config.runner)?;
     let boot_time = boot_start.elapsed();
     let watched = Watched::new(host)?;

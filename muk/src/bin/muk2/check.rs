@@ -7,6 +7,7 @@ use crate::{Error, Result};
 use clap::Args;
 use m3ipc::{Dc, Endpoint, Errno, Proc, Timeout};
 use muk::config::default_nr;
+use muk::ftp_client::{ConnectOptions, FtpClient};
 use muk::{ServerKind, protocol};
 use std::time::{Duration, Instant};
 
@@ -182,12 +183,22 @@ fn check_one(
             kind.name()
         ));
     }
-    first_probe(client, kind, ep)?;
     let mut times = Vec::with_capacity(args.rounds as usize);
-    for _ in 0..args.rounds {
-        let t = Instant::now();
-        probe(client, kind, ep)?;
-        times.push(t.elapsed());
+    if kind == ServerKind::Ftp {
+        // FTP is checked as its users reach it: through the m3ftp client library.
+        let mut ftp = ftp_transfer(dc, nr, args)?;
+        for _ in 0..args.rounds {
+            let t = Instant::now();
+            ftp.stat("/").map_err(|e| format!("FTP_STAT: {e}"))?;
+            times.push(t.elapsed());
+        }
+    } else {
+        first_probe(client, kind, ep, args)?;
+        for _ in 0..args.rounds {
+            let t = Instant::now();
+            probe(client, kind, ep)?;
+            times.push(t.elapsed());
+        }
     }
     times.sort_unstable();
     Ok(RoundTrip {
@@ -198,7 +209,12 @@ fn check_one(
 }
 
 /// The checked request of the self-check: one that exercises what the server is for.
-fn first_probe(client: &Proc, kind: ServerKind, ep: Endpoint) -> std::result::Result<(), String> {
+fn first_probe(
+    client: &Proc,
+    kind: ServerKind,
+    ep: Endpoint,
+    args: &CheckArgs,
+) -> std::result::Result<(), String> {
     let me = std::process::id();
     match kind {
         // SYSTASK's process information about our own slot must name us.
@@ -224,9 +240,90 @@ fn first_probe(client: &Proc, kind: ServerKind, ep: Endpoint) -> std::result::Re
                 return Err(format!("PM_GETPID says pid {pid}, not {me}"));
             }
         }
-        ServerKind::Echo => probe(client, kind, ep)?,
+        ServerKind::Echo | ServerKind::Rdisk | ServerKind::Ftp => probe(client, kind, ep)?,
+        // FS mounts once RDISK answers: give it the wait the servers get to be bound.
+        ServerKind::Fs => {
+            let until = Instant::now() + Duration::from_millis(u64::from(args.wait_ms));
+            loop {
+                match fs_info(client, ep) {
+                    Err(Errno::EDVSNODEV) if Instant::now() < until => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(format!("FS_INFO: {e}")),
+                    Ok(0) => return Err("FS_INFO says 0 blocks".into()),
+                    Ok(_) => break,
+                }
+            }
+        }
     }
     Ok(())
+}
+
+/// FS_INFO: the file system's size in blocks.
+fn fs_info(client: &Proc, fs: Endpoint) -> m3ipc::Result<u64> {
+    let mut m = m3ipc::Message::new(muk::storage::fs::FS_INFO);
+    protocol::call(client, fs, &mut m, ANSWER)?;
+    Ok(m.payload[0])
+}
+
+/// Bytes the self-check puts and gets through FTP.
+const TRANSFER: usize = 8 << 20;
+
+/// Put a file through FTP from this process, get it back, compare, remove it; print the
+/// throughput. Returns the connected client for the timed round trips.
+fn ftp_transfer(dc: &Dc, nr: i32, args: &CheckArgs) -> std::result::Result<FtpClient, String> {
+    let opts = ConnectOptions {
+        nr,
+        wait: Duration::from_millis(u64::from(args.wait_ms)),
+        name: "muk2-check-ftp".into(),
+        ..ConnectOptions::default()
+    };
+    let mut ftp = FtpClient::connect(dc.name(), &opts).map_err(|e| e.to_string())?;
+    let data: Vec<u8> = (0..TRANSFER as u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+        .collect();
+    let remote = format!("/muk2-check-{}.bin", std::process::id());
+    let until = Instant::now() + Duration::from_millis(u64::from(args.wait_ms));
+    let put_time = loop {
+        let t = Instant::now();
+        match ftp.put(
+            &mut &data[..],
+            data.len() as u64,
+            "memory",
+            &remote,
+            &mut |_, _| {},
+        ) {
+            // FS is still mounting its disk.
+            Err(e) if e.errno() == Some(Errno::EDVSNODEV) && Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.to_string()),
+            Ok(_) => break t.elapsed(),
+        }
+    };
+    let mut back = Vec::with_capacity(TRANSFER);
+    let t = Instant::now();
+    ftp.get(&remote, &mut back, "memory", &mut |_, _| {})
+        .map_err(|e| e.to_string())?;
+    let get_time = t.elapsed();
+    if back != data {
+        return Err(format!(
+            "got {} bytes back from {remote}, not the {} put",
+            back.len(),
+            data.len()
+        ));
+    }
+    ftp.rm(&remote).map_err(|e| e.to_string())?;
+    let rate = |d: Duration| TRANSFER as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "  m3ftp: put {} MiB in {:.1} ms ({:.0} MB/s), got it back in {:.1} ms ({:.0} MB/s), bytes identical",
+        TRANSFER >> 20,
+        put_time.as_secs_f64() * 1e3,
+        rate(put_time),
+        get_time.as_secs_f64() * 1e3,
+        rate(get_time)
+    );
+    Ok(ftp)
 }
 
 /// One timed request to `kind` at `ep`, with its reply checked.
@@ -238,6 +335,16 @@ fn probe(client: &Proc, kind: ServerKind, ep: Endpoint) -> std::result::Result<(
         ServerKind::Pm => protocol::pm_getpid(client, ep, client.endpoint(), ANSWER)
             .map(drop)
             .map_err(|e| format!("PM_GETPID: {e}")),
+        ServerKind::Rdisk => match muk::storage::rdisk::geometry(client, ep, ANSWER) {
+            Ok(0) => Err("RD_GEOMETRY says 0 blocks".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("RD_GEOMETRY: {e}")),
+        },
+        ServerKind::Fs => fs_info(client, ep)
+            .map(drop)
+            .map_err(|e| format!("FS_INFO: {e}")),
+        // Reached through the client library instead (see `check_one`).
+        ServerKind::Ftp => Ok(()),
         ServerKind::Echo => {
             let sent = ECHO_PAYLOAD;
             let got = protocol::echo_ping(client, ep, sent, ANSWER)

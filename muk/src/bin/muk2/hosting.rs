@@ -78,14 +78,19 @@ fn exists_hint(e: DcError, name: &str) -> Error {
     }
 }
 
-/// The server `spec` names, ready to host.
-pub fn hosted(spec: &ServerSpec) -> Hosted {
-    Hosted {
+/// The server `spec` names, ready to host (RDISK's image file is opened here: a missing file
+/// is an error before anything starts).
+pub fn hosted(spec: &ServerSpec) -> Result<Hosted> {
+    let server = spec
+        .kind
+        .build_with(&spec.options)
+        .map_err(|e| Error(format!("server {}: {e}", spec.kind.name())))?;
+    Ok(Hosted {
         name: spec.kind.name().to_string(),
         nr: spec.nr,
         stack_size: spec.stack_size,
-        server: spec.kind.build(),
-    }
+        server,
+    })
 }
 
 /// Parse a server name given on the command line.

@@ -3,11 +3,15 @@
 use crate::hosting::{self, CreatedDc, Watched};
 use crate::signals::{self, Event, Signals};
 use crate::{Error, Result, table};
+use clap::Args;
 use m3ipc::Dc;
 use muk::config::{Config, ServerSpec, default_nr};
+use muk::server::fs::FormatPolicy;
+use muk::server::rdisk::DiskSpec;
+use muk::server::{ServerKind, ServerOptions};
 use muk::{Host, Runner};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM, remove the DC.
 pub fn run(path: &Path, threads: bool) -> Result<()> {
@@ -21,7 +25,11 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     let signals = Signals::block()?;
     let created = CreatedDc::create(&config.dc)?;
     let dc = created.dc();
-    let servers = config.servers.iter().map(hosting::hosted).collect();
+    let servers = config
+        .servers
+        .iter()
+        .map(hosting::hosted)
+        .collect::<Result<Vec<_>>>()?;
     let host = Host::start(dc, servers, runner)?;
     let watched = Watched::new(host)?;
     let info = dc.info();
@@ -59,6 +67,58 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     Ok(())
 }
 
+/// The storage settings of `muk2 serve` (as the config's keys of the same names).
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// rdisk: serve this image file (read and written in place).
+    #[arg(long, conflicts_with = "memory_mib")]
+    pub image: Option<PathBuf>,
+    /// rdisk: serve a zero-filled memory disk of this many MiB (default 64).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=muk::config::MAX_MEMORY_MIB))]
+    pub memory_mib: Option<u64>,
+    /// fs: never, if-blank (default) or always format the disk at start.
+    #[arg(long, value_parser = ["never", "if-blank", "always"])]
+    pub format: Option<String>,
+    /// fs: the slot of its RDISK; ftp: the slot of its FS (default: the well-known one).
+    #[arg(long, allow_negative_numbers = true)]
+    pub below_nr: Option<i32>,
+}
+
+impl StorageArgs {
+    /// The options for a server of `kind`; a setting meant for another server is an error.
+    fn options(&self, kind: ServerKind) -> Result<ServerOptions> {
+        let mut o = ServerOptions::default();
+        let only = |flag: &str, k: ServerKind| {
+            Err(Error(format!(
+                "{flag} is a setting of {}, not of {}",
+                k.name(),
+                kind.name()
+            )))
+        };
+        if self.image.is_some() || self.memory_mib.is_some() {
+            if kind != ServerKind::Rdisk {
+                return only("--image/--memory-mib", ServerKind::Rdisk);
+            }
+            o.disk = match (&self.image, self.memory_mib) {
+                (Some(path), _) => DiskSpec::Image(path.clone()),
+                (None, Some(mib)) => DiskSpec::Memory(mib << 20),
+                (None, None) => DiskSpec::default(),
+            };
+        }
+        if let Some(f) = &self.format {
+            if kind != ServerKind::Fs {
+                return only("--format", ServerKind::Fs);
+            }
+            o.format = FormatPolicy::from_name(f).unwrap_or_default();
+        }
+        if self.below_nr.is_some() && !matches!(kind, ServerKind::Fs | ServerKind::Ftp) {
+            return only("--below-nr", ServerKind::Fs);
+        }
+        o.below_nr = self.below_nr;
+        Ok(o)
+    }
+}
+
 /// `muk2 serve`: one server in an existing DC until SIGINT/SIGTERM.
 pub fn serve(
     name: &str,
@@ -66,8 +126,10 @@ pub fn serve(
     nr: Option<i32>,
     stack_kib: u32,
     threads: bool,
+    storage: &StorageArgs,
 ) -> Result<()> {
     let kind = hosting::server_kind(name)?;
+    let options = storage.options(kind)?;
     let runner = if threads {
         Runner::Threads
     } else {
@@ -90,8 +152,9 @@ pub fn serve(
         kind,
         nr,
         stack_size: stack_kib as usize * 1024,
+        options,
     };
-    let host = Host::start(&dc, vec![hosting::hosted(&spec)], runner)?;
+    let host = Host::start(&dc, vec![hosting::hosted(&spec)?], runner)?;
     let watched = Watched::new(host)?;
     print_flush(&format!(
         "muk2: {name} serving at nr {nr} in DC {dc_name} under {}; stop with SIGINT or SIGTERM\n",

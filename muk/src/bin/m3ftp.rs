@@ -1,0 +1,206 @@
+//! `m3ftp`: the file-transfer client of MUK2's FTP server (`m3ftpd`, slot 14), run from outside
+//! the unikernel.
+//!
+//! ```text
+//! m3ftp [--dc DC] get REMOTE LOCAL      fetch a file
+//! m3ftp [--dc DC] put LOCAL REMOTE      store a file (replacing REMOTE)
+//! m3ftp [--dc DC] ls DIR                list a directory
+//! m3ftp [--dc DC] rm PATH               remove a file or an empty directory
+//! m3ftp [--dc DC] mkdir DIR             make a directory
+//! ```
+//!
+//! The DC defaults to `$M3FTP_DC`, else `muk2` (the name in `muk2 default-config`). Transfers
+//! over 4 MiB show a progress bar on stderr when it is a terminal (or with `--progress`).
+//! Errors are printed as `m3ftp: MESSAGE`, exit code 1.
+
+#[path = "m3ftp/progress.rs"]
+mod progress;
+
+use clap::{Parser, Subcommand};
+use muk::ftp_client::{ConnectOptions, FtpClient, FtpError};
+use progress::Progress;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// File transfer to and from MUK2's FTP server.
+#[derive(Debug, Parser)]
+#[command(name = "m3ftp", version)]
+struct Cli {
+    /// The DC of the unikernel (default: $M3FTP_DC, else muk2).
+    #[arg(long)]
+    dc: Option<String>,
+    /// Show a progress bar for transfers over 4 MiB even when stderr is not a terminal.
+    #[arg(long)]
+    progress: bool,
+    /// How long to wait for the FTP server to be there, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    wait_ms: u64,
+    /// How long to wait for one reply, in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout_s: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch REMOTE into the local file LOCAL.
+    Get {
+        /// The remote file (absolute path).
+        remote: String,
+        /// The local file to write.
+        local: String,
+    },
+    /// Store the local file LOCAL as REMOTE.
+    Put {
+        /// The local file to read.
+        local: String,
+        /// The remote file (absolute path).
+        remote: String,
+    },
+    /// List a remote directory.
+    Ls {
+        /// The directory (absolute path).
+        #[arg(default_value = "/")]
+        dir: String,
+    },
+    /// Remove a remote file or empty directory.
+    Rm {
+        /// The path.
+        path: String,
+    },
+    /// Make a remote directory.
+    Mkdir {
+        /// The path.
+        dir: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("m3ftp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), FtpError> {
+    let dc = cli
+        .dc
+        .clone()
+        .or_else(|| std::env::var("M3FTP_DC").ok())
+        .unwrap_or_else(|| "muk2".to_string());
+    let opts = ConnectOptions {
+        wait: Duration::from_millis(cli.wait_ms),
+        timeout: Duration::from_secs(cli.timeout_s),
+        ..ConnectOptions::default()
+    };
+    let bar = cli.progress || std::io::stderr().is_terminal();
+    let mut ftp = FtpClient::connect(&dc, &opts)?;
+    match &cli.command {
+        Command::Get { remote, local } => get(&mut ftp, remote, local, bar),
+        Command::Put { local, remote } => put(&mut ftp, local, remote, bar),
+        Command::Ls { dir } => ls(&mut ftp, dir),
+        Command::Rm { path } => ftp.rm(path),
+        Command::Mkdir { dir } => ftp.mkdir(dir),
+    }
+}
+
+fn local_err(path: &str) -> impl Fn(std::io::Error) -> FtpError + '_ {
+    move |why| FtpError::Local {
+        path: path.to_string(),
+        why,
+    }
+}
+
+fn get(ftp: &mut FtpClient, remote: &str, local: &str, bar: bool) -> Result<(), FtpError> {
+    // Ask first, so that a missing remote file leaves no empty local one behind.
+    let st = ftp.stat(remote).map_err(|e| e.during("get"))?;
+    if st.is_dir() {
+        return Err(FtpError::Remote {
+            op: "get",
+            path: remote.to_string(),
+            errno: m3ipc::Errno::EDVSISDIR,
+        });
+    }
+    let file = File::create(local).map_err(local_err(local))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut p = Progress::new(bar, &format!("get {remote}"));
+    let start = Instant::now();
+    let got = ftp.get(remote, &mut out, local, &mut |d, t| p.update(d, t));
+    p.finish();
+    match got {
+        Ok(n) => {
+            report("got", n, start.elapsed());
+            Ok(())
+        }
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(local);
+            Err(e)
+        }
+    }
+}
+
+fn put(ftp: &mut FtpClient, local: &str, remote: &str, bar: bool) -> Result<(), FtpError> {
+    let mut file = File::open(local).map_err(local_err(local))?;
+    let meta = file.metadata().map_err(local_err(local))?;
+    if !meta.is_file() {
+        return Err(FtpError::Local {
+            path: local.to_string(),
+            why: std::io::Error::other("not a regular file"),
+        });
+    }
+    let mut p = Progress::new(bar, &format!("put {remote}"));
+    let start = Instant::now();
+    let n = ftp.put(&mut file, meta.len(), local, remote, &mut |d, t| {
+        p.update(d, t)
+    });
+    p.finish();
+    report("put", n?, start.elapsed());
+    Ok(())
+}
+
+fn report(what: &str, bytes: u64, took: Duration) {
+    if bytes > progress::THRESHOLD {
+        eprintln!(
+            "m3ftp: {what} {bytes} bytes in {:.1} ms ({:.0} MB/s)",
+            took.as_secs_f64() * 1e3,
+            bytes as f64 / took.as_secs_f64().max(1e-9) / 1e6
+        );
+    }
+}
+
+fn ls(ftp: &mut FtpClient, dir: &str) -> Result<(), FtpError> {
+    let mut entries = ftp.ls(dir)?;
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    for e in entries {
+        println!(
+            "{}{} {:>12} {}",
+            if e.is_dir() { 'd' } else { '-' },
+            mode_letters(e.mode),
+            e.size,
+            e.name
+        );
+    }
+    Ok(())
+}
+
+/// `rwxr-xr-x` of the permission bits.
+fn mode_letters(mode: u16) -> String {
+    (0..9)
+        .map(|i| {
+            let bit = 1u16 << (8 - i);
+            if mode & bit == 0 {
+                '-'
+            } else {
+                ['r', 'w', 'x'][i % 3]
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,208 @@
+//! FS (slot 1): the MINIX v3 file system server.
+//!
+//! It wraps [`minixfs::FileSystem`] over RDISK ([`device::RdiskDevice`]), mounts it when RDISK
+//! is bound (formatting a blank disk first when its config says so) and answers the requests of
+//! [`crate::storage::fs`]. Paths come from a grant of the requester; file data moves between
+//! the requester's granted buffer and the file system, never through a message. Every request
+//! is answered, malformed ones with an error.
+//!
+//! Durability: mutating requests mark the file system dirty; after [`IDLE_SYNC`] without a
+//! request, and on `FS_SYNC`, FS writes everything back and flushes RDISK. A host stop ends
+//! FS at once (under MUK2 no call can reach RDISK any more): what was written since the last
+//! sync is lost then, as on a machine that loses power. Clients that need durability sync.
+
+pub mod device;
+mod requests;
+
+use crate::ipc::Ipc;
+use crate::protocol;
+use crate::server::Server;
+use crate::storage::MAX_CHUNK;
+use crate::storage::fs::FS_SYNC;
+use device::{IpcCell, RdiskDevice};
+use m3ipc::{ANY, Errno, Message, Result, Timeout};
+use minixfs::{BlockDevice, FileSystem, FormatOptions};
+use requests::{handle, mutates};
+use std::time::Duration;
+
+/// Idle time after which FS writes dirty blocks back.
+pub const IDLE_SYNC: Duration = Duration::from_millis(200);
+/// How often FS looks for RDISK while it is not mounted.
+pub const MOUNT_RETRY: Duration = Duration::from_millis(10);
+
+/// What FS does with a disk at start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FormatPolicy {
+    /// Mount what is there; a disk without a file system is a mount error.
+    Never,
+    /// Format a blank disk (boot block and superblock all zeros) with `minixfs`'s formatter,
+    /// mount any other.
+    #[default]
+    IfBlank,
+    /// Format the disk at every start (the previous contents are lost).
+    Always,
+}
+
+impl FormatPolicy {
+    /// The name a config uses: `never`, `if-blank`, `always`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FormatPolicy::Never => "never",
+            FormatPolicy::IfBlank => "if-blank",
+            FormatPolicy::Always => "always",
+        }
+    }
+
+    /// The policy of that name.
+    pub fn from_name(name: &str) -> Option<FormatPolicy> {
+        [
+            FormatPolicy::Never,
+            FormatPolicy::IfBlank,
+            FormatPolicy::Always,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+    }
+}
+
+/// The FS server.
+#[derive(Debug)]
+pub struct Fs {
+    rdisk_nr: i32,
+    format: FormatPolicy,
+}
+
+impl Fs {
+    /// FS over the RDISK at slot `rdisk_nr`, with `format` at start.
+    pub fn new(rdisk_nr: i32, format: FormatPolicy) -> Fs {
+        Fs { rdisk_nr, format }
+    }
+}
+
+type Mounted<'c, 'i> = FileSystem<RdiskDevice<'c, 'i>>;
+
+/// The state of the file system.
+enum State<'c, 'i> {
+    /// RDISK is not bound yet.
+    Waiting,
+    /// Mounted on the RDISK at this endpoint.
+    Up(Box<Mounted<'c, 'i>>, m3ipc::Endpoint),
+    /// The disk did not mount: the reason, printed once; requests get `EDVSIO`.
+    Failed,
+}
+
+impl Server for Fs {
+    fn serve(&mut self, ipc: &mut dyn Ipc) -> Result<()> {
+        let cell: IpcCell<'_> = std::cell::RefCell::new(ipc);
+        let mut state = State::Waiting;
+        let mut scratch = vec![0u8; MAX_CHUNK];
+        let mut dirty = false;
+        let mut m = Message::default();
+        loop {
+            if cell.borrow().stopping() {
+                return Ok(());
+            }
+            if matches!(state, State::Waiting) {
+                state = self.try_mount(&cell)?;
+            }
+            let timeout = match state {
+                State::Waiting => Timeout::Millis(MOUNT_RETRY.as_millis() as u32),
+                _ if dirty => Timeout::Millis(IDLE_SYNC.as_millis() as u32),
+                _ => Timeout::Forever,
+            };
+            let got = cell.borrow_mut().receive(ANY, &mut m, timeout);
+            match got {
+                Ok(()) => {
+                    let reply = match &mut state {
+                        State::Up(fs, rdisk) => {
+                            let r = handle(&cell, fs, *rdisk, &mut scratch, &m);
+                            if r.is_ok() && mutates(m.m_type) {
+                                dirty = true;
+                            }
+                            if m.m_type == FS_SYNC && r.is_ok() {
+                                dirty = false;
+                            }
+                            r
+                        }
+                        State::Waiting => Err(Errno::EDVSNODEV),
+                        State::Failed => Err(Errno::EDVSIO),
+                    };
+                    let reply = reply.unwrap_or_else(protocol::error_reply);
+                    let _ = cell.borrow_mut().reply(m.m_source, &reply);
+                }
+                Err(Errno::EDVSSHUTDOWN) => return Ok(()),
+                Err(Errno::EDVSTIMEDOUT) => {
+                    if let (State::Up(fs, _), true) = (&mut state, dirty) {
+                        match fs.sync() {
+                            Ok(()) => dirty = false,
+                            Err(e) => eprintln!("fs: background sync failed: {e}"),
+                        }
+                    }
+                }
+                Err(
+                    Errno::EDVSAGAIN
+                    | Errno::EDVSWOKENUP
+                    | Errno::EDVSSRCDIED
+                    | Errno::EDVSDEADSRCDST
+                    | Errno::EDVSENDPOINT,
+                ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Fs {
+    /// Mount (or format and mount) once RDISK is bound. `Waiting` while it is not.
+    fn try_mount<'c, 'i>(&self, cell: &'c IpcCell<'i>) -> Result<State<'c, 'i>> {
+        let bound = cell.borrow().dc().wait4bind(self.rdisk_nr, Timeout::NoWait);
+        let rdisk = match bound {
+            Ok(ep) => ep,
+            Err(Errno::EDVSAGAIN) => return Ok(State::Waiting),
+            Err(e) => return Err(e),
+        };
+        let mut dev = match RdiskDevice::connect(cell, rdisk) {
+            Ok(d) => d,
+            Err(Errno::EDVSSHUTDOWN) => return Err(Errno::EDVSSHUTDOWN),
+            Err(e) => {
+                eprintln!("fs: cannot reach RDISK at nr {}: {e}", self.rdisk_nr);
+                return Ok(State::Failed);
+            }
+        };
+        let format = match self.format {
+            FormatPolicy::Never => false,
+            FormatPolicy::Always => true,
+            FormatPolicy::IfBlank => is_blank(&mut dev),
+        };
+        let blocks = dev.block_count();
+        let mounted = if format {
+            FileSystem::format(dev, &FormatOptions::default())
+        } else {
+            FileSystem::mount(dev)
+        };
+        match mounted {
+            Ok(fs) => {
+                if format {
+                    eprintln!("fs: formatted a blank disk of {blocks} blocks");
+                }
+                Ok(State::Up(Box::new(fs), rdisk))
+            }
+            Err(e) => {
+                eprintln!(
+                    "fs: cannot {} the disk on RDISK ({blocks} blocks): {e}",
+                    if format { "format" } else { "mount" }
+                );
+                Ok(State::Failed)
+            }
+        }
+    }
+}
+
+/// Whether the disk's boot block and superblock are all zeros.
+fn is_blank(dev: &mut impl BlockDevice) -> bool {
+    if dev.block_count() < 2 {
+        return false;
+    }
+    let mut head = vec![0u8; 2 * minixfs::BLOCK_SIZE];
+    dev.read_blocks(0, &mut head).is_ok() && head.iter().all(|&b| b == 0)
+}

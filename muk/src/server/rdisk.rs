@@ -1,0 +1,196 @@
+//! RDISK (slot 3): a block device server over memory or an image file.
+//!
+//! Requests ([`crate::storage::rdisk`]): the geometry, reads and writes of up to 1 MiB of
+//! consecutive blocks, and a flush. Block data never travels in a message: the requester grants
+//! RDISK a range of its pool buffer, and RDISK copies the blocks straight between the device and
+//! that range (memory: one copy; an image file: a positioned read or write through a scratch
+//! buffer). Blocks outside the device are `EDVSRANGE`; a failing image file `EDVSIO`. A system
+//! process (FS) may name a grant a client issued to RDISK, to read a file's blocks straight
+//! into the client's buffer.
+
+use crate::ipc::Ipc;
+use crate::protocol::OK;
+use crate::server::{Handler, Server, serve_requests};
+use crate::storage::grantor_endpoint;
+use crate::storage::rdisk::{
+    BLOCK_SIZE, BlockRequest, MAX_BLOCKS, RD_FLUSH, RD_GEOMETRY, RD_READ, RD_WRITE,
+};
+use m3ipc::{Errno, Message, Result};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Where RDISK's blocks live, as a config names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskSpec {
+    /// A zero-filled memory disk of this many bytes (rounded down to whole blocks).
+    Memory(u64),
+    /// An existing image file, read and written in place; its size is the file's.
+    Image(PathBuf),
+}
+
+/// Size of the memory disk when a config names none: 64 MiB.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+
+impl Default for DiskSpec {
+    fn default() -> DiskSpec {
+        DiskSpec::Memory(DEFAULT_MEMORY)
+    }
+}
+
+enum Backing {
+    Memory(Vec<u8>),
+    File { file: File, scratch: Vec<u8> },
+}
+
+/// The RDISK server.
+pub struct Rdisk {
+    backing: Backing,
+    blocks: u64,
+}
+
+impl std::fmt::Debug for Rdisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rdisk")
+            .field("blocks", &self.blocks)
+            .finish()
+    }
+}
+
+impl Rdisk {
+    /// The disk `spec` names: a memory disk, or the image file opened read-write (an error
+    /// names the file).
+    pub fn open(spec: &DiskSpec) -> std::result::Result<Rdisk, String> {
+        match spec {
+            DiskSpec::Memory(bytes) => {
+                let len = usize::try_from(*bytes)
+                    .map_err(|_| format!("a memory disk of {bytes} bytes does not fit"))?;
+                Ok(Rdisk::memory(vec![0; len - len % BLOCK_SIZE]))
+            }
+            DiskSpec::Image(path) => Rdisk::image(path),
+        }
+    }
+
+    /// A memory disk holding `bytes` (an image made elsewhere; cut to whole blocks).
+    pub fn memory(mut bytes: Vec<u8>) -> Rdisk {
+        bytes.truncate(bytes.len() - bytes.len() % BLOCK_SIZE);
+        let blocks = (bytes.len() / BLOCK_SIZE) as u64;
+        Rdisk {
+            backing: Backing::Memory(bytes),
+            blocks,
+        }
+    }
+
+    /// The image file at `path`, opened read-write.
+    pub fn image(path: &Path) -> std::result::Result<Rdisk, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("cannot open disk image {}: {e}", path.display()))?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot stat disk image {}: {e}", path.display()))?
+            .len();
+        if len < BLOCK_SIZE as u64 {
+            return Err(format!(
+                "disk image {} holds {len} bytes, less than one block",
+                path.display()
+            ));
+        }
+        Ok(Rdisk {
+            backing: Backing::File {
+                file,
+                scratch: vec![0; MAX_BLOCKS * BLOCK_SIZE],
+            },
+            blocks: len / BLOCK_SIZE as u64,
+        })
+    }
+
+    /// Number of blocks.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// The byte range of the request's blocks on the device, else `EDVSRANGE`.
+    fn span(&self, r: &BlockRequest) -> Result<(u64, usize)> {
+        let end = r
+            .first
+            .checked_add(r.count as u64)
+            .ok_or(Errno::EDVSRANGE)?;
+        if end > self.blocks {
+            return Err(Errno::EDVSRANGE);
+        }
+        Ok((r.first * BLOCK_SIZE as u64, r.bytes()))
+    }
+
+    fn read(&mut self, ipc: &mut dyn Ipc, m: &Message) -> Result<Message> {
+        let r = BlockRequest::decode(m)?;
+        let (at, len) = self.span(&r)?;
+        let grantor = grantor_endpoint(ipc.dc(), m.m_source, r.grantor)?;
+        let view = ipc.granted(grantor, r.grant)?;
+        match &mut self.backing {
+            Backing::Memory(bytes) => {
+                let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;
+                let src = bytes.get(at..at + len).ok_or(Errno::EDVSRANGE)?;
+                view.write_at(r.offset, src)?;
+            }
+            Backing::File { file, scratch } => {
+                let buf = &mut scratch[..len];
+                file.read_exact_at(buf, at).map_err(|_| Errno::EDVSIO)?;
+                view.write_at(r.offset, buf)?;
+            }
+        }
+        Ok(Message::new(OK))
+    }
+
+    fn write(&mut self, ipc: &mut dyn Ipc, m: &Message) -> Result<Message> {
+        let r = BlockRequest::decode(m)?;
+        let (at, len) = self.span(&r)?;
+        let grantor = grantor_endpoint(ipc.dc(), m.m_source, r.grantor)?;
+        let view = ipc.granted(grantor, r.grant)?;
+        match &mut self.backing {
+            Backing::Memory(bytes) => {
+                let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;
+                let dst = bytes.get_mut(at..at + len).ok_or(Errno::EDVSRANGE)?;
+                view.read_at(r.offset, dst)?;
+            }
+            Backing::File { file, scratch } => {
+                let buf = &mut scratch[..len];
+                view.read_at(r.offset, buf)?;
+                file.write_all_at(buf, at).map_err(|_| Errno::EDVSIO)?;
+            }
+        }
+        Ok(Message::new(OK))
+    }
+
+    fn flush(&mut self) -> Result<Message> {
+        if let Backing::File { file, .. } = &self.backing {
+            file.sync_data().map_err(|_| Errno::EDVSIO)?;
+        }
+        Ok(Message::new(OK))
+    }
+}
+
+impl Handler for Rdisk {
+    fn handle(&mut self, ipc: &mut dyn Ipc, m: &Message) -> Result<Message> {
+        match m.m_type {
+            RD_GEOMETRY => {
+                let mut r = Message::new(OK);
+                r.payload[0] = self.blocks;
+                r.payload[1] = BLOCK_SIZE as u64;
+                Ok(r)
+            }
+            RD_READ => self.read(ipc, m),
+            RD_WRITE => self.write(ipc, m),
+            RD_FLUSH => self.flush(),
+            _ => Err(Errno::EDVSBADREQUEST),
+        }
+    }
+}
+
+impl Server for Rdisk {
+    fn serve(&mut self, ipc: &mut dyn Ipc) -> Result<()> {
+        serve_requests(self, ipc)
+    }
+}
