@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod fabric;
 pub mod fan_in;
+pub mod ftp_get;
 pub mod hosted;
 pub mod notify;
 pub mod peer;

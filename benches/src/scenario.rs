@@ -5,6 +5,7 @@
 use crate::error::{BenchError, Result};
 use crate::fabric::{self, FabricSession, ServerKind};
 use crate::fan_in::{self, FanInSession};
+use crate::ftp_get::{self, Deployment, FtpGetSession};
 use crate::hosted::HostedSession;
 use crate::notify::{self, Mode, NotifySession};
 use crate::placement::Placement;
@@ -26,11 +27,19 @@ pub enum Group {
     ZeroCopy,
     /// Many clients, one server.
     FanIn,
+    /// A 64 MiB m3ftp GET through FTP, FS and RDISK.
+    FtpGet,
 }
 
 impl Group {
     /// Every group, in order.
-    pub const ALL: [Group; 4] = [Group::Sendrec, Group::Notify, Group::ZeroCopy, Group::FanIn];
+    pub const ALL: [Group; 5] = [
+        Group::Sendrec,
+        Group::Notify,
+        Group::ZeroCopy,
+        Group::FanIn,
+        Group::FtpGet,
+    ];
 
     /// Its name (the criterion bench's name).
     pub fn label(self) -> &'static str {
@@ -39,6 +48,7 @@ impl Group {
             Group::Notify => "notify",
             Group::ZeroCopy => "zero_copy",
             Group::FanIn => "fan_in",
+            Group::FtpGet => "ftp_get",
         }
     }
 }
@@ -82,6 +92,8 @@ pub enum Kind {
     ZcSocket(usize),
     /// This many client processes to one server.
     FanIn(usize),
+    /// A whole m3ftp GET of [`ftp_get::FILE_BYTES`] with the servers deployed so.
+    FtpGet(Deployment),
 }
 
 /// One row: a kind at a placement.
@@ -113,6 +125,7 @@ impl Scenario {
             Kind::NotifyRoundTrip | Kind::NotifyFlood => Group::Notify,
             Kind::ZcHandle(_) | Kind::ZcVcopy(_) | Kind::ZcSocket(_) => Group::ZeroCopy,
             Kind::FanIn(_) => Group::FanIn,
+            Kind::FtpGet(_) => Group::FtpGet,
             _ => Group::Sendrec,
         }
     }
@@ -134,6 +147,7 @@ impl Scenario {
             Kind::ZcVcopy(s) => format!("vcopy-{}", size_label(s)),
             Kind::ZcSocket(s) => format!("unix-socket-{}", size_label(s)),
             Kind::FanIn(n) => format!("clients-{n}"),
+            Kind::FtpGet(d) => format!("{}-{}", d.label(), size_label(ftp_get::FILE_BYTES)),
         }
     }
 
@@ -161,15 +175,17 @@ impl Scenario {
         match (self.kind, self.placement.cpus()) {
             (Kind::Muk2, Ok((_, c))) => format!("{} (both)", show(c)),
             (Kind::FanIn(_), Ok((s, c))) => format!("clients {} / server {}", show(c), show(s)),
+            (Kind::FtpGet(_), Ok((s, c))) => format!("client {} / servers {}", show(c), show(s)),
             (_, Ok((s, c))) => format!("{}/{}", show(c), show(s)),
             (_, Err(_)) => "?".into(),
         }
     }
 
-    /// Bytes moved per operation, for a throughput in bytes (zero-copy group).
+    /// Bytes moved per operation, for a throughput in bytes (zero-copy and ftp_get groups).
     pub fn payload_bytes(&self) -> Option<usize> {
         match self.kind {
             Kind::ZcHandle(s) | Kind::ZcVcopy(s) | Kind::ZcSocket(s) => Some(s),
+            Kind::FtpGet(_) => Some(ftp_get::FILE_BYTES),
             _ => None,
         }
     }
@@ -182,9 +198,10 @@ impl Scenario {
 
     /// The scenario this row's ratio is taken against, measured in the same run: raw spin
     /// across cores, raw futex on one core (the floors with and without a system call); MUK
-    /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process for an outside call to MUK2 and for notify;
-    /// the Unix socket of the same size for zero-copy; one client for fan-in. `None` for the
-    /// baselines themselves.
+    /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process
+    /// for an outside call to MUK2 and for notify; the Unix socket of the same size for
+    /// zero-copy; one client for fan-in; everything in MUK2 for the other ftp_get deployments.
+    /// `None` for the baselines themselves.
     pub fn baseline(&self) -> Option<Scenario> {
         let p = self.placement;
         let floor = Scenario::new(
@@ -206,6 +223,9 @@ impl Scenario {
             }
             Kind::ZcHandle(s) | Kind::ZcVcopy(s) => Some(Scenario::new(Kind::ZcSocket(s), p)),
             Kind::FanIn(n) if n > 1 => Some(Scenario::new(Kind::FanIn(1), p)),
+            Kind::FtpGet(Deployment::Muk | Deployment::RdiskOutside) => {
+                Some(Scenario::new(Kind::FtpGet(Deployment::Muk2), p))
+            }
             _ => None,
         }
     }
@@ -236,6 +256,7 @@ impl Scenario {
             Kind::ZcVcopy(s) => Box::new(ZeroCopySession::start(Way::Vcopy, s, p)?),
             Kind::ZcSocket(s) => Box::new(StreamSession::start(stream::Kind::UnixSocket, s, p)?),
             Kind::FanIn(n) => Box::new(FanInSession::start(n, p)?),
+            Kind::FtpGet(d) => Box::new(FtpGetSession::start(d, p)?),
         };
         Ok(started)
     }
@@ -288,6 +309,9 @@ pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
             .iter()
             .map(|&n| Scenario::new(Kind::FanIn(n), main))
             .collect(),
+        Group::FtpGet => [Deployment::Muk2, Deployment::Muk, Deployment::RdiskOutside]
+            .map(|d| Scenario::new(Kind::FtpGet(d), main))
+            .to_vec(),
     }
 }
 
@@ -308,6 +332,8 @@ pub fn run_role(role: &str, target: &str, extra: &[String]) -> Result<()> {
         zero_copy::HANDLE_ROLE => zero_copy::serve_handle(target, extra),
         zero_copy::VCOPY_ROLE => zero_copy::serve_vcopy(target, extra),
         fan_in::ROLE => fan_in::serve(target, extra),
+        ftp_get::HOST_ROLE => ftp_get::serve_host(target, extra),
+        ftp_get::RDISK_ROLE => ftp_get::serve_rdisk(target, extra),
         _ => Err(BenchError::new(format!("unknown peer role {role:?}"))),
     }
 }
