@@ -4,9 +4,11 @@
 //!
 //! iceoryx2 runs with the fabric spin path's placement: client and server on different CPUs,
 //! both polling (its ports never sleep unless asked to), a 64-byte request and reply. The fabric
-//! row to set beside it is `fabric-spin/different-cores`; compare the means.
+//! row to set beside it is `fabric-spin/different-cores`; compare the means. Its files live in
+//! a private domain of this run, removed at the end ([`iox2_domain`]).
 
 mod common;
+mod iox2_domain;
 
 use criterion::Throughput;
 use iceoryx2::port::client::Client;
@@ -18,6 +20,8 @@ use m3_benches::placement::{Placement, pin};
 use m3_benches::{BenchError, Group, Result, Session, scenario};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use iox2_domain::Iox2Domain;
 
 /// Peer role of the iceoryx2 server.
 const IOX2_ROLE: &str = "iox2-server";
@@ -48,10 +52,15 @@ fn open_service(
         .map_err(err)
 }
 
-/// The server peer: echo every request, polling, until [`LEAVE`].
-fn iox2_serve(service: &str, cpu: &str) -> Result<()> {
+/// The server peer: echo every request, polling, until [`LEAVE`]. Its node lives in the
+/// client's domain (`root`, `prefix`).
+fn iox2_serve(service: &str, cpu: &str, root: &str, prefix: &str) -> Result<()> {
     peer::start(cpu)?;
-    let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
+    let config = iox2_domain::config(root, prefix)?;
+    let node = NodeBuilder::new()
+        .config(&config)
+        .create::<ipc::Service>()
+        .map_err(err)?;
     let name: ServiceName = service.try_into().map_err(err)?;
     let service = open_service(&node, &name)?;
     let server = service.server_builder().create().map_err(err)?;
@@ -70,35 +79,56 @@ fn iox2_serve(service: &str, cpu: &str) -> Result<()> {
     }
 }
 
-/// The client side, in the bench process.
-struct Iox2Session {
+/// The client's iceoryx2 objects (the port first: fields drop in order).
+struct Ports {
     client: Client<ipc::Service, Payload, (), Payload, ()>,
     _service: PortFactory<ipc::Service, Payload, (), Payload, ()>,
     _node: Node<ipc::Service>,
-    _peer: Peer,
+}
+
+/// The client side, in the bench process. Dropping it ends the server, then its own ports,
+/// then reaps the server, then removes the domain's files.
+struct Iox2Session {
+    ports: Option<Ports>,
+    peer: Option<Peer>,
+    _domain: Iox2Domain,
 }
 
 impl Iox2Session {
     fn start(placement: Placement) -> Result<Iox2Session> {
         let (server_cpu, client_cpu) = placement.cpus()?;
+        let domain = Iox2Domain::create()?;
         let service_name = format!("m3-bench/iox2/{}", std::process::id());
+        let [root, prefix] = domain.args();
         let peer = Peer::spawn(
             IOX2_ROLE,
-            &[service_name.clone(), peer::cpu_arg(server_cpu)],
+            &[
+                service_name.clone(),
+                peer::cpu_arg(server_cpu),
+                root,
+                prefix,
+            ],
         )?;
-        let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
+        let mut s = Iox2Session {
+            ports: None,
+            peer: Some(peer),
+            _domain: domain,
+        };
+        let node = NodeBuilder::new()
+            .config(s._domain.config())
+            .create::<ipc::Service>()
+            .map_err(err)?;
         let name: ServiceName = service_name.as_str().try_into().map_err(err)?;
         let service = open_service(&node, &name)?;
         let client = service.client_builder().create().map_err(err)?;
         if let Some(cpu) = client_cpu {
             pin(cpu)?;
         }
-        let mut s = Iox2Session {
+        s.ports = Some(Ports {
             client,
             _service: service,
             _node: node,
-            _peer: peer,
-        };
+        });
         // The server sees the new client when it next updates its connections: the first
         // request that gets an answer is the sign that both ends are connected.
         let deadline = Instant::now() + STALL;
@@ -112,7 +142,8 @@ impl Iox2Session {
 
     /// One request and its reply, polling at most `limit` for the reply.
     fn ask(&mut self, value: Payload, limit: Duration) -> Result<Payload> {
-        let pending = self.client.send_copy(value).map_err(err)?;
+        let ports = self.ports.as_ref().ok_or_else(|| err("not connected"))?;
+        let pending = ports.client.send_copy(value).map_err(err)?;
         let mut spins: u32 = 0;
         let mut since: Option<Instant> = None;
         loop {
@@ -147,17 +178,24 @@ impl Session for Iox2Session {
 
 impl Drop for Iox2Session {
     fn drop(&mut self) {
-        let _ = self.ask(LEAVE, Duration::from_secs(1));
+        if self.ports.is_some() {
+            let _ = self.ask(LEAVE, Duration::from_secs(1));
+        }
+        // Our nodes go, then the server (reaped; killed if it did not leave), then the files.
+        self.ports = None;
+        if let Some(mut peer) = self.peer.take() {
+            peer.wait_exit(Duration::from_secs(1));
+        }
     }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, cmd, role, service, cpu, ..] = &args[..]
+    if let [_, cmd, role, service, cpu, root, prefix, ..] = &args[..]
         && cmd == PEER_CMD
         && role == IOX2_ROLE
     {
-        return match iox2_serve(service, cpu) {
+        return match iox2_serve(service, cpu, root, prefix) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{IOX2_ROLE}: {e}");

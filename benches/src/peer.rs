@@ -89,6 +89,20 @@ impl Peer {
         &mut self.stdout
     }
 
+    /// Wait up to `limit` for the peer to end by itself (one told to leave); whether it did.
+    /// A peer still running is killed when dropped.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return true,
+                Err(_) => return false,
+                Ok(None) if std::time::Instant::now() >= until => return false,
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+    }
+
     fn status(&mut self) -> String {
         match self.child.try_wait() {
             Ok(Some(s)) => s.to_string(),
