@@ -23,6 +23,10 @@ pub const MUK2_ROLE: &str = "muk2-server";
 pub const SERVER_NR: i32 = 0;
 /// Longest a client waits for one answer (a dead server).
 pub const STALL: Timeout = Timeout::Millis(10_000);
+/// The pause before each request of an `asleep` scenario: long enough for every spin to end,
+/// so that each request finds the server side asleep (MUK2: every coroutine blocked and the
+/// scheduler asleep on its doorbell).
+pub const ASLEEP_PAUSE: Duration = Duration::from_millis(1);
 
 /// The first user slot of a DC with `config`: the client's.
 pub fn client_nr(config: &DcConfig) -> i32 {
@@ -90,6 +94,7 @@ pub enum ServerKind {
 
 /// The client side, in the caller's process.
 pub struct FabricSession {
+    pause: Duration,
     me: Proc,
     server: Endpoint,
     m: Message,
@@ -100,6 +105,15 @@ pub struct FabricSession {
 impl FabricSession {
     /// Create a DC, start the server peer, bind the client, pin the caller.
     pub fn start(kind: ServerKind, placement: Placement) -> Result<FabricSession> {
+        FabricSession::start_paused(kind, placement, Duration::ZERO)
+    }
+
+    /// [`FabricSession::start`], the client sleeping `pause` before each request (not timed).
+    pub fn start_paused(
+        kind: ServerKind,
+        placement: Placement,
+        pause: Duration,
+    ) -> Result<FabricSession> {
         let (server_cpu, client_cpu) = placement.cpus()?;
         let dc = ScratchDc::create()?;
         let cpu = peer::cpu_arg(server_cpu);
@@ -122,6 +136,7 @@ impl FabricSession {
             pin(cpu)?;
         }
         Ok(FabricSession {
+            pause,
             me,
             server,
             m: Message::new(1),
@@ -150,12 +165,28 @@ pub fn bind_client(dc: &Dc, nr: i32, name: &str) -> Result<(Proc, Endpoint)> {
 }
 
 impl Session for FabricSession {
-    fn run(&mut self, n: u64, record: Record<'_>) -> Result<Duration> {
+    /// With a pause, the batch's time is that of its requests alone (the pauses left out).
+    fn run(&mut self, n: u64, mut record: Record<'_>) -> Result<Duration> {
         let (me, server, m) = (&self.me, self.server, &mut self.m);
-        timed_loop(n, record, || {
+        let mut call = || {
             m.m_type = 1;
             me.sendrec(server, m, STALL)
                 .map_err(|e| BenchError::from(e).context("sendrec"))
-        })
+        };
+        if self.pause.is_zero() {
+            return timed_loop(n, record, call);
+        }
+        let mut busy = Duration::ZERO;
+        for _ in 0..n {
+            std::thread::sleep(self.pause);
+            busy += match record {
+                Some(ref mut rec) => {
+                    let mut each = |ns| rec(ns);
+                    timed_loop(1, Some(&mut each), &mut call)?
+                }
+                None => timed_loop(1, None, &mut call)?,
+            };
+        }
+        Ok(busy)
     }
 }

@@ -72,6 +72,9 @@ pub enum Kind {
     Fabric(WaitPolicy),
     /// An outside process calling a server coroutine of a MUK2 unikernel process.
     OutsideToMuk2,
+    /// A client calling this server after a pause ([`fabric::ASLEEP_PAUSE`], not timed) that
+    /// lets the server side fall asleep: the cost of waking it.
+    Asleep(ServerKind),
     /// Raw shared-memory spin ping-pong.
     RawSpin,
     /// Raw futex ping-pong.
@@ -137,6 +140,10 @@ impl Scenario {
             Kind::MukThreads(p) => format!("muk-threads-{}", fabric::policy_label(p)),
             Kind::Fabric(p) => format!("fabric-{}", fabric::policy_label(p)),
             Kind::OutsideToMuk2 => "outside-to-muk2".into(),
+            Kind::Asleep(ServerKind::Process(p)) => {
+                format!("fabric-{}-asleep", fabric::policy_label(p))
+            }
+            Kind::Asleep(ServerKind::Muk2) => "outside-to-muk2-asleep".into(),
             Kind::RawSpin => "raw-spin".into(),
             Kind::RawFutex => "raw-futex".into(),
             Kind::Pipe => "pipe".into(),
@@ -190,6 +197,12 @@ impl Scenario {
         }
     }
 
+    /// Whether each operation follows an untimed pause: criterion, which sizes its batches by
+    /// the time a batch returns, would run far too many; `dvs bench` measures these.
+    pub fn paused(&self) -> bool {
+        matches!(self.kind, Kind::Asleep(_))
+    }
+
     /// Whether one operation may take a scheduler time slice (spinning on one core).
     pub fn slow(&self) -> bool {
         self.placement == Placement::Same
@@ -221,6 +234,10 @@ impl Scenario {
             Kind::OutsideToMuk2 | Kind::NotifyRoundTrip => {
                 Some(Scenario::new(Kind::Fabric(WaitPolicy::Adaptive), p))
             }
+            Kind::Asleep(ServerKind::Muk2) => Some(Scenario::new(
+                Kind::Asleep(ServerKind::Process(WaitPolicy::Adaptive)),
+                p,
+            )),
             Kind::ZcHandle(s) | Kind::ZcVcopy(s) => Some(Scenario::new(Kind::ZcSocket(s), p)),
             Kind::FanIn(n) if n > 1 => Some(Scenario::new(Kind::FanIn(1), p)),
             Kind::FtpGet(Deployment::Muk | Deployment::RdiskOutside) => {
@@ -242,6 +259,11 @@ impl Scenario {
             Kind::MukThreads(policy) => Box::new(HostedSession::start(Runner::Threads, policy, p)?),
             Kind::Fabric(policy) => Box::new(FabricSession::start(ServerKind::Process(policy), p)?),
             Kind::OutsideToMuk2 => Box::new(FabricSession::start(ServerKind::Muk2, p)?),
+            Kind::Asleep(server) => Box::new(FabricSession::start_paused(
+                server,
+                p,
+                fabric::ASLEEP_PAUSE,
+            )?),
             Kind::RawSpin => Box::new(RawSession::start(Waiter::Spin, p)?),
             Kind::RawFutex => Box::new(RawSession::start(Waiter::Futex, p)?),
             Kind::Pipe => Box::new(StreamSession::start(stream::Kind::Pipe, MESSAGE_BYTES, p)?),
@@ -286,6 +308,8 @@ pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
                 Kind::Fabric(WaitPolicy::Block),
                 Kind::Fabric(WaitPolicy::Spin),
                 Kind::OutsideToMuk2,
+                Kind::Asleep(ServerKind::Process(WaitPolicy::Adaptive)),
+                Kind::Asleep(ServerKind::Muk2),
                 Kind::RawSpin,
                 Kind::RawFutex,
                 Kind::Pipe,
