@@ -91,7 +91,7 @@ struct Ports {
 struct Iox2Session {
     ports: Option<Ports>,
     peer: Option<Peer>,
-    _domain: Iox2Domain,
+    domain: Iox2Domain,
 }
 
 impl Iox2Session {
@@ -112,10 +112,10 @@ impl Iox2Session {
         let mut s = Iox2Session {
             ports: None,
             peer: Some(peer),
-            _domain: domain,
+            domain,
         };
         let node = NodeBuilder::new()
-            .config(s._domain.config())
+            .config(s.domain.config())
             .create::<ipc::Service>()
             .map_err(err)?;
         let name: ServiceName = service_name.as_str().try_into().map_err(err)?;

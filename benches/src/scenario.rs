@@ -141,9 +141,9 @@ impl Scenario {
             Kind::Fabric(p) => format!("fabric-{}", fabric::policy_label(p)),
             Kind::OutsideToMuk2 => "outside-to-muk2".into(),
             Kind::Asleep(ServerKind::Process(p)) => {
-                format!("fabric-{}-asleep", fabric::policy_label(p))
+                format!("asleep-fabric-{}", fabric::policy_label(p))
             }
-            Kind::Asleep(ServerKind::Muk2) => "outside-to-muk2-asleep".into(),
+            Kind::Asleep(ServerKind::Muk2) => "asleep-outside-to-muk2".into(),
             Kind::RawSpin => "raw-spin".into(),
             Kind::RawFutex => "raw-futex".into(),
             Kind::Pipe => "pipe".into(),
@@ -201,6 +201,13 @@ impl Scenario {
     /// the time a batch returns, would run far too many; `dvs bench` measures these.
     pub fn paused(&self) -> bool {
         matches!(self.kind, Kind::Asleep(_))
+    }
+
+    /// Whether starting it already ran a whole operation, checked (an m3ftp GET of the file
+    /// just put): no separate warm-up is needed, and a GET is long enough to cost a --quick run
+    /// seconds on a loaded machine.
+    pub fn warmed_by_start(&self) -> bool {
+        matches!(self.kind, Kind::FtpGet(_))
     }
 
     /// Whether one operation may take a scheduler time slice (spinning on one core).

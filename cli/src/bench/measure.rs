@@ -110,7 +110,7 @@ fn measure_one(s: &Scenario, budget: &Budget) -> Result<Row> {
     let mut hist = new_histogram()?;
     let mut chunk: u64 = 1;
     let warm_start = Instant::now();
-    while warm_start.elapsed() < budget.warmup {
+    while !s.warmed_by_start() && warm_start.elapsed() < budget.warmup {
         check_interrupt()?;
         let took = session.run(chunk, None).map_err(fail)?;
         chunk = grow(chunk, took);
