@@ -260,4 +260,22 @@ mod tests {
         assert_ne!(p[..4096], p[4096..8192]);
         assert!(disk_bytes() > FILE_BYTES as u64);
     }
+
+    #[test]
+    fn roles_refuse_bad_arguments_before_touching_a_dc() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let refused = |r: Result<()>, what: &str| {
+            assert!(r.as_ref().is_err_and(|e| e.0.contains(what)), "{r:?}");
+        };
+        refused(
+            serve_host("nodc", &args(&["uk", "inside", "99999999"])),
+            "runner",
+        );
+        refused(
+            serve_host("nodc", &args(&["muk2", "beside", "99999999"])),
+            "RDISK",
+        );
+        refused(serve_host("nodc", &args(&["muk", "inside", "12"])), "disk");
+        refused(serve_rdisk("nodc", &args(&[])), "disk");
+    }
 }

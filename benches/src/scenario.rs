@@ -390,6 +390,21 @@ mod tests {
                 assert!(b.baseline().is_none() || b.kind != s.kind, "{}", s.id());
             }
         }
+        // The GETs move the file's bytes, the MUK and RDISK-outside rows against MUK2's; the
+        // asleep rows are left to dvs bench.
+        let gets: Vec<&Scenario> = all.iter().filter(|s| s.group() == Group::FtpGet).collect();
+        assert_eq!(gets.len(), 3);
+        assert!(
+            gets.iter()
+                .all(|s| s.payload_bytes() == Some(ftp_get::FILE_BYTES))
+        );
+        assert_eq!(gets.iter().filter(|s| s.baseline().is_none()).count(), 1);
+        assert!(
+            all.iter()
+                .filter(|s| s.paused())
+                .all(|s| s.name().starts_with("asleep-"))
+        );
+        assert_eq!(all.iter().filter(|s| s.paused()).count(), 4);
         // One-CPU machines measure only one-core rows, and their baselines are there too.
         let one: Vec<Scenario> = Group::ALL.iter().flat_map(|&g| group(g, false)).collect();
         assert!(one.iter().all(|s| s.placement == Placement::Same));
