@@ -281,4 +281,8 @@ impl Server for Ftp {
     fn serve(&mut self, ipc: &mut dyn Ipc) -> Result<()> {
         serve_requests(self, ipc)
     }
+
+    fn layer(&self) -> u8 {
+        2
+    }
 }
