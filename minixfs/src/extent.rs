@@ -147,4 +147,13 @@ impl<D: BlockDevice> FileSystem<D> {
         inode.ctime = t;
         self.store_inode(ino, &inode)
     }
+
+    /// Ends a direct write whose data did not reach the device: frees the zones
+    /// [`FileSystem::write_extents`] allocated past the file's end.
+    pub fn abort_write(&mut self, ino: Ino) -> Result<(), FsError> {
+        let mut inode = self.load_regular(ino)?;
+        let keep = u64::from(inode.size).div_ceil(BLOCK_SIZE as u64);
+        self.free_blocks_from(ino, &mut inode, keep)?;
+        self.store_inode(ino, &inode)
+    }
 }

@@ -119,6 +119,18 @@ fn direct_writes_read_back_and_pass_fsck() {
     model.extend_from_slice(&big);
     assert_eq!(read_all(&mut fs, ino), model);
 
+    // Zones allocated for a copy that failed go back.
+    let free = fs.info().free_blocks;
+    let end = fs.stat(ino).unwrap().size;
+    let pieces = fs
+        .write_extents(ino, end.div_ceil(bs) * bs, 40 * bs)
+        .unwrap();
+    assert_eq!(pieces.iter().map(|p| p.len).sum::<u64>(), 40 * bs);
+    assert!(fs.info().free_blocks < free);
+    fs.abort_write(ino).unwrap();
+    assert_eq!(fs.info().free_blocks, free);
+    assert_eq!(read_all(&mut fs, ino), model);
+
     // Not at a block boundary: refused, nothing changed.
     assert!(matches!(
         fs.write_extents(ino, 5, 4096),

@@ -442,3 +442,61 @@ fn a_server_stuck_at_its_stop_does_not_hang_the_stop() {
         }
     }
 }
+
+/// A PUT whose data RDISK may not read (the client granted RDISK its buffer write-only): FS
+/// has allocated the zones, RDISK refuses the copy; the request fails, the file keeps its old
+/// size, and the image stays consistent; a normal put of the same file works afterwards.
+#[test]
+fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
+    use muk::storage::ftp::{FTP_PUT, FtpRequest, PUT_FIRST, PUT_LAST};
+    use muk::storage::path::PathRef;
+    let s = Scratch::new("badput");
+    let image = s.mkfs();
+    let t = TestDc::new('b');
+    let h = host(&t.dc, &STORAGE, &image, Runner::Coroutines);
+    // FS answers once it has mounted.
+    ok(&t.name, &["ls", "/"]);
+    let ep = |k: ServerKind| t.dc.wait4bind(k.default_nr(), T).unwrap();
+    let (rdisk, fs, ftp) = (
+        ep(ServerKind::Rdisk),
+        ep(ServerKind::Fs),
+        ep(ServerKind::Ftp),
+    );
+    let p = muk::ftp_client::bind_user(&t.dc, "raw").unwrap();
+    let path = p.alloc_buffer(4096).unwrap();
+    let data = p.alloc_buffer(1 << 20).unwrap();
+    p.buffer(path).unwrap().write_at(0, b"/x").unwrap();
+    let req = FtpRequest {
+        path: PathRef {
+            grant: p.grant(path, ftp, 0, 4096, Access::READ).unwrap(),
+            len: 2,
+        },
+        data: p.grant(data, fs, 0, 1 << 20, Access::READ_WRITE).unwrap(),
+        offset: 0,
+        len: (1 << 20) - 100,
+        flags: PUT_FIRST | PUT_LAST,
+        disk_data: Some(p.grant(data, rdisk, 0, 1 << 20, Access::WRITE).unwrap()),
+    };
+    let mut m = req.encode(FTP_PUT);
+    p.sendrec(ftp, &mut m, T).unwrap();
+    assert_eq!(reply_result(&m), Err(Errno::EDVSACCES));
+    drop(p);
+    let listed = String::from_utf8(m3ftp(&t.name, &["ls", "/"]).stdout).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.ends_with(" x") && l.contains(" 0 ")),
+        "{listed}"
+    );
+    let mut c = muk::ftp_client::FtpClient::connect(&t.name, &Default::default()).unwrap();
+    c.sync().unwrap();
+    drop(c);
+    fsck_clean(&image);
+    let good = random(3 << 20, 41);
+    let local = s.path("good");
+    std::fs::write(&local, &good).unwrap();
+    ok(&t.name, &["put", local.to_str().unwrap(), "/x"]);
+    get_is(&t.name, &s, "/x", &good);
+    support::stop(h, 3);
+    check_files(&image, &[("/x".into(), good)], &s);
+}

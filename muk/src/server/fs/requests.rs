@@ -269,8 +269,16 @@ fn write_direct(
             grantor: Grantor::Client(client),
         };
         let mut msg = req.encode(RD_WRITE);
-        cell.borrow_mut().sendrec(rdisk, &mut msg, RDISK_TIMEOUT)?;
-        reply_result(&msg)?;
+        let copied = cell
+            .borrow_mut()
+            .sendrec(rdisk, &mut msg, RDISK_TIMEOUT)
+            .and_then(|()| reply_result(&msg));
+        if let Err(e) = copied {
+            // What RDISK wrote before stays (as a failed write through the cache would leave
+            // it); zones allocated past the end go back.
+            let _ = fs.abort_write(r.ino);
+            return Err(e);
+        }
         done += len;
     }
     let whole = r.len - r.len % BLOCK_SIZE;
