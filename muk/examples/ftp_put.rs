@@ -4,8 +4,11 @@
 //! straight to the disk), alternating, under MUK2 and under MUK (threads).
 //!
 //! ```text
-//! cargo run --release -p muk --example ftp_put [-- MIB [RUNS]]
+//! cargo run --release -p muk --example ftp_put [-- MIB [RUNS [fs|direct]]]
 //! ```
+//!
+//! A third argument puts one way only (the other's column shows 0): to count each way's
+//! instructions under `valgrind --tool=callgrind` (the servers run in this process).
 //!
 //! Each runner gets a fresh DC and a memory disk formatted by FS; the client (an outside
 //! process: this binary re-executed in a role) puts the file `RUNS` times (default 3) each way,
@@ -49,6 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mib: u64 = args.first().map_or(Ok(64), |a| a.parse())?;
     let runs: usize = args.get(1).map_or(Ok(3), |a| a.parse())?;
+    let only = args.get(2).cloned().unwrap_or_else(|| "both".into());
+    if !["both", "fs", "direct"].contains(&only.as_str()) {
+        return Err(format!("the third argument is fs or direct, not {only:?}").into());
+    }
     let disk_mib = mib + mib / 4 + 8;
     println!("m3ftp PUT of a {mib} MiB file to a {disk_mib} MiB memory disk, median of {runs}");
     println!(
@@ -59,7 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("MUK2", Runner::Coroutines),
         ("MUK (threads)", Runner::Threads),
     ] {
-        let (fs, direct) = measure(runner, mib, disk_mib, runs)?;
+        let (fs, direct) = measure(runner, mib, disk_mib, runs, &only)?;
         println!(
             "{name:<16} {:>9.0} MB/s {:>9.0} MB/s {:>6.2}x   fs {:?} direct {:?}",
             median(&fs),
@@ -78,6 +85,7 @@ fn measure(
     mib: u64,
     disk_mib: u64,
     runs: usize,
+    only: &str,
 ) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
     let name = format!("ftpput{}", std::process::id() % 100_000);
     let config = DcConfig {
@@ -92,7 +100,7 @@ fn measure(
             .collect::<Result<Vec<_>, _>>()?;
         let host = Host::start(&dc, servers, runner)?;
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["--client", &name, &mib.to_string(), &runs.to_string()])
+            .args(["--client", &name, &mib.to_string(), &runs.to_string(), only])
             .stdout(Stdio::piped())
             .spawn()?;
         let mut line = String::new();
@@ -125,12 +133,14 @@ fn measure(
     result
 }
 
-/// `--client DC MIB RUNS`: put the file each way `RUNS` times, alternating; print the rates in
-/// MB/s as `THROUGH-FS... | DIRECT...`.
+/// `--client DC MIB RUNS ONLY`: put the file each way (`ONLY`: both, fs or direct) `RUNS`
+/// times, alternating; print the rates in MB/s as `THROUGH-FS... | DIRECT...` (0 for a way
+/// not put).
 fn client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let dc = args.first().ok_or("no DC")?;
     let bytes = args.get(1).ok_or("no size")?.parse::<usize>()? << 20;
     let runs: usize = args.get(2).ok_or("no run count")?.parse()?;
+    let only = args.get(3).map_or("both", String::as_str);
     let opts = ConnectOptions {
         wait: Duration::from_secs(10),
         ..ConnectOptions::default()
@@ -147,6 +157,10 @@ fn client(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut rates = [Vec::new(), Vec::new()];
     for run in 0..runs {
         for (way, direct) in [false, true].into_iter().enumerate() {
+            if only == ["direct", "fs"][way] {
+                rates[way].push(0.0);
+                continue;
+            }
             ftp.set_direct(direct);
             let start = Instant::now();
             ftp.put(
