@@ -120,16 +120,19 @@ impl Bitmap {
     }
 
     /// Clears `bit`. A bit that is out of range or already clear means the image is
-    /// inconsistent (a zone or inode freed twice); `what` names it in the error.
-    pub fn free(&mut self, bit: u64, what: &str) -> Result<(), FsError> {
+    /// inconsistent (a zone or inode freed twice); `what` names it in the error (made only
+    /// then: a truncate frees thousands of zones).
+    pub fn free(&mut self, bit: u64, what: impl Fn() -> String) -> Result<(), FsError> {
         if bit == 0 || bit >= self.bits {
             return Err(FsError::Corrupt(format!(
-                "{what}: bitmap bit {bit} out of range"
+                "{}: bitmap bit {bit} out of range",
+                what()
             )));
         }
         if !self.is_set(bit) {
             return Err(FsError::Corrupt(format!(
-                "{what} is already free (freed twice?)"
+                "{} is already free (freed twice?)",
+                what()
             )));
         }
         self.bytes[(bit / 8) as usize] &= !(1 << (bit % 8));
@@ -165,13 +168,22 @@ mod tests {
         assert_eq!(map.alloc(), Some(1));
         assert_eq!(map.alloc(), Some(2));
         assert_eq!(map.alloc(), Some(3));
-        map.free(2, "zone").unwrap();
+        map.free(2, || "zone".into()).unwrap();
         assert_eq!(map.alloc(), Some(2));
         assert_eq!(map.alloc(), Some(4));
-        assert!(map.free(4, "zone").is_ok());
-        assert!(matches!(map.free(4, "zone"), Err(FsError::Corrupt(_))));
-        assert!(matches!(map.free(0, "zone"), Err(FsError::Corrupt(_))));
-        assert!(matches!(map.free(20, "zone"), Err(FsError::Corrupt(_))));
+        assert!(map.free(4, || "zone".into()).is_ok());
+        assert!(matches!(
+            map.free(4, || "zone".into()),
+            Err(FsError::Corrupt(_))
+        ));
+        assert!(matches!(
+            map.free(0, || "zone".into()),
+            Err(FsError::Corrupt(_))
+        ));
+        assert!(matches!(
+            map.free(20, || "zone".into()),
+            Err(FsError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub trait BlockDevice {
     fn write_blocks(&mut self, first: u64, buf: &[u8]) -> Result<(), DeviceError>;
     /// Make earlier writes durable (for a file-backed device: fsync / msync).
     fn flush(&mut self) -> Result<(), DeviceError>;
+    /// Blocks `first..first + count` are about to be written behind this device's back (a
+    /// server copies a client's data straight into them): drop any copy of them it keeps. The
+    /// default keeps none.
+    fn forget_copies(&mut self, _first: u64, _count: u64) {}
 }
 
 /// Checks that `len` bytes are whole blocks and that the blocks `first..` fit on a device of

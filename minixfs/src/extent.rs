@@ -1,10 +1,12 @@
 //! Where a file's bytes lie on the device, for servers that move data between the device and
 //! a client without passing it through the file system's buffers (RDISK copying straight
-//! into a client's grant).
+//! into a client's grant, or out of it: the zones of a write are allocated first, the data
+//! goes to them directly, then the write is committed).
 
 use crate::device::BlockDevice;
 use crate::error::FsError;
 use crate::fs::FileSystem;
+use crate::inode::now;
 use crate::{BLOCK_SIZE, Ino};
 
 /// One piece of a file's byte range: its bytes are `len` bytes at `device_offset` on the
@@ -74,5 +76,84 @@ impl<D: BlockDevice> FileSystem<D> {
             fb += n as u64;
         }
         Ok(out)
+    }
+
+    /// Prepares a write whose data someone else puts on the device: allocates (as
+    /// [`FileSystem::write`] would) the zones of the whole blocks of file `ino`'s bytes
+    /// `off..off + len` and returns where they lie, in file order, contiguous zones as one
+    /// piece. `off` must be a multiple of the block size; a last partial block is left out
+    /// (write it with [`FileSystem::write`]). Neither the cache nor the device
+    /// ([`BlockDevice::forget_copies`]) keeps a copy of those blocks afterwards. The file's
+    /// size and times stay as they were until [`FileSystem::commit_write`]; zones allocated
+    /// past the end meanwhile belong to the file (a truncate or unlink frees them).
+    ///
+    /// On a full disk the pieces cover the blocks that fit (`NoSpace` when none did).
+    pub fn write_extents(&mut self, ino: Ino, off: u64, len: u64) -> Result<Vec<Extent>, FsError> {
+        let mut inode = self.load_regular(ino)?;
+        let bs = BLOCK_SIZE as u64;
+        if !off.is_multiple_of(bs) {
+            return Err(FsError::InvalidArgument(
+                "a direct write starts at a block boundary",
+            ));
+        }
+        let end = off.checked_add(len).ok_or(FsError::FileTooBig)?;
+        if end > self.sb.max_file_size() {
+            return Err(FsError::FileTooBig);
+        }
+        let mut out: Vec<Extent> = Vec::new();
+        let mut failure = None;
+        for k in 0..len / bs {
+            let z = match self.zone_for_write(ino, &mut inode, off / bs + k) {
+                Ok((z, _)) => u64::from(z),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            self.cache.forget(z);
+            self.dev.forget_copies(z, 1);
+            match out.last_mut() {
+                Some(last) if last.device_offset.map(|d| d + last.len) == Some(z * bs) => {
+                    last.len += bs;
+                }
+                _ => out.push(Extent {
+                    file_offset: off + k * bs,
+                    len: bs,
+                    device_offset: Some(z * bs),
+                }),
+            }
+        }
+        // Stored even on error: the zones allocated so far are recorded in the inode.
+        self.store_inode(ino, &inode)?;
+        match failure {
+            Some(FsError::NoSpace) if !out.is_empty() => Ok(out),
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Ends a write whose data went to the device directly ([`FileSystem::write_extents`]):
+    /// the file is at least `end` bytes long, and it was modified now.
+    pub fn commit_write(&mut self, ino: Ino, end: u64) -> Result<(), FsError> {
+        let mut inode = self.load_regular(ino)?;
+        if end > self.sb.max_file_size() {
+            return Err(FsError::FileTooBig);
+        }
+        if end > u64::from(inode.size) {
+            inode.size = end as u32;
+        }
+        let t = now();
+        inode.mtime = t;
+        inode.ctime = t;
+        self.store_inode(ino, &inode)
+    }
+
+    /// Ends a direct write whose data did not reach the device: frees the zones
+    /// [`FileSystem::write_extents`] allocated past the file's end.
+    pub fn abort_write(&mut self, ino: Ino) -> Result<(), FsError> {
+        let mut inode = self.load_regular(ino)?;
+        let keep = u64::from(inode.size).div_ceil(BLOCK_SIZE as u64);
+        self.free_blocks_from(ino, &mut inode, keep)?;
+        self.store_inode(ino, &inode)
     }
 }

@@ -250,7 +250,7 @@ impl<D: BlockDevice> FileSystem<D> {
     fn free_inode(&mut self, ino: Ino, inode: &mut Inode) -> Result<(), FsError> {
         self.free_blocks_from(ino, inode, 0)?;
         self.store_inode(ino, &Inode::default())?;
-        self.imap.free(u64::from(ino), &format!("inode {ino}"))
+        self.imap.free(u64::from(ino), || format!("inode {ino}"))
     }
 
     /// Drops one link of `ino`; frees it when none is left.

@@ -174,7 +174,7 @@ impl<D: BlockDevice> FileSystem<D> {
     pub(crate) fn free_zone(&mut self, ino: Ino, z: u32) -> Result<(), FsError> {
         self.check_zone(ino, z)?;
         let bit = u64::from(z) - u64::from(self.sb.first_data_zone) + 1;
-        self.zmap.free(bit, &format!("inode {ino}: zone {z}"))?;
+        self.zmap.free(bit, || format!("inode {ino}: zone {z}"))?;
         self.cache.forget(u64::from(z));
         Ok(())
     }

@@ -1,10 +1,13 @@
-//! Hosting servers: bind their slots, run them under one of the two runners, stop them.
+//! Hosting servers: bind their slots, run them under one of the two runners, stop them in
+//! order.
 
 use crate::server::Server;
 use m3ipc::{Dc, Errno, Proc, WaitPolicy};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cmp::Reverse;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Default stack of a server coroutine.
 pub const DEFAULT_STACK: usize = 256 * 1024;
@@ -71,32 +74,190 @@ pub struct ServerExit {
     pub result: Result<(), String>,
 }
 
-/// Stops a running host from any thread (a signal handler's thread included: it only stores a
-/// flag and rings doorbells).
+/// How long a stop lets the servers finish their work (FS writes back, RDISK flushes its image
+/// file) before every call of theirs fails with `EDVSSHUTDOWN`.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// After the grace, how long a stop still waits for a server stuck outside any call (or, under
+/// MUK, in a call to an outside endpoint that never answers) before it leaves it behind.
+pub const STOP_ABANDON: Duration = Duration::from_secs(1);
+
+/// What the thread that joins a host waits for.
+struct Watch {
+    /// A stop was asked.
+    stop: bool,
+    /// Per runner thread: it has ended.
+    ended: Vec<bool>,
+}
+
+/// The stop's state, shared by the host, its runners and every [`Stopper`].
+pub(crate) struct StopState {
+    /// A stop was asked.
+    asked: AtomicBool,
+    /// The grace is over: every call fails with `EDVSSHUTDOWN`.
+    hard: AtomicBool,
+    /// Per server: it is asked to finish (its receives and sleeps fail with `EDVSSHUTDOWN`,
+    /// its calls to others still work).
+    finish: Vec<AtomicBool>,
+    /// The order servers are asked in: upper layers first (FTP, then FS, then RDISK), each
+    /// once the one before it has returned.
+    order: Vec<usize>,
+    /// The grace, in milliseconds.
+    grace_ms: AtomicU64,
+    /// The runner: MUK2's scheduler needs a ring to see the stop; MUK's threads are woken one
+    /// by one as they are asked.
+    runner: Runner,
+    wakers: Vec<m3ipc::Waker>,
+    watch: Mutex<Watch>,
+    changed: Condvar,
+}
+
+/// Stops a running host from any thread (a signal-waiting thread included: it stores flags,
+/// rings doorbells and wakes the joining thread, never blocks for long).
+///
+/// The stop is orderly: the servers are asked to finish one at a time, upper layers first
+/// ([`Server::layer`]); a server asked returns from its loop after its final work (FS writes its
+/// changes back to RDISK, RDISK flushes its image file), while the servers below it still serve.
+/// [`Host::join`] drives it, bounded by the grace ([`STOP_GRACE`]): then every blocked call
+/// fails with `EDVSSHUTDOWN`, and a server still not returned [`STOP_ABANDON`] later is left
+/// behind and reported.
 #[derive(Clone)]
 pub struct Stopper {
-    pub(crate) flag: Arc<AtomicBool>,
-    pub(crate) wakers: Arc<Vec<m3ipc::Waker>>,
+    pub(crate) state: Arc<StopState>,
+}
+
+fn lock(m: &Mutex<Watch>) -> MutexGuard<'_, Watch> {
+    // A panic while holding it leaves only flags behind: still valid.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Stopper {
-    /// Ask every server to stop: blocked calls fail with `EDVSSHUTDOWN`, servers return.
-    ///
-    /// Under MUK2 every blocked call is ended. Under MUK (threads) the stop reaches receives
-    /// and sleeps; a `send` or `sendrec` to an outside endpoint that neither takes the message
-    /// nor dies ends only at its own timeout (the fabric cannot withdraw it from another
-    /// thread), so servers should give such calls one.
+    fn new(
+        wakers: Vec<m3ipc::Waker>,
+        order: Vec<usize>,
+        threads: usize,
+        runner: Runner,
+    ) -> Stopper {
+        Stopper {
+            state: Arc::new(StopState {
+                asked: AtomicBool::new(false),
+                hard: AtomicBool::new(false),
+                finish: (0..wakers.len()).map(|_| AtomicBool::new(false)).collect(),
+                order,
+                grace_ms: AtomicU64::new(STOP_GRACE.as_millis() as u64),
+                runner,
+                wakers,
+                watch: Mutex::new(Watch {
+                    stop: false,
+                    ended: vec![false; threads],
+                }),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Ask the host to stop. Returns at once; [`Host::join`] (or [`Host::stop`]) waits for the
+    /// servers to finish in order.
     pub fn stop(&self) {
-        // Release: pairs with the Acquire in `stopping`, though the flag carries no data.
-        self.flag.store(true, Ordering::Release);
-        for w in self.wakers.iter() {
+        let s = &*self.state;
+        // Release/Acquire: the flag carries no data; the pairs only order it before the rings.
+        s.asked.store(true, Ordering::Release);
+        lock(&s.watch).stop = true;
+        s.changed.notify_all();
+        // MUK2's scheduler sleeps on the doorbell its tasks share: one ring reaches it (the
+        // task woken takes it as nothing received). MUK's threads are woken as they are asked.
+        if s.runner == Runner::Coroutines
+            && let Some(w) = s.order.first().and_then(|&i| s.wakers.get(i))
+        {
             w.wake();
         }
     }
 
     /// Whether `stop` was called.
     pub fn stopping(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
+        self.state.asked.load(Ordering::Acquire)
+    }
+
+    /// Whether the grace is over: every call fails.
+    pub(crate) fn hard(&self) -> bool {
+        self.state.hard.load(Ordering::Acquire)
+    }
+
+    /// Whether server `i` is to finish: asked, or the grace is over.
+    pub(crate) fn finishing(&self, i: usize) -> bool {
+        self.hard()
+            || self
+                .state
+                .finish
+                .get(i)
+                .is_some_and(|f| f.load(Ordering::Acquire))
+    }
+
+    /// The order servers are asked to finish in.
+    pub(crate) fn order(&self) -> &[usize] {
+        &self.state.order
+    }
+
+    /// Ask server `i` to finish (MUK: its thread wakes).
+    fn ask(&self, i: usize) {
+        if let Some(f) = self.state.finish.get(i) {
+            f.store(true, Ordering::Release);
+        }
+        if let Some(w) = self.state.wakers.get(i) {
+            w.wake();
+        }
+    }
+
+    /// End the grace: every call fails from now on.
+    pub(crate) fn end_grace(&self) {
+        self.state.hard.store(true, Ordering::Release);
+        for w in &self.state.wakers {
+            w.wake();
+        }
+    }
+
+    /// Runner thread `t` ended (called from its last act, on unwinding too).
+    pub(crate) fn thread_ended(&self, t: usize) {
+        if let Some(e) = lock(&self.state.watch).ended.get_mut(t) {
+            *e = true;
+        }
+        self.state.changed.notify_all();
+    }
+
+    /// Wait until `done` holds for the watch, or `until` passes (`None`: no bound); whether it
+    /// holds.
+    fn wait_for(&self, until: Option<Instant>, done: impl Fn(&Watch) -> bool) -> bool {
+        let s = &*self.state;
+        let mut w = lock(&s.watch);
+        loop {
+            if done(&w) {
+                return true;
+            }
+            w = match until {
+                None => s.changed.wait(w).unwrap_or_else(PoisonError::into_inner),
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    s.changed
+                        .wait_timeout(w, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// Marks runner thread `t` ended when dropped: at its end, and if it unwinds.
+pub(crate) struct EndGuard {
+    pub(crate) stopper: Stopper,
+    pub(crate) thread: usize,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.stopper.thread_ended(self.thread);
     }
 }
 
@@ -104,6 +265,8 @@ impl Stopper {
 pub struct Host {
     stopper: Stopper,
     threads: Vec<JoinHandle<Vec<ServerExit>>>,
+    /// What each runner thread hosts, for the report of one left behind.
+    thread_names: Vec<String>,
     runner: Runner,
 }
 
@@ -141,10 +304,26 @@ impl Host {
         for p in &procs {
             p.set_wait_policy(policy);
         }
-        let stopper = Stopper {
-            flag: Arc::new(AtomicBool::new(false)),
-            wakers: Arc::new(procs.iter().map(Proc::waker).collect()),
+        // Upper layers first; among equals, the last started first.
+        let mut order: Vec<usize> = (0..servers.len()).collect();
+        order.sort_by_key(|&i| (Reverse(servers[i].server.layer()), Reverse(i)));
+        let thread_names = match runner {
+            Runner::Coroutines => vec![format!(
+                "the MUK2 scheduler (servers {})",
+                servers
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )],
+            Runner::Threads => servers.iter().map(|s| s.name.clone()).collect(),
         };
+        let stopper = Stopper::new(
+            procs.iter().map(Proc::waker).collect(),
+            order,
+            thread_names.len(),
+            runner,
+        );
         let threads = match runner {
             Runner::Coroutines => vec![crate::coro::spawn(servers, procs, stopper.clone())?],
             Runner::Threads => crate::threads::spawn(servers, procs, stopper.clone())?,
@@ -152,6 +331,7 @@ impl Host {
         Ok(Host {
             stopper,
             threads,
+            thread_names,
             runner,
         })
     }
@@ -166,17 +346,64 @@ impl Host {
         self.runner
     }
 
-    /// Stop every server and wait for them; their slots are unbound when this returns.
+    /// How long a stop lets the servers finish before every call fails (default
+    /// [`STOP_GRACE`]).
+    pub fn set_stop_grace(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.stopper.state.grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Stop every server in order and wait for them (see [`Stopper`]); their slots are unbound
+    /// when this returns, except a server left behind (reported with an error).
     pub fn stop(self) -> Vec<ServerExit> {
         self.stopper.stop();
         self.join()
     }
 
-    /// Wait until every server has returned (after [`Stopper::stop`], or on their own).
+    /// Wait until every server has returned: on their own, or after [`Stopper::stop`], which
+    /// this then drives (each server asked to finish in turn, bounded by the grace; a server
+    /// still running [`STOP_ABANDON`] after it is left behind and reported as an error).
     pub fn join(self) -> Vec<ServerExit> {
+        let s = &self.stopper;
+        s.wait_for(None, |w| w.stop || w.ended.iter().all(|&e| e));
+        let stopped = s.stopping();
+        if stopped {
+            let grace = Duration::from_millis(s.state.grace_ms.load(Ordering::Relaxed));
+            let until = Instant::now() + grace;
+            match self.runner {
+                // One thread per server, in server order: ask each, wait for it.
+                Runner::Threads => {
+                    for &i in s.order() {
+                        s.ask(i);
+                        s.wait_for(Some(until), |w| w.ended.get(i).is_none_or(|&e| e));
+                    }
+                }
+                // The scheduler asks its tasks in order itself.
+                Runner::Coroutines => {
+                    s.wait_for(Some(until), |w| w.ended.iter().all(|&e| e));
+                }
+            }
+            s.end_grace();
+            s.wait_for(Some(Instant::now() + STOP_ABANDON), |w| {
+                w.ended.iter().all(|&e| e)
+            });
+        }
+        let ended = lock(&s.state.watch).ended.clone();
         let mut exits = Vec::new();
-        for t in self.threads {
-            match t.join() {
+        for (t, handle) in self.threads.into_iter().enumerate() {
+            if !ended.get(t).is_some_and(|&e| e) {
+                // Stuck past the grace: leave the thread behind (dropping the handle detaches
+                // it); the process's exit ends it.
+                exits.push(ServerExit {
+                    name: self.thread_names.get(t).cloned().unwrap_or_default(),
+                    result: Err(format!(
+                        "did not stop within the grace of {} ms; left running",
+                        s.state.grace_ms.load(Ordering::Relaxed) + STOP_ABANDON.as_millis() as u64
+                    )),
+                });
+                continue;
+            }
+            match handle.join() {
                 Ok(mut e) => exits.append(&mut e),
                 Err(_) => exits.push(ServerExit {
                     name: "runner".into(),

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 /// The calls a hosted server may make.
 ///
-/// Every blocking call takes a [`Timeout`]. When the host stops, a blocked call (and every
-/// later blocking call) fails with `EDVSSHUTDOWN`; a server returns from its loop then.
+/// Every blocking call takes a [`Timeout`]. When the host stops, it asks its servers to finish
+/// one at a time (see [`crate::Stopper`]): a server asked sees its receives and sleeps fail
+/// with `EDVSSHUTDOWN` ([`Ipc::stopping`] turns true) and returns from its loop, after any
+/// final calls to the servers below it; once the stop's grace is over, every call fails so.
 pub trait Ipc {
     /// The server's own endpoint.
     fn endpoint(&self) -> Endpoint;
@@ -72,6 +74,7 @@ pub trait Ipc {
     fn granted(&self, grantor: Endpoint, id: GrantId) -> Result<BufView<'_>>;
     /// Sleep for `d` (millisecond resolution). Fails with `EDVSSHUTDOWN` when the host stops.
     fn sleep(&mut self, d: Duration) -> Result<()>;
-    /// Whether the host is stopping: a server that sees it returns.
+    /// Whether this server is asked to finish (the host stops): a server that sees it does its
+    /// final work and returns.
     fn stopping(&self) -> bool;
 }

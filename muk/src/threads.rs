@@ -3,7 +3,7 @@
 //! The baseline MUK2 must beat: the same servers, the same code, but each rendezvous between two
 //! servers is a cross-thread wake (a futex when the peer sleeps) instead of a coroutine switch.
 
-use crate::host::{Hosted, ServerExit, Stopper};
+use crate::host::{EndGuard, Hosted, ServerExit, Stopper};
 use crate::ipc::Ipc;
 use m3ipc::{
     Access, BufView, CopyRef, Dc, Endpoint, Errno, GrantId, Handle, Message, Proc, Result, Timeout,
@@ -19,17 +19,25 @@ pub(crate) fn spawn(
     stopper: Stopper,
 ) -> std::io::Result<Vec<JoinHandle<Vec<ServerExit>>>> {
     let mut threads = Vec::with_capacity(servers.len());
-    for (hosted, proc) in servers.into_iter().zip(procs) {
+    for (me, (hosted, proc)) in servers.into_iter().zip(procs).enumerate() {
         let own = stopper.clone();
         let t = std::thread::Builder::new()
             .name(hosted.name.clone())
             .stack_size(hosted.stack_size)
-            .spawn(move || vec![run_one(hosted, proc, own)]);
+            .spawn(move || {
+                let _ended = EndGuard {
+                    stopper: own.clone(),
+                    thread: me,
+                };
+                vec![run_one(hosted, proc, me, own)]
+            });
         match t {
             Ok(t) => threads.push(t),
             Err(e) => {
-                // Stop those already started before reporting.
+                // Stop those already started before reporting (no final work is due: nobody
+                // was served yet).
                 stopper.stop();
+                stopper.end_grace();
                 for t in threads {
                     let _ = t.join();
                 }
@@ -40,13 +48,14 @@ pub(crate) fn spawn(
     Ok(threads)
 }
 
-fn run_one(hosted: Hosted, proc: Proc, stopper: Stopper) -> ServerExit {
+fn run_one(hosted: Hosted, proc: Proc, me: usize, stopper: Stopper) -> ServerExit {
     let Hosted {
         name, mut server, ..
     } = hosted;
     let mut ctx = ThreadIpc {
         proc,
         name: name.clone(),
+        me,
         stopper,
     };
     let result = match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ctx))) {
@@ -61,20 +70,32 @@ fn run_one(hosted: Hosted, proc: Proc, stopper: Stopper) -> ServerExit {
 pub struct ThreadIpc {
     proc: Proc,
     name: String,
+    /// Its index among the host's servers.
+    me: usize,
     stopper: Stopper,
 }
 
 impl ThreadIpc {
-    /// Fail with `EDVSSHUTDOWN` once the host stops; map the stop's wakeup to it.
+    /// Map the wakeup that asks this server to finish to `EDVSSHUTDOWN`.
     fn stop_check<T>(&self, r: Result<T>) -> Result<T> {
         match r {
-            Err(Errno::EDVSWOKENUP) if self.stopper.stopping() => Err(Errno::EDVSSHUTDOWN),
+            Err(Errno::EDVSWOKENUP) if self.stopper.finishing(self.me) => Err(Errno::EDVSSHUTDOWN),
             r => r,
         }
     }
 
+    /// Receives and sleeps fail once this server is asked to finish.
     fn live(&self) -> Result<()> {
-        if self.stopper.stopping() {
+        if self.stopper.finishing(self.me) {
+            Err(Errno::EDVSSHUTDOWN)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends fail only once the grace is over: a server that finishes still calls those below.
+    fn live_to_send(&self) -> Result<()> {
+        if self.stopper.hard() {
             Err(Errno::EDVSSHUTDOWN)
         } else {
             Ok(())
@@ -96,7 +117,7 @@ impl Ipc for ThreadIpc {
     }
 
     fn send(&mut self, dst: Endpoint, m: &Message, timeout: Timeout) -> Result<()> {
-        self.live()?;
+        self.live_to_send()?;
         self.proc.send(dst, m, timeout)
     }
 
@@ -107,7 +128,7 @@ impl Ipc for ThreadIpc {
     }
 
     fn sendrec(&mut self, dst: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
-        self.live()?;
+        self.live_to_send()?;
         self.proc.sendrec(dst, m, timeout)
     }
 
@@ -189,6 +210,6 @@ impl Ipc for ThreadIpc {
     }
 
     fn stopping(&self) -> bool {
-        self.stopper.stopping()
+        self.stopper.finishing(self.me)
     }
 }

@@ -92,12 +92,18 @@ impl CoroIpc<'_> {
         Ok(st.local(dst))
     }
 
+    /// Receives and sleeps fail once this task is asked to finish (or the grace is over).
     fn live(&self) -> Result<()> {
-        if self.k.st.borrow().stopping {
+        if self.finishing() {
             Err(Errno::EDVSSHUTDOWN)
         } else {
             Ok(())
         }
+    }
+
+    fn finishing(&self) -> bool {
+        let st = self.k.st.borrow();
+        st.stopping || st.tasks[self.me].asked
     }
 
     /// Make a fabric call from this task: its sleeps become switches to the scheduler.
@@ -106,8 +112,10 @@ impl CoroIpc<'_> {
         let r = call(self.proc());
         CURRENT.with(|c| c.set(core::ptr::null()));
         match r {
-            // The stop wakes every slot; the scheduler may not have seen it yet.
-            Err(Errno::EDVSWOKENUP) if self.k.stopper.stopping() => Err(Errno::EDVSSHUTDOWN),
+            // The end of the grace wakes every slot; the scheduler may not have seen it yet.
+            Err(Errno::EDVSWOKENUP) if self.k.stopper.hard() || self.finishing() => {
+                Err(Errno::EDVSSHUTDOWN)
+            }
             r => r,
         }
     }
@@ -123,6 +131,7 @@ impl CoroIpc<'_> {
         let me = self.me;
         let task = &st.tasks[me];
         if st.stopping
+            || task.asked
             || task.looked_at != Some(rings)
             || !task.senders.is_empty()
             || (k.chain.get() == 1 && st.ready.is_empty())
@@ -307,6 +316,9 @@ impl CoroIpc<'_> {
                         return Ok(());
                     }
                     Err(Errno::EDVSAGAIN) => {}
+                    // The ring that tells the scheduler of a stop, to a task not asked yet:
+                    // nothing came.
+                    Err(Errno::EDVSWOKENUP) if k.stopper.stopping() => {}
                     Err(e) => {
                         k.st.borrow_mut().tasks[me].looked_at = None;
                         return Err(e);
@@ -507,6 +519,6 @@ impl Ipc for CoroIpc<'_> {
     }
 
     fn stopping(&self) -> bool {
-        self.k.st.borrow().stopping
+        self.finishing()
     }
 }

@@ -68,6 +68,9 @@ pub(crate) struct Task {
     pub(crate) timer: TimerId,
     /// Its fabric call is to give up (the host stops).
     pub(crate) cancel: bool,
+    /// The stop asked it to finish: its receives and sleeps fail with `EDVSSHUTDOWN`; its
+    /// calls to others still work until the grace is over.
+    pub(crate) asked: bool,
     /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
     /// `State::flush_counts`).
     pub(crate) unflushed: (u64, u64),
@@ -131,6 +134,7 @@ impl Kernel {
                 looked_at: None,
                 timer: 0,
                 cancel: false,
+                asked: false,
                 unflushed: (0, 0),
             })
             .collect();
@@ -345,7 +349,27 @@ impl State {
         }
     }
 
-    /// The host stops: end every wait with `EDVSSHUTDOWN` (a fabric call is cancelled).
+    /// The orderly stop: ask the first task in `order` that still serves to finish (see
+    /// [`crate::Stopper`]); it ends its receive or sleep with `EDVSSHUTDOWN`. Asked again at
+    /// every look, so a task that went back to waiting after a look that found nothing is
+    /// told again. The tasks after it keep serving (its last calls to them included).
+    pub(crate) fn ask_next(&mut self, k: &Kernel, order: &[usize]) {
+        let Some(&t) = order
+            .iter()
+            .find(|&&t| self.serving.get(t).is_some_and(|&e| e != m3ipc::NONE))
+        else {
+            return;
+        };
+        let Some(task) = self.tasks.get_mut(t) else {
+            return;
+        };
+        task.asked = true;
+        if matches!(task.wait, Wait::Receive { .. } | Wait::Sleep) {
+            self.wake(k, t, Some(Err(Errno::EDVSSHUTDOWN)));
+        }
+    }
+
+    /// The grace is over: end every wait with `EDVSSHUTDOWN` (a fabric call is cancelled).
     pub(crate) fn stop_all(&mut self, k: &Kernel) {
         self.stopping = true;
         for t in 0..self.tasks.len() {

@@ -12,7 +12,7 @@ mod kernel;
 mod scheduler;
 mod timer;
 
-use crate::host::{Hosted, ServerExit, Stopper};
+use crate::host::{EndGuard, Hosted, ServerExit, Stopper};
 use corosensei::Coroutine;
 use corosensei::stack::DefaultStack;
 use m3ipc::Proc;
@@ -28,7 +28,13 @@ pub(crate) fn spawn(
 ) -> std::io::Result<JoinHandle<Vec<ServerExit>>> {
     std::thread::Builder::new()
         .name("muk2".into())
-        .spawn(move || run(servers, procs, &stopper))
+        .spawn(move || {
+            let _ended = EndGuard {
+                stopper: stopper.clone(),
+                thread: 0,
+            };
+            run(servers, procs, &stopper)
+        })
 }
 
 fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerExit> {

@@ -138,14 +138,17 @@ pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
     }
 }
 
-/// Look at the doorbell: resume every task whose wait an outside event may have ended; begin
-/// the stop when it was asked. Returns the ring count it looked at.
+/// Look at the doorbell: resume every task whose wait an outside event may have ended; carry
+/// the stop on when it was asked (the next task asked to finish, or every wait ended once the
+/// grace is over). Returns the ring count it looked at.
 fn look(k: &Kernel, stopper: &Stopper) -> u32 {
     let rings = k.rings();
     let mut st = k.st.borrow_mut();
     st.flush_counts(k);
-    if stopper.stopping() && !st.stopping {
+    if stopper.hard() && !st.stopping {
         st.stop_all(k);
+    } else if stopper.stopping() && !st.stopping {
+        st.ask_next(k, stopper.order());
     }
     for t in 0..st.tasks.len() {
         let stale = match st.tasks[t].wait {

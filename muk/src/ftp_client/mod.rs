@@ -4,8 +4,8 @@
 //! [`FtpClient::connect`] opens the DC, binds a free user slot, waits (bounded) for FTP to be
 //! bound, allocates a path buffer and a 1 MiB data buffer in the DC's pool, grants the path
 //! buffer to FTP and the data buffer to FS and RDISK (whose endpoints FTP names): FS reads and
-//! writes the client's chunks in place, and RDISK copies a GET's whole blocks from the disk
-//! straight into the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
+//! writes the client's chunks in place, and RDISK copies a GET's or a PUT's whole blocks
+//! between the disk and the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
 //! grant ids and lengths travels in messages. Every request has a timeout, so a server that is
 //! not there or stops answering is an error, never a hang.
 
@@ -61,6 +61,8 @@ pub struct FtpClient {
     data_buf: Handle,
     data_grant: GrantId,
     disk_grant: Option<GrantId>,
+    /// Whether requests name `disk_grant` (see [`FtpClient::set_direct`]).
+    direct: bool,
     timeout: Duration,
     chunk: Vec<u8>,
 }
@@ -176,10 +178,12 @@ impl FtpClient {
         let data_grant = proc
             .grant(data_buf, fs, 0, MAX_CHUNK, Access::READ_WRITE)
             .map_err(setup)?;
-        // RDISK may copy a GET's blocks straight into the buffer; without this grant FS copies
-        // them (an RDISK we cannot grant to is no error).
-        let disk_grant =
-            rdisk.and_then(|ep| proc.grant(data_buf, ep, 0, MAX_CHUNK, Access::WRITE).ok());
+        // RDISK may copy a GET's blocks straight into the buffer and a PUT's straight out of
+        // it; without this grant FS copies them (an RDISK we cannot grant to is no error).
+        let disk_grant = rdisk.and_then(|ep| {
+            proc.grant(data_buf, ep, 0, MAX_CHUNK, Access::READ_WRITE)
+                .ok()
+        });
         Ok(FtpClient {
             proc,
             dc: dc.to_string(),
@@ -189,9 +193,17 @@ impl FtpClient {
             data_buf,
             data_grant,
             disk_grant,
+            direct: true,
             timeout: opts.timeout,
             chunk: vec![0; MAX_CHUNK],
         })
+    }
+
+    /// Whether RDISK may move whole blocks straight between the disk and this client's
+    /// buffer (on by default, when RDISK could be granted the buffer). Off, FS copies every
+    /// byte: the path before the direct one, kept for comparisons.
+    pub fn set_direct(&mut self, on: bool) {
+        self.direct = on;
     }
 
     /// The client's own endpoint.
@@ -233,7 +245,7 @@ impl FtpClient {
             offset,
             len,
             flags,
-            disk_data: self.disk_grant,
+            disk_data: self.disk_grant.filter(|_| self.direct),
         };
         let mut m = req.encode(m_type);
         match self.proc.sendrec(self.ftp, &mut m, millis(self.timeout)) {

@@ -4,7 +4,9 @@
 //! copies the path into its own path buffer (granted to FS) and asks FS, naming the client's
 //! data grant: FS reads a GET's chunk straight into the client's buffer and writes a PUT's
 //! straight from it, so the bytes never pass through FTP. A client that also granted its
-//! buffer to RDISK gets a GET's whole blocks copied by RDISK from the disk into its buffer. Every chunk is one request of the client, at most 1 MiB. When FS is
+//! buffer to RDISK gets a GET's whole blocks copied by RDISK from the disk into its buffer, and
+//! a PUT's whole blocks copied by RDISK from its buffer to the disk (FS allocates their zones).
+//! Every chunk is one request of the client, at most 1 MiB. When FS is
 //! not there (not bound, or restarted), requests are `EDVSNODEV` until it is back; FTP grants
 //! its path buffer to the new FS then. A PUT chunk that FS
 //! writes only in part (the disk filled up) is `EDVSNOSPC`.
@@ -119,7 +121,7 @@ impl Ftp {
                 grant: r.data,
                 grant_offset: 0,
                 grantor: Grantor::Client(client),
-                disk_grant: None,
+                disk_grant: r.disk_data,
             };
             n = fs_call(ipc, fs, &mut req.encode(FS_WRITE))?.payload[0] as usize;
             // FS writes what fits and says how much: a short write means the disk is full.
@@ -280,5 +282,9 @@ impl Handler for Ftp {
 impl Server for Ftp {
     fn serve(&mut self, ipc: &mut dyn Ipc) -> Result<()> {
         serve_requests(self, ipc)
+    }
+
+    fn layer(&self) -> u8 {
+        2
     }
 }

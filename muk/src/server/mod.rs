@@ -15,8 +15,16 @@ pub mod systask;
 
 /// A server: its loop, run on a coroutine (MUK2) or a thread (MUK).
 pub trait Server: Send {
-    /// Serve until the host stops (`EDVSSHUTDOWN` from a blocking call) or a fatal error.
+    /// Serve until the host stops (`EDVSSHUTDOWN` from a receive or sleep, or
+    /// [`Ipc::stopping`]) or a fatal error. Asked to stop, a server may still call the servers
+    /// below it to finish its work (FS writes back to RDISK) before it returns.
     fn serve(&mut self, ipc: &mut dyn Ipc) -> Result<()>;
+
+    /// How many servers it stands on (FTP 2 over FS 1 over RDISK 0): a stop asks upper layers
+    /// to finish first, so that what they hand down on the way out is still taken.
+    fn layer(&self) -> u8 {
+        0
+    }
 }
 
 /// The servers this crate knows, by the name a config uses.
@@ -138,13 +146,19 @@ pub(crate) trait Handler {
 
     /// Periodic work (PM's sweep for dead clients).
     fn tick(&mut self, _ipc: &mut dyn Ipc) {}
+
+    /// The last work when the host stops, after the last request (RDISK flushes its image
+    /// file). Its error becomes the server's.
+    fn finish(&mut self, _ipc: &mut dyn Ipc) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The loop every server of this crate runs: receive from anyone, answer every request, never
 /// stop on a client's mistake.
 ///
-/// Ends with `Ok` when the host stops (`EDVSSHUTDOWN`), with `Err` when the server can no longer
-/// serve (its slot or the DC is gone). Everything received is answered, notifications included
+/// Ends with [`Handler::finish`]'s result when the host stops (`EDVSSHUTDOWN`), with `Err`
+/// when the server can no longer serve (its slot or the DC is gone). Everything received is answered, notifications included
 /// (their types are unknown requests): a `reply` reaches only a client waiting in `sendrec` to
 /// us, so the answer to a real notification fails harmlessly, while a request that merely looks
 /// like one (a client chooses its `m_type`) still gets its error reply. A reply that fails (the
@@ -155,7 +169,7 @@ pub(crate) fn serve_requests(h: &mut impl Handler, ipc: &mut dyn Ipc) -> Result<
     let mut m = Message::default();
     loop {
         if ipc.stopping() {
-            return Ok(());
+            return h.finish(ipc);
         }
         // With a tick, wait no longer than until it is due, so an idle server still ticks.
         let timeout = match next_tick {
@@ -169,13 +183,13 @@ pub(crate) fn serve_requests(h: &mut impl Handler, ipc: &mut dyn Ipc) -> Result<
             Ok(()) => {
                 let reply = match h.handle(ipc, &m) {
                     Ok(r) => r,
-                    Err(Errno::EDVSSHUTDOWN) => return Ok(()),
+                    Err(Errno::EDVSSHUTDOWN) => return h.finish(ipc),
                     Err(e) => crate::protocol::error_reply(e),
                 };
                 // The client may have died or timed out meanwhile: its problem, not ours.
                 let _ = ipc.reply(m.m_source, &reply);
             }
-            Err(Errno::EDVSSHUTDOWN) => return Ok(()),
+            Err(Errno::EDVSSHUTDOWN) => return h.finish(ipc),
             // Nothing came, someone woke us, or a peer went away: serve on.
             Err(
                 Errno::EDVSTIMEDOUT

@@ -4,7 +4,8 @@
 //! consecutive blocks, and a flush. Block data never travels in a message: the requester grants
 //! RDISK a range of its pool buffer, and RDISK copies the blocks straight between the device and
 //! that range (memory: one copy; an image file: a positioned read or write through a scratch
-//! buffer). Blocks outside the device are `EDVSRANGE`; a failing image file `EDVSIO`. A system
+//! buffer). Blocks outside the device are `EDVSRANGE`; a failing image file `EDVSIO`. On a host
+//! stop it flushes the image file (after FS above it has written back). A system
 //! process (FS) may name a grant a client issued to RDISK, to read a file's blocks straight
 //! into the client's buffer.
 
@@ -186,6 +187,13 @@ impl Handler for Rdisk {
             RD_FLUSH => self.flush(),
             _ => Err(Errno::EDVSBADREQUEST),
         }
+    }
+
+    /// On a stop: what the image file was given reaches the disk.
+    fn finish(&mut self, _ipc: &mut dyn Ipc) -> Result<()> {
+        self.flush().map(drop).inspect_err(|e| {
+            eprintln!("rdisk: flushing the image file at stop failed: {e}");
+        })
     }
 }
 

@@ -233,6 +233,17 @@ impl BlockDevice for RdiskDevice<'_, '_> {
         self.call(&mut Message::new(RD_FLUSH))
             .map_err(|e| io("flush", e))
     }
+
+    /// RDISK is about to write these blocks from a client's buffer: the window's copy would
+    /// be stale.
+    fn forget_copies(&mut self, first: u64, count: u64) {
+        if let Some((w, n)) = self.window
+            && first < w + n as u64
+            && w < first.saturating_add(count)
+        {
+            self.window = None;
+        }
+    }
 }
 
 impl Drop for RdiskDevice<'_, '_> {

@@ -7,9 +7,13 @@
 //! is answered, malformed ones with an error.
 //!
 //! Durability: mutating requests mark the file system dirty; after [`IDLE_SYNC`] without a
-//! request, and on `FS_SYNC`, FS writes everything back and flushes RDISK. A host stop ends
-//! FS at once (under MUK2 no call can reach RDISK any more): what was written since the last
-//! sync is lost then, as on a machine that loses power. Clients that need durability sync.
+//! request, on `FS_SYNC`, and when the host stops (before RDISK is asked to: FS is a layer
+//! above it), FS writes everything back and flushes RDISK.
+//!
+//! RDISK may go away and come back (restarted as its own process): FS notices it by a failed
+//! call (its process died) or by RDISK's slot bound at a new generation, drops the mount, and
+//! mounts the disk again once an RDISK serves; meanwhile requests get `EDVSNODEV`. What FS had
+//! not synced when the old RDISK died is lost (the image holds the last sync).
 
 pub mod device;
 mod requests;
@@ -100,7 +104,7 @@ impl Server for Fs {
         let mut m = Message::default();
         loop {
             if cell.borrow().stopping() {
-                return Ok(());
+                return self.finish(&mut state, dirty);
             }
             if matches!(state, State::Waiting) {
                 state = self.try_mount(&cell)?;
@@ -113,6 +117,13 @@ impl Server for Fs {
             let got = cell.borrow_mut().receive(ANY, &mut m, timeout);
             match got {
                 Ok(()) => {
+                    // RDISK rebound since the mount (a restart): mount its disk afresh first.
+                    if let State::Up(_, rdisk) = state
+                        && !self.rdisk_is(&cell, rdisk)
+                    {
+                        self.unmount(&mut state, &mut dirty, "was restarted");
+                        state = self.try_mount(&cell)?;
+                    }
                     let reply = match &mut state {
                         State::Up(fs, rdisk) => {
                             let r = handle(&cell, fs, *rdisk, &mut scratch, &m);
@@ -127,15 +138,22 @@ impl Server for Fs {
                         State::Waiting => Err(Errno::EDVSNODEV),
                         State::Failed => Err(Errno::EDVSIO),
                     };
+                    let failed = reply.is_err();
                     let reply = reply.unwrap_or_else(protocol::error_reply);
                     let _ = cell.borrow_mut().reply(m.m_source, &reply);
+                    if failed {
+                        self.unmount_if_gone(&cell, &mut state, &mut dirty);
+                    }
                 }
-                Err(Errno::EDVSSHUTDOWN) => return Ok(()),
+                Err(Errno::EDVSSHUTDOWN) => return self.finish(&mut state, dirty),
                 Err(Errno::EDVSTIMEDOUT) => {
                     if let (State::Up(fs, _), true) = (&mut state, dirty) {
                         match fs.sync() {
                             Ok(()) => dirty = false,
-                            Err(e) => eprintln!("fs: background sync failed: {e}"),
+                            Err(e) => {
+                                eprintln!("fs: background sync failed: {e}");
+                                self.unmount_if_gone(&cell, &mut state, &mut dirty);
+                            }
                         }
                     }
                 }
@@ -150,11 +168,70 @@ impl Server for Fs {
             }
         }
     }
+
+    fn layer(&self) -> u8 {
+        1
+    }
 }
 
 impl Fs {
-    /// Mount (or format and mount) once RDISK is bound. `Waiting` while it is not.
-    fn try_mount<'c, 'i>(&self, cell: &'c IpcCell<'i>) -> Result<State<'c, 'i>> {
+    /// The host stops: write every change back to RDISK (which still serves: it stops after
+    /// us) and flush it. A failure is FS's error: what was not written is lost.
+    fn finish(&self, state: &mut State<'_, '_>, dirty: bool) -> Result<()> {
+        let State::Up(fs, _) = state else {
+            return Ok(());
+        };
+        if !dirty {
+            return Ok(());
+        }
+        fs.sync().map_err(|e| {
+            eprintln!(
+                "fs: the final sync at stop failed: {e}; changes since the last sync are lost"
+            );
+            Errno::EDVSIO
+        })
+    }
+
+    /// Whether RDISK's slot is still bound at endpoint `rdisk` (a restarted RDISK binds it at
+    /// a new generation).
+    fn rdisk_is(&self, cell: &IpcCell<'_>, rdisk: m3ipc::Endpoint) -> bool {
+        cell.borrow().dc().wait4bind(self.rdisk_nr, Timeout::NoWait) == Ok(rdisk)
+    }
+
+    /// After a failed request or sync: if the RDISK we mounted is gone (unbound, rebound, or
+    /// its process died: the check frees a dead owner's slot), unmount, to mount again when
+    /// an RDISK is back.
+    fn unmount_if_gone(&self, cell: &IpcCell<'_>, state: &mut State<'_, '_>, dirty: &mut bool) {
+        let State::Up(_, rdisk) = *state else {
+            return;
+        };
+        let gone = cell.borrow().dc().wait4unbind(rdisk, Timeout::NoWait);
+        if gone.is_ok() {
+            self.unmount(state, dirty, "went away");
+        }
+    }
+
+    /// Drop the mount on a lost RDISK. Its image holds what was synced; the changes since
+    /// the last sync (in our cache) are lost with the old RDISK.
+    fn unmount(&self, state: &mut State<'_, '_>, dirty: &mut bool, why: &str) {
+        let lost = if *dirty {
+            "; changes since the last sync are lost"
+        } else {
+            ""
+        };
+        eprintln!(
+            "fs: RDISK at nr {} {why}: unmounted{lost}; mounting again once it serves",
+            self.rdisk_nr
+        );
+        *state = State::Waiting;
+        *dirty = false;
+    }
+
+    /// Mount (or format and mount) once RDISK is bound. `Waiting` while it is not, or while
+    /// the RDISK bound there does not answer because its process died.
+    /// `Always` formats at the first mount only: a mount again after an RDISK restart keeps
+    /// what is on the disk.
+    fn try_mount<'c, 'i>(&mut self, cell: &'c IpcCell<'i>) -> Result<State<'c, 'i>> {
         let bound = cell.borrow().dc().wait4bind(self.rdisk_nr, Timeout::NoWait);
         let rdisk = match bound {
             Ok(ep) => ep,
@@ -164,6 +241,13 @@ impl Fs {
         let mut dev = match RdiskDevice::connect(cell, rdisk) {
             Ok(d) => d,
             Err(Errno::EDVSSHUTDOWN) => return Err(Errno::EDVSSHUTDOWN),
+            // A dead RDISK's slot (freed by the failed call): wait for the next one.
+            Err(
+                Errno::EDVSDSTDIED
+                | Errno::EDVSDEADSRCDST
+                | Errno::EDVSENDPOINT
+                | Errno::EDVSNOTBIND,
+            ) => return Ok(State::Waiting),
             Err(e) => {
                 eprintln!("fs: cannot reach RDISK at nr {}: {e}", self.rdisk_nr);
                 return Ok(State::Failed);
@@ -183,7 +267,10 @@ impl Fs {
         match mounted {
             Ok(fs) => {
                 if format {
-                    eprintln!("fs: formatted a blank disk of {blocks} blocks");
+                    eprintln!("fs: formatted a disk of {blocks} blocks");
+                }
+                if self.format == FormatPolicy::Always {
+                    self.format = FormatPolicy::Never;
                 }
                 Ok(State::Up(Box::new(fs), rdisk))
             }

@@ -1,0 +1,502 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Nothing lost on the way down and back up: a stop (of a `Host`, of `muk2 run` by SIGTERM, of
+//! `muk2 serve fs` by SIGTERM) writes FS's unsynced changes back to RDISK and flushes the image
+//! file, under both runners; a server stuck at its stop does not hang it; FS mounts again when
+//! an RDISK run as its own process is killed and restarted on the same image.
+//!
+//! Each test leaves changes FS has not synced (a file written through FS's own protocol, no
+//! `FS_SYNC`; `m3ftp put` syncs by itself) and stops at once, well inside FS's idle sync, so a
+//! stop that drops FS's cache loses them. Afterwards `fsck.minix -f` must find the image clean
+//! and a fresh host must serve every file byte for byte.
+
+mod support;
+
+use m3ipc::{Access, Dc, Errno, Message, Proc, Timeout};
+use muk::server::fs::FormatPolicy;
+use muk::server::rdisk::DiskSpec;
+use muk::server::{Server, ServerKind, ServerOptions};
+use muk::storage::fs::{DataRequest, FS_CREATE, FS_WRITE, Grantor, decode_stat};
+use muk::storage::reply_result;
+use muk::{Host, Hosted, Ipc, Runner};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use support::{Rng, TestDc};
+
+const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
+const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
+const T: Timeout = Timeout::Millis(10_000);
+const STORAGE: [ServerKind; 3] = [ServerKind::Rdisk, ServerKind::Fs, ServerKind::Ftp];
+
+/// A util-linux tool: from `PATH`, else from /usr/sbin or /sbin.
+fn tool(name: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "muk-durable-{what}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A 16 MiB image made by `mkfs.minix -3`.
+    fn mkfs(&self) -> PathBuf {
+        let p = self.path("disk.img");
+        std::fs::File::create(&p)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let out = Command::new(tool("mkfs.minix"))
+            .arg("-3")
+            .arg(&p)
+            .output()
+            .expect("mkfs.minix (util-linux) must be installed");
+        assert!(out.status.success(), "mkfs.minix: {out:?}");
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed | 1);
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+fn fsck_clean(image: &Path) {
+    let out = Command::new(tool("fsck.minix"))
+        .arg("-f")
+        .arg(image)
+        .output()
+        .expect("fsck.minix (util-linux) must be installed");
+    assert!(
+        out.status.success(),
+        "fsck.minix -f: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn m3ftp(dc: &str, args: &[&str]) -> Output {
+    Command::new(M3FTP)
+        .args(["--dc", dc, "--wait-ms", "10000"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(dc: &str, args: &[&str]) {
+    let out = m3ftp(dc, args);
+    assert!(
+        out.status.success(),
+        "m3ftp {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `m3ftp get REMOTE` must give exactly `want`.
+fn get_is(dc: &str, s: &Scratch, remote: &str, want: &[u8]) {
+    let local = s.path("back");
+    ok(dc, &["get", remote, local.to_str().unwrap()]);
+    assert!(std::fs::read(&local).unwrap() == want, "{remote} differs");
+}
+
+/// The storage servers `kinds` on the image, hosted under `runner`.
+fn host(dc: &Dc, kinds: &[ServerKind], image: &Path, runner: Runner) -> Host {
+    let opts = ServerOptions {
+        disk: DiskSpec::Image(image.to_path_buf()),
+        format: FormatPolicy::Never,
+        below_nr: None,
+    };
+    let servers = kinds
+        .iter()
+        .map(|&k| Hosted {
+            name: k.name().to_string(),
+            nr: k.default_nr(),
+            stack_size: muk::host::DEFAULT_STACK,
+            server: k.build_with(&opts).unwrap(),
+        })
+        .collect();
+    Host::start(dc, servers, runner).unwrap()
+}
+
+/// Put a file through `m3ftp` (which syncs), then create `unsynced` through FS's own protocol
+/// without a sync. Returns both files' names and contents.
+fn leave_changes(dc_name: &str, s: &Scratch, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let synced = random(700_000, seed);
+    let local = s.path("put");
+    std::fs::write(&local, &synced).unwrap();
+    ok(dc_name, &["put", local.to_str().unwrap(), "/synced.bin"]);
+    let unsynced = random(300_001, seed + 1);
+    let dc = Dc::open(dc_name).unwrap();
+    write_without_sync(&dc, "/unsynced.bin", &unsynced);
+    vec![
+        ("/synced.bin".into(), synced),
+        ("/unsynced.bin".into(), unsynced),
+    ]
+}
+
+/// Create `path` holding `data` (at most 1 MiB) by FS requests, and send no `FS_SYNC`.
+fn write_without_sync(dc: &Dc, path: &str, data: &[u8]) {
+    let p: Proc = muk::ftp_client::bind_user(dc, "raw").unwrap();
+    let fs = dc.wait4bind(ServerKind::Fs.default_nr(), T).unwrap();
+    let path_buf = p.alloc_buffer(4096).unwrap();
+    let data_buf = p.alloc_buffer(1 << 20).unwrap();
+    p.buffer(path_buf)
+        .unwrap()
+        .write_at(0, path.as_bytes())
+        .unwrap();
+    p.buffer(data_buf).unwrap().write_at(0, data).unwrap();
+    let path_grant = p.grant(path_buf, fs, 0, 4096, Access::READ).unwrap();
+    let data_grant = p.grant(data_buf, fs, 0, 1 << 20, Access::READ).unwrap();
+    let ask = |mut m: Message| -> Result<Message, Errno> {
+        p.sendrec(fs, &mut m, T)?;
+        reply_result(&m).map(|()| m)
+    };
+    let mut m = Message::new(FS_CREATE);
+    m.payload[0] = path_grant.0;
+    m.payload[1] = path.len() as u64;
+    // FS may still be mounting.
+    let mut created = None;
+    support::eventually(Duration::from_secs(10), "FS mounted", || {
+        created = ask(m).ok();
+        created.is_some()
+    });
+    let created = created.unwrap();
+    let req = DataRequest {
+        ino: decode_stat(&created).ino,
+        offset: 0,
+        len: data.len(),
+        grant: data_grant,
+        grant_offset: 0,
+        grantor: Grantor::Requester,
+        disk_grant: None,
+    };
+    let wrote = ask(req.encode(FS_WRITE)).unwrap();
+    assert_eq!(wrote.payload[0], data.len() as u64);
+}
+
+/// Serve the image in a fresh host and check every file reads back identical.
+fn check_files(image: &Path, files: &[(String, Vec<u8>)], s: &Scratch) {
+    fsck_clean(image);
+    let t = TestDc::new('v');
+    let h = host(&t.dc, &STORAGE, image, Runner::Coroutines);
+    for (name, data) in files {
+        get_is(&t.name, s, name, data);
+    }
+    support::stop(h, 3);
+}
+
+fn host_stop_writes_back(runner: Runner) {
+    let s = Scratch::new("host");
+    let image = s.mkfs();
+    let t = TestDc::new('d');
+    let h = host(&t.dc, &STORAGE, &image, runner);
+    let files = leave_changes(&t.name, &s, 3);
+    support::stop(h, 3);
+    check_files(&image, &files, &s);
+}
+
+#[test]
+fn host_stop_writes_back_muk2() {
+    host_stop_writes_back(Runner::Coroutines);
+}
+
+#[test]
+fn host_stop_writes_back_muk_threads() {
+    host_stop_writes_back(Runner::Threads);
+}
+
+/// A child process that prints a line once it serves; killed on drop.
+struct Running(Child);
+
+impl Running {
+    /// Start `muk2 ARGS` and wait for its line holding `needle`.
+    fn start(args: &[&str], needle: &str) -> Running {
+        let mut run = Running(
+            Command::new(MUK2)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let out = BufReader::new(run.0.stdout.take().unwrap());
+        let mut seen = Vec::new();
+        for line in out.lines() {
+            let line = line.unwrap();
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return run;
+            }
+        }
+        panic!("muk2 {args:?} ended without {needle:?}: {seen:?}");
+    }
+
+    /// Send `sig`; the exit code (`None`: killed by a signal).
+    fn signal(mut self, sig: libc::c_int) -> Option<i32> {
+        // SAFETY: kill has no memory effects; the child is not reaped yet, so its pid is ours.
+        assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, sig) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "muk2 did not exit after {sig}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn muk2_run_sigterm_writes_back_under_both_runners() {
+    let s = Scratch::new("run");
+    for threads in [false, true] {
+        let image = s.mkfs();
+        let dc = format!("t5d{}{}", std::process::id(), u8::from(threads));
+        let config = s.path("muk.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[dc]\nname = \"{dc}\"\n[[server]]\nname = \"rdisk\"\nimage = \"{}\"\n\
+                 [[server]]\nname = \"fs\"\nformat = \"never\"\n[[server]]\nname = \"ftp\"\n",
+                image.display()
+            ),
+        )
+        .unwrap();
+        let mut args = vec!["run", "--config", config.to_str().unwrap()];
+        if threads {
+            args.push("--threads");
+        }
+        let run = Running::start(&args, "running; stop with");
+        let files = leave_changes(&dc, &s, 11);
+        assert_eq!(run.signal(libc::SIGTERM), Some(0), "threads: {threads}");
+        check_files(&image, &files, &s);
+    }
+}
+
+#[test]
+fn muk2_serve_fs_sigterm_writes_back() {
+    let s = Scratch::new("serve");
+    let image = s.mkfs();
+    let t = TestDc::new('e');
+    let h = host(
+        &t.dc,
+        &[ServerKind::Rdisk, ServerKind::Ftp],
+        &image,
+        Runner::Coroutines,
+    );
+    let fs = Running::start(
+        &["serve", "fs", "--format", "never", "--dc", &t.name],
+        "serving",
+    );
+    let files = leave_changes(&t.name, &s, 21);
+    assert_eq!(fs.signal(libc::SIGTERM), Some(0));
+    support::stop(h, 2);
+    check_files(&image, &files, &s);
+}
+
+#[test]
+fn fs_mounts_again_after_rdisk_restarts() {
+    let s = Scratch::new("restart");
+    let image = s.mkfs();
+    let t = TestDc::new('k');
+    let rdisk_args = ["serve", "rdisk", "--image", image.to_str().unwrap(), "--dc"];
+    let serve_rdisk = || {
+        let mut a = rdisk_args.to_vec();
+        a.push(&t.name);
+        Running::start(&a, "serving")
+    };
+    let rdisk = serve_rdisk();
+    let h = host(
+        &t.dc,
+        &[ServerKind::Fs, ServerKind::Ftp],
+        &image,
+        Runner::Coroutines,
+    );
+    let before = random(2_500_000, 31);
+    let local = s.path("put");
+    std::fs::write(&local, &before).unwrap();
+    ok(&t.name, &["put", local.to_str().unwrap(), "/before.bin"]);
+    get_is(&t.name, &s, "/before.bin", &before);
+
+    // Killed: FS notices at its next call to it and says the disk is gone.
+    assert_eq!(rdisk.signal(libc::SIGKILL), None);
+    let out = m3ftp(
+        &t.name,
+        &["get", "/before.bin", s.path("x").to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "a get without RDISK succeeded");
+    let out = m3ftp(&t.name, &["ls", "/"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("file system is not available"), "{e}");
+
+    // Back on the same image: FS mounts it again, with what was synced.
+    let rdisk = serve_rdisk();
+    get_is(&t.name, &s, "/before.bin", &before);
+    let after = random(1_200_000, 32);
+    std::fs::write(&local, &after).unwrap();
+    ok(&t.name, &["put", local.to_str().unwrap(), "/after.bin"]);
+    get_is(&t.name, &s, "/after.bin", &after);
+
+    // Restarted while FS is idle (no failed call in between): FS sees the new generation.
+    assert_eq!(rdisk.signal(libc::SIGKILL), None);
+    let rdisk = serve_rdisk();
+    get_is(&t.name, &s, "/before.bin", &before);
+    get_is(&t.name, &s, "/after.bin", &after);
+
+    support::stop(h, 2);
+    assert_eq!(rdisk.signal(libc::SIGTERM), Some(0));
+    check_files(
+        &image,
+        &[("/before.bin".into(), before), ("/after.bin".into(), after)],
+        &s,
+    );
+}
+
+/// Serves until asked to stop, then hangs in its final work (a call that never returns).
+struct Stuck;
+
+impl Server for Stuck {
+    fn serve(&mut self, ipc: &mut dyn Ipc) -> m3ipc::Result<()> {
+        let mut m = Message::default();
+        while ipc.receive(m3ipc::ANY, &mut m, Timeout::Forever) != Err(Errno::EDVSSHUTDOWN) {}
+        std::thread::sleep(Duration::from_secs(30));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_server_stuck_at_its_stop_does_not_hang_the_stop() {
+    for runner in [Runner::Coroutines, Runner::Threads] {
+        let t = TestDc::new('h');
+        let servers = vec![
+            Hosted {
+                name: "echo".into(),
+                nr: 20,
+                stack_size: muk::host::DEFAULT_STACK,
+                server: ServerKind::Echo.build(),
+            },
+            Hosted {
+                name: "stuck".into(),
+                nr: 21,
+                stack_size: muk::host::DEFAULT_STACK,
+                server: Box::new(Stuck),
+            },
+        ];
+        let h = Host::start(&t.dc, servers, runner).unwrap();
+        h.set_stop_grace(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(20));
+        let t0 = Instant::now();
+        let exits = h.stop();
+        let took = t0.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "{runner:?}: the stop took {took:?}"
+        );
+        let stuck: Vec<_> = exits.iter().filter(|e| e.result.is_err()).collect();
+        assert_eq!(stuck.len(), 1, "{runner:?}: {exits:?}");
+        let why = stuck[0].result.as_ref().unwrap_err();
+        assert!(why.contains("did not stop"), "{why}");
+        if runner == Runner::Threads {
+            assert_eq!(stuck[0].name, "stuck");
+            // The other one stopped cleanly and let its slot go.
+            assert!(exits.iter().any(|e| e.name == "echo" && e.result.is_ok()));
+            assert_eq!(t.dc.getprocinfo(20).unwrap().state, m3ipc::SlotState::Free);
+        }
+    }
+}
+
+/// A PUT whose data RDISK may not read (the client granted RDISK its buffer write-only): FS
+/// has allocated the zones, RDISK refuses the copy; the request fails, the file keeps its old
+/// size, and the image stays consistent; a normal put of the same file works afterwards.
+#[test]
+fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
+    use muk::storage::ftp::{FTP_PUT, FtpRequest, PUT_FIRST, PUT_LAST};
+    use muk::storage::path::PathRef;
+    let s = Scratch::new("badput");
+    let image = s.mkfs();
+    let t = TestDc::new('b');
+    let h = host(&t.dc, &STORAGE, &image, Runner::Coroutines);
+    // FS answers once it has mounted.
+    ok(&t.name, &["ls", "/"]);
+    let ep = |k: ServerKind| t.dc.wait4bind(k.default_nr(), T).unwrap();
+    let (rdisk, fs, ftp) = (
+        ep(ServerKind::Rdisk),
+        ep(ServerKind::Fs),
+        ep(ServerKind::Ftp),
+    );
+    let p = muk::ftp_client::bind_user(&t.dc, "raw").unwrap();
+    let path = p.alloc_buffer(4096).unwrap();
+    let data = p.alloc_buffer(1 << 20).unwrap();
+    p.buffer(path).unwrap().write_at(0, b"/x").unwrap();
+    let req = FtpRequest {
+        path: PathRef {
+            grant: p.grant(path, ftp, 0, 4096, Access::READ).unwrap(),
+            len: 2,
+        },
+        data: p.grant(data, fs, 0, 1 << 20, Access::READ_WRITE).unwrap(),
+        offset: 0,
+        len: (1 << 20) - 100,
+        flags: PUT_FIRST | PUT_LAST,
+        disk_data: Some(p.grant(data, rdisk, 0, 1 << 20, Access::WRITE).unwrap()),
+    };
+    let mut m = req.encode(FTP_PUT);
+    p.sendrec(ftp, &mut m, T).unwrap();
+    assert_eq!(reply_result(&m), Err(Errno::EDVSACCES));
+    drop(p);
+    let listed = String::from_utf8(m3ftp(&t.name, &["ls", "/"]).stdout).unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.ends_with(" x") && l.contains(" 0 ")),
+        "{listed}"
+    );
+    let mut c = muk::ftp_client::FtpClient::connect(&t.name, &Default::default()).unwrap();
+    c.sync().unwrap();
+    drop(c);
+    fsck_clean(&image);
+    let good = random(3 << 20, 41);
+    let local = s.path("good");
+    std::fs::write(&local, &good).unwrap();
+    ok(&t.name, &["put", local.to_str().unwrap(), "/x"]);
+    get_is(&t.name, &s, "/x", &good);
+    support::stop(h, 3);
+    check_files(&image, &[("/x".into(), good)], &s);
+}
