@@ -122,10 +122,18 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         let mut woke = false;
         for env in &other.envelopes {
             let st = env.load();
+            // A `vcopy` the dead process held this client for (see `call/vcopy.rs`): lift it.
+            if st.holder() == Some(idx as u16) {
+                woke |= env.transition(st, st.unheld());
+                continue;
+            }
             if st.peer() as usize != idx {
                 continue;
             }
             let to = match st.phase() {
+                // A live `vcopy` holds this client of the dead server: leave the hold; once it
+                // ends, the client's liveness tick finds its server gone (EDVSDEADSRCDST).
+                Phase::Replying if st.holder().is_some() => continue,
                 Phase::PendingSend => EnvState::failed(Errno::EDVSDSTDIED.code(), st.seq()),
                 Phase::PendingSendrec | Phase::AwaitReply | Phase::Replying => {
                     EnvState::failed(Errno::EDVSDEADSRCDST.code(), st.seq())

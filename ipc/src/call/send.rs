@@ -1,5 +1,6 @@
 //! `send`, `sendrec` and `senda`.
 
+use crate::cleanup;
 use crate::deadlock;
 use crate::endpoint::{self, ANY};
 use crate::errno::{Errno, Result};
@@ -366,6 +367,17 @@ impl Blocked<()> for Outgoing<'_> {
         // message's words: garbage for that message, never undefined behaviour.)
         let st = self.env.load();
         if st.phase() != Phase::Replying || st.seq() != self.posted.seq() {
+            return None;
+        }
+        // A `vcopy` holds us in the receive half for one copy (see `Proc::settle`): wait for
+        // it to end, or give up at once if its holder died.
+        if let Some(holder) = st.holder()
+            && self
+                .proc
+                .region()
+                .slot(holder as usize)
+                .is_some_and(|h| cleanup::owner_alive(h, h.owner()))
+        {
             return None;
         }
         let since = *self.expired_at.get_or_insert_with(Instant::now);
