@@ -121,11 +121,15 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         let Some(other) = region.slot(j) else { break };
         let mut woke = false;
         for env in &other.envelopes {
-            let st = env.load();
-            // A `vcopy` the dead process held this client for (see `call/vcopy.rs`): lift it.
+            let mut st = env.load();
+            // A `vcopy` the dead process held this client for (see `call/vcopy.rs`): lift it,
+            // then treat the client as any other (the dead one may be its server too).
             if st.holder() == Some(idx as u16) {
-                woke |= env.transition(st, st.unheld());
-                continue;
+                if !env.transition(st, st.unheld()) {
+                    continue;
+                }
+                woke = true;
+                st = st.unheld();
             }
             if st.peer() as usize != idx {
                 continue;

@@ -70,7 +70,8 @@ impl Proc {
     ///
     /// Limit: a party that dies during the copy has its buffers returned to the pool by its
     /// cleanup, possibly while the bytes are copied: they then land in (or come from) a free
-    /// block, never outside the pool.
+    /// block, never outside the pool. A client held longer than 100 ms past its own deadline
+    /// (a requester stalled mid-copy) gives up: the rest of the copy then lands after it left.
     #[allow(clippy::too_many_arguments)] // The original call's parameters, one by one.
     pub fn vcopy(
         &self,
@@ -145,7 +146,9 @@ impl Proc {
     /// `EnvState::held_by`) until the copy ends. Every way out of `AwaitReply` is a CAS on that
     /// word expecting `AwaitReply` (the client's withdraw on timeout, a reply's claim, a
     /// cleanup's `Failed`), and those expecting `Replying` leave a live holder's hold alone
-    /// (`Outgoing::expire`, `cleanup::release`): while we hold it, the client cannot leave.
+    /// (`cleanup::release`; `Outgoing::expire` for up to 100 ms past the client's deadline, so
+    /// that a stalled holder or a forged word never hangs it): while we hold it, the client
+    /// cannot leave.
     /// A reply meanwhile waits for the hold to end (`Proc::claim_reply`). Orderings: the hold
     /// CAS is AcqRel like every envelope transition; the CAS that ends it (AcqRel, in
     /// `Pinned::drop`) releases the copied bytes, so the reply's claim (Acquire) and then the
