@@ -31,7 +31,9 @@ impl Proc {
     ///
     /// Errors: `EDVSDCNOTRUN`, `EDVSNOTBIND`, `EDVSBADCALL`, peer errors for a specific `src`
     /// (`EDVSENDPOINT` for self or a stale endpoint, `EDVSRANGE`, `EDVSSRCDIED` if it is free,
-    /// unbinds or dies), `EDVSLOCKED`, `EDVSWOKENUP`, `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`.
+    /// unbinds or dies), `EDVSLOCKED` (blocking on `src` would close a cycle; never while a
+    /// notification from `src` is pending for us, which step 2 delivers), `EDVSWOKENUP`,
+    /// `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`.
     pub fn receive(&self, src: i32, m: &mut Message, timeout: Timeout) -> Result<()> {
         let me = self.caller(Call::Receive)?;
         let from = if src == ANY {
