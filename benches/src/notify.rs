@@ -95,13 +95,6 @@ impl NotifySession {
         if let Some(cpu) = client_cpu {
             pin(cpu)?;
         }
-        // One request and reply first. A receive(ANY) spins (while the other side runs on
-        // another CPU) only for the last peer it exchanged a message with, and a notify does not
-        // make one: without this, both sides would sleep on every notify. Receiving from each
-        // other by name instead is refused: two receivers waiting on each other are a cycle to
-        // MINIX's deadlock check, even with a notify pending.
-        let mut m = Message::new(QUERY);
-        me.sendrec(server, &mut m, STALL)?;
         Ok(NotifySession {
             mode,
             me,

@@ -121,11 +121,23 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         let Some(other) = region.slot(j) else { break };
         let mut woke = false;
         for env in &other.envelopes {
-            let st = env.load();
+            let mut st = env.load();
+            // A `vcopy` the dead process held this client for (see `call/vcopy.rs`): lift it,
+            // then treat the client as any other (the dead one may be its server too).
+            if st.holder() == Some(idx as u16) {
+                if !env.transition(st, st.unheld()) {
+                    continue;
+                }
+                woke = true;
+                st = st.unheld();
+            }
             if st.peer() as usize != idx {
                 continue;
             }
             let to = match st.phase() {
+                // A live `vcopy` holds this client of the dead server: leave the hold; once it
+                // ends, the client's liveness tick finds its server gone (EDVSDEADSRCDST).
+                Phase::Replying if st.holder().is_some() => continue,
                 Phase::PendingSend => EnvState::failed(Errno::EDVSDSTDIED.code(), st.seq()),
                 Phase::PendingSendrec | Phase::AwaitReply | Phase::Replying => {
                     EnvState::failed(Errno::EDVSDEADSRCDST.code(), st.seq())

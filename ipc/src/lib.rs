@@ -39,6 +39,10 @@ mod cleanup;
 mod dc;
 #[cfg(not(loom))]
 mod deadlock;
+/// Loom model of a notify racing a deadlock check (the checks live in `deadlock.rs`).
+#[cfg(all(test, loom))]
+#[path = "deadlock/loom_tests.rs"]
+mod deadlock_loom_tests;
 #[cfg(not(loom))]
 mod doorbell;
 pub mod endpoint;

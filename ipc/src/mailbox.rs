@@ -23,6 +23,7 @@
 //!   PendingAsync   --receiver takes--> Idle
 //!   Pending*/AwaitReply --sender withdraws (timeout)--> Idle
 //!   Pending*/AwaitReply --peer unbinds or dies--> Failed(errno)
+//!   AwaitReply --vcopy holds (Replying, holder in the generation bits)--> AwaitReply
 //! ```
 //!
 //! `Delivered`, `Replied` and `Failed` are final: only the owner moves on from them, by posting
@@ -327,6 +328,26 @@ impl EnvState {
     /// The error number of a `Failed` state.
     pub(crate) const fn errno(self) -> i32 {
         -(self.peer() as i32)
+    }
+
+    /// The state with which `vcopy` holds this `AwaitReply` state while it copies (see
+    /// `call/vcopy.rs`): `Replying`, so that the client can neither withdraw nor be answered,
+    /// with `holder + 1` in the generation bits, which a reply's claim leaves zero.
+    pub(crate) const fn held_by(self, holder: u16) -> Self {
+        EnvState::new(Phase::Replying, self.peer(), self.seq()).with_gen(holder.wrapping_add(1))
+    }
+
+    /// The slot of the `vcopy` holding this state, if it is such a hold.
+    pub(crate) const fn holder(self) -> Option<u16> {
+        match (self.phase(), self.generation()) {
+            (Phase::Replying, g) if g != 0 => Some(g - 1),
+            _ => None,
+        }
+    }
+
+    /// The `AwaitReply` state a hold stands for (for whoever lifts a dead holder's hold).
+    pub(crate) const fn unheld(self) -> Self {
+        EnvState::new(Phase::AwaitReply, self.peer(), self.seq())
     }
 
     /// Whether the envelope holds a message not yet received.

@@ -21,7 +21,9 @@ pub const FLAG_RECEIVING: u32 = 1 << 3;
 /// process SENDING knows it is queued and settled, not still deciding whether it may block.
 pub const FLAG_WAITING: u32 = 1 << 20;
 /// `flags` bit: the owner blocks in a `sendrec` (set with `FLAG_WAITING`): it waits to receive
-/// its reply. `vcopy` takes it, like `FLAG_RECEIVING`, for "blocked in a receive"; deadlock
+/// its reply. `vcopy` takes it, like `FLAG_RECEIVING`, for "blocked in a receive" of an
+/// endpoint whose runtime shows its calls in its flags (MUK2); a fabric client counts at once by
+/// its envelope (`AwaitReply`, see `call/vcopy.rs`). Deadlock
 /// detection reads the sendrec from the owner's envelope instead, so a stale bit cannot fake a
 /// cycle.
 pub const FLAG_SENDREC: u32 = 1 << 21;

@@ -338,6 +338,81 @@ fn two_party_cycles_are_locked() {
     w.finish();
 }
 
+/// A `receive` that a pending notification satisfies is not blocked (DESIGN.md section 4, step
+/// 2 comes before step 4): receiving by name from a process that is blocked receiving from us
+/// while our notify to it is still pending is a rendezvous, not a cycle, and must never be
+/// `EDVSLOCKED`. The child is stopped (SIGSTOP) between our notify and its delivery, so the
+/// deadlock check certainly sees the notification pending.
+#[test]
+fn pending_notify_is_not_a_cycle() {
+    let t = TestDc::new('e');
+    let me = t.dc.bind(0).unwrap();
+    let mut w = script(&t.name, &["bind:5", "receive:0:F", "send:0:77:F"]);
+    w.expect("bind:5 -> OK ep=5");
+    let pid = w.child.id();
+    wait_flags(&t.dc, 5, FLAG_RECEIVING);
+    wait_asleep(pid);
+    // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    stopped(pid);
+    me.notify(5).unwrap();
+    let resume = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    });
+    assert_eq!(recv(&me, 5, T), (5, 77));
+    resume.join().unwrap();
+    w.expect(&format!(
+        "receive:0:F -> OK src=0 type={}",
+        m3ipc::message::notify_from(0)
+    ));
+    w.expect("send:0:77:F -> OK");
+    w.finish();
+}
+
+/// Wait until process `pid` is stopped (state `T` in `/proc/PID/stat`).
+fn stopped(pid: u32) {
+    support::eventually(Duration::from_secs(10), "child stopped", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+        })
+    });
+}
+
+/// The benchmark's case: two processes ping-pong notifies and each receives from the other by
+/// name. Every receive is satisfied by the other's notify, pending or about to be; none may be
+/// `EDVSLOCKED`, whatever the interleaving (the two deadlock checks race with the notifies).
+#[test]
+fn notify_ping_pong_by_name_never_locks() {
+    const ROUNDS: usize = 400;
+    let t = TestDc::new('e');
+    let me = t.dc.bind(0).unwrap();
+    let mut cmds = vec!["bind:5"];
+    for _ in 0..ROUNDS {
+        cmds.extend(["receive:0:10000", "notify:0"]);
+    }
+    // Stay bound until we have the last notify (unbinding withdraws it).
+    cmds.push("await:200");
+    let mut w = script(&t.name, &cmds);
+    w.expect("bind:5 -> OK ep=5");
+    let notified = format!(
+        "receive:0:10000 -> OK src=0 type={}",
+        m3ipc::message::notify_from(0)
+    );
+    for round in 0..ROUNDS {
+        me.notify(5).unwrap();
+        let mut m = Message::default();
+        assert_eq!(me.receive(5, &mut m, T), Ok(()), "round {round}");
+        assert_eq!(m.m_type, m3ipc::message::notify_from(5), "round {round}");
+        w.expect(&notified);
+        w.expect("notify:0 -> OK");
+    }
+    let _gate = open_gate(&t.dc, 200);
+    w.finish();
+}
+
 /// Three-party cycle: A sends to B, B sends to the caller; the caller's `send`/`sendrec` to A,
 /// or `receive` from A, would close the cycle and is `EDVSLOCKED`. Nobody else is disturbed.
 #[test]

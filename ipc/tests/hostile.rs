@@ -74,6 +74,15 @@ fn run_role(role: &str, dc: &str, args: &[String]) {
             say("took");
             std::thread::sleep(Duration::from_secs(60));
         }
+        // Binds `args[0]` and idles until killed.
+        "idle" => {
+            let _p = Dc::open(dc)
+                .unwrap()
+                .bind(args[0].parse().unwrap())
+                .unwrap();
+            say("ready");
+            std::thread::sleep(Duration::from_secs(60));
+        }
         _ => panic!("unknown role {role}"),
     }
 }
@@ -442,6 +451,17 @@ fn scribbled_header_and_slots() {
 /// `server_nr`'s reply (`AwaitReply`), into `Replying` (the server claimed the reply and is
 /// writing it), keeping its sequence number: a state the protocol itself produces.
 fn forge_replying(t: &TestDc, client_nr: i32, server_nr: i32) {
+    forge_claim(t, client_nr, server_nr, 0);
+}
+
+/// As `forge_replying`, but as a `vcopy` of slot `holder_nr` holding the client (the hold state
+/// of `call/vcopy.rs`: `Replying` with the holder's slot index + 1 in bits 19..35).
+fn forge_hold(t: &TestDc, client_nr: i32, server_nr: i32, holder_nr: i32) {
+    let holder_idx = (holder_nr + config().nr_tasks as i32) as u64;
+    forge_claim(t, client_nr, server_nr, (holder_idx + 1) << 19);
+}
+
+fn forge_claim(t: &TestDc, client_nr: i32, server_nr: i32, extra: u64) {
     let cfg = config();
     let slots = (cfg.nr_tasks + cfg.nr_procs) as usize;
     let client_idx = (client_nr + cfg.nr_tasks as i32) as usize;
@@ -466,8 +486,13 @@ fn forge_replying(t: &TestDc, client_nr: i32, server_nr: i32) {
     });
     let (w, v) = found.expect("the client's envelope in AwaitReply");
     assert!(
-        w.compare_exchange(v, v & !0xff | 6, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        w.compare_exchange(
+            v,
+            v & !0xff & !(0xffff << 19) | 6 | extra,
+            Ordering::AcqRel,
+            Ordering::Relaxed
+        )
+        .is_ok()
     );
 }
 
@@ -539,4 +564,85 @@ fn forged_replying_state_does_not_hang_the_client() {
     let (r, took) = got.expect("client still blocked past its timeout plus the margin");
     eprintln!("[hostile] forged Replying: sendrec returned {r:?} after {took:?}");
     assert!(r.is_err());
+}
+
+/// A `vcopy` hold (forged) whose holder lives on and never lets go: the server's `reply` gives
+/// up after a liveness tick (`EDVSPROCSTS`), and the client's call still ends by its timeout
+/// plus the hold grace (100 ms) and the margin: never a hang.
+#[test]
+fn forged_vcopy_hold_does_not_hang() {
+    let t = TestDc::with('h', &config());
+    let server = t.dc.bind(SERVER).unwrap();
+    let client = t.dc.bind(CLIENTS[0]).unwrap();
+    let client_ep = client.endpoint();
+    let rx = sendrec_in_thread(client, server.endpoint());
+    let mut m = Message::default();
+    server
+        .receive(ANY, &mut m, Timeout::Millis(10_000))
+        .unwrap();
+    // Held by the server's own slot: a live holder.
+    forge_hold(&t, CLIENTS[0], SERVER, SERVER);
+    let began = Instant::now();
+    assert_eq!(
+        server.reply(client_ep, &Message::new(0)),
+        Err(Errno::EDVSPROCSTS)
+    );
+    assert!(
+        began.elapsed() < MARGIN,
+        "reply waited {:?}",
+        began.elapsed()
+    );
+    let limit = Duration::from_millis(TIMEOUT_MS as u64 + 100) + MARGIN;
+    let got = rx.recv_timeout(limit);
+    drop(server);
+    let (r, took) = got.expect("client still blocked past its timeout, the grace and the margin");
+    eprintln!("[hostile] forged live vcopy hold: sendrec returned {r:?} after {took:?}");
+    assert_eq!(r, Err(Errno::EDVSTIMEDOUT));
+}
+
+/// A `vcopy` holder that dies during its hold (forged: the hold names a killed process) does not
+/// strand the client: the server's reply lifts the hold and is delivered.
+#[test]
+fn dead_vcopy_holder_lets_the_reply_through() {
+    let t = TestDc::with('h', &config());
+    let mut holder = spawn("idle", &t.name, &["2"]);
+    holder.expect("ready");
+    let server = t.dc.bind(SERVER).unwrap();
+    let client = t.dc.bind(CLIENTS[0]).unwrap();
+    let client_ep = client.endpoint();
+    let rx = sendrec_in_thread(client, server.endpoint());
+    let mut m = Message::default();
+    server
+        .receive(ANY, &mut m, Timeout::Millis(10_000))
+        .unwrap();
+    holder.kill();
+    forge_hold(&t, CLIENTS[0], SERVER, 2);
+    server.reply(client_ep, &Message::new(0)).unwrap();
+    let (r, _) = rx.recv_timeout(MARGIN).expect("client still blocked");
+    assert_eq!(r, Ok(()));
+}
+
+/// The server of a held client dies and so does the holder (one process, forged): the client
+/// fails with `EDVSDEADSRCDST` within 100 ms, as without a hold.
+#[test]
+fn server_killed_while_holding_its_client_fails_it() {
+    let t = TestDc::with('h', &config());
+    let mut server = spawn("take", &t.name, &[]);
+    server.expect("ready");
+    let server_ep = t.dc.getprocinfo(SERVER).unwrap().endpoint;
+    let client = t.dc.bind(CLIENTS[0]).unwrap();
+    let rx = sendrec_in_thread(client, server_ep);
+    server.expect("took");
+    forge_hold(&t, CLIENTS[0], SERVER, SERVER);
+    let killed = Instant::now();
+    server.kill();
+    let (r, _) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("client still blocked 5 s after its server died");
+    let noticed = killed.elapsed();
+    assert_eq!(r, Err(Errno::EDVSDEADSRCDST));
+    assert!(
+        noticed < Duration::from_millis(100),
+        "noticed after {noticed:?}"
+    );
 }

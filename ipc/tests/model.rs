@@ -313,9 +313,12 @@ impl Model {
         match self.st[x] {
             St::Sending { to } => Some((to, true)),
             St::AwaitReply { server } => Some((server, false)),
+            // A receiver with a notification pending from its source is not blocked: its
+            // receive delivers it (unreachable here, where a notify completes an accepting
+            // receiver at once; the fabric meets it when a notify races a deadlock check).
             St::Receiving {
                 src: Src::From(s), ..
-            } => Some((s, false)),
+            } if !self.notify[x].contains(&s) => Some((s, false)),
             _ => None,
         }
     }
@@ -575,6 +578,11 @@ impl Model {
                     .find(|&&n| src == Src::Any || src == Src::From(n))
                 {
                     self.notify[by].remove(&n);
+                    if src != Src::Any && self.closes_cycle(by, n, false) {
+                        // Receiving from a process that receives from us: the pending
+                        // notification comes first (step 2), never EDVSLOCKED.
+                        note = Some("its source receives from it");
+                    }
                     (t.timeout(), Some(Ok(Some(notification(n)))))
                 } else if let Some(i) = self.oldest(by, src) {
                     let got = self.take(by, i, &mut others);
@@ -1026,6 +1034,36 @@ fn sendrec_to_a_client_awaiting_our_reply_is_its_reply() {
     if let Err(e) = run_case(&ops) {
         panic!("{e}");
     }
+}
+
+/// A receive by name from a process that is itself blocked receiving from us by name, with a
+/// notification from it pending, delivers the notification (DESIGN.md section 4, step 2): it
+/// is not a cycle and must not be `EDVSLOCKED`.
+#[test]
+fn pending_notification_comes_before_the_deadlock_check() {
+    let ops = [
+        Op::Notify { from: 2, to: 1 },
+        Op::Receive {
+            by: 2,
+            src: Src::From(1),
+            t: T::Forever,
+        },
+        Op::Receive {
+            by: 1,
+            src: Src::From(2),
+            t: T::Forever,
+        },
+        Op::Send {
+            from: 1,
+            to: 2,
+            t: T::Forever,
+        },
+    ];
+    if let Err(e) = run_case(&ops) {
+        panic!("{e}");
+    }
+    let cov = COVERAGE.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(cov.contains_key("receive(src) -> notification (its source receives from it)"));
 }
 
 #[test]

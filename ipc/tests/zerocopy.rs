@@ -130,7 +130,173 @@ fn run_role(role: &str, dc: &str, args: &[String]) {
             std::thread::sleep(Duration::from_secs(60));
             let _ = args;
         }
+        // Pinned to CPU `args[0]`, makes `args[1]` sendrecs with the default Adaptive policy,
+        // each asking the server to vcopy 4 KiB out of its buffer and 4 KiB into it; checks
+        // what the server copied in before each next request.
+        "spinner" => {
+            pin(args[0].parse().unwrap());
+            let rounds: u64 = args[1].parse().unwrap();
+            let me = dc.bind_named(CLIENT, "spinner").unwrap();
+            let server = dc.wait4bind(SERVER, LONG).unwrap();
+            let h = me.alloc_buffer(2 * SPIN_LEN).unwrap();
+            let g = me
+                .grant(h, server, 0, 2 * SPIN_LEN, Access::READ_WRITE)
+                .unwrap();
+            for r in 0..rounds {
+                let view = me.buffer(h).unwrap();
+                view.write_at(0, &payload(SPIN_LEN, r)).unwrap();
+                let mut m = Message::new(T_COPY);
+                m.put_grant(g);
+                me.sendrec(server, &mut m, LONG).unwrap();
+                assert_eq!(m.m_type, 0, "round {r}: the server's vcopy failed");
+                let mut back = vec![0u8; SPIN_LEN];
+                view.read_at(SPIN_LEN, &mut back).unwrap();
+                assert!(
+                    back == payload(SPIN_LEN, r + 1000),
+                    "round {r}: bytes copied in"
+                );
+            }
+            say("SPINNER-OK");
+        }
         _ => panic!("unknown role {role}"),
+    }
+}
+
+/// Bytes per direction in `vcopy_into_a_spinning_client_always_succeeds`.
+const SPIN_LEN: usize = 4 << 10;
+
+/// Pin the calling thread to `cpu`.
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it; the call reads
+    // `size_of_val(&set)` bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set),
+            0
+        );
+    }
+}
+
+/// Issue 9 (b), without timing: the client is stopped (SIGSTOP) the moment its request is
+/// received, while it still spins on another core and has not published WAITING. Before the fix,
+/// such a client was never a valid party (EDVSPROCSTS after the settle time); now every vcopy
+/// succeeds. The rounds where the client had already published WAITING prove nothing and are
+/// not counted; at least a quarter must be of the kind that matters.
+#[test]
+fn vcopy_into_a_client_stopped_while_spinning_succeeds() {
+    const ROUNDS: u64 = 100;
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("one CPU: a client never spins; nothing to show");
+        return;
+    }
+    let t = TestDc::with('z', &config(8));
+    let server = t.dc.bind_named(SERVER, "server").unwrap();
+    let mut client = spawn("spinner", &t.name, &["1", &ROUNDS.to_string()]);
+    pin(0);
+    let pid = client.child.id() as i32;
+    let sh = server.alloc_buffer(2 * SPIN_LEN).unwrap();
+    let view = server.buffer(sh).unwrap();
+    let mut spinning = 0;
+    for r in 0..ROUNDS {
+        let mut m = Message::default();
+        server.receive(ANY, &mut m, LONG).unwrap();
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        let flags = t.dc.getprocinfo(CLIENT).unwrap().flags;
+        if flags & m3ipc::FLAG_WAITING == 0 {
+            spinning += 1;
+        }
+        let (c, g) = (m.m_source, m.grant());
+        assert_eq!(
+            server.vcopy(c, g, 0, SELF, sh, 0, SPIN_LEN),
+            Ok(()),
+            "round {r}"
+        );
+        view.write_at(SPIN_LEN, &payload(SPIN_LEN, r + 1000))
+            .unwrap();
+        let back = server.vcopy(SELF, sh, SPIN_LEN, c, g, SPIN_LEN, SPIN_LEN);
+        assert_eq!(back, Ok(()), "round {r}");
+        server.reply(c, &Message::new(0)).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    }
+    unpin(2);
+    server.release_buffer(sh).unwrap();
+    client.expect("SPINNER-OK");
+    client.finish();
+    assert!(
+        spinning >= ROUNDS / 4,
+        "only {spinning} of {ROUNDS} rounds caught the client spinning"
+    );
+}
+
+/// Let the calling thread run on any of the first `cpus` CPUs again.
+fn unpin(cpus: usize) {
+    // SAFETY: as in `pin`.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        for cpu in 0..cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, core::mem::size_of_val(&set), &set);
+    }
+}
+
+/// Issue 9 (b): a client in the receive half of an Adaptive `sendrec` is a valid `vcopy` party
+/// at once, while it still spins (it publishes WAITING only once it stops spinning): every
+/// vcopy out of it and into it succeeds at the first call, on different cores (where the
+/// client spins) and on one core (where it sleeps), and the client sees the bytes copied in
+/// once it has the reply.
+#[test]
+fn vcopy_into_a_spinning_client_always_succeeds() {
+    const ROUNDS: u64 = 1_000;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let placements: &[(usize, usize)] = if cpus >= 2 {
+        &[(0, 1), (0, 0)]
+    } else {
+        &[(0, 0)]
+    };
+    for &(server_cpu, client_cpu) in placements {
+        let t = TestDc::with('z', &config(8));
+        let server = t.dc.bind_named(SERVER, "server").unwrap();
+        let mut client = spawn(
+            "spinner",
+            &t.name,
+            &[&client_cpu.to_string(), &ROUNDS.to_string()],
+        );
+        pin(server_cpu);
+        let sh = server.alloc_buffer(2 * SPIN_LEN).unwrap();
+        let view = server.buffer(sh).unwrap();
+        let mut got = vec![0u8; SPIN_LEN];
+        for r in 0..ROUNDS {
+            let mut m = Message::default();
+            server.receive(ANY, &mut m, LONG).unwrap();
+            assert_eq!(m.m_type, T_COPY);
+            let (c, g) = (m.m_source, m.grant());
+            let out = server.vcopy(c, g, 0, SELF, sh, 0, SPIN_LEN);
+            assert_eq!(
+                out,
+                Ok(()),
+                "round {r} ({server_cpu}, {client_cpu}): out of it"
+            );
+            view.read_at(0, &mut got).unwrap();
+            assert!(got == payload(SPIN_LEN, r), "round {r}: bytes copied out");
+            view.write_at(SPIN_LEN, &payload(SPIN_LEN, r + 1000))
+                .unwrap();
+            let back = server.vcopy(SELF, sh, SPIN_LEN, c, g, SPIN_LEN, SPIN_LEN);
+            assert_eq!(
+                back,
+                Ok(()),
+                "round {r} ({server_cpu}, {client_cpu}): into it"
+            );
+            server.reply(c, &Message::new(0)).unwrap();
+        }
+        server.release_buffer(sh).unwrap();
+        unpin(cpus);
+        client.expect("SPINNER-OK");
+        client.finish();
     }
 }
 

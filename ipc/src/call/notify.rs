@@ -3,6 +3,7 @@
 use crate::errno::{Errno, Result};
 use crate::privilege::Call;
 use crate::proc::{Proc, Role};
+use crate::wait;
 use std::sync::atomic::Ordering;
 
 impl Proc {
@@ -31,9 +32,16 @@ impl Proc {
         let old = word.fetch_or(bit, Ordering::Relaxed);
         if old & bit != 0 {
             peer.slot.counters.overruns.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.region().bell(peer.slot).ring();
+        } else if self.region().bell(peer.slot).ring() {
+            // As a post does: the woken receiver counts as running again, so that we spin for
+            // its answer rather than sleep (see `wait::mark_woken`).
+            wait::mark_woken(&peer.slot.cpu);
         }
+        // The peer to spin for in our next receive(ANY), as after a send: a notify ping-pong
+        // spins while the other side runs on another CPU instead of sleeping on every hop. A
+        // hint only (the spin stays bounded and needs the peer running elsewhere), one store
+        // to our own Cell.
+        self.last_peer.set(Some(peer.idx));
         Ok(())
     }
 }

@@ -31,7 +31,9 @@ impl Proc {
     ///
     /// Errors: `EDVSDCNOTRUN`, `EDVSNOTBIND`, `EDVSBADCALL`, peer errors for a specific `src`
     /// (`EDVSENDPOINT` for self or a stale endpoint, `EDVSRANGE`, `EDVSSRCDIED` if it is free,
-    /// unbinds or dies), `EDVSLOCKED`, `EDVSWOKENUP`, `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`.
+    /// unbinds or dies), `EDVSLOCKED` (blocking on `src` would close a cycle; never while a
+    /// notification from `src` is pending for us, which step 2 delivers), `EDVSWOKENUP`,
+    /// `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`.
     pub fn receive(&self, src: i32, m: &mut Message, timeout: Timeout) -> Result<()> {
         let me = self.caller(Call::Receive)?;
         let from = if src == ANY {
@@ -83,19 +85,24 @@ impl Proc {
         r
     }
 
-    /// Take one pending notification (from `only` if given) and build its message.
-    fn take_notification(&self, me: &Slot, only: Option<usize>) -> Option<Message> {
+    /// The slot of the lowest pending notification (from `only` if given). Only the owner
+    /// clears its bits, so a bit seen here stays set until the owner takes it.
+    fn pending_notification(&self, me: &Slot, only: Option<usize>) -> Option<usize> {
         let words = self.region().geo.nr_slots.div_ceil(64);
-        let src = match only {
-            Some(i) => Slot::bit(&me.notify_pending, i).then_some(i)?,
+        match only {
+            Some(i) => Slot::bit(&me.notify_pending, i).then_some(i),
             None => me.notify_pending[..words]
                 .iter()
                 .enumerate()
                 .find_map(|(w, word)| {
                     let bits = word.load(Ordering::Relaxed);
                     (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
-                })?,
-        };
+                }),
+        }
+    }
+
+    /// Take the pending notification of slot `src` and build its message.
+    fn take_notification(&self, me: &Slot, src: usize) -> Option<Message> {
         let bit = 1u64 << (src % 64);
         // AcqRel: only one receiver call takes a given notification.
         let old = me
@@ -218,10 +225,24 @@ impl Blocked<()> for Incoming<'_, '_> {
         }
         // (2) notifications.
         if !self.requests_only
-            && let Some(n) = p.take_notification(self.me, self.from.as_ref().map(|f| f.idx))
+            && let Some(src) = p.pending_notification(self.me, self.from.as_ref().map(|f| f.idx))
         {
-            *self.out = n;
-            return Some(Ok(()));
+            if self.flagged {
+                // Stop looking blocked before the bit goes: the AcqRel take below releases this
+                // store, so a deadlock check that sees the bit cleared sees the flag cleared
+                // too, and never takes a receive that just ended for a blocked one.
+                self.me
+                    .flags
+                    .fetch_and(!(FLAG_RECEIVING | FLAG_WAITING), Ordering::Relaxed);
+                self.flagged = false;
+            }
+            if let Some(n) = p.take_notification(self.me, src) {
+                // The notifier is a peer worth spinning for on our next receive(ANY), as a
+                // sender is: a notify ping-pong then spins instead of sleeping on every hop.
+                p.last_peer.set(Some(src));
+                *self.out = n;
+                return Some(Ok(()));
+            }
         }
         // (3) the oldest queued message.
         let region = p.region();
@@ -292,7 +313,11 @@ impl Blocked<()> for Incoming<'_, '_> {
             // Publish that we block receiving, for deadlock checks and cleanup wakeups.
             let getfrom = self.from.as_ref().map_or(ANY, |f| f.ep);
             self.me.getfrom.store(getfrom, Ordering::Relaxed);
-            self.me.flags.fetch_or(FLAG_RECEIVING, Ordering::Relaxed);
+            // Release: a deadlock check that sees this flag (Acquire, `deadlock::blocked_on`)
+            // sees `getfrom` and every notification we sent before this receive; so of two
+            // processes that notify each other and then receive from each other by name, the
+            // one that finds the other receiving also finds that one's notification pending.
+            self.me.flags.fetch_or(FLAG_RECEIVING, Ordering::Release);
             self.flagged = true;
         }
         // A sender that died while filling our inbox will never publish: reopen it.
@@ -312,9 +337,12 @@ impl Blocked<()> for Incoming<'_, '_> {
             if !self.proc.peer_still_there(f, !first) {
                 return Some(Err(Errno::EDVSSRCDIED));
             }
+            // A notification from `f` that arrived since our last check satisfies this receive:
+            // the next check delivers it, so waiting is no cycle.
             if first
                 && deadlock::closes_cycle(self.proc.region(), self.proc.idx, f.idx, false)
                 && !self.handing_over(f.idx)
+                && !deadlock::notification_pending(self.me, f.idx)
             {
                 return Some(Err(Errno::EDVSLOCKED));
             }

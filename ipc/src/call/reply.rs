@@ -1,12 +1,14 @@
 //! `reply`.
 
+use crate::cleanup;
 use crate::errno::{Errno, Result};
-use crate::mailbox::{EnvState, Phase, SYNC};
+use crate::mailbox::{EnvState, Envelope, Phase, SYNC};
 use crate::message::Message;
 use crate::privilege::Call;
 use crate::proc::{Peer, Proc, Role};
 use crate::slot::{Counters, Slot};
-use crate::wait;
+use crate::wait::{self, LIVENESS_TICK};
+use std::time::Instant;
 
 impl Proc {
     /// `reply(dst, m)`: answer a client waiting in the receive half of its `sendrec` to the
@@ -50,7 +52,10 @@ impl Proc {
                 return Some(replying);
             }
         }
-        let st = env.load();
+        let mut st = env.load();
+        if st.holder().is_some() && st.peer() as usize == self.idx {
+            st = self.await_copy(env, st);
+        }
         if st.phase() != Phase::AwaitReply || st.peer() as usize != self.idx {
             return None;
         }
@@ -58,6 +63,34 @@ impl Proc {
         // reply it no longer waits for, nor have its next message overwritten.
         let replying = EnvState::new(Phase::Replying, st.peer(), st.seq());
         env.transition(st, replying).then_some(replying)
+    }
+
+    /// Our client is held by a `vcopy` (see `Proc::settle` in `call/vcopy.rs`), for as long as
+    /// one copy takes: wait for it, at most a liveness tick, and lift the hold of a holder that
+    /// died. Returns the state then seen (still the hold if a live holder stalls that long: the
+    /// reply is then `EDVSPROCSTS`).
+    fn await_copy(&self, env: &Envelope, mut st: EnvState) -> EnvState {
+        let start = Instant::now();
+        for spins in 0u32.. {
+            let Some(holder) = st.holder() else {
+                return st;
+            };
+            let alive = self
+                .region()
+                .slot(holder as usize)
+                .is_some_and(|h| cleanup::owner_alive(h, h.owner()));
+            if !alive {
+                env.transition(st, st.unheld());
+            } else if start.elapsed() >= LIVENESS_TICK {
+                return st;
+            } else if spins < 64 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            st = env.load();
+        }
+        st
     }
 
     /// Write `m` as the reply into `peer`'s claimed envelope, publish it and wake `peer`.

@@ -1,5 +1,6 @@
 //! `send`, `sendrec` and `senda`.
 
+use crate::cleanup;
 use crate::deadlock;
 use crate::endpoint::{self, ANY};
 use crate::errno::{Errno, Result};
@@ -11,7 +12,7 @@ use crate::proc::{Peer, Proc, Role};
 use crate::slot::{Counters, FLAG_RECEIVING, FLAG_SENDREC, FLAG_WAITING, Slot};
 use crate::wait::{self, Blocked, LIVENESS_TICK, Timeout};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Proc {
     /// `send(dst, m)`: rendezvous. Returns once `dst` has received the message, or with an error.
@@ -368,14 +369,34 @@ impl Blocked<()> for Outgoing<'_> {
         if st.phase() != Phase::Replying || st.seq() != self.posted.seq() {
             return None;
         }
+        // A `vcopy` holds us in the receive half for one copy (see `Proc::settle`), which
+        // takes about a millisecond at most: wait for it to end, up to HOLD_GRACE past our
+        // deadline; give up at once if its holder died. Only a holder stalled (or a forged
+        // word) that long makes us leave before the copy ends: never a hang.
         let since = *self.expired_at.get_or_insert_with(Instant::now);
-        (since.elapsed() >= LIVENESS_TICK
+        let grace = match st.holder() {
+            Some(holder)
+                if self
+                    .proc
+                    .region()
+                    .slot(holder as usize)
+                    .is_some_and(|h| cleanup::owner_alive(h, h.owner())) =>
+            {
+                HOLD_GRACE
+            }
+            Some(_) => Duration::ZERO,
+            None => LIVENESS_TICK,
+        };
+        (since.elapsed() >= grace
             && self
                 .env
                 .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
         .then_some(Err(why))
     }
 }
+
+/// How long past its deadline a client waits for a live `vcopy` holder to let it go.
+const HOLD_GRACE: Duration = Duration::from_millis(100);
 
 /// Whether one of `me`'s asynchronous messages to slot `peer` is still queued (our own
 /// envelopes: a few loads of lines we wrote).

@@ -452,3 +452,77 @@ fn loom_two_replies_one_wins() {
         assert_eq!(reply, Some(words(winners[0])), "torn reply");
     });
 }
+
+/// (f) A `vcopy` holds a client in `AwaitReply` (see `Proc::settle` in `call/vcopy.rs`) while
+/// the client withdraws on its timeout and the server replies (retrying after a hold, as
+/// `Proc::await_copy` waits for it). The client never leaves during the hold: if it withdrew or
+/// read the reply after a hold, it sees the bytes the holder copied (an atomic stands for them,
+/// written Relaxed inside the hold). A hold is never lifted under its live holder.
+#[test]
+fn loom_vcopy_hold_races_withdraw_and_reply() {
+    builder(3).check(|| {
+        let w = World::new(1, 1);
+        let posted = w.post(1, Phase::PendingSendrec, &words(1));
+        let _ = w.receive_once().unwrap();
+        let copied = Arc::new(AtomicU64::new(0));
+
+        let (w2, c2) = (w.clone(), copied.clone());
+        let holder = thread::spawn(move || {
+            let env = w2.env(1);
+            let st = env.load();
+            if st.phase() != Phase::AwaitReply {
+                return false;
+            }
+            let held = st.held_by(2);
+            if !env.transition(st, held) {
+                return false;
+            }
+            c2.store(1, Ordering::Relaxed);
+            assert!(
+                env.transition(held, st),
+                "a hold was lifted under its holder"
+            );
+            true
+        });
+        let w3 = w.clone();
+        let server = thread::spawn(move || {
+            for _ in 0..2 {
+                if try_reply(w3.env(1), RX, &words(7)) {
+                    return true;
+                }
+                if w3.env(1).load().holder().is_none() {
+                    return false;
+                }
+                thread::yield_now();
+            }
+            false
+        });
+
+        let env = w.env(1);
+        let withdrew = withdraw(env, posted);
+        let seen_on_withdraw = copied.load(Ordering::Relaxed);
+        let mut seen_with_reply = None;
+        if !withdrew {
+            let st = env.load();
+            if st.phase() == Phase::Replied {
+                assert_eq!(env.read_words(st), words(7), "torn reply");
+                seen_with_reply = Some(copied.load(Ordering::Relaxed));
+            }
+        }
+        let held = holder.join().unwrap();
+        let replied = server.join().unwrap();
+        assert!(
+            !(withdrew && replied),
+            "both the withdraw and the reply won"
+        );
+        if held && withdrew {
+            assert_eq!(
+                seen_on_withdraw, 1,
+                "the client left before the copy was visible"
+            );
+        }
+        if held && let Some(seen) = seen_with_reply {
+            assert_eq!(seen, 1, "the reply came before the copy was visible");
+        }
+    });
+}
