@@ -30,8 +30,11 @@ pub fn trace() -> bool {
     *TRACE.get_or_init(|| std::env::var_os("M3FUZZ_TRACE").is_some())
 }
 
+/// A target's body: one input, returns normally or panics (a finding).
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the replay test and tools.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("region_open", region_open::run),
     ("region_scribble", region_scribble::run),
     ("message_views", message_views::run),
