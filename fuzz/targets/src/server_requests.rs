@@ -9,7 +9,7 @@
 //! that the client fills, grants (to the server addressed or to another, with arbitrary rights
 //! and range) and names in chosen payload words, as the protocols expect.
 //!
-//! Every request must be answered (an error reply is fine) within [`ANSWER`]; after the script
+//! Every request must be answered (an error reply is fine) within 10 s; after the script
 //! every server must still answer a request that always succeeds (or, for FS and FTP, at least
 //! answer). Requests that wait on purpose (echo's slow and timeout probes) are left out. State
 //! carries over between inputs (files FS made, PM's registry), as in a server's real life.
