@@ -132,15 +132,20 @@ pub fn run(data: &[u8]) {
             let Ok(step) = Step::arbitrary(&mut u) else {
                 break;
             };
-            if crate::trace() {
-                eprintln!("{step:?}");
-            }
+            let t = std::time::Instant::now();
             live.step(&step);
+            if crate::trace() {
+                eprintln!("{step:?} ({:?})", t.elapsed());
+            }
         }
         // Unbind (each may fail on a scribbled slot, never panic), then remove the DC.
         for p in live.procs.iter_mut() {
             if let Some(p) = p.take() {
-                let _ = p.unbind();
+                let t = std::time::Instant::now();
+                let r = p.unbind();
+                if crate::trace() {
+                    eprintln!("unbind: {r:?} ({:?})", t.elapsed());
+                }
             }
         }
         let _ = live.dc.info();
