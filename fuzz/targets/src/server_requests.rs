@@ -240,16 +240,17 @@ pub fn run(data: &[u8]) {
         let Ok(req) = Request::arbitrary(&mut u) else {
             break;
         };
+        let t = std::time::Instant::now();
+        let reply = request(w, &req);
         if crate::trace() {
-            eprintln!("{req:?}");
+            eprintln!("{req:?} -> {reply} ({:?})", t.elapsed());
         }
-        request(w, &req);
     }
     alive(w);
 }
 
-/// Send one request; the server must answer.
-fn request(w: &World, req: &Request) {
+/// Send one request; the server must answer. Returns the reply's type.
+fn request(w: &World, req: &Request) -> i32 {
     let p = w.client(req.from_system);
     let mut m = Message::new(match req.code {
         Code::Known(i) => {
@@ -290,6 +291,7 @@ fn request(w: &World, req: &Request) {
     for h in buffers {
         let _ = p.release_buffer(h);
     }
+    m.m_type
 }
 
 /// Fill a buffer, grant it and name it in `m`; the buffer's handle (to release afterwards).
