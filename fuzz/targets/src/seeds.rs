@@ -62,6 +62,22 @@ pub fn region_files() -> Seeds {
         }
     }
     crate::shm::remove_dc(name);
+    // One with a 1 MiB pool (region_open gives such a region a fresh pool file).
+    let with_pool = DcConfig {
+        pool_bytes: 1 << 20,
+        dcid: 10,
+        ..config
+    };
+    if let Ok(dc) = Dc::create(name, &with_pool)
+        && let (Ok(a), Ok(b)) = (dc.bind(0), dc.bind(5))
+    {
+        let _ = b.alloc_buffer(4096);
+        let _ = b.notify(a.endpoint());
+        if let Ok(bytes) = std::fs::read(dc.path()) {
+            out.push(("region-with-pool".into(), bytes));
+        }
+    }
+    crate::shm::remove_dc(name);
     out
 }
 
