@@ -19,10 +19,11 @@ use muk::storage::fs::{DataRequest, FS_CREATE, FS_WRITE, Grantor, decode_stat};
 use muk::storage::reply_result;
 use muk::{Host, Hosted, Ipc, Runner};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::{Duration, Instant};
+use support::disk::{Scratch, fsck_clean};
 use support::{Rng, TestDc};
 
 const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
@@ -30,75 +31,9 @@ const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
 const T: Timeout = Timeout::Millis(10_000);
 const STORAGE: [ServerKind; 3] = [ServerKind::Rdisk, ServerKind::Fs, ServerKind::Ftp];
 
-/// A util-linux tool: from `PATH`, else from /usr/sbin or /sbin.
-fn tool(name: &str) -> PathBuf {
-    ["/usr/sbin", "/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "muk-durable-{what}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// A 16 MiB image made by `mkfs.minix -3`.
-    fn mkfs(&self) -> PathBuf {
-        let p = self.path("disk.img");
-        std::fs::File::create(&p)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
-        let out = Command::new(tool("mkfs.minix"))
-            .arg("-3")
-            .arg(&p)
-            .output()
-            .expect("mkfs.minix (util-linux) must be installed");
-        assert!(out.status.success(), "mkfs.minix: {out:?}");
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng(seed | 1);
     (0..len).map(|_| rng.next() as u8).collect()
-}
-
-fn fsck_clean(image: &Path) {
-    let out = Command::new(tool("fsck.minix"))
-        .arg("-f")
-        .arg(image)
-        .output()
-        .expect("fsck.minix (util-linux) must be installed");
-    assert!(
-        out.status.success(),
-        "fsck.minix -f: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn m3ftp(dc: &str, args: &[&str]) -> Output {
@@ -214,8 +149,8 @@ fn check_files(image: &Path, files: &[(String, Vec<u8>)], s: &Scratch) {
 }
 
 fn host_stop_writes_back(runner: Runner) {
-    let s = Scratch::new("host");
-    let image = s.mkfs();
+    let s = Scratch::new("muk-durable-host");
+    let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('d');
     let h = host(&t.dc, &STORAGE, &image, runner);
     let files = leave_changes(&t.name, &s, 3);
@@ -286,9 +221,9 @@ impl Drop for Running {
 
 #[test]
 fn muk2_run_sigterm_writes_back_under_both_runners() {
-    let s = Scratch::new("run");
+    let s = Scratch::new("muk-durable-run");
     for threads in [false, true] {
-        let image = s.mkfs();
+        let image = s.mkfs("disk.img", 16);
         let dc = format!("t5d{}{}", std::process::id(), u8::from(threads));
         let config = s.path("muk.toml");
         std::fs::write(
@@ -313,8 +248,8 @@ fn muk2_run_sigterm_writes_back_under_both_runners() {
 
 #[test]
 fn muk2_serve_fs_sigterm_writes_back() {
-    let s = Scratch::new("serve");
-    let image = s.mkfs();
+    let s = Scratch::new("muk-durable-serve");
+    let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('e');
     let h = host(
         &t.dc,
@@ -334,8 +269,8 @@ fn muk2_serve_fs_sigterm_writes_back() {
 
 #[test]
 fn fs_mounts_again_after_rdisk_restarts() {
-    let s = Scratch::new("restart");
-    let image = s.mkfs();
+    let s = Scratch::new("muk-durable-restart");
+    let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('k');
     let rdisk_args = ["serve", "rdisk", "--image", image.to_str().unwrap(), "--dc"];
     let serve_rdisk = || {
@@ -450,8 +385,8 @@ fn a_server_stuck_at_its_stop_does_not_hang_the_stop() {
 fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
     use muk::storage::ftp::{FTP_PUT, FtpRequest, PUT_FIRST, PUT_LAST};
     use muk::storage::path::PathRef;
-    let s = Scratch::new("badput");
-    let image = s.mkfs();
+    let s = Scratch::new("muk-durable-badput");
+    let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('b');
     let h = host(&t.dc, &STORAGE, &image, Runner::Coroutines);
     // FS answers once it has mounted.

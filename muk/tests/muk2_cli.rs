@@ -6,12 +6,15 @@
 //! the tests can run in parallel (and twice at once); each checks that the directory is empty
 //! when the processes are gone, then removes it.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::disk::Scratch;
 
 const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
 /// Only a hang reaches these.
@@ -19,23 +22,16 @@ const START: Duration = Duration::from_secs(20);
 const EXIT: Duration = Duration::from_secs(20);
 
 /// A private region directory, removed on drop.
-struct ShmDir(PathBuf);
+struct ShmDir(Scratch);
 
 impl ShmDir {
     fn new(what: &str) -> ShmDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "muk2-cli-{what}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        ShmDir(dir)
+        ShmDir(Scratch::new(&format!("muk2-cli-{what}")))
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(MUK2);
-        c.args(args).env("M3IPC_SHM_DIR", &self.0);
+        c.args(args).env("M3IPC_SHM_DIR", self.0.dir());
         c
     }
 
@@ -44,7 +40,7 @@ impl ShmDir {
     }
 
     fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
+        let p = self.0.path(name);
         std::fs::write(&p, text).unwrap();
         p
     }
@@ -52,19 +48,13 @@ impl ShmDir {
     /// The region files left in the directory (config files written by the test aside).
     /// The region and pool files in the directory, sorted.
     fn regions(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+        let mut names: Vec<String> = std::fs::read_dir(self.0.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with("m3ipc-"))
             .collect();
         names.sort();
         names
-    }
-}
-
-impl Drop for ShmDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -19,95 +19,16 @@ use muk::storage::rdisk::{BlockRequest, RD_READ, RD_WRITE};
 use muk::storage::reply_result;
 use muk::{Host, Hosted, Runner};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+
 use std::time::{Duration, Instant};
+use support::disk::{Scratch, fsck_clean};
 use support::{Rng, TestDc};
 
 const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
 const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
 const T: Timeout = Timeout::Millis(10_000);
-
-/// A util-linux tool: from `PATH`, else from /usr/sbin or /sbin (not on every user's `PATH`).
-fn tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/sbin"] {
-        let p = Path::new(dir).join(name);
-        let on_path = std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()));
-        if !on_path && p.is_file() {
-            return p;
-        }
-    }
-    PathBuf::from(name)
-}
-
-/// A scratch directory for images and local files, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "muk-storage-{what}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// An image of `mib` MiB made by `mkfs.minix -3`.
-    fn mkfs(&self, name: &str, mib: u64) -> PathBuf {
-        let p = self.path(name);
-        let f = std::fs::File::create(&p).unwrap();
-        f.set_len(mib << 20).unwrap();
-        drop(f);
-        let out = Command::new(tool("mkfs.minix"))
-            .arg("-3")
-            .arg(&p)
-            .output()
-            .expect("mkfs.minix (util-linux) must be installed");
-        assert!(out.status.success(), "mkfs.minix: {out:?}");
-        p
-    }
-
-    /// A local file of `len` pseudo-random bytes.
-    fn random_file(&self, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
-        let mut rng = Rng(seed | 1);
-        let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        let p = self.path(name);
-        std::fs::write(&p, &data).unwrap();
-        (p, data)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `fsck.minix -f` on `image`: panics with its output unless it reports no error.
-fn fsck_clean(image: &Path) {
-    let out = Command::new(tool("fsck.minix"))
-        .arg("-f")
-        .arg(image)
-        .output()
-        .expect("fsck.minix (util-linux) must be installed");
-    assert!(
-        out.status.success(),
-        "fsck.minix -f {}: {}\n{}{}",
-        image.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Host the storage servers `kinds` on `disk` under `runner`.
 fn host(
@@ -222,7 +143,7 @@ fn round_trip(dc: &str, s: &Scratch) {
 }
 
 fn served_mkfs_image(runner: Runner) {
-    let s = Scratch::new("rt");
+    let s = Scratch::new("muk-storage-rt");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('s');
     let h = host(
@@ -249,7 +170,7 @@ fn mkfs_image_round_trip_muk_threads() {
 
 #[test]
 fn own_formatter_image_passes_fsck() {
-    let s = Scratch::new("fmt");
+    let s = Scratch::new("muk-storage-fmt");
     let image = s.path("blank.img");
     std::fs::File::create(&image)
         .unwrap()
@@ -313,7 +234,7 @@ impl Drop for Outside {
 
 #[test]
 fn split_rdisk_outside() {
-    let s = Scratch::new("srd");
+    let s = Scratch::new("muk-storage-srd");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('r');
     let rdisk = Outside::start(&t.name, &["rdisk", "--image", image.to_str().unwrap()]);
@@ -332,7 +253,7 @@ fn split_rdisk_outside() {
 
 #[test]
 fn split_fs_outside() {
-    let s = Scratch::new("sfs");
+    let s = Scratch::new("muk-storage-sfs");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('o');
     let h = host(
@@ -351,7 +272,7 @@ fn split_fs_outside() {
 
 #[test]
 fn split_ftp_outside() {
-    let s = Scratch::new("sftp");
+    let s = Scratch::new("muk-storage-sftp");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('p');
     let h = host(
@@ -372,7 +293,7 @@ fn split_ftp_outside() {
 /// mount, answers every request with an error, and stops cleanly.
 #[test]
 fn corrupt_superblock_mount_error_names_the_problem() {
-    let s = Scratch::new("badsb");
+    let s = Scratch::new("muk-storage-badsb");
     let image = s.mkfs("disk.img", 4);
     let mut bytes = std::fs::read(&image).unwrap();
     bytes[1024..1024 + 32].fill(0xff);
@@ -663,7 +584,7 @@ fn malformed_requests_get_error_replies_muk_threads() {
 
 #[test]
 fn client_killed_mid_transfer_leaves_servers_healthy_and_image_clean() {
-    let s = Scratch::new("kill");
+    let s = Scratch::new("muk-storage-kill");
     let image = s.mkfs("disk.img", 64);
     let t = TestDc::new('k');
     let h = host(
@@ -726,7 +647,7 @@ fn client_killed_mid_transfer_leaves_servers_healthy_and_image_clean() {
 
 #[test]
 fn clear_client_errors() {
-    let s = Scratch::new("err");
+    let s = Scratch::new("muk-storage-err");
     let t = TestDc::new('e');
     let h = host(
         &t.dc,
@@ -791,7 +712,7 @@ fn clear_client_errors() {
 
 #[test]
 fn corrupt_superblock_is_a_clear_error_not_a_crash() {
-    let s = Scratch::new("bad");
+    let s = Scratch::new("muk-storage-bad");
     let image = s.mkfs("disk.img", 4);
     // Scribble over the superblock (block 1).
     let mut bytes = std::fs::read(&image).unwrap();
@@ -937,7 +858,7 @@ enum Node {
 fn randomized_workload_through_fs_matches_a_model_and_fsck() {
     use muk::storage::fs::{FS_CREATE, FS_MKDIR, FS_RMDIR, FS_SYNC, FS_TRUNCATE, FS_UNLINK};
     use std::collections::BTreeMap;
-    let s = Scratch::new("model");
+    let s = Scratch::new("muk-storage-model");
     let image = s.mkfs("disk.img", 32);
     let t = TestDc::new('w');
     let h = host(
@@ -1122,7 +1043,7 @@ fn randomized_workload_through_fs_matches_a_model_and_fsck() {
 /// put and got back byte-identical by `m3ftp`, then `fsck.minix -f` clean.
 #[test]
 fn sixty_four_mib_file_round_trip() {
-    let s = Scratch::new("64m");
+    let s = Scratch::new("muk-storage-64m");
     let image = s.mkfs("disk.img", 80);
     let t = TestDc::new('b');
     let h = host(

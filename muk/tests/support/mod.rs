@@ -7,6 +7,7 @@
 //! role is the child's failure report (its stderr is the parent's).
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod disk;
 #[path = "../../../ipc/tests/support/mod.rs"]
 mod fabric;
 
