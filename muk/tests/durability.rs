@@ -14,45 +14,22 @@ mod support;
 use m3ipc::{Access, Dc, Errno, Message, Proc, Timeout};
 use muk::server::fs::FormatPolicy;
 use muk::server::rdisk::DiskSpec;
-use muk::server::{Server, ServerKind, ServerOptions};
+use muk::server::{Server, ServerKind};
 use muk::storage::fs::{DataRequest, FS_CREATE, FS_WRITE, Grantor, decode_stat};
 use muk::storage::reply_result;
 use muk::{Host, Hosted, Ipc, Runner};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 
 use std::time::{Duration, Instant};
-use support::disk::{Scratch, fsck_clean};
+use support::disk::{Muk2Process, Scratch, fsck_clean, host_storage, m3ftp, m3ftp_ok as ok};
 use support::{Rng, TestDc};
 
-const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
-const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
 const T: Timeout = Timeout::Millis(10_000);
 const STORAGE: [ServerKind; 3] = [ServerKind::Rdisk, ServerKind::Fs, ServerKind::Ftp];
 
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng(seed | 1);
     (0..len).map(|_| rng.next() as u8).collect()
-}
-
-fn m3ftp(dc: &str, args: &[&str]) -> Output {
-    Command::new(M3FTP)
-        .args(["--dc", dc, "--wait-ms", "10000"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(dc: &str, args: &[&str]) {
-    let out = m3ftp(dc, args);
-    assert!(
-        out.status.success(),
-        "m3ftp {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `m3ftp get REMOTE` must give exactly `want`.
@@ -64,21 +41,13 @@ fn get_is(dc: &str, s: &Scratch, remote: &str, want: &[u8]) {
 
 /// The storage servers `kinds` on the image, hosted under `runner`.
 fn host(dc: &Dc, kinds: &[ServerKind], image: &Path, runner: Runner) -> Host {
-    let opts = ServerOptions {
-        disk: DiskSpec::Image(image.to_path_buf()),
-        format: FormatPolicy::Never,
-        below_nr: None,
-    };
-    let servers = kinds
-        .iter()
-        .map(|&k| Hosted {
-            name: k.name().to_string(),
-            nr: k.default_nr(),
-            stack_size: muk::host::DEFAULT_STACK,
-            server: k.build_with(&opts).unwrap(),
-        })
-        .collect();
-    Host::start(dc, servers, runner).unwrap()
+    host_storage(
+        dc,
+        kinds,
+        &DiskSpec::Image(image.to_path_buf()),
+        FormatPolicy::Never,
+        runner,
+    )
 }
 
 /// Put a file through `m3ftp` (which syncs), then create `unsynced` through FS's own protocol
@@ -169,55 +138,6 @@ fn host_stop_writes_back_muk_threads() {
 }
 
 /// A child process that prints a line once it serves; killed on drop.
-struct Running(Child);
-
-impl Running {
-    /// Start `muk2 ARGS` and wait for its line holding `needle`.
-    fn start(args: &[&str], needle: &str) -> Running {
-        let mut run = Running(
-            Command::new(MUK2)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        let out = BufReader::new(run.0.stdout.take().unwrap());
-        let mut seen = Vec::new();
-        for line in out.lines() {
-            let line = line.unwrap();
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return run;
-            }
-        }
-        panic!("muk2 {args:?} ended without {needle:?}: {seen:?}");
-    }
-
-    /// Send `sig`; the exit code (`None`: killed by a signal).
-    fn signal(mut self, sig: libc::c_int) -> Option<i32> {
-        // SAFETY: kill has no memory effects; the child is not reaped yet, so its pid is ours.
-        assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, sig) }, 0);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "muk2 did not exit after {sig}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
 
 #[test]
 fn muk2_run_sigterm_writes_back_under_both_runners() {
@@ -239,7 +159,7 @@ fn muk2_run_sigterm_writes_back_under_both_runners() {
         if threads {
             args.push("--threads");
         }
-        let run = Running::start(&args, "running; stop with");
+        let run = Muk2Process::start(&args, "running; stop with");
         let files = leave_changes(&dc, &s, 11);
         assert_eq!(run.signal(libc::SIGTERM), Some(0), "threads: {threads}");
         check_files(&image, &files, &s);
@@ -257,7 +177,7 @@ fn muk2_serve_fs_sigterm_writes_back() {
         &image,
         Runner::Coroutines,
     );
-    let fs = Running::start(
+    let fs = Muk2Process::start(
         &["serve", "fs", "--format", "never", "--dc", &t.name],
         "serving",
     );
@@ -276,7 +196,7 @@ fn fs_mounts_again_after_rdisk_restarts() {
     let serve_rdisk = || {
         let mut a = rdisk_args.to_vec();
         a.push(&t.name);
-        Running::start(&a, "serving")
+        Muk2Process::start(&a, "serving")
     };
     let rdisk = serve_rdisk();
     let h = host(

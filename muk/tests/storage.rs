@@ -7,79 +7,30 @@
 mod support;
 
 use m3ipc::{Access, Dc, Errno, GrantId, Message, Proc, Timeout};
+use muk::Runner;
 use muk::ftp_client::{ConnectOptions, FtpClient};
+use muk::server::ServerKind;
 use muk::server::fs::FormatPolicy;
 use muk::server::rdisk::DiskSpec;
-use muk::server::{ServerKind, ServerOptions};
 use muk::storage::Grantor as BlockGrantor;
 use muk::storage::fs::{DataRequest, FS_LOOKUP, FS_READ, FS_READDIR, FS_STAT, Grantor};
 use muk::storage::ftp::{FTP_GET, FTP_PUT, FtpRequest};
 use muk::storage::path::PathRef;
 use muk::storage::rdisk::{BlockRequest, RD_READ, RD_WRITE};
 use muk::storage::reply_result;
-use muk::{Host, Hosted, Runner};
 use std::io::Read;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
-use support::disk::{Scratch, fsck_clean};
+use support::disk::{Muk2Process, Scratch, fsck_clean, host_storage, m3ftp, m3ftp_ok as ok};
 use support::{Rng, TestDc};
 
-const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
-const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
+use support::disk::{M3FTP, MUK2};
 const T: Timeout = Timeout::Millis(10_000);
 
 /// Host the storage servers `kinds` on `disk` under `runner`.
-fn host(
-    dc: &Dc,
-    kinds: &[ServerKind],
-    disk: &DiskSpec,
-    format: FormatPolicy,
-    runner: Runner,
-) -> Host {
-    let servers = kinds
-        .iter()
-        .map(|&k| {
-            let opts = ServerOptions {
-                disk: disk.clone(),
-                format,
-                below_nr: None,
-            };
-            Hosted {
-                name: k.name().to_string(),
-                nr: k.default_nr(),
-                stack_size: muk::host::DEFAULT_STACK,
-                server: k.build_with(&opts).unwrap(),
-            }
-        })
-        .collect();
-    Host::start(dc, servers, runner).unwrap()
-}
-
 const STORAGE: [ServerKind; 3] = [ServerKind::Rdisk, ServerKind::Fs, ServerKind::Ftp];
-
-/// Run the `m3ftp` binary against `dc`.
-fn m3ftp(dc: &str, args: &[&str]) -> Output {
-    Command::new(M3FTP)
-        .args(["--dc", dc, "--wait-ms", "10000"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// `m3ftp` that must succeed; its stdout.
-fn ok(dc: &str, args: &[&str]) -> String {
-    let out = m3ftp(dc, args);
-    assert!(
-        out.status.success(),
-        "m3ftp {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// `m3ftp` that must fail; its stderr.
 fn fails(dc: &str, args: &[&str]) -> String {
@@ -146,7 +97,7 @@ fn served_mkfs_image(runner: Runner) {
     let s = Scratch::new("muk-storage-rt");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('s');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Image(image.clone()),
@@ -177,7 +128,7 @@ fn own_formatter_image_passes_fsck() {
         .set_len(8 << 20)
         .unwrap();
     let t = TestDc::new('f');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Image(image.clone()),
@@ -190,46 +141,21 @@ fn own_formatter_image_passes_fsck() {
 }
 
 /// `muk2 serve NAME` as its own process; killed on drop.
-struct Outside(Child);
-
-impl Outside {
-    fn start(dc: &str, args: &[&str]) -> Outside {
-        let mut child = Command::new(MUK2)
-            .arg("serve")
-            .args(args)
-            .args(["--dc", dc])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // It prints one line once it serves.
-        let mut out = child.stdout.take().unwrap();
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
-            line.push(b[0]);
-        }
-        let line = String::from_utf8_lossy(&line).into_owned();
-        assert!(line.contains("serving"), "muk2 serve said {line:?}");
-        Outside(child)
-    }
-
-    /// SIGTERM, and check it exits 0.
-    fn stop(mut self) {
-        // SAFETY: kill has no memory effects; the child is not reaped, so its pid is ours.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        let status = self.0.wait().unwrap();
-        assert!(status.success(), "muk2 serve exited {status}");
-    }
+/// `muk2 serve ARGS --dc DC`, once it serves.
+fn serve_outside(dc: &str, args: &[&str]) -> Muk2Process {
+    let mut a = vec!["serve"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["--dc", dc]);
+    Muk2Process::start(&a, "serving")
 }
 
-impl Drop for Outside {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+/// SIGTERM to an outside server, which must exit 0.
+fn stop_outside(p: Muk2Process) {
+    assert_eq!(
+        p.signal(libc::SIGTERM),
+        Some(0),
+        "muk2 serve did not exit 0"
+    );
 }
 
 #[test]
@@ -237,8 +163,8 @@ fn split_rdisk_outside() {
     let s = Scratch::new("muk-storage-srd");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('r');
-    let rdisk = Outside::start(&t.name, &["rdisk", "--image", image.to_str().unwrap()]);
-    let h = host(
+    let rdisk = serve_outside(&t.name, &["rdisk", "--image", image.to_str().unwrap()]);
+    let h = host_storage(
         &t.dc,
         &[ServerKind::Fs, ServerKind::Ftp],
         &DiskSpec::default(),
@@ -247,7 +173,7 @@ fn split_rdisk_outside() {
     );
     round_trip(&t.name, &s);
     support::stop(h, 2);
-    rdisk.stop();
+    stop_outside(rdisk);
     fsck_clean(&image);
 }
 
@@ -256,16 +182,16 @@ fn split_fs_outside() {
     let s = Scratch::new("muk-storage-sfs");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('o');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &[ServerKind::Rdisk, ServerKind::Ftp],
         &DiskSpec::Image(image.clone()),
         FormatPolicy::Never,
         Runner::Coroutines,
     );
-    let fs = Outside::start(&t.name, &["fs", "--format", "never"]);
+    let fs = serve_outside(&t.name, &["fs", "--format", "never"]);
     round_trip(&t.name, &s);
-    fs.stop();
+    stop_outside(fs);
     support::stop(h, 2);
     fsck_clean(&image);
 }
@@ -275,16 +201,16 @@ fn split_ftp_outside() {
     let s = Scratch::new("muk-storage-sftp");
     let image = s.mkfs("disk.img", 16);
     let t = TestDc::new('p');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &[ServerKind::Rdisk, ServerKind::Fs],
         &DiskSpec::Image(image.clone()),
         FormatPolicy::Never,
         Runner::Threads,
     );
-    let ftp = Outside::start(&t.name, &["ftp"]);
+    let ftp = serve_outside(&t.name, &["ftp"]);
     round_trip(&t.name, &s);
-    ftp.stop();
+    stop_outside(ftp);
     support::stop(h, 2);
     fsck_clean(&image);
 }
@@ -299,7 +225,7 @@ fn corrupt_superblock_mount_error_names_the_problem() {
     bytes[1024..1024 + 32].fill(0xff);
     std::fs::write(&image, &bytes).unwrap();
     let t = TestDc::new('g');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &[ServerKind::Rdisk, ServerKind::Ftp],
         &DiskSpec::Image(image.clone()),
@@ -352,7 +278,7 @@ impl Raw {
 
 fn malformed_requests(runner: Runner) {
     let t = TestDc::new('m');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Memory(4 << 20),
@@ -587,7 +513,7 @@ fn client_killed_mid_transfer_leaves_servers_healthy_and_image_clean() {
     let s = Scratch::new("muk-storage-kill");
     let image = s.mkfs("disk.img", 64);
     let t = TestDc::new('k');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Image(image.clone()),
@@ -649,7 +575,7 @@ fn client_killed_mid_transfer_leaves_servers_healthy_and_image_clean() {
 fn clear_client_errors() {
     let s = Scratch::new("muk-storage-err");
     let t = TestDc::new('e');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Memory(2 << 20),
@@ -721,7 +647,7 @@ fn corrupt_superblock_is_a_clear_error_not_a_crash() {
     }
     std::fs::write(&image, &bytes).unwrap();
     let t = TestDc::new('c');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Image(image.clone()),
@@ -861,7 +787,7 @@ fn randomized_workload_through_fs_matches_a_model_and_fsck() {
     let s = Scratch::new("muk-storage-model");
     let image = s.mkfs("disk.img", 32);
     let t = TestDc::new('w');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Image(image.clone()),
@@ -1046,7 +972,7 @@ fn sixty_four_mib_file_round_trip() {
     let s = Scratch::new("muk-storage-64m");
     let image = s.mkfs("disk.img", 80);
     let t = TestDc::new('b');
-    let h = host(
+    let h = host_storage(
         &t.dc,
         &STORAGE,
         &DiskSpec::Image(image.clone()),

@@ -89,3 +89,112 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The `m3ftp` binary of this build.
+pub const M3FTP: &str = env!("CARGO_BIN_EXE_m3ftp");
+/// The `muk2` binary of this build.
+pub const MUK2: &str = env!("CARGO_BIN_EXE_muk2");
+
+/// Host the storage servers `kinds` at their well-known slots on `disk`, under `runner`.
+pub fn host_storage(
+    dc: &m3ipc::Dc,
+    kinds: &[muk::ServerKind],
+    disk: &muk::server::rdisk::DiskSpec,
+    format: muk::server::fs::FormatPolicy,
+    runner: muk::Runner,
+) -> muk::Host {
+    let servers = kinds
+        .iter()
+        .map(|&k| {
+            let opts = muk::server::ServerOptions {
+                disk: disk.clone(),
+                format,
+                below_nr: None,
+            };
+            muk::Hosted {
+                name: k.name().to_string(),
+                nr: k.default_nr(),
+                stack_size: muk::host::DEFAULT_STACK,
+                server: k.build_with(&opts).unwrap(),
+            }
+        })
+        .collect();
+    muk::Host::start(dc, servers, runner).unwrap()
+}
+
+/// Run the `m3ftp` binary against the DC named `dc`.
+pub fn m3ftp(dc: &str, args: &[&str]) -> std::process::Output {
+    Command::new(M3FTP)
+        .args(["--dc", dc, "--wait-ms", "10000"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `m3ftp` that must succeed; its stdout.
+pub fn m3ftp_ok(dc: &str, args: &[&str]) -> String {
+    let out = m3ftp(dc, args);
+    assert!(
+        out.status.success(),
+        "m3ftp {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A `muk2` process (`run` or `serve`), killed on drop if the test did not end it.
+pub struct Muk2Process(std::process::Child);
+
+impl Muk2Process {
+    /// Start `muk2 ARGS` and wait for its line holding `needle`.
+    pub fn start(args: &[&str], needle: &str) -> Muk2Process {
+        use std::io::BufRead;
+        let mut run = Muk2Process(
+            Command::new(MUK2)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let out = std::io::BufReader::new(run.0.stdout.take().unwrap());
+        let mut seen = Vec::new();
+        for line in out.lines() {
+            let line = line.unwrap();
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return run;
+            }
+        }
+        panic!("muk2 {args:?} ended without {needle:?}: {seen:?}");
+    }
+
+    /// Send `sig`; the exit code (`None`: killed by a signal).
+    pub fn signal(mut self, sig: libc::c_int) -> Option<i32> {
+        // SAFETY: kill has no memory effects; the child is not reaped yet, so its pid is ours.
+        assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, sig) }, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "muk2 did not exit after {sig}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Muk2Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
