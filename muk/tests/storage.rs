@@ -451,6 +451,7 @@ fn malformed_requests(runner: Runner) {
         offset: 0,
         len: 1024,
         flags,
+        handle: 0,
         disk_data: None,
     };
     c.p.buffer(c.buf).unwrap().write_at(0, b"/x").unwrap();
@@ -470,13 +471,29 @@ fn malformed_requests(runner: Runner) {
         c.ask(ftp, req(2, 0, gftp).encode(FTP_GET)).err(),
         Some(Errno::EDVSNOENT)
     );
-    // A put whose data grant is forged fails in the copy; the file exists, empty.
+    // A put whose data grant is forged fails in the copy and leaves no file.
     assert_eq!(
         c.ask(ftp, req(2, 1, GrantId(1 << 63 | 9)).encode(FTP_PUT))
             .err(),
         Some(Errno::EDVSPERM)
     );
-    assert_eq!(ftp_ok.stat("/x").unwrap().size, 0);
+    assert_eq!(
+        ftp_ok.stat("/x").unwrap_err().errno(),
+        Some(Errno::EDVSNOENT)
+    );
+    // A chunk naming no put of this client's (no handle, a forged one) is refused.
+    assert_eq!(
+        c.ask(ftp, req(2, 0, gftp).encode(FTP_PUT)).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
+    let forged = FtpRequest {
+        handle: 1,
+        ..req(2, 0, gftp)
+    };
+    assert_eq!(
+        c.ask(ftp, forged.encode(FTP_PUT)).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
 
     // All three still serve.
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -591,8 +608,12 @@ fn clear_client_errors() {
     let (big, _) = s.random_file("big", 3 << 20, 5);
     let e = fails(&t.name, &["put", big.to_str().unwrap(), "/big"]);
     assert!(
-        e.contains("put /big: no space left on the server's disk"),
+        e.contains("put /big: no space left on the server's disk; nothing was changed"),
         "{e}"
+    );
+    assert!(
+        !listing(&t.name, "/").iter().any(|(n, _)| n == "big"),
+        "a failed put of a new file leaves none"
     );
     let (small, _) = s.random_file("small", 10, 5);
     let long = format!("/{}", "n".repeat(61));
@@ -603,7 +624,6 @@ fn clear_client_errors() {
     let e = fails(&t.name, &["ls", "/missing"]);
     assert!(e.contains("ls /missing: no such file or directory"), "{e}");
     // The disk was full, not broken: smaller files still fit.
-    ok(&t.name, &["rm", "/big"]);
     ok(&t.name, &["put", small.to_str().unwrap(), "/small"]);
     support::stop(h, 3);
 
