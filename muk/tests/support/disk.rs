@@ -218,24 +218,30 @@ pub fn fs_free(dc: &m3ipc::Dc) -> (u64, u32) {
 /// Every name in the image's directory tree as a path (`.` and `..` left out), read by
 /// `minixfs` straight from the image file: what is on the disk, put temporaries included.
 pub fn image_paths(image: &Path) -> Vec<String> {
-    let dev = minixfs::FileDevice::open(image).unwrap();
-    let mut fs = minixfs::FileSystem::mount(dev).unwrap();
+    image_paths_now(image).unwrap_or_else(|e| panic!("{}: {e}", image.display()))
+}
+
+/// [`image_paths`] of an image a server may be writing meanwhile: an error when what was
+/// read is not consistent (yet).
+pub fn image_paths_now(image: &Path) -> Result<Vec<String>, minixfs::FsError> {
+    let dev = minixfs::FileDevice::open(image)?;
+    let mut fs = minixfs::FileSystem::mount(dev)?;
     let mut out = Vec::new();
     let mut dirs = vec![(minixfs::ROOT, String::new())];
     while let Some((dir, at)) = dirs.pop() {
-        for e in fs.readdir(dir, 0, usize::MAX).unwrap() {
+        for e in fs.readdir(dir, 0, usize::MAX)? {
             if e.name == "." || e.name == ".." {
                 continue;
             }
             let path = format!("{at}/{}", e.name);
-            if fs.stat(e.ino).unwrap().is_dir() {
+            if fs.stat(e.ino)?.is_dir() {
                 dirs.push((e.ino, path.clone()));
             }
             out.push(path);
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
 /// Whether a path of [`image_paths`] is (or is in) a put temporary.
