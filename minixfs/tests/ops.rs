@@ -305,7 +305,10 @@ fn rename_over_a_file_frees_the_old_inode_and_zones() {
     assert_eq!(errno(fs.stat(old)), 2, "the old inode is free");
     let after = fs.info();
     assert_eq!(after.free_inodes, mid.free_inodes + 1);
-    assert!(after.free_blocks >= mid.free_blocks + 600, "{after:?} vs {mid:?}");
+    assert!(
+        after.free_blocks >= mid.free_blocks + 600,
+        "{after:?} vs {mid:?}"
+    );
     let mut back = vec![0u8; new_data.len() + 10];
     assert_eq!(fs.read(temp, 0, &mut back).unwrap(), new_data.len());
     assert_eq!(&back[..new_data.len()], &new_data[..]);

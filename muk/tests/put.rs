@@ -19,6 +19,7 @@ use muk::server::fs::FormatPolicy;
 use muk::server::rdisk::DiskSpec;
 use muk::storage::path::PUT_TEMP_PREFIX;
 use std::path::Path;
+use std::time::Duration;
 use support::TestDc;
 use support::disk::{
     Scratch, fs_free, fsck_clean, host_storage, image_paths, is_temp_path, m3ftp, m3ftp_ok as ok,
@@ -335,4 +336,121 @@ fn client_edges_muk2() {
 #[test]
 fn client_edges_muk_threads() {
     client_edges(Runner::Threads);
+}
+
+/// FS's put requests directly: a writer may have at most `MAX_PUTS_PER_WRITER` under way, only
+/// its own handles are taken (not another writer's, not a plain file's), an abort and a commit
+/// end a put, and the temporaries of a writer that unbinds are gone within a bounded time.
+fn fs_put_requests(runner: Runner) {
+    use m3ipc::{Access, Message, Timeout};
+    use muk::storage::fs::{
+        DataRequest, FS_CREATE, FS_PUT_ABORT, FS_PUT_BEGIN, FS_PUT_COMMIT, FS_PUT_WRITE, Grantor,
+        MAX_PUTS_PER_WRITER, decode_stat,
+    };
+    const T: Timeout = Timeout::Millis(10_000);
+    let t = TestDc::new('r');
+    let h = host_storage(
+        &t.dc,
+        &STORAGE,
+        &DiskSpec::Memory(8 << 20),
+        FormatPolicy::IfBlank,
+        runner,
+    );
+    // Once FS has mounted.
+    ok(&t.name, &["ls", "/"]);
+    let fs = t.dc.wait4bind(ServerKind::Fs.default_nr(), T).unwrap();
+    let free = fs_free(&t.dc);
+    let writer = |name: &str| {
+        let p = muk::ftp_client::bind_user(&t.dc, name).unwrap();
+        let buf = p.alloc_buffer(1 << 20).unwrap();
+        let g = p.grant(buf, fs, 0, 1 << 20, Access::READ_WRITE).unwrap();
+        (p, buf, g)
+    };
+    let ask = |p: &m3ipc::Proc, mut m: Message| -> Result<Message, Errno> {
+        p.sendrec(fs, &mut m, T)?;
+        muk::storage::reply_result(&m).map(|()| m)
+    };
+    let with_path = |p: &m3ipc::Proc, buf, g: m3ipc::GrantId, op, path: &str| {
+        p.buffer(buf).unwrap().write_at(0, path.as_bytes()).unwrap();
+        let mut m = Message::new(op);
+        m.payload[0] = g.0;
+        m.payload[1] = path.len() as u64;
+        ask(p, m)
+    };
+    let end = |p: &m3ipc::Proc, op, ino: u32| {
+        let mut m = Message::new(op);
+        m.payload[0] = u64::from(ino);
+        ask(p, m).map(drop)
+    };
+    let (a, abuf, ag) = writer("a");
+    let (b, bbuf, bg) = writer("b");
+    let mut handles = Vec::new();
+    for _ in 0..MAX_PUTS_PER_WRITER {
+        handles.push(decode_stat(&with_path(&a, abuf, ag, FS_PUT_BEGIN, "/f").unwrap()).ino);
+    }
+    assert_eq!(
+        with_path(&a, abuf, ag, FS_PUT_BEGIN, "/f").err(),
+        Some(Errno::EDVSAGAIN)
+    );
+    // Another writer still may; it cannot touch a's puts, nor a plain file by put requests.
+    let hb = decode_stat(&with_path(&b, bbuf, bg, FS_PUT_BEGIN, "/f").unwrap()).ino;
+    assert_eq!(
+        end(&b, FS_PUT_COMMIT, handles[0]).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
+    assert_eq!(
+        end(&b, FS_PUT_ABORT, handles[0]).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
+    let plain = decode_stat(&with_path(&b, bbuf, bg, FS_CREATE, "/plain").unwrap()).ino;
+    let write = |ino| DataRequest {
+        ino,
+        offset: 0,
+        len: 4,
+        grant: bg,
+        grant_offset: 0,
+        grantor: Grantor::Requester,
+        disk_grant: None,
+    };
+    assert_eq!(
+        ask(&b, write(plain).encode(FS_PUT_WRITE)).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
+    assert_eq!(
+        ask(&b, write(handles[1]).encode(FS_PUT_WRITE)).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
+    assert_eq!(
+        ask(&b, write(hb).encode(FS_PUT_WRITE)).unwrap().payload[0],
+        4
+    );
+    assert_eq!(
+        end(&b, FS_PUT_COMMIT, plain).err(),
+        Some(Errno::EDVSBADVALUE)
+    );
+    // b's commit makes /f; a commit of the same handle again is refused.
+    end(&b, FS_PUT_COMMIT, hb).unwrap();
+    assert_eq!(end(&b, FS_PUT_COMMIT, hb).err(), Some(Errno::EDVSBADVALUE));
+    end(&a, FS_PUT_ABORT, handles[0]).unwrap();
+    let f = listing(&t.name, "/");
+    assert_eq!(f.len(), 4, ". .. f plain: {f:?}");
+    // a unbinds with seven puts under way: FS removes their temporaries by itself.
+    drop(a);
+    let mut b_files = fs_free(&t.dc);
+    support::eventually(Duration::from_secs(10), "a's temporaries removed", || {
+        b_files = fs_free(&t.dc);
+        b_files.1 == free.1 - 2
+    });
+    drop(b);
+    support::stop(h, 3);
+}
+
+#[test]
+fn fs_put_requests_muk2() {
+    fs_put_requests(Runner::Coroutines);
+}
+
+#[test]
+fn fs_put_requests_muk_threads() {
+    fs_put_requests(Runner::Threads);
 }

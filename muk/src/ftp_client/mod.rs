@@ -6,7 +6,10 @@
 //! buffer to FTP and the data buffer to FS and RDISK (whose endpoints FTP names): FS reads and
 //! writes the client's chunks in place, and RDISK copies a GET's or a PUT's whole blocks
 //! between the disk and the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
-//! grant ids and lengths travels in messages. Every request has a timeout, so a server that is
+//! grant ids and lengths travels in messages. A put is atomic ([`FtpClient::put`]): the
+//! server replaces the remote file only once the whole new one is in, so a failed put says
+//! `nothing was changed`. Remote paths are checked before anything is sent
+//! ([`crate::storage::path::problem`]). Every request has a timeout, so a server that is
 //! not there or stops answering is an error, never a hang.
 
 mod error;

@@ -60,7 +60,8 @@ pub const FS_INFO: i32 = 0x050e;
 /// `payload[2]` names ([`Grantor`]: the requester, or the client FTP acts for). Request: the
 /// target's path, owner. Reply: the temporary's [`Stat`]; its inode is the put's handle. The
 /// target is not touched: `EDVSISDIR` if it is a directory, `EDVSNOENT` if its directory does
-/// not exist, `EDVSAGAIN` when [`MAX_PUTS`] puts are under way.
+/// not exist, `EDVSAGAIN` when [`MAX_PUTS`] puts are under way, or [`MAX_PUTS_PER_WRITER`] of
+/// this writer's.
 ///
 /// The temporary lives until [`FS_PUT_COMMIT`] or [`FS_PUT_ABORT`], or until its writer's
 /// endpoint is gone (unbound, or its process died): FS checks that at least every
@@ -79,6 +80,8 @@ pub const FS_PUT_ABORT: i32 = 0x0512;
 
 /// Most puts under way at once in one FS.
 pub const MAX_PUTS: usize = 64;
+/// Most puts under way at once for one writer (so one cannot take them all).
+pub const MAX_PUTS_PER_WRITER: usize = 8;
 /// Longest time, in milliseconds, between two checks of whether the writers of the puts under
 /// way are still there.
 pub const PUT_REAP_MS: u32 = 250;

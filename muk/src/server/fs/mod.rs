@@ -10,7 +10,7 @@
 //! request, on `FS_SYNC`, and when the host stops (before RDISK is asked to: FS is a layer
 //! above it), FS writes everything back and flushes RDISK.
 //!
-//! Puts are atomic ([`puts`]): a put writes a temporary file and renames it over its target
+//! Puts are atomic ([`FS_PUT_BEGIN`](crate::storage::fs::FS_PUT_BEGIN)): a put writes a temporary file and renames it over its target
 //! at the end; a failed or abandoned put removes it. While puts are under way FS wakes at least
 //! every [`PUT_REAP_MS`] to remove the temporaries of writers that are gone, and at every mount
 //! it removes the temporaries an earlier FS left.
@@ -227,8 +227,14 @@ impl Fs {
             return false;
         }
         // Without waiting: Ok when the endpoint is no longer bound there (an owner process
-        // that died is freed by this check); any error means it is still bound.
-        let gone = |ep| cell.borrow().dc().wait4unbind(ep, Timeout::NoWait).is_ok();
+        // that died is freed by this check), EDVSAGAIN while it is. Any other answer (an
+        // endpoint out of range, a DC shutting down) names no writer that could go on.
+        let gone = |ep| {
+            !matches!(
+                cell.borrow().dc().wait4unbind(ep, Timeout::NoWait),
+                Err(Errno::EDVSAGAIN)
+            )
+        };
         puts.reap(fs, gone) > 0
     }
 

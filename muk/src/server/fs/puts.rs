@@ -12,7 +12,7 @@
 //! stopped mid-put are removed at the next mount ([`Puts::sweep`]).
 
 use super::Mounted;
-use crate::storage::fs::{FILE_MODE, MAX_PUTS, fs_errno};
+use crate::storage::fs::{FILE_MODE, MAX_PUTS, MAX_PUTS_PER_WRITER, fs_errno};
 use crate::storage::path::{PUT_TEMP_PREFIX, is_put_temp, split_parent};
 use m3ipc::{Endpoint, Errno, Result};
 use minixfs::{FsError, Ino};
@@ -69,7 +69,8 @@ impl Puts {
             Ok(_) | Err(FsError::NotFound) => {}
             Err(e) => return Err(fs_errno(&e)),
         }
-        if self.open.len() >= MAX_PUTS {
+        let own = self.open.iter().filter(|p| p.owner == owner).count();
+        if self.open.len() >= MAX_PUTS || own >= MAX_PUTS_PER_WRITER {
             return Err(Errno::EDVSAGAIN);
         }
         // A name taken (by a temporary the sweep could not remove) is skipped; bounded.
