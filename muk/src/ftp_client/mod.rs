@@ -434,7 +434,9 @@ impl FtpClient {
         r
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The chunks of [`FtpClient::put_from`], read into `cur` (and `ahead`, without a size).
+    /// A local failure after the first chunk abandons the put on the server.
+    #[allow(clippy::too_many_arguments)] // the put's inputs and its two reused buffers
     fn put_chunks(
         &mut self,
         input: &mut dyn Read,
