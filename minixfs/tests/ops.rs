@@ -283,6 +283,46 @@ fn rename_rules() {
     fsck_mem(fs);
 }
 
+/// An atomic replace, as FS's put does it: a file written under a temporary name in the same
+/// directory, renamed over an existing file. The old file's inode and all its zones (direct,
+/// indirect and double-indirect) go back to the free maps, and fsck agrees.
+#[test]
+fn rename_over_a_file_frees_the_old_inode_and_zones() {
+    let mut fs = fresh(8192);
+    let d = fs.mkdir(ROOT, "d", 0o755).unwrap();
+    let before = fs.info();
+    let old = fs.create(d, "precious", 0o644).unwrap();
+    // Past the direct and single-indirect zones of 1 KiB blocks.
+    let old_data: Vec<u8> = (0..600 * BLOCK_SIZE).map(|i| (i % 253) as u8).collect();
+    fs.write(old, 0, &old_data).unwrap();
+    let temp = fs.create(d, "\u{1}tmp", 0o644).unwrap();
+    let new_data = vec![7u8; 3 * BLOCK_SIZE + 5];
+    fs.write(temp, 0, &new_data).unwrap();
+    let mid = fs.info();
+    fs.rename(d, "\u{1}tmp", d, "precious").unwrap();
+    assert_eq!(fs.lookup("/d/precious").unwrap(), temp);
+    assert_eq!(errno(fs.lookup_in(d, "\u{1}tmp")), 2);
+    assert_eq!(errno(fs.stat(old)), 2, "the old inode is free");
+    let after = fs.info();
+    assert_eq!(after.free_inodes, mid.free_inodes + 1);
+    assert!(
+        after.free_blocks >= mid.free_blocks + 600,
+        "{after:?} vs {mid:?}"
+    );
+    let mut back = vec![0u8; new_data.len() + 10];
+    assert_eq!(fs.read(temp, 0, &mut back).unwrap(), new_data.len());
+    assert_eq!(&back[..new_data.len()], &new_data[..]);
+    // With the new file removed too, the counts are those of before either existed.
+    fs.unlink(d, "precious").unwrap();
+    let end = fs.info();
+    assert_eq!(
+        (end.free_blocks, end.free_inodes),
+        (before.free_blocks, before.free_inodes)
+    );
+    assert_eq!(fs.readdir(d, 0, 10).unwrap().len(), 2);
+    fsck_mem(fs);
+}
+
 #[test]
 fn holes_offsets_and_truncate() {
     let mut fs = fresh(2048);

@@ -299,8 +299,9 @@ fn a_server_stuck_at_its_stop_does_not_hang_the_stop() {
 }
 
 /// A PUT whose data RDISK may not read (the client granted RDISK its buffer write-only): FS
-/// has allocated the zones, RDISK refuses the copy; the request fails, the file keeps its old
-/// size, and the image stays consistent; a normal put of the same file works afterwards.
+/// has allocated the zones, RDISK refuses the copy; the request fails, leaves no file (the put
+/// was of a new file), and the image stays consistent; a normal put of the same file works
+/// afterwards.
 #[test]
 fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
     use muk::storage::ftp::{FTP_PUT, FtpRequest, PUT_FIRST, PUT_LAST};
@@ -330,6 +331,7 @@ fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
         offset: 0,
         len: (1 << 20) - 100,
         flags: PUT_FIRST | PUT_LAST,
+        handle: 0,
         disk_data: Some(p.grant(data, rdisk, 0, 1 << 20, Access::WRITE).unwrap()),
     };
     let mut m = req.encode(FTP_PUT);
@@ -337,12 +339,7 @@ fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
     assert_eq!(reply_result(&m), Err(Errno::EDVSACCES));
     drop(p);
     let listed = String::from_utf8(m3ftp(&t.name, &["ls", "/"]).stdout).unwrap();
-    assert!(
-        listed
-            .lines()
-            .any(|l| l.ends_with(" x") && l.contains(" 0 ")),
-        "{listed}"
-    );
+    assert_eq!(listed.lines().count(), 2, "only . and ..: {listed}");
     let mut c = muk::ftp_client::FtpClient::connect(&t.name, &Default::default()).unwrap();
     c.sync().unwrap();
     drop(c);
@@ -354,4 +351,73 @@ fn a_direct_put_rdisk_cannot_read_fails_and_leaves_the_image_clean() {
     get_is(&t.name, &s, "/x", &good);
     support::stop(h, 3);
     check_files(&image, &[("/x".into(), good)], &s);
+}
+
+/// A put under way when FS itself is SIGKILLed: the client is stopped (SIGSTOP) mid-put long
+/// enough for FS's idle sync to write the temporary to the image, then FS and the client are
+/// killed. The restarted FS (`muk2 serve fs` on the same image) removes the temporary at its
+/// mount; the old file is byte-identical, and fsck is clean.
+fn fs_killed_mid_put(runner: Runner) {
+    use std::io::Read;
+    let s = Scratch::new("muk-durable-fskill");
+    let image = s.mkfs("disk.img", 64);
+    let t = TestDc::new('q');
+    let h = host(&t.dc, &[ServerKind::Rdisk, ServerKind::Ftp], &image, runner);
+    let serve_fs = || {
+        Muk2Process::start(
+            &["serve", "fs", "--format", "never", "--dc", &t.name],
+            "serving",
+        )
+    };
+    let fs = serve_fs();
+    let old = random(2_000_003, 51);
+    let local = s.path("old");
+    std::fs::write(&local, &old).unwrap();
+    ok(&t.name, &["put", local.to_str().unwrap(), "/precious"]);
+    let big = s.path("big");
+    std::fs::write(&big, random(40 << 20, 52)).unwrap();
+    let mut client = std::process::Command::new(support::disk::M3FTP)
+        .args(["put", big.to_str().unwrap(), "/precious", "--progress"])
+        .args(["--dc", &t.name, "--wait-ms", "10000"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = client.stderr.take().unwrap();
+    let mut b = [0u8; 1];
+    while err.read(&mut b).unwrap_or(0) == 1 && b[0] != b'%' {}
+    let pid = client.id() as libc::pid_t;
+    // SAFETY: kill has no memory effects; the child is not reaped, so its pid is ours.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    // FS, idle now, syncs within IDLE_SYNC: the temporary reaches the image.
+    support::eventually(
+        Duration::from_secs(10),
+        "the temporary on the image",
+        || {
+            support::disk::image_paths_now(&image)
+                .is_ok_and(|paths| paths.iter().any(|p| support::disk::is_temp_path(p)))
+        },
+    );
+    assert_eq!(fs.signal(libc::SIGKILL), None);
+    client.kill().unwrap();
+    client.wait().unwrap();
+
+    let fs = serve_fs();
+    let listed = String::from_utf8(m3ftp(&t.name, &["ls", "/"]).stdout).unwrap();
+    assert_eq!(listed.lines().count(), 3, "., .. and precious: {listed}");
+    get_is(&t.name, &s, "/precious", &old);
+    assert_eq!(fs.signal(libc::SIGTERM), Some(0));
+    support::stop(h, 2);
+    fsck_clean(&image);
+    assert_eq!(support::disk::image_paths(&image), ["/precious"]);
+}
+
+#[test]
+fn fs_killed_mid_put_restarts_without_the_temporary_muk2() {
+    fs_killed_mid_put(Runner::Coroutines);
+}
+
+#[test]
+fn fs_killed_mid_put_restarts_without_the_temporary_muk_threads() {
+    fs_killed_mid_put(Runner::Threads);
 }

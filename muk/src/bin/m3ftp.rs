@@ -2,16 +2,20 @@
 //! the unikernel.
 //!
 //! ```text
-//! m3ftp [--dc DC] get REMOTE LOCAL      fetch a file
-//! m3ftp [--dc DC] put LOCAL REMOTE      store a file (replacing REMOTE)
+//! m3ftp [--dc DC] get REMOTE LOCAL      fetch a file (LOCAL `-`: standard output)
+//! m3ftp [--dc DC] put LOCAL REMOTE      store a file, atomically replacing REMOTE
+//!                                       (LOCAL `-`: standard input; REMOTE a directory,
+//!                                       or ending in `/`: into it under LOCAL's name)
 //! m3ftp [--dc DC] ls DIR                list a directory
 //! m3ftp [--dc DC] rm PATH               remove a file or an empty directory
 //! m3ftp [--dc DC] mkdir DIR             make a directory
 //! ```
 //!
-//! The DC defaults to `$M3FTP_DC`, else `muk2` (the name in `muk2 default-config`). Transfers
-//! over 4 MiB show a progress bar on stderr when it is a terminal (or with `--progress`).
-//! Errors are printed as `m3ftp: MESSAGE`, exit code 1.
+//! Options go before or after the subcommand. Remote paths are absolute and hold no control
+//! character. The DC defaults to `$M3FTP_DC`, else `muk2` (the name in `muk2 default-config`).
+//! Transfers over 4 MiB show a progress bar on stderr when it is a terminal (or with
+//! `--progress`). Errors are printed as `m3ftp: MESSAGE`, exit code 1; a failed put says
+//! that nothing was changed.
 
 #[path = "m3ftp/progress.rs"]
 mod progress;
@@ -20,7 +24,7 @@ use clap::{Parser, Subcommand};
 use muk::ftp_client::{ConnectOptions, FtpClient, FtpError};
 use progress::Progress;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -29,16 +33,17 @@ use std::time::{Duration, Instant};
 #[command(name = "m3ftp", version)]
 struct Cli {
     /// The DC of the unikernel (default: $M3FTP_DC, else muk2).
-    #[arg(long)]
+    #[arg(long, global = true)]
     dc: Option<String>,
     /// Show a progress bar for transfers over 4 MiB even when stderr is not a terminal.
-    #[arg(long)]
+    #[arg(long, global = true)]
     progress: bool,
     /// How long to wait for the FTP server to be there, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, global = true, default_value_t = 2000)]
     wait_ms: u64,
     /// How long to wait for one reply, in seconds.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, global = true, default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout_s: u64,
     #[command(subcommand)]
     command: Command,
@@ -46,18 +51,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Fetch REMOTE into the local file LOCAL.
+    /// Fetch REMOTE into the local file LOCAL (`-`: standard output).
     Get {
         /// The remote file (absolute path).
         remote: String,
-        /// The local file to write.
+        /// The local file to write (`-`: standard output).
         local: String,
     },
-    /// Store the local file LOCAL as REMOTE.
+    /// Store the local file LOCAL (`-`: standard input) as REMOTE, atomically: REMOTE is the
+    /// old file until the whole new one is in, and a failed put changes nothing.
     Put {
-        /// The local file to read.
+        /// The local file to read (`-`: standard input).
         local: String,
-        /// The remote file (absolute path).
+        /// The remote file (absolute path); a directory, or a path ending in `/`, means the
+        /// file of LOCAL's name in that directory.
         remote: String,
     },
     /// List a remote directory.
@@ -118,6 +125,9 @@ fn local_err(path: &str) -> impl Fn(std::io::Error) -> FtpError + '_ {
     }
 }
 
+/// The local path that means standard input or output.
+const STDIO: &str = "-";
+
 fn get(ftp: &mut FtpClient, remote: &str, local: &str, bar: bool) -> Result<(), FtpError> {
     // Ask first, so that a missing remote file leaves no empty local one behind.
     let st = ftp.stat(remote).map_err(|e| e.during("get"))?;
@@ -128,11 +138,19 @@ fn get(ftp: &mut FtpClient, remote: &str, local: &str, bar: bool) -> Result<(), 
             errno: m3ipc::Errno::EDVSISDIR,
         });
     }
-    let file = File::create(local).map_err(local_err(local))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let to_stdout = local == STDIO;
+    let (sink, name): (Box<dyn Write>, &str) = if to_stdout {
+        (Box::new(std::io::stdout().lock()), "standard output")
+    } else {
+        (
+            Box::new(File::create(local).map_err(local_err(local))?),
+            local,
+        )
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, sink);
     let mut p = Progress::new(bar, &format!("get {remote}"));
     let start = Instant::now();
-    let got = ftp.get(remote, &mut out, local, &mut |d, t| p.update(d, t));
+    let got = ftp.get(remote, &mut out, name, &mut |d, t| p.update(d, t));
     p.finish();
     match got {
         Ok(n) => {
@@ -141,26 +159,58 @@ fn get(ftp: &mut FtpClient, remote: &str, local: &str, bar: bool) -> Result<(), 
         }
         Err(e) => {
             drop(out);
-            let _ = std::fs::remove_file(local);
+            if !to_stdout {
+                let _ = std::fs::remove_file(local);
+            }
             Err(e)
         }
     }
 }
 
-fn put(ftp: &mut FtpClient, local: &str, remote: &str, bar: bool) -> Result<(), FtpError> {
-    let mut file = File::open(local).map_err(local_err(local))?;
-    let meta = file.metadata().map_err(local_err(local))?;
-    if !meta.is_file() {
-        return Err(FtpError::Local {
-            path: local.to_string(),
-            why: std::io::Error::other("not a regular file"),
-        });
+/// The remote file a put writes: `remote` itself, or LOCAL's name in it when it ends with `/`
+/// or is a directory (as `cp` and `scp` do).
+fn put_target(ftp: &mut FtpClient, local: &str, remote: &str) -> Result<String, FtpError> {
+    let into_dir = remote.ends_with('/')
+        || (muk::storage::path::problem(remote).is_none()
+            && ftp.stat(remote).is_ok_and(|st| st.is_dir()));
+    if !into_dir {
+        return Ok(remote.to_string());
     }
+    let name = std::path::Path::new(local)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| local != STDIO);
+    match name {
+        Some(n) => Ok(format!("{}/{n}", remote.trim_end_matches('/'))),
+        // Standard input has no name to put it under.
+        None => Err(FtpError::DirTarget {
+            path: format!("{}/", remote.trim_end_matches('/')),
+        }),
+    }
+}
+
+fn put(ftp: &mut FtpClient, local: &str, remote: &str, bar: bool) -> Result<(), FtpError> {
+    let remote = put_target(ftp, local, remote)?;
     let mut p = Progress::new(bar, &format!("put {remote}"));
     let start = Instant::now();
-    let n = ftp.put(&mut file, meta.len(), local, remote, &mut |d, t| {
-        p.update(d, t)
-    });
+    let n = if local == STDIO {
+        let mut stdin = std::io::stdin().lock();
+        ftp.put_stream(&mut stdin, "standard input", &remote, &mut |d, t| {
+            p.update(d, t)
+        })
+    } else {
+        let mut file = File::open(local).map_err(local_err(local))?;
+        let meta = file.metadata().map_err(local_err(local))?;
+        if !meta.is_file() {
+            return Err(FtpError::Local {
+                path: local.to_string(),
+                why: std::io::Error::other("not a regular file"),
+            });
+        }
+        ftp.put(&mut file, meta.len(), local, &remote, &mut |d, t| {
+            p.update(d, t)
+        })
+    };
     p.finish();
     report("put", n?, start.elapsed());
     Ok(())

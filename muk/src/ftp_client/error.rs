@@ -1,5 +1,6 @@
 //! What can go wrong for an `m3ftp` client, each with a message a user can act on.
 
+use crate::storage::path::PathProblem;
 use m3ipc::Errno;
 use std::fmt;
 use std::time::Duration;
@@ -25,6 +26,20 @@ pub enum FtpError {
     },
     /// The client could not set itself up (no free user slot, the pool is full or absent).
     Setup(String),
+    /// A remote path no server would take (checked before anything is sent).
+    BadPath {
+        /// The operation.
+        op: &'static str,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// A put's remote path ends with `/`: it names a directory, not the file to write.
+    DirTarget {
+        /// The path as given.
+        path: String,
+    },
     /// The server answered a request with an error.
     Remote {
         /// The operation (`get`, `put`, ...).
@@ -80,7 +95,21 @@ pub fn explain(e: Errno) -> String {
             "the file system is not available (FS is not running, or its disk did not mount)".into()
         }
         Errno::EDVSIO => "I/O error on the server (a corrupt image or a failing disk)".into(),
+        Errno::EDVSAGAIN => "the server is busy (too many puts under way); try again".into(),
         e => format!("{} ({})", e.description(), e.name()),
+    }
+}
+
+/// What a failed put left behind, for its message. A put is atomic (written to a temporary
+/// file, renamed over the target at the end), so the target is either untouched or wholly
+/// replaced; only when the failure may have come after the rename is it not known which.
+fn put_outcome(op: &str, errno: Option<Errno>) -> &'static str {
+    match (op, errno) {
+        ("put", Some(Errno::EDVSIO | Errno::EDVSNODEV) | None) => {
+            "; the file is either unchanged or wholly replaced"
+        }
+        ("put", Some(_)) => "; nothing was changed",
+        _ => "",
     }
 }
 
@@ -95,16 +124,42 @@ impl fmt::Display for FtpError {
                 waited.as_millis()
             ),
             FtpError::Setup(why) => f.write_str(why),
+            FtpError::BadPath {
+                op,
+                path,
+                problem: PathProblem::Relative,
+            } => write!(
+                f,
+                "{op} {path}: remote paths must be absolute (start with /, as in /{path})"
+            ),
+            FtpError::BadPath { op, path, problem } => {
+                // Debug shows a control character as an escape, not raw.
+                write!(f, "{op} {path:?}: {}", problem.explain())
+            }
+            FtpError::DirTarget { path } => write!(
+                f,
+                "put {path}: names a directory; give the file's name (as in {path}FILE)"
+            ),
             FtpError::Remote { op, path, errno } => {
-                write!(f, "{op} {path}: {}", explain(*errno))
+                write!(
+                    f,
+                    "{op} {path}: {}{}",
+                    explain(*errno),
+                    put_outcome(op, Some(*errno))
+                )
             }
             FtpError::Timeout { op, path, after } => write!(
                 f,
-                "{op} {path}: the FTP server did not answer within {} s",
-                after.as_secs()
+                "{op} {path}: the FTP server did not answer within {} s{}",
+                after.as_secs(),
+                put_outcome(op, None)
             ),
             FtpError::Gone { op, path } => {
-                write!(f, "{op} {path}: the FTP server went away")
+                write!(
+                    f,
+                    "{op} {path}: the FTP server went away{}",
+                    put_outcome(op, None)
+                )
             }
             FtpError::Local { path, why } => write!(f, "{path}: {why}"),
             FtpError::Protocol(why) => write!(f, "bad reply from the FTP server: {why}"),
@@ -121,6 +176,7 @@ impl FtpError {
             FtpError::Remote { path, errno, .. } => FtpError::Remote { op, path, errno },
             FtpError::Timeout { path, after, .. } => FtpError::Timeout { op, path, after },
             FtpError::Gone { path, .. } => FtpError::Gone { op, path },
+            FtpError::BadPath { path, problem, .. } => FtpError::BadPath { op, path, problem },
             e => e,
         }
     }

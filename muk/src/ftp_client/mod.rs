@@ -6,7 +6,10 @@
 //! buffer to FTP and the data buffer to FS and RDISK (whose endpoints FTP names): FS reads and
 //! writes the client's chunks in place, and RDISK copies a GET's or a PUT's whole blocks
 //! between the disk and the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
-//! grant ids and lengths travels in messages. Every request has a timeout, so a server that is
+//! grant ids and lengths travels in messages. A put is atomic ([`FtpClient::put`]): the
+//! server replaces the remote file only once the whole new one is in, so a failed put says
+//! `nothing was changed`. Remote paths are checked before anything is sent
+//! ([`crate::storage::path::problem`]). Every request has a timeout, so a server that is
 //! not there or stops answering is an error, never a hang.
 
 mod error;
@@ -18,7 +21,7 @@ use crate::storage::dirent::{self, Listed};
 use crate::storage::fs::decode_stat;
 use crate::storage::ftp::{
     FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
-    PUT_FIRST, PUT_LAST,
+    PUT_ABORT, PUT_FIRST, PUT_LAST,
 };
 use crate::storage::path::{self, PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
@@ -97,6 +100,30 @@ pub fn bind_user(dc: &Dc, name: &str) -> Result<Proc, FtpError> {
         "DC {} has no free user slot",
         dc.name()
     )))
+}
+
+/// The numbers of one request besides its path.
+#[derive(Clone, Copy, Debug, Default)]
+struct Args {
+    offset: u64,
+    len: usize,
+    flags: u64,
+    handle: u32,
+}
+
+/// Read into `buf` until it is full or the input ends; the bytes read.
+fn fill(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    // Each round reads at least one byte or ends.
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 fn millis(d: Duration) -> Timeout {
@@ -216,22 +243,27 @@ impl FtpClient {
         self.ftp
     }
 
-    /// Send one request for `path` and return the reply (its error as `Err`).
+    /// Send one request for `path` and return the reply (its error as `Err`). A path that no
+    /// server would take is refused here, saying why.
     fn call(
         &mut self,
         op: &'static str,
         m_type: i32,
         path: &str,
-        offset: u64,
-        len: usize,
-        flags: u64,
+        args: Args,
     ) -> Result<Message, FtpError> {
         let remote = |errno| FtpError::Remote {
             op,
             path: path.to_string(),
             errno,
         };
-        path::check(path).map_err(remote)?;
+        if let Some(problem) = path::problem(path) {
+            return Err(FtpError::BadPath {
+                op,
+                path: path.to_string(),
+                problem,
+            });
+        }
         self.proc
             .buffer(self.path_buf)
             .and_then(|v| v.write_at(0, path.as_bytes()))
@@ -242,9 +274,10 @@ impl FtpClient {
                 len: path.len(),
             },
             data: self.data_grant,
-            offset,
-            len,
-            flags,
+            offset: args.offset,
+            len: args.len,
+            flags: args.flags,
+            handle: args.handle,
             disk_data: self.disk_grant.filter(|_| self.direct),
         };
         let mut m = req.encode(m_type);
@@ -276,7 +309,7 @@ impl FtpClient {
 
     /// A remote path's attributes.
     pub fn stat(&mut self, path: &str) -> Result<Stat, FtpError> {
-        let m = self.call("stat", FTP_STAT, path, 0, 0, 0)?;
+        let m = self.call("stat", FTP_STAT, path, Args::default())?;
         Ok(decode_stat(&m))
     }
 
@@ -290,7 +323,12 @@ impl FtpClient {
     ) -> Result<u64, FtpError> {
         let mut offset = 0u64;
         loop {
-            let m = self.call("get", FTP_GET, remote, offset, MAX_CHUNK, 0)?;
+            let args = Args {
+                offset,
+                len: MAX_CHUNK,
+                ..Args::default()
+            };
+            let m = self.call("get", FTP_GET, remote, args)?;
             let (n, size) = (m.payload[0], m.payload[1]);
             let n = usize::try_from(n)
                 .ok()
@@ -342,7 +380,8 @@ impl FtpClient {
 
     /// Store `size` bytes read from `input` (`local` names it in errors) as `remote`,
     /// replacing what was there; the server syncs after the last chunk. Returns the bytes
-    /// stored.
+    /// stored. The put is atomic: until the last chunk is in, `remote` is the old file (or
+    /// absent), and a put that fails leaves it so.
     pub fn put(
         &mut self,
         input: &mut dyn Read,
@@ -351,46 +390,171 @@ impl FtpClient {
         remote: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<u64, FtpError> {
+        self.put_from(input, Some(size), local, remote, progress)
+    }
+
+    /// [`FtpClient::put`] of everything `input` gives until it ends (standard input: the size
+    /// is not known ahead; `progress` sees 0 as the total).
+    pub fn put_stream(
+        &mut self,
+        input: &mut dyn Read,
+        local: &str,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, FtpError> {
+        self.put_from(input, None, local, remote, progress)
+    }
+
+    /// A put of `size` bytes, or (`None`) of all `input` has. With a size, the chunk that
+    /// reaches it is the last; without one, the client reads a chunk ahead to know which is.
+    fn put_from(
+        &mut self,
+        input: &mut dyn Read,
+        size: Option<u64>,
+        local: &str,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, FtpError> {
+        if let Some(problem) = path::problem(remote) {
+            return Err(FtpError::BadPath {
+                op: "put",
+                path: remote.to_string(),
+                problem,
+            });
+        }
+        if remote.ends_with('/') {
+            return Err(FtpError::DirTarget {
+                path: remote.to_string(),
+            });
+        }
+        let mut cur = std::mem::take(&mut self.chunk);
+        let mut ahead = Vec::new();
+        let r = self.put_chunks(input, size, local, remote, progress, &mut cur, &mut ahead);
+        self.chunk = cur;
+        r
+    }
+
+    /// The chunks of [`FtpClient::put_from`], read into `cur` (and `ahead`, without a size).
+    /// A local failure after the first chunk abandons the put on the server.
+    #[allow(clippy::too_many_arguments)] // the put's inputs and its two reused buffers
+    fn put_chunks(
+        &mut self,
+        input: &mut dyn Read,
+        size: Option<u64>,
+        local: &str,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64),
+        cur: &mut Vec<u8>,
+        ahead: &mut Vec<u8>,
+    ) -> Result<u64, FtpError> {
+        let local_err = |why| FtpError::Local {
+            path: local.to_string(),
+            why,
+        };
+        let short = |at: u64, size: u64| {
+            local_err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("ended at {at} of {size} bytes"),
+            ))
+        };
+        let want =
+            |offset: u64| size.map_or(MAX_CHUNK, |s| (s - offset).min(MAX_CHUNK as u64) as usize);
+        cur.resize(MAX_CHUNK, 0);
+        let mut n = fill(input, &mut cur[..want(0)]).map_err(local_err)?;
+        if let Some(s) = size.filter(|_| n < want(0)) {
+            return Err(short(n as u64, s));
+        }
         let mut offset = 0u64;
+        let mut handle = 0u32;
         loop {
-            let want = usize::try_from((size - offset).min(MAX_CHUNK as u64)).unwrap_or(MAX_CHUNK);
-            let chunk = &mut self.chunk[..want];
-            input.read_exact(chunk).map_err(|why| FtpError::Local {
-                path: local.to_string(),
-                why,
-            })?;
+            // Whether this chunk is the last: by the size, or by reading the next one first.
+            let mut next = 0usize;
+            let last = match size {
+                Some(s) => offset + n as u64 >= s,
+                None if n < MAX_CHUNK => true,
+                None => {
+                    ahead.resize(MAX_CHUNK, 0);
+                    match fill(input, ahead) {
+                        Ok(m) => next = m,
+                        Err(why) => return Err(self.abort_put(remote, handle, local_err(why))),
+                    }
+                    next == 0
+                }
+            };
             self.proc
                 .buffer(self.data_buf)
-                .and_then(|v| v.write_at(0, chunk))
+                .and_then(|v| v.write_at(0, &cur[..n]))
                 .map_err(|e| FtpError::Setup(format!("writing the data buffer: {e}")))?;
             let mut flags = 0;
             if offset == 0 {
                 flags |= PUT_FIRST;
             }
-            if offset + want as u64 >= size {
+            if last {
                 flags |= PUT_LAST;
             }
-            let m = self.call("put", FTP_PUT, remote, offset, want, flags)?;
-            if m.payload[0] != want as u64 {
-                return Err(FtpError::Protocol(format!(
-                    "{} of {want} bytes written at {offset}",
+            let args = Args {
+                offset,
+                len: n,
+                flags,
+                handle,
+            };
+            // On an error reply the server has ended the put already.
+            let m = self.call("put", FTP_PUT, remote, args)?;
+            if m.payload[0] != n as u64 {
+                let e = FtpError::Protocol(format!(
+                    "{} of {n} bytes written at {offset}",
                     m.payload[0]
-                )));
+                ));
+                return Err(self.abort_put(remote, handle, e));
             }
-            offset += want as u64;
-            progress(offset, size);
-            if offset >= size {
+            handle = m.payload[1] as u32;
+            offset += n as u64;
+            progress(offset, size.unwrap_or(0));
+            if last {
                 return Ok(offset);
             }
+            if size.is_some() {
+                n = match fill(input, &mut cur[..want(offset)]) {
+                    Ok(got) => got,
+                    Err(why) => return Err(self.abort_put(remote, handle, local_err(why))),
+                };
+                if let Some(s) = size.filter(|_| n < want(offset)) {
+                    let e = short(offset + n as u64, s);
+                    return Err(self.abort_put(remote, handle, e));
+                }
+            } else {
+                std::mem::swap(cur, ahead);
+                n = next;
+            }
         }
+    }
+
+    /// Tell the server to abandon the put `handle` (best effort: were the request lost, FS
+    /// removes the temporary once this client is gone); returns `e`.
+    fn abort_put(&mut self, remote: &str, handle: u32, e: FtpError) -> FtpError {
+        if handle != 0 {
+            let args = Args {
+                flags: PUT_ABORT,
+                handle,
+                ..Args::default()
+            };
+            let _ = self.call("put", FTP_PUT, remote, args);
+        }
+        e
     }
 
     /// List the directory `dir` (`.` and `..` included).
     pub fn ls(&mut self, dir: &str) -> Result<Vec<Listed>, FtpError> {
         let mut out = Vec::new();
-        // Each round lists at least one entry or ends: bounded by the directory's size.
+        let mut next = 0u64;
+        // Each round moves `next` on or ends: bounded by the directory's size.
         loop {
-            let m = self.call("ls", FTP_LS, dir, out.len() as u64, MAX_CHUNK, 0)?;
+            let args = Args {
+                offset: next,
+                len: MAX_CHUNK,
+                ..Args::default()
+            };
+            let m = self.call("ls", FTP_LS, dir, args)?;
             let (count, bytes, more) = (m.payload[0], m.payload[1], m.payload[2]);
             let bytes = usize::try_from(bytes)
                 .ok()
@@ -404,27 +568,30 @@ impl FtpClient {
                 .map_err(|e| FtpError::Setup(format!("reading the data buffer: {e}")))?;
             let entries = dirent::decode(raw, count)
                 .map_err(|_| FtpError::Protocol("a malformed listing".into()))?;
-            let got = entries.len();
             out.extend(entries);
-            if more == 0 || got == 0 {
+            // Where to go on: past the listed entries and the hidden ones (put temporaries).
+            let resume = m.payload[3];
+            if more == 0 || resume <= next {
                 return Ok(out);
             }
+            next = resume;
         }
     }
 
     /// Remove a file or an empty directory.
     pub fn rm(&mut self, path: &str) -> Result<(), FtpError> {
-        self.call("rm", FTP_RM, path, 0, 0, 0).map(drop)
+        self.call("rm", FTP_RM, path, Args::default()).map(drop)
     }
 
     /// Make a directory.
     pub fn mkdir(&mut self, path: &str) -> Result<(), FtpError> {
-        self.call("mkdir", FTP_MKDIR, path, 0, 0, 0).map(drop)
+        self.call("mkdir", FTP_MKDIR, path, Args::default())
+            .map(drop)
     }
 
     /// Have the file system write everything back to its disk.
     pub fn sync(&mut self) -> Result<(), FtpError> {
-        self.call("sync", FTP_SYNC, "/", 0, 0, 0).map(drop)
+        self.call("sync", FTP_SYNC, "/", Args::default()).map(drop)
     }
 }
 

@@ -6,7 +6,9 @@
 //! straight from it, so the bytes never pass through FTP. A client that also granted its
 //! buffer to RDISK gets a GET's whole blocks copied by RDISK from the disk into its buffer, and
 //! a PUT's whole blocks copied by RDISK from its buffer to the disk (FS allocates their zones).
-//! Every chunk is one request of the client, at most 1 MiB. When FS is
+//! Every chunk is one request of the client, at most 1 MiB. A put is atomic: FS writes it to a
+//! temporary file and renames that over the target after the last chunk; any failure removes
+//! the temporary and leaves the target as it was ([`FTP_PUT`]). When FS is
 //! not there (not bound, or restarted), requests are `EDVSNODEV` until it is back; FTP grants
 //! its path buffer to the new FS then. A PUT chunk that FS
 //! writes only in part (the disk filled up) is `EDVSNOSPC`.
@@ -15,12 +17,12 @@ use crate::ipc::Ipc;
 use crate::protocol::OK;
 use crate::server::{Handler, Server, serve_requests};
 use crate::storage::fs::{
-    DataRequest, FS_INFO, FS_LOOKUP, FS_MKDIR, FS_OPEN, FS_READ, FS_READDIR, FS_RMDIR, FS_SYNC,
-    FS_UNLINK, FS_WRITE, Grantor, OPEN_CREATE, OPEN_TRUNC, decode_stat,
+    DataRequest, FS_INFO, FS_LOOKUP, FS_MKDIR, FS_PUT_ABORT, FS_PUT_BEGIN, FS_PUT_COMMIT,
+    FS_PUT_WRITE, FS_READ, FS_READDIR, FS_RMDIR, FS_SYNC, FS_UNLINK, Grantor, decode_stat,
 };
 use crate::storage::ftp::{
     FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
-    PUT_FIRST, PUT_LAST,
+    PUT_ABORT, PUT_FIRST, PUT_LAST,
 };
 use crate::storage::path::{PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
@@ -99,23 +101,55 @@ impl Ftp {
         Ok(reply)
     }
 
+    /// One chunk of an atomic put ([`FTP_PUT`]): the first begins it (FS makes the temporary),
+    /// each writes into the temporary, the last has FS rename it over the target. Any error
+    /// ends the put: FS removes the temporary (asked here; if FS is gone, it removes the
+    /// temporary at its next mount).
     fn put(&mut self, ipc: &mut dyn Ipc, client: Endpoint, r: &FtpRequest) -> Result<Message> {
-        let st = if r.flags & PUT_FIRST != 0 {
-            let mut m = self.path_request(ipc, client, r, FS_OPEN)?;
-            m.payload[2] = OPEN_CREATE | OPEN_TRUNC;
+        let handle = if r.flags & PUT_FIRST != 0 {
+            let mut m = self.path_request(ipc, client, r, FS_PUT_BEGIN)?;
+            m.payload[2] = Grantor::Client(client).word();
             let fs = self.link(ipc)?.fs;
-            decode_stat(&fs_call(ipc, fs, &mut m)?)
+            decode_stat(&fs_call(ipc, fs, &mut m)?).ino
         } else {
-            self.lookup(ipc, client, r)?
+            r.handle
         };
-        if st.is_dir() {
-            return Err(Errno::EDVSISDIR);
+        if handle == 0 {
+            return Err(Errno::EDVSBADVALUE);
         }
+        if r.flags & PUT_ABORT != 0 {
+            self.end_put(ipc, client, handle, FS_PUT_ABORT)?;
+            return Ok(Message::new(OK));
+        }
+        match self.put_chunk(ipc, client, r, handle) {
+            Ok(n) => {
+                let mut reply = Message::new(OK);
+                reply.payload[0] = n as u64;
+                reply.payload[1] = u64::from(handle);
+                Ok(reply)
+            }
+            Err(e) => {
+                // The put is over; the handle may be unknown to FS by now (a failed commit
+                // removes the temporary itself), which is no error here.
+                let _ = self.end_put(ipc, client, handle, FS_PUT_ABORT);
+                Err(e)
+            }
+        }
+    }
+
+    /// Write a put's chunk into its temporary and, for the last one, commit and sync.
+    fn put_chunk(
+        &mut self,
+        ipc: &mut dyn Ipc,
+        client: Endpoint,
+        r: &FtpRequest,
+        handle: u32,
+    ) -> Result<usize> {
         let mut n = 0usize;
         if r.len > 0 {
             let fs = self.link(ipc)?.fs;
             let req = DataRequest {
-                ino: st.ino,
+                ino: handle,
                 offset: r.offset,
                 len: r.len,
                 grant: r.data,
@@ -123,18 +157,26 @@ impl Ftp {
                 grantor: Grantor::Client(client),
                 disk_grant: r.disk_data,
             };
-            n = fs_call(ipc, fs, &mut req.encode(FS_WRITE))?.payload[0] as usize;
+            n = fs_call(ipc, fs, &mut req.encode(FS_PUT_WRITE))?.payload[0] as usize;
             // FS writes what fits and says how much: a short write means the disk is full.
             if n < r.len {
                 return Err(Errno::EDVSNOSPC);
             }
         }
         if r.flags & PUT_LAST != 0 {
+            self.end_put(ipc, client, handle, FS_PUT_COMMIT)?;
             self.sync(ipc)?;
         }
-        let mut reply = Message::new(OK);
-        reply.payload[0] = n as u64;
-        Ok(reply)
+        Ok(n)
+    }
+
+    /// Commit or abort (`op`) the client's put `handle`.
+    fn end_put(&mut self, ipc: &mut dyn Ipc, client: Endpoint, handle: u32, op: i32) -> Result<()> {
+        let fs = self.link(ipc)?.fs;
+        let mut m = Message::new(op);
+        m.payload[0] = u64::from(handle);
+        m.payload[1] = Grantor::Client(client).word();
+        fs_call(ipc, fs, &mut m).map(drop)
     }
 
     fn ls(&mut self, ipc: &mut dyn Ipc, client: Endpoint, r: &FtpRequest) -> Result<Message> {
@@ -155,7 +197,7 @@ impl Ftp {
             return Err(Errno::EDVSIO);
         }
         let mut reply = Message::new(OK);
-        reply.payload[..3].copy_from_slice(&got.payload[..3]);
+        reply.payload[..4].copy_from_slice(&got.payload[..4]);
         Ok(reply)
     }
 

@@ -38,8 +38,10 @@ pub const FS_MKDIR: i32 = 0x0508;
 pub const FS_RMDIR: i32 = 0x0509;
 /// List a directory into a granted range, as [`super::dirent`] entries. Request:
 /// `payload[0]` = inode, `[1]` = index of the first entry (`.` and `..` count), `[2]` = grant
-/// (WRITE), `[3]` = bytes available in it, `[4]` = whose grant ([`Grantor`]). Reply: `payload[0]` = entries, `[1]` = bytes,
-/// `[2]` = 1 if more entries follow.
+/// (WRITE), `[3]` = bytes available in it, `[4]` = whose grant ([`Grantor`]). Reply:
+/// `payload[0]` = entries, `[1]` = bytes, `[2]` = 1 if more entries follow, `[3]` = the index
+/// to ask for next. A put's temporary files ([`super::path::is_put_temp`]) are not listed
+/// (they count in the index, not in the entries).
 pub const FS_READDIR: i32 = 0x050a;
 /// An inode's attributes. Request: `payload[0]` = inode. Reply: its [`Stat`].
 pub const FS_STAT: i32 = 0x050b;
@@ -52,6 +54,37 @@ pub const FS_SYNC: i32 = 0x050d;
 /// `[1]` = free blocks, `[2]` = inodes (low half) and free inodes (high half), `[3]` = largest
 /// file size, `[4]` = RDISK's endpoint (low half; high half 1).
 pub const FS_INFO: i32 = 0x050e;
+
+/// Begin an atomic put: create a temporary file in the directory of the target path, under a
+/// reserved name no request can name ([`super::path::PUT_TEMP_PREFIX`]), for the writer
+/// `payload[2]` names ([`Grantor`]: the requester, or the client FTP acts for). Request: the
+/// target's path, owner. Reply: the temporary's [`Stat`]; its inode is the put's handle. The
+/// target is not touched: `EDVSISDIR` if it is a directory, `EDVSNOENT` if its directory does
+/// not exist, `EDVSAGAIN` when [`MAX_PUTS`] puts are under way, or [`MAX_PUTS_PER_WRITER`] of
+/// this writer's.
+///
+/// The temporary lives until [`FS_PUT_COMMIT`] or [`FS_PUT_ABORT`], or until its writer's
+/// endpoint is gone (unbound, or its process died): FS checks that at least every
+/// [`PUT_REAP_MS`] while puts are under way and removes the temporaries of writers that are
+/// gone. At mount FS removes every temporary it finds (left by an FS that stopped mid-put).
+pub const FS_PUT_BEGIN: i32 = 0x050f;
+/// Write to a put's temporary: an [`FS_WRITE`] whose inode must be the handle of a put under
+/// way of the request's grantor (else `EDVSBADVALUE`). Reply: `payload[0]` = bytes written.
+pub const FS_PUT_WRITE: i32 = 0x0510;
+/// Finish a put: rename the temporary over the target in one step (an old file there is
+/// freed). Request: `payload[0]` = the handle, `[1]` = the writer ([`Grantor`]). Reply: the
+/// file's [`Stat`]. On failure the temporary is removed and the target is untouched.
+pub const FS_PUT_COMMIT: i32 = 0x0511;
+/// Abandon a put: remove its temporary. Request, reply: as [`FS_PUT_COMMIT`]'s (reply empty).
+pub const FS_PUT_ABORT: i32 = 0x0512;
+
+/// Most puts under way at once in one FS.
+pub const MAX_PUTS: usize = 64;
+/// Most puts under way at once for one writer (so one cannot take them all).
+pub const MAX_PUTS_PER_WRITER: usize = 8;
+/// Longest time, in milliseconds, between two checks of whether the writers of the puts under
+/// way are still there.
+pub const PUT_REAP_MS: u32 = 250;
 
 /// [`FS_OPEN`] flag: create the file if it does not exist.
 pub const OPEN_CREATE: u64 = 1;

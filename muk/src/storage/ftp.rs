@@ -16,13 +16,19 @@ use m3ipc::{GrantId, Message, Result};
 /// Reply: `payload[0]` = bytes read into the data grant (0 at the end), `[1]` = the file's
 /// size.
 pub const FTP_GET: i32 = 0x0601;
-/// Write part of a file. Request: path, data grant, `offset` = file offset, `len` = bytes,
-/// `flags` ([`PUT_FIRST`]: create the file or truncate it first; [`PUT_LAST`]: sync after
-/// the write). Reply: `payload[0]` = bytes written.
+/// Write part of a file, atomically: a put writes a temporary file next to the target and
+/// renames it over the target after the last chunk ([`super::fs::FS_PUT_BEGIN`]), so the
+/// target is the old file until the put is complete, and a failed put changes nothing.
+/// Request: path, data grant, `offset` = file offset, `len` = bytes, `flags`
+/// ([`PUT_FIRST`]: begin the put; [`PUT_LAST`]: the last chunk: replace the target, then
+/// sync; [`PUT_ABORT`]: abandon the put, nothing else), and for every chunk after the first
+/// the put's handle ([`FtpRequest::handle`]). Reply: `payload[0]` = bytes written, `[1]` = the
+/// handle. Any error ends the put: its temporary is removed and the target is untouched.
 pub const FTP_PUT: i32 = 0x0602;
 /// List a directory into the data grant as [`super::dirent`] entries. Request: path, data
 /// grant, `offset` = index of the first entry, `len` = bytes available. Reply: `payload[0]` =
-/// entries, `[1]` = bytes, `[2]` = 1 if more follow.
+/// entries, `[1]` = bytes, `[2]` = 1 if more follow, `[3]` = the index to ask for next (puts'
+/// temporary files are not listed: see [`super::fs::FS_READDIR`]).
 pub const FTP_LS: i32 = 0x0603;
 /// Remove a file or an empty directory, then sync. Request: path. Reply: empty.
 pub const FTP_RM: i32 = 0x0604;
@@ -37,15 +43,19 @@ pub const FTP_SYNC: i32 = 0x0607;
 /// whole word 0 while FS has no disk); `EDVSNODEV` when FS is not bound.
 pub const FTP_HELLO: i32 = 0x0608;
 
-/// [`FTP_PUT`] flag: create or truncate the file before writing.
+/// [`FTP_PUT`] flag: the first chunk; begin the put.
 pub const PUT_FIRST: u64 = 1;
-/// [`FTP_PUT`] flag: the last chunk; sync the file system after it.
+/// [`FTP_PUT`] flag: the last chunk; replace the target with the put file, then sync.
 pub const PUT_LAST: u64 = 2;
+/// [`FTP_PUT`] flag: abandon the put named by the handle (the client cannot go on, e.g. its
+/// local file failed); no data moves.
+pub const PUT_ABORT: u64 = 4;
 
 /// The arguments of every FTP request: `payload[0]`, `[1]` = the path ([`PathRef`]), `[2]` =
-/// the data grant (issued to FS), `[3]` = offset, `[4]` = length, `[5]` = flags, `[6]` =
-/// optionally (0: none) a grant of the same buffer to RDISK, with which a GET's blocks go
-/// from the disk straight into the client's buffer.
+/// the data grant (issued to FS), `[3]` = offset, `[4]` = length, `[5]` = flags (low half)
+/// and a put's handle (high half), `[6]` = optionally (0: none) a grant of the same buffer to
+/// RDISK, with which a GET's blocks go from the disk straight into the client's buffer and a
+/// PUT's from the client's buffer to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FtpRequest {
     /// The path.
@@ -56,8 +66,10 @@ pub struct FtpRequest {
     pub offset: u64,
     /// Bytes to move (at most 1 MiB).
     pub len: usize,
-    /// Flags ([`PUT_FIRST`], [`PUT_LAST`]).
+    /// Flags ([`PUT_FIRST`], [`PUT_LAST`], [`PUT_ABORT`]).
     pub flags: u64,
+    /// A put's handle, from the reply to its first chunk (0: none).
+    pub handle: u32,
     /// The client's grant of the data buffer to RDISK (WRITE), if it made one.
     pub disk_data: Option<GrantId>,
 }
@@ -72,7 +84,7 @@ impl FtpRequest {
         m.payload[2] = self.data.0;
         m.payload[3] = self.offset;
         m.payload[4] = self.len as u64;
-        m.payload[5] = self.flags;
+        m.payload[5] = self.flags | u64::from(self.handle) << 32;
         m.payload[6] = self.disk_data.map_or(0, |g| g.0);
         m
     }
@@ -80,8 +92,9 @@ impl FtpRequest {
     /// Decode and check (a path too long is `EDVSNAMETOOLONG`, a length above 1 MiB or
     /// unknown flags `EDVSBADVALUE`).
     pub fn decode(m: &Message) -> Result<FtpRequest> {
-        let flags = m.payload[5];
-        if flags & !(PUT_FIRST | PUT_LAST) != 0 {
+        let (flags, handle) = super::unpack(m.payload[5]);
+        let flags = u64::from(flags);
+        if flags & !(PUT_FIRST | PUT_LAST | PUT_ABORT) != 0 {
             return Err(m3ipc::Errno::EDVSBADVALUE);
         }
         Ok(FtpRequest {
@@ -90,6 +103,7 @@ impl FtpRequest {
             offset: m.payload[3],
             len: super::word_len(m.payload[4], super::MAX_CHUNK)?,
             flags,
+            handle,
             disk_data: (m.payload[6] != 0).then_some(GrantId(m.payload[6])),
         })
     }
@@ -111,6 +125,7 @@ mod tests {
             offset: 5 << 20,
             len: 1 << 20,
             flags: PUT_FIRST | PUT_LAST,
+            handle: u32::MAX,
             disk_data: Some(GrantId(1 << 63)),
         };
         assert_eq!(FtpRequest::decode(&r.encode(FTP_PUT)), Ok(r));

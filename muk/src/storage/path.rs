@@ -3,8 +3,13 @@
 //!
 //! A request names the path by [`PathRef`]: the grant (READ, issued to the server) and the
 //! path's length in bytes; the path starts at offset 0 of the grant's range. Paths are absolute,
-//! `/`-separated UTF-8 of at most [`PATH_MAX`] bytes with no NUL (except as the separator of the
-//! two paths of a rename).
+//! `/`-separated UTF-8 of at most [`PATH_MAX`] bytes with no control character (no NUL, newline,
+//! tab, escape, DEL, ...; a NUL only as the separator of the two paths of a rename). [`check`]
+//! is the one validation every client and server applies.
+//!
+//! Because no path may hold a control character, names that start with one are free for the
+//! servers' own use: FS names a put's temporary file [`PUT_TEMP_PREFIX`] followed by a number
+//! ([`is_put_temp`]), which no request can name, create or list.
 
 use m3ipc::{BufView, Errno, GrantId, Result};
 
@@ -43,7 +48,7 @@ impl PathRef {
     }
 
     /// Read the path's bytes from `view` (the grant) and check them: `EDVSBADVALUE` when not
-    /// UTF-8, `EDVSINVAL` when empty, not absolute or holding a NUL.
+    /// UTF-8, `EDVSINVAL` when empty, not absolute or holding a control character.
     pub fn read(&self, view: &BufView<'_>) -> Result<String> {
         let mut raw = vec![0u8; self.len];
         view.read_at(0, &mut raw)?;
@@ -67,15 +72,65 @@ impl PathRef {
     }
 }
 
-/// Check a path a client sends: absolute, at most [`PATH_MAX`] bytes, no NUL.
-pub fn check(path: &str) -> Result<()> {
+/// The start of the name of a put's temporary file (see [`crate::storage::fs::FS_PUT_BEGIN`]):
+/// U+0001 makes it a name no path can hold ([`check`] refuses control characters).
+pub const PUT_TEMP_PREFIX: &str = "\u{1}m3put-";
+
+/// Whether a directory entry's name is a put's temporary file.
+pub fn is_put_temp(name: &str) -> bool {
+    name.starts_with(PUT_TEMP_PREFIX)
+}
+
+/// What is wrong with a path, in words a user can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathProblem {
+    /// Longer than [`PATH_MAX`] bytes.
+    TooLong,
+    /// Does not start with `/`.
+    Relative,
+    /// Holds a control character (a NUL, newline, tab, escape, DEL, ...).
+    ControlChar,
+}
+
+impl PathProblem {
+    /// The error code a server answers with.
+    pub fn errno(self) -> Errno {
+        match self {
+            PathProblem::TooLong => Errno::EDVSNAMETOOLONG,
+            PathProblem::Relative | PathProblem::ControlChar => Errno::EDVSINVAL,
+        }
+    }
+
+    /// What is wrong, for a message.
+    pub fn explain(self) -> &'static str {
+        match self {
+            PathProblem::TooLong => "path too long (at most 4095 bytes)",
+            PathProblem::Relative => "remote paths must be absolute (start with /, as in /b)",
+            PathProblem::ControlChar => {
+                "names may not contain control characters (newline, tab, escape, ...)"
+            }
+        }
+    }
+}
+
+/// Check a path: absolute, at most [`PATH_MAX`] bytes, no control character. The problem
+/// found first (length, then the leading `/`, then the characters).
+pub fn problem(path: &str) -> Option<PathProblem> {
     if path.len() > PATH_MAX {
-        return Err(Errno::EDVSNAMETOOLONG);
+        Some(PathProblem::TooLong)
+    } else if !path.starts_with('/') {
+        Some(PathProblem::Relative)
+    } else if path.chars().any(char::is_control) {
+        Some(PathProblem::ControlChar)
+    } else {
+        None
     }
-    if !path.starts_with('/') || path.contains('\0') {
-        return Err(Errno::EDVSINVAL);
-    }
-    Ok(())
+}
+
+/// Check a path a client sends ([`problem`]): `EDVSNAMETOOLONG` when too long, `EDVSINVAL`
+/// when relative or holding a control character.
+pub fn check(path: &str) -> Result<()> {
+    problem(path).map_or(Ok(()), |p| Err(p.errno()))
 }
 
 /// Split an absolute path into its parent directory and its last name: `/a/b/` gives
@@ -103,6 +158,17 @@ mod tests {
         assert_eq!(check("/ok"), Ok(()));
         assert_eq!(check("rel"), Err(Errno::EDVSINVAL));
         assert_eq!(check("/a\0b"), Err(Errno::EDVSINVAL));
+        for bad in ["/a\nb", "/\t", "/x\u{1b}[31m", "/del\u{7f}", "/c1\u{85}"] {
+            assert_eq!(problem(bad), Some(PathProblem::ControlChar), "{bad:?}");
+            assert_eq!(check(bad), Err(Errno::EDVSINVAL));
+        }
+        assert_eq!(problem("b"), Some(PathProblem::Relative));
+        assert_eq!(problem("/ünï cödé ok"), None);
+        assert!(is_put_temp(&format!("{PUT_TEMP_PREFIX}7")));
+        assert_eq!(
+            check(&format!("/{PUT_TEMP_PREFIX}7")),
+            Err(Errno::EDVSINVAL)
+        );
         assert_eq!(check(&"/".repeat(5000)), Err(Errno::EDVSNAMETOOLONG));
         assert_eq!(
             PathRef::from_words(1, PATH_MAX as u64 + 1, false),

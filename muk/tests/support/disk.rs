@@ -198,3 +198,74 @@ impl Drop for Muk2Process {
         }
     }
 }
+
+/// FS's free blocks and free inodes, asked by `FS_INFO` from a user slot of `dc`.
+pub fn fs_free(dc: &m3ipc::Dc) -> (u64, u32) {
+    let p = muk::ftp_client::bind_user(dc, "usage").unwrap();
+    let fs = dc
+        .wait4bind(
+            muk::ServerKind::Fs.default_nr(),
+            m3ipc::Timeout::Millis(10_000),
+        )
+        .unwrap();
+    let mut m = m3ipc::Message::new(muk::storage::fs::FS_INFO);
+    p.sendrec(fs, &mut m, m3ipc::Timeout::Millis(10_000))
+        .unwrap();
+    muk::storage::reply_result(&m).unwrap();
+    (m.payload[1], (m.payload[2] >> 32) as u32)
+}
+
+/// Every name in the image's directory tree as a path (`.` and `..` left out), read by
+/// `minixfs` straight from the image file: what is on the disk, put temporaries included.
+pub fn image_paths(image: &Path) -> Vec<String> {
+    image_paths_now(image).unwrap_or_else(|e| panic!("{}: {e}", image.display()))
+}
+
+/// [`image_paths`] of an image a server may be writing meanwhile: an error when what was
+/// read is not consistent (yet).
+pub fn image_paths_now(image: &Path) -> Result<Vec<String>, minixfs::FsError> {
+    let dev = minixfs::FileDevice::open(image)?;
+    let mut fs = minixfs::FileSystem::mount(dev)?;
+    let mut out = Vec::new();
+    let mut dirs = vec![(minixfs::ROOT, String::new())];
+    while let Some((dir, at)) = dirs.pop() {
+        for e in fs.readdir(dir, 0, usize::MAX)? {
+            if e.name == "." || e.name == ".." {
+                continue;
+            }
+            let path = format!("{at}/{}", e.name);
+            if fs.stat(e.ino)?.is_dir() {
+                dirs.push((e.ino, path.clone()));
+            }
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a path of [`image_paths`] is (or is in) a put temporary.
+pub fn is_temp_path(path: &str) -> bool {
+    path.split('/').any(muk::storage::path::is_put_temp)
+}
+
+/// Run the `m3ftp` binary against `dc` with `input` on its standard input.
+pub fn m3ftp_stdin(dc: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(M3FTP)
+        .args(["--dc", dc, "--wait-ms", "10000"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}

@@ -10,24 +10,31 @@
 //! request, on `FS_SYNC`, and when the host stops (before RDISK is asked to: FS is a layer
 //! above it), FS writes everything back and flushes RDISK.
 //!
+//! Puts are atomic ([`FS_PUT_BEGIN`](crate::storage::fs::FS_PUT_BEGIN)): a put writes a temporary file and renames it over its target
+//! at the end; a failed or abandoned put removes it. While puts are under way FS wakes at least
+//! every [`PUT_REAP_MS`] to remove the temporaries of writers that are gone, and at every mount
+//! it removes the temporaries an earlier FS left.
+//!
 //! RDISK may go away and come back (restarted as its own process): FS notices it by a failed
 //! call (its process died) or by RDISK's slot bound at a new generation, drops the mount, and
 //! mounts the disk again once an RDISK serves; meanwhile requests get `EDVSNODEV`. What FS had
 //! not synced when the old RDISK died is lost (the image holds the last sync).
 
 pub mod device;
+mod puts;
 mod requests;
 
 use crate::ipc::Ipc;
 use crate::protocol;
 use crate::server::Server;
 use crate::storage::MAX_CHUNK;
-use crate::storage::fs::FS_SYNC;
+use crate::storage::fs::{FS_SYNC, PUT_REAP_MS};
 use device::{IpcCell, RdiskDevice};
 use m3ipc::{ANY, Errno, Message, Result, Timeout};
 use minixfs::{BlockDevice, FileSystem, FormatOptions};
+use puts::Puts;
 use requests::{handle, mutates};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Idle time after which FS writes dirty blocks back.
 pub const IDLE_SYNC: Duration = Duration::from_millis(200);
@@ -89,8 +96,8 @@ type Mounted<'c, 'i> = FileSystem<RdiskDevice<'c, 'i>>;
 enum State<'c, 'i> {
     /// RDISK is not bound yet.
     Waiting,
-    /// Mounted on the RDISK at this endpoint.
-    Up(Box<Mounted<'c, 'i>>, m3ipc::Endpoint),
+    /// Mounted on the RDISK at this endpoint, with the puts under way.
+    Up(Box<Mounted<'c, 'i>>, m3ipc::Endpoint, Puts),
     /// The disk did not mount: the reason, printed once; requests get `EDVSIO`.
     Failed,
 }
@@ -102,6 +109,7 @@ impl Server for Fs {
         let mut scratch = vec![0u8; MAX_CHUNK];
         let mut dirty = false;
         let mut m = Message::default();
+        let mut last_reap = Instant::now();
         loop {
             if cell.borrow().stopping() {
                 return self.finish(&mut state, dirty);
@@ -109,24 +117,35 @@ impl Server for Fs {
             if matches!(state, State::Waiting) {
                 state = self.try_mount(&cell)?;
             }
+            let puts_open = matches!(&state, State::Up(_, _, p) if !p.is_empty());
             let timeout = match state {
                 State::Waiting => Timeout::Millis(MOUNT_RETRY.as_millis() as u32),
-                _ if dirty => Timeout::Millis(IDLE_SYNC.as_millis() as u32),
+                _ if dirty || puts_open => {
+                    let mut ms = if dirty {
+                        IDLE_SYNC.as_millis() as u32
+                    } else {
+                        u32::MAX
+                    };
+                    if puts_open {
+                        ms = ms.min(PUT_REAP_MS);
+                    }
+                    Timeout::Millis(ms)
+                }
                 _ => Timeout::Forever,
             };
             let got = cell.borrow_mut().receive(ANY, &mut m, timeout);
             match got {
                 Ok(()) => {
                     // RDISK rebound since the mount (a restart): mount its disk afresh first.
-                    if let State::Up(_, rdisk) = state
+                    if let State::Up(_, rdisk, _) = state
                         && !self.rdisk_is(&cell, rdisk)
                     {
                         self.unmount(&mut state, &mut dirty, "was restarted");
                         state = self.try_mount(&cell)?;
                     }
                     let reply = match &mut state {
-                        State::Up(fs, rdisk) => {
-                            let r = handle(&cell, fs, *rdisk, &mut scratch, &m);
+                        State::Up(fs, rdisk, puts) => {
+                            let r = handle(&cell, fs, *rdisk, puts, &mut scratch, &m);
                             if r.is_ok() && mutates(m.m_type) {
                                 dirty = true;
                             }
@@ -147,7 +166,7 @@ impl Server for Fs {
                 }
                 Err(Errno::EDVSSHUTDOWN) => return self.finish(&mut state, dirty),
                 Err(Errno::EDVSTIMEDOUT) => {
-                    if let (State::Up(fs, _), true) = (&mut state, dirty) {
+                    if let (State::Up(fs, _, _), true) = (&mut state, dirty) {
                         match fs.sync() {
                             Ok(()) => dirty = false,
                             Err(e) => {
@@ -166,6 +185,13 @@ impl Server for Fs {
                 ) => {}
                 Err(e) => return Err(e),
             }
+            // Checked after any request or wake, so a busy FS checks too.
+            if last_reap.elapsed() >= Duration::from_millis(u64::from(PUT_REAP_MS)) {
+                last_reap = Instant::now();
+                if self.reap_puts(&cell, &mut state) {
+                    dirty = true;
+                }
+            }
         }
     }
 
@@ -178,7 +204,7 @@ impl Fs {
     /// The host stops: write every change back to RDISK (which still serves: it stops after
     /// us) and flush it. A failure is FS's error: what was not written is lost.
     fn finish(&self, state: &mut State<'_, '_>, dirty: bool) -> Result<()> {
-        let State::Up(fs, _) = state else {
+        let State::Up(fs, _, _) = state else {
             return Ok(());
         };
         if !dirty {
@@ -192,6 +218,26 @@ impl Fs {
         })
     }
 
+    /// Remove the temporaries of puts whose writer is gone; whether any was removed.
+    fn reap_puts(&self, cell: &IpcCell<'_>, state: &mut State<'_, '_>) -> bool {
+        let State::Up(fs, _, puts) = state else {
+            return false;
+        };
+        if puts.is_empty() {
+            return false;
+        }
+        // Without waiting: Ok when the endpoint is no longer bound there (an owner process
+        // that died is freed by this check), EDVSAGAIN while it is. Any other answer (an
+        // endpoint out of range, a DC shutting down) names no writer that could go on.
+        let gone = |ep| {
+            !matches!(
+                cell.borrow().dc().wait4unbind(ep, Timeout::NoWait),
+                Err(Errno::EDVSAGAIN)
+            )
+        };
+        puts.reap(fs, gone) > 0
+    }
+
     /// Whether RDISK's slot is still bound at endpoint `rdisk` (a restarted RDISK binds it at
     /// a new generation).
     fn rdisk_is(&self, cell: &IpcCell<'_>, rdisk: m3ipc::Endpoint) -> bool {
@@ -202,7 +248,7 @@ impl Fs {
     /// its process died: the check frees a dead owner's slot), unmount, to mount again when
     /// an RDISK is back.
     fn unmount_if_gone(&self, cell: &IpcCell<'_>, state: &mut State<'_, '_>, dirty: &mut bool) {
-        let State::Up(_, rdisk) = *state else {
+        let State::Up(_, rdisk, _) = *state else {
             return;
         };
         let gone = cell.borrow().dc().wait4unbind(rdisk, Timeout::NoWait);
@@ -265,14 +311,22 @@ impl Fs {
             FileSystem::mount(dev)
         };
         match mounted {
-            Ok(fs) => {
+            Ok(mut fs) => {
                 if format {
                     eprintln!("fs: formatted a disk of {blocks} blocks");
                 }
                 if self.format == FormatPolicy::Always {
                     self.format = FormatPolicy::Never;
                 }
-                Ok(State::Up(Box::new(fs), rdisk))
+                // No put is under way at a mount: any temporary is an earlier FS's leftover.
+                let swept = Puts::sweep(&mut fs);
+                if swept > 0 {
+                    eprintln!("fs: removed {swept} temporary file(s) of unfinished puts");
+                    if let Err(e) = fs.sync() {
+                        eprintln!("fs: sync after removing put temporaries failed: {e}");
+                    }
+                }
+                Ok(State::Up(Box::new(fs), rdisk, Puts::default()))
             }
             Err(e) => {
                 eprintln!(

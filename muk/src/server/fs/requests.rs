@@ -2,14 +2,16 @@
 
 use super::Mounted;
 use super::device::{IpcCell, RDISK_TIMEOUT};
+use super::puts::Puts;
 use crate::protocol::OK;
 use crate::storage::dirent::Listed;
 use crate::storage::fs::{
-    DIR_MODE, DataRequest, FILE_MODE, FS_CREATE, FS_INFO, FS_LOOKUP, FS_MKDIR, FS_OPEN, FS_READ,
-    FS_READDIR, FS_RENAME, FS_RMDIR, FS_STAT, FS_SYNC, FS_TRUNCATE, FS_UNLINK, FS_WRITE, Grantor,
-    OPEN_CREATE, OPEN_EXCL, OPEN_TRUNC, encode_stat, fs_errno,
+    DIR_MODE, DataRequest, FILE_MODE, FS_CREATE, FS_INFO, FS_LOOKUP, FS_MKDIR, FS_OPEN,
+    FS_PUT_ABORT, FS_PUT_BEGIN, FS_PUT_COMMIT, FS_PUT_WRITE, FS_READ, FS_READDIR, FS_RENAME,
+    FS_RMDIR, FS_STAT, FS_SYNC, FS_TRUNCATE, FS_UNLINK, FS_WRITE, Grantor, OPEN_CREATE, OPEN_EXCL,
+    OPEN_TRUNC, encode_stat, fs_errno,
 };
-use crate::storage::path::{PathRef, split_parent};
+use crate::storage::path::{PathRef, is_put_temp, split_parent};
 use crate::storage::rdisk::{BLOCK_SIZE, BlockRequest, RD_READ, RD_WRITE};
 use crate::storage::{MAX_CHUNK, grantor_endpoint, pack, reply_result, word_len};
 use m3ipc::{Errno, GrantId, Message, Result};
@@ -22,7 +24,18 @@ const READDIR_BATCH: usize = 256;
 pub(super) fn mutates(m_type: i32) -> bool {
     matches!(
         m_type,
-        FS_OPEN | FS_CREATE | FS_WRITE | FS_TRUNCATE | FS_UNLINK | FS_MKDIR | FS_RMDIR | FS_RENAME
+        FS_OPEN
+            | FS_CREATE
+            | FS_WRITE
+            | FS_TRUNCATE
+            | FS_UNLINK
+            | FS_MKDIR
+            | FS_RMDIR
+            | FS_RENAME
+            | FS_PUT_BEGIN
+            | FS_PUT_WRITE
+            | FS_PUT_COMMIT
+            | FS_PUT_ABORT
     )
 }
 
@@ -55,11 +68,20 @@ fn stat_reply(fs: &mut Mounted<'_, '_>, ino: Ino) -> Result<Message> {
     Ok(encode_stat(&fs.stat(ino).map_err(fs_err)?))
 }
 
-/// Answer one request to a mounted file system on the RDISK at `rdisk`.
+/// The put handle and writer of an [`FS_PUT_COMMIT`] or [`FS_PUT_ABORT`].
+fn put_of(cell: &IpcCell<'_>, m: &Message) -> Result<(Ino, m3ipc::Endpoint)> {
+    let ino = u32::try_from(m.payload[0]).map_err(|_| Errno::EDVSBADVALUE)?;
+    let owner = grantor_of(cell, m, Grantor::from_word(m.payload[1])?)?;
+    Ok((ino, owner))
+}
+
+/// Answer one request to a mounted file system on the RDISK at `rdisk`, with `puts` under
+/// way.
 pub(super) fn handle(
     cell: &IpcCell<'_>,
     fs: &mut Mounted<'_, '_>,
     rdisk: m3ipc::Endpoint,
+    puts: &mut Puts,
     scratch: &mut [u8],
     m: &Message,
 ) -> Result<Message> {
@@ -97,9 +119,12 @@ pub(super) fn handle(
             reply.payload[0] = n as u64;
             Ok(reply)
         }
-        FS_WRITE => {
+        FS_WRITE | FS_PUT_WRITE => {
             let r = DataRequest::decode(m)?;
             let from = grantor_of(cell, m, r.grantor)?;
+            if m.m_type == FS_PUT_WRITE {
+                puts.check(r.ino, from)?;
+            }
             let n = match (r.grantor, r.disk_grant) {
                 (Grantor::Client(_), Some(disk)) if r.offset.is_multiple_of(BLOCK_SIZE as u64) => {
                     write_direct(cell, fs, rdisk, &r, from, disk, scratch)?
@@ -161,6 +186,22 @@ pub(super) fn handle(
         }
         FS_SYNC => {
             fs.sync().map_err(fs_err)?;
+            Ok(Message::new(OK))
+        }
+        FS_PUT_BEGIN => {
+            let path = path_of(cell, m)?;
+            let owner = grantor_of(cell, m, Grantor::from_word(m.payload[2])?)?;
+            let ino = puts.begin(fs, &path, owner)?;
+            stat_reply(fs, ino)
+        }
+        FS_PUT_COMMIT => {
+            let (ino, owner) = put_of(cell, m)?;
+            let ino = puts.commit(fs, ino, owner)?;
+            stat_reply(fs, ino)
+        }
+        FS_PUT_ABORT => {
+            let (ino, owner) = put_of(cell, m)?;
+            puts.abort(fs, ino, owner)?;
             Ok(Message::new(OK))
         }
         FS_INFO => {
@@ -338,18 +379,22 @@ fn readdir(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<
     }
     let mut out = Vec::new();
     let mut count = 0usize;
+    // The index of the next entry to look at: put temporaries are passed over, not listed.
+    let mut next = start;
     let mut more = false;
     // Bounded: each batch either fills `out` or ends the directory, and `out` holds at most
     // `room` bytes.
     'batches: loop {
-        let batch = fs
-            .readdir(ino, start + count, READDIR_BATCH)
-            .map_err(fs_err)?;
+        let batch = fs.readdir(ino, next, READDIR_BATCH).map_err(fs_err)?;
         if batch.is_empty() {
             break;
         }
         let last = batch.len() < READDIR_BATCH;
         for e in batch {
+            if is_put_temp(&e.name) {
+                next += 1;
+                continue;
+            }
             let st = fs.stat(e.ino).map_err(fs_err)?;
             let listed = Listed {
                 ino: e.ino,
@@ -363,6 +408,7 @@ fn readdir(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<
             }
             listed.encode(&mut out)?;
             count += 1;
+            next += 1;
         }
         if last {
             break;
@@ -376,5 +422,6 @@ fn readdir(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<
     reply.payload[0] = count as u64;
     reply.payload[1] = out.len() as u64;
     reply.payload[2] = u64::from(more);
+    reply.payload[3] = next as u64;
     Ok(reply)
 }
