@@ -66,6 +66,10 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    // SIGPIPE stays ignored (Rust's start-up default): `demo` and `bench` own DCs and peer
+    // processes that a death by SIGPIPE would leave behind. Everything goes to standard output
+    // through `table::print_text`, for which a closed pipe (`dvs ps DC | head -1`) ends the
+    // printing and nothing else.
     // A peer of a measurement: not a command of its own, and not shown by --help.
     let args: Vec<String> = std::env::args().collect();
     if let Some(code) = m3_benches::peer::dispatch(&args) {

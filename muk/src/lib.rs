@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod coro;
+pub mod diag;
 pub mod ftp_client;
 pub mod host;
 pub mod ipc;

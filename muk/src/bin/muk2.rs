@@ -20,6 +20,8 @@ mod boot;
 mod check;
 #[path = "muk2/hosting.rs"]
 mod hosting;
+#[path = "muk2/output.rs"]
+mod output;
 #[path = "muk2/run.rs"]
 mod run;
 #[path = "muk2/signals.rs"]
@@ -126,6 +128,8 @@ from_display!(
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn main() -> ExitCode {
+    // SIGPIPE stays ignored, as Rust's runtime set it (not in the mask of `signals` either): a
+    // closed output ends the printing (`output`, `muk::diag!`), never the servers. See `output`.
     let cli = Cli::parse();
     let result = match cli.command {
         None => boot::run(),
@@ -139,15 +143,12 @@ fn main() -> ExitCode {
             storage,
         }) => run::serve(&name, &dc, nr, stack_kib, threads, &storage),
         Some(Command::Check(args)) => check::run(&args),
-        Some(Command::DefaultConfig) => {
-            print!("{}", muk::config::DEFAULT_TOML);
-            Ok(())
-        }
+        Some(Command::DefaultConfig) => output::print(muk::config::DEFAULT_TOML),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("muk2: {e}");
+            muk::diag!("muk2: {e}");
             ExitCode::FAILURE
         }
     }

@@ -151,7 +151,7 @@ impl Server for Fs {
                         match fs.sync() {
                             Ok(()) => dirty = false,
                             Err(e) => {
-                                eprintln!("fs: background sync failed: {e}");
+                                crate::diag!("fs: background sync failed: {e}");
                                 self.unmount_if_gone(&cell, &mut state, &mut dirty);
                             }
                         }
@@ -185,7 +185,7 @@ impl Fs {
             return Ok(());
         }
         fs.sync().map_err(|e| {
-            eprintln!(
+            crate::diag!(
                 "fs: the final sync at stop failed: {e}; changes since the last sync are lost"
             );
             Errno::EDVSIO
@@ -219,7 +219,7 @@ impl Fs {
         } else {
             ""
         };
-        eprintln!(
+        crate::diag!(
             "fs: RDISK at nr {} {why}: unmounted{lost}; mounting again once it serves",
             self.rdisk_nr
         );
@@ -249,7 +249,7 @@ impl Fs {
                 | Errno::EDVSNOTBIND,
             ) => return Ok(State::Waiting),
             Err(e) => {
-                eprintln!("fs: cannot reach RDISK at nr {}: {e}", self.rdisk_nr);
+                crate::diag!("fs: cannot reach RDISK at nr {}: {e}", self.rdisk_nr);
                 return Ok(State::Failed);
             }
         };
@@ -267,7 +267,7 @@ impl Fs {
         match mounted {
             Ok(fs) => {
                 if format {
-                    eprintln!("fs: formatted a disk of {blocks} blocks");
+                    crate::diag!("fs: formatted a disk of {blocks} blocks");
                 }
                 if self.format == FormatPolicy::Always {
                     self.format = FormatPolicy::Never;
@@ -275,7 +275,7 @@ impl Fs {
                 Ok(State::Up(Box::new(fs), rdisk))
             }
             Err(e) => {
-                eprintln!(
+                crate::diag!(
                     "fs: cannot {} the disk on RDISK ({blocks} blocks): {e}",
                     if format { "format" } else { "mount" }
                 );
