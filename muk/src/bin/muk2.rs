@@ -35,11 +35,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// MUK2, the multiserver unikernel on M3-IPC: servers as coroutines in one process.
-///
-/// With no command: boot the embedded default config (every server inside) in a private DC,
-/// print the proc table, run a self-check from a separate client process, remove the DC.
 #[derive(Debug, Parser)]
-#[command(name = "muk2", version, about, long_about = None)]
+#[command(
+    name = "muk2",
+    version,
+    about = concat!(
+        env!("CARGO_PKG_DESCRIPTION"),
+        "\n\nWith no command, muk2 boots the embedded default config (every server inside) in \
+         a private DC, prints the proc table, self-checks every server from a separate client \
+         process (with an m3ftp put and get), removes the DC and exits: 0 when every check \
+         passed, 1 otherwise."
+    ),
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
