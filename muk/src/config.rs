@@ -125,8 +125,8 @@ pub struct ServerSpec {
     pub options: ServerOptions,
 }
 
-/// The well-known slot of `kind` on node `node`: SYSTASK of node n is `-2 - n` (DESIGN.md
-/// section 3), the others do not depend on the node.
+/// The well-known slot of `kind` on node `node`: SYSTASK of node n is `-2 - n`
+/// (docs/ARCHITECTURE.md section 2), the others do not depend on the node.
 pub fn default_nr(kind: ServerKind, node: u32) -> i32 {
     match kind {
         ServerKind::Systask => systask(node as i32),
