@@ -3,7 +3,7 @@
 #
 # Without --asan: `cargo fuzz run --sanitizer none` (works on the stable toolchain as is).
 # With --asan: AddressSanitizer, which needs the nightly-only -Z flags cargo-fuzz passes; on
-# this stable toolchain RUSTC_BOOTSTRAP=1 allows them (DESIGN.md section 11).
+# this stable toolchain RUSTC_BOOTSTRAP=1 allows them (fuzz/README.md).
 #
 # The committed seeds (fuzz/corpus/TARGET) and regression inputs (fuzz/regressions/TARGET) are
 # read, never written: new inputs go to fuzz/target/corpus-work/TARGET, crashes to

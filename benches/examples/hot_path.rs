@@ -14,6 +14,9 @@ use m3_benches::{Group, scenario};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Die quietly of SIGPIPE, as `ls` does, when the output is a closed pipe (`| head -1`).
+    // SAFETY: setting a signal's disposition touches no memory; no thread has started yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().collect();
     if let Some(code) = m3_benches::peer::dispatch(&args) {
         return code;

@@ -1,4 +1,4 @@
-//! The benchmarks of M3-IPC and MUK2 (DESIGN.md section 10): every scenario, defined once, for
+//! The benchmarks of M3-IPC and MUK2 (docs/ARCHITECTURE.md section 10): every scenario, defined once, for
 //! the criterion benches of this crate (`cargo bench -p m3-benches`) and for `dvs bench`
 //! (percentile tables, CSV and a plot).
 //!

@@ -1,7 +1,7 @@
 //! Where the two sides of a ping-pong run: choosing CPUs, pinning to them, and recording which
 //! CPUs a side was seen on.
 //!
-//! On these machines the placement changes everything (DESIGN.md section 6): spinning across two
+//! On these machines the placement changes everything (docs/ARCHITECTURE.md section 5): spinning across two
 //! cores costs about 120 ns a round trip, a futex wake across cores about 30 µs, a futex wake on
 //! one core about 5 µs. So every measurement says where it ran.
 

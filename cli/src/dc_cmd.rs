@@ -118,8 +118,7 @@ pub fn run(cmd: &DcCommand) -> Result<()> {
         DcCommand::Create(args) => create(args),
         DcCommand::Rm { name } => {
             Dc::remove(name)?;
-            println!("removed DC {name}");
-            Ok(())
+            print_text(&format!("removed DC {name}\n"))
         }
         DcCommand::Ls => list(),
     }

@@ -42,7 +42,8 @@ impl Policy {
 /// Arguments of `dvs demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Timed sendrec round trips (after a warm-up of a tenth of them, 100..=10000).
+    /// Timed sendrec round trips, 1..=10000000 (after a warm-up of a tenth as many, at least
+    /// 100 and at most 10000).
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=MAX_COUNT))]
     pub count: u64,
     /// How both sides wait.

@@ -51,6 +51,12 @@ enum Command {
     /// Measure every benchmark scenario (MUK2, MUK, the fabric, raw spin/futex, pipes, sockets,
     /// notify, zero-copy, fan-in) in one run: a percentile table with ratios to same-run
     /// baselines, the targets, and bench.csv and bench.svg in --out.
+    #[command(
+        after_help = "Exit status: 0 once every chosen scenario was measured and the \
+        files written, even when a target's MET column says NO (a missed target is reported, \
+        not a failure: these machines are shared and noisy); non-zero when a scenario could \
+        not run, on a bad argument, or 130 after Ctrl-C."
+    )]
     Bench(bench::BenchArgs),
 }
 
@@ -66,6 +72,10 @@ impl Command {
 }
 
 fn main() -> ExitCode {
+    // SIGPIPE stays ignored (Rust's start-up default): `demo` and `bench` own DCs and peer
+    // processes that a death by SIGPIPE would leave behind. Everything goes to standard output
+    // through `table::print_text`, for which a closed pipe (`dvs ps DC | head -1`) ends the
+    // printing and nothing else.
     // A peer of a measurement: not a command of its own, and not shown by --help.
     let args: Vec<String> = std::env::args().collect();
     if let Some(code) = m3_benches::peer::dispatch(&args) {

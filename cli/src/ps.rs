@@ -62,8 +62,7 @@ pub fn run(name: &str) -> Result<()> {
         ]);
     }
     if procs.is_empty() {
-        println!("DC {name}: no bound slots");
-        return Ok(());
+        return crate::table::print_text(&format!("DC {name}: no bound slots\n"));
     }
     table.print()
 }

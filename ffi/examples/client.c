@@ -5,6 +5,13 @@
  *
  *     client DC NR SERVER COUNT [CPU [stop]]
  *
+ *   DC      the DC's name (made with `dvs dc create DC`)
+ *   NR      the client's own slot (0 .. procs-1, not the server's), e.g. 100
+ *   SERVER  the server's slot (the NR given to `server`), e.g. 0
+ *   COUNT   how many round trips to make and time (at least 1)
+ *   CPU     pin the process to this CPU (negative: do not pin; needed before `stop`)
+ *   stop    send STOP after the round trips, which ends the server
+ *
  * Prints "OK count=<COUNT> p50_ns=<median>". With M3_CLIENT_BLOCK=1 in the environment the
  * client sleeps on its doorbell at once instead of spinning first (for instruction counts
  * under callgrind, where spinning would count its loops).
@@ -31,7 +38,15 @@ int main(int argc, char **argv) {
     message m;
 
     if (argc < 5) {
-        fprintf(stderr, "usage: %s DC NR SERVER COUNT [CPU [stop]]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s DC NR SERVER COUNT [CPU [stop]]\n"
+                "  DC      the DC's name (dvs dc create DC)\n"
+                "  NR      this client's slot (0 .. procs-1), e.g. 100\n"
+                "  SERVER  the server's slot, e.g. 0\n"
+                "  COUNT   round trips to time\n"
+                "  CPU     pin to this CPU (negative: do not pin)\n"
+                "  stop    then send STOP, which ends the server\n",
+                argv[0]);
         return 2;
     }
     pin(argc > 5 ? atoi(argv[5]) : -1);

@@ -5,6 +5,10 @@
  *
  *     muk2_client DC NR
  *
+ *   DC  the unikernel's DC: the `[dc] name` of its config (`muk2` in `muk2 default-config`)
+ *   NR  a free user slot to bind, not a server's (servers: pm 0, fs 1, rdisk 3, ftp 14,
+ *       echo 20), e.g. 100
+ *
  * Binds user slot NR of the unikernel's DC, then: an ECHO_ECHO round trip (the payload comes
  * back unchanged), PM_REGISTER under a name, PM_GETEP of its own PID (its endpoint comes back),
  * PM_COUNT, PM_EXIT, and a request PM does not know (answered EDVSBADREQUEST). Prints "OK".
@@ -51,7 +55,12 @@ int main(int argc, char **argv) {
     message m;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: %s DC NR\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s DC NR\n"
+                "  DC  the unikernel's DC (its config's [dc] name, e.g. muk2)\n"
+                "  NR  a free user slot, not a server's (pm 0, fs 1, rdisk 3, ftp 14, echo 20),"
+                " e.g. 100\n",
+                argv[0]);
         return 2;
     }
     dc = m3_dc_open(argv[1]);

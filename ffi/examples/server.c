@@ -4,6 +4,10 @@
  *
  *     server DC NR [CPU]
  *
+ *   DC   the DC's name (made with `dvs dc create DC`)
+ *   NR   the slot to bind, a user slot: 0 .. procs-1 of the DC (221 by default), e.g. 0
+ *   CPU  pin the process to this CPU (omitted or negative: leave it to the scheduler)
+ *
  * Prints "READY <endpoint>" once bound and "DONE <requests>" at the end.
  */
 #define _GNU_SOURCE /* sched_setaffinity, before any system header */
@@ -16,7 +20,12 @@ int main(int argc, char **argv) {
     message m, reply;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: %s DC NR [CPU]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s DC NR [CPU]\n"
+                "  DC   the DC's name (dvs dc create DC)\n"
+                "  NR   the slot to bind (0 .. procs-1), e.g. 0\n"
+                "  CPU  pin to this CPU (negative or omitted: do not pin)\n",
+                argv[0]);
         return 2;
     }
     pin(argc > 3 ? atoi(argv[3]) : -1);

@@ -1,4 +1,4 @@
-//! The messaging calls of DESIGN.md section 4 and the control calls, on an endpoint handle
+//! The messaging calls of docs/ARCHITECTURE.md section 4 and the control calls, on an endpoint handle
 //! (`M3_CURRENT`: the current binding). Each first checks the handle (`EDVSBADF`,
 //! `EDVSNOTBIND`, `EDVSBUSY`), then its pointers (`EDVSFAULT`) and its timeout (`EDVSINVAL` for
 //! a negative value other than -1), then makes the call, whose errors are the fabric's

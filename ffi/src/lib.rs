@@ -3,7 +3,7 @@
 //! This crate builds `libm3ipc.so` and `libm3ipc.a`, whose interface is `include/m3ipc.h`
 //! (generated from this crate by cbindgen, see `cbindgen.toml`). `include/dvk_compat.h`, written
 //! by hand on top of it, gives programs written for the original DVK user library its names
-//! (`dvk_send`, `dvk_receive_T`, `dvk_bind`, ...). DESIGN.md section 9.
+//! (`dvk_send`, `dvk_receive_T`, `dvk_bind`, ...). docs/ARCHITECTURE.md section 8.
 //!
 //! Conventions of every `m3_` function:
 //! - it returns an `int32_t`: 0 or a positive result (a handle), or a negative EDVS error number

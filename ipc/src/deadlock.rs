@@ -6,7 +6,7 @@
 //! receiving): a send to a process that is receiving from us is a rendezvous, not a cycle.
 //!
 //! A receiver with a notification pending from the source it receives from is not blocked: its
-//! receive delivers that notification (DESIGN.md section 4, step 2 before step 4). Two processes
+//! receive delivers that notification (docs/ARCHITECTURE.md section 4, step 2 before step 4). Two processes
 //! that notify each other and then receive from each other by name are therefore never
 //! `EDVSLOCKED`.
 
@@ -32,7 +32,7 @@ fn blocked_on(region: &Region, slot: &Slot) -> Option<(usize, bool)> {
             }
             let i = region.geo.index(endpoint::nr(from))?;
             // A receive that a pending notification from its source satisfies is not blocked
-            // (DESIGN.md section 4: notifications come before blocking); it returns as soon
+            // (docs/ARCHITECTURE.md section 4: notifications come before blocking); it returns as soon
             // as its owner runs.
             if notification_pending(slot, i) {
                 return None;

@@ -23,7 +23,7 @@
 //! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
 //! shared buffer pool (zero-copy data, grants, `vcopy`).
 //!
-//! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
+//! Semantics and error numbers follow `docs/ARCHITECTURE.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
 //! is noticed by a blocked peer within [`wait::LIVENESS_TICK`] plus a `/proc` read; privileges are
 //! enforced by this library, so the region file's mode is the DC's trust boundary; a process that

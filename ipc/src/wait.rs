@@ -1,6 +1,6 @@
 //! Waiting: timeouts, wait policies, and the one loop every blocking call waits in.
 //!
-//! Measured on these machines (DESIGN.md section 6): two processes spinning on one cache line on
+//! Measured on these machines (docs/ARCHITECTURE.md section 5): two processes spinning on one cache line on
 //! different cores complete a round trip in about 120 ns, a futex wake across cores costs about
 //! 30 µs, and spinning while the peer shares our core is catastrophic. So the default
 //! [`WaitPolicy::Adaptive`] spins only while the peer has published that it runs on another CPU,

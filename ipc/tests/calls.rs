@@ -1,4 +1,4 @@
-//! Acceptance point 2, success paths: every call of DESIGN.md section 4 between real processes.
+//! Acceptance point 2, success paths: every call of docs/ARCHITECTURE.md section 4 between real processes.
 //!
 //! The peers are scripted child processes (see `script/mod.rs`): each binds a slot and makes its
 //! calls, printing one line per call; the test process holds the other end and checks the lines

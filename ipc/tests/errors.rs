@@ -1,4 +1,4 @@
-//! Acceptance point 2, errors: every error DESIGN.md section 4 names, produced between real
+//! Acceptance point 2, errors: every error docs/ARCHITECTURE.md section 4 names, produced between real
 //! processes (scripted children, see `script/mod.rs`), each in its own DC.
 //!
 //! Success paths are in `calls.rs`.
@@ -338,7 +338,7 @@ fn two_party_cycles_are_locked() {
     w.finish();
 }
 
-/// A `receive` that a pending notification satisfies is not blocked (DESIGN.md section 4, step
+/// A `receive` that a pending notification satisfies is not blocked (docs/ARCHITECTURE.md section 4, step
 /// 2 comes before step 4): receiving by name from a process that is blocked receiving from us
 /// while our notify to it is still pending is a rendezvous, not a cycle, and must never be
 /// `EDVSLOCKED`. The child is stopped (SIGSTOP) between our notify and its delivery, so the

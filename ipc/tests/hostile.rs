@@ -1,4 +1,4 @@
-//! Acceptance point 6 (DESIGN.md sections 5 and 11): a hostile peer scribbles on the region.
+//! Acceptance point 6 (docs/ARCHITECTURE.md sections 3 and 9): a hostile peer scribbles on the region.
 //!
 //! A scribbler child maps the region file itself and writes random data over the slot table
 //! (and, in one variant, over the header page too) with atomic stores, while worker children
@@ -544,7 +544,7 @@ fn server_killed_while_replying_fails_client() {
 }
 
 /// The same forged `Replying`, but the "server" lives on and never finishes: the client's call
-/// must still end by its timeout plus the margin (DESIGN.md section 5: a corrupt entry yields an
+/// must still end by its timeout plus the margin (docs/ARCHITECTURE.md section 3: a corrupt entry yields an
 /// error for that call, never a hang). The client gives up one liveness tick past its deadline.
 #[test]
 fn forged_replying_state_does_not_hang_the_client() {

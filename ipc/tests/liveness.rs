@@ -1,4 +1,4 @@
-//! Acceptance point 5 (DESIGN.md sections 6 and 11): kill tests.
+//! Acceptance point 5 (docs/ARCHITECTURE.md sections 5 and 9): kill tests.
 //!
 //! A peer is SIGKILLed while blocked in `send`, in `receive`, in `sendrec` as client and as
 //! server, and while holding queued messages. Every survivor (a child process blocked on the
@@ -29,7 +29,7 @@ use m3ipc::{ANY, Dc, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, Message, Pro
 use std::time::{Duration, Instant};
 use support::{Rng, TestDc, Worker, child_entry, eventually, say, spawn};
 
-/// The liveness bound of DESIGN.md section 6.
+/// The liveness bound of docs/ARCHITECTURE.md section 5.
 const LIMIT: Duration = Duration::from_millis(100);
 /// Blocked calls wait this long at most: far beyond the bound, but never forever.
 const LONG: Timeout = Timeout::Millis(20_000);

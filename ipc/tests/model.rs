@@ -1,4 +1,4 @@
-//! Acceptance point 3 (DESIGN.md section 11): random operation sequences over five endpoints of
+//! Acceptance point 3 (docs/ARCHITECTURE.md section 9): random operation sequences over five endpoints of
 //! one DC, checked call by call against a small reference model of the semantics of section 4.
 //!
 //! Run: `cargo test -p m3ipc --release --test model` (about 3 s for 400 cases of up to ~40
@@ -1037,7 +1037,7 @@ fn sendrec_to_a_client_awaiting_our_reply_is_its_reply() {
 }
 
 /// A receive by name from a process that is itself blocked receiving from us by name, with a
-/// notification from it pending, delivers the notification (DESIGN.md section 4, step 2): it
+/// notification from it pending, delivers the notification (docs/ARCHITECTURE.md section 4, step 2): it
 /// is not a cycle and must not be `EDVSLOCKED`.
 #[test]
 fn pending_notification_comes_before_the_deadlock_check() {

@@ -1,4 +1,4 @@
-//! Zero-copy data (DESIGN.md section 7, issue 3): the shared buffer pool, grants and `vcopy`.
+//! Zero-copy data (docs/ARCHITECTURE.md section 7, issue 3): the shared buffer pool, grants and `vcopy`.
 //!
 //! - Transfers of 4 KiB, 64 KiB and 1 MiB payloads by handle between two processes: the
 //!   receiver checks the bytes against the sender's checksum, sees the very pool offset the

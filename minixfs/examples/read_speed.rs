@@ -13,6 +13,9 @@ const MIB: usize = 1 << 20;
 const FILE: usize = 64 * MIB;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Die quietly of SIGPIPE, as `ls` does, when the output is a closed pipe (`| head -1`).
+    // SAFETY: setting a signal's disposition touches no memory; no thread has started yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let mut fs = FileSystem::format(MemDevice::new(70 * 1024), &FormatOptions::default())?;
     let f = fs.create(ROOT, "big.bin", 0o644)?;
     let chunk: Vec<u8> = (0..MIB).map(|i| (i % 251) as u8).collect();

@@ -46,6 +46,9 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Die quietly of SIGPIPE, as `ls` does, when the output is a closed pipe (`| head -1`).
+    // SAFETY: setting a signal's disposition touches no memory; no thread has started yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--client") {
         return client(&args[1..]);

@@ -24,7 +24,8 @@
 //! [[server]]
 //! name = "rdisk"                 # the block device: either
 //! memory_mib = 32                #   a zero-filled memory disk (default 64 MiB), or
-//! # image = "/path/disk.img"     #   an image file, read and written in place
+//! # image = "/path/disk.img"     #   an image file, read and written in place (a relative
+//!                                #   path is taken from the config file's directory)
 //!
 //! [[server]]
 //! name = "fs"                    # the MINIX v3 file system on RDISK
@@ -124,8 +125,8 @@ pub struct ServerSpec {
     pub options: ServerOptions,
 }
 
-/// The well-known slot of `kind` on node `node`: SYSTASK of node n is `-2 - n` (DESIGN.md
-/// section 3), the others do not depend on the node.
+/// The well-known slot of `kind` on node `node`: SYSTASK of node n is `-2 - n`
+/// (docs/ARCHITECTURE.md section 2), the others do not depend on the node.
 pub fn default_nr(kind: ServerKind, node: u32) -> i32 {
     match kind {
         ServerKind::Systask => systask(node as i32),
@@ -321,7 +322,11 @@ impl Config {
         Config::parse(DEFAULT_TOML)
     }
 
-    /// Read and validate the config file at `path`.
+    /// Read and validate the config file at `path`. A relative `image` is taken from the
+    /// file's directory, not from the working directory: the config means the same whoever
+    /// runs it from wherever. ([`Config::parse`] has no file, and leaves such a path relative:
+    /// the embedded default config names no image, and a text given without a file is read
+    /// from the working directory.)
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             line: None,
@@ -330,7 +335,16 @@ impl Config {
                 why: e.to_string(),
             },
         })?;
-        Config::parse(&text)
+        let mut config = Config::parse(&text)?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for server in &mut config.servers {
+            if let DiskSpec::Image(image) = &mut server.options.disk
+                && image.is_relative()
+            {
+                *image = dir.join(&*image);
+            }
+        }
+        Ok(config)
     }
 
     /// Parse and validate a config.
@@ -928,6 +942,30 @@ mod tests {
             assert_eq!(e.line, Some(line), "{text}: {e}");
             assert!(e.to_string().contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn relative_image_is_the_config_files() {
+        let dir = std::env::temp_dir().join(format!("muk-config-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk_of = |image: &str| {
+            let text = format!("{DC}[[server]]\nname = \"rdisk\"\nimage = \"{image}\"\n");
+            let file = dir.join("muk.toml");
+            std::fs::write(&file, &text).unwrap();
+            let loaded = Config::load(&file).unwrap();
+            let parsed = Config::parse(&text).unwrap();
+            (
+                loaded.servers[0].options.disk.clone(),
+                parsed.servers[0].options.disk.clone(),
+            )
+        };
+        let relative = disk_of("disks/a.img");
+        let absolute = disk_of("/abs/b.img");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(relative.0, DiskSpec::Image(dir.join("disks/a.img")));
+        assert_eq!(absolute.0, DiskSpec::Image("/abs/b.img".into()));
+        // Without a file, the path stays as written (the working directory's).
+        assert_eq!(relative.1, DiskSpec::Image("disks/a.img".into()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! A server receives `&mut dyn Ipc` and never learns which runner hosts it: under MUK2 the calls
 //! between two servers of the same unikernel are direct coroutine hand-offs, and calls to
 //! anything outside go through the fabric; under MUK every call goes through the fabric from the
-//! server's own OS thread. The semantics are those of `m3ipc` (DESIGN.md section 4) in both.
+//! server's own OS thread. The semantics are those of `m3ipc` (docs/ARCHITECTURE.md section 4) in both.
 
 use m3ipc::{Access, BufView, CopyRef, Dc, Endpoint, GrantId, Handle, Message, Result, Timeout};
 use std::time::Duration;

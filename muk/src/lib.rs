@@ -9,11 +9,12 @@
 //! Layers: [`ipc`] (the one interface servers are written against), [`server`] (the servers:
 //! SYSTASK, PM, echo and the storage servers RDISK, FS, FTP, whose protocols are in [`storage`]),
 //! [`host`] (binding and running them), the two runners (`coro` for MUK2, `threads` for MUK),
-//! and [`ftp_client`] (the library of the `m3ftp` client). DESIGN.md section 8 fixes the
-//! behaviour.
+//! and [`ftp_client`] (the library of the `m3ftp` client). docs/ARCHITECTURE.md section 6
+//! describes them.
 
 pub mod config;
 pub mod coro;
+pub mod diag;
 pub mod ftp_client;
 pub mod host;
 pub mod ipc;

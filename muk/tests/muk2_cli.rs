@@ -419,6 +419,9 @@ fn help_names_every_command() {
     for cmd in ["run", "serve", "check", "default-config"] {
         assert!(help.contains(cmd), "{cmd}: {help}");
     }
+    // What no command does.
+    assert!(help.contains("With no command"), "{help}");
+    assert!(help.contains("self-checks"), "{help}");
     let out = Command::new(MUK2)
         .args(["default-config"])
         .output()

@@ -148,6 +148,7 @@ pub fn render(rows: &[Row]) -> String {
         ("MEASURED", Align::Left),
         ("MET", Align::Left),
     ]);
+    let missed = v.iter().filter(|x| x.met == Some(false)).count();
     for x in v {
         t.push(vec![
             x.target.into(),
@@ -159,5 +160,12 @@ pub fn render(rows: &[Row]) -> String {
             },
         ]);
     }
-    format!("\n{}", t.render())
+    let mut text = format!("\n{}", t.render());
+    if missed > 0 {
+        text.push_str(&format!(
+            "{missed} target(s) not met (NO): reported, not a failure; dvs bench exits 0 \
+             whenever every scenario was measured.\n"
+        ));
+    }
+    text
 }

@@ -24,7 +24,7 @@ impl EnvelopeTable for Region {
 impl Proc {
     /// `receive(src, m)`: receive from `src`, or from anyone with `ANY`, into `m`.
     ///
-    /// Order, as DESIGN.md section 4: (1) a pending `wakeup` gives `EDVSWOKENUP` (for `ANY`);
+    /// Order, as docs/ARCHITECTURE.md section 4: (1) a pending `wakeup` gives `EDVSWOKENUP` (for `ANY`);
     /// (2) pending notifications, lowest slot first, only from `src` when `src` is not `ANY`;
     /// (3) the oldest queued message from `src` (or anyone), which completes that sender's call;
     /// (4) block.

@@ -1,4 +1,4 @@
-//! Loom models of the mailbox protocol (DESIGN.md section 11, acceptance point 4).
+//! Loom models of the mailbox protocol (docs/ARCHITECTURE.md section 9, acceptance point 4).
 //!
 //! Run them with (from the workspace root; nothing else of the crate is compiled under loom):
 //!

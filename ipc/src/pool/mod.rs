@@ -1,4 +1,4 @@
-//! The DC's shared buffer pool (DESIGN.md section 7): zero-copy data between processes.
+//! The DC's shared buffer pool (docs/ARCHITECTURE.md section 7): zero-copy data between processes.
 //!
 //! A second mapped file next to the region (`file.rs`) holds buffers of 4 KiB .. 1 MiB, handed
 //! out by a lock-free allocator (`alloc.rs`, model-checked by `loom_tests.rs`). A buffer has one

@@ -86,6 +86,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,6 +95,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Die quietly of SIGPIPE, as `ls` does, when standard output is a closed pipe (`m3ftp ls / |
+/// head -1`), instead of panicking in `println!`. Nothing is lost: the fabric reclaims a dead
+/// client's slot, buffers and grants, and FTP survives a client that dies mid-transfer.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL touches no memory of ours; the process
+    // is still single-threaded here.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 fn run(cli: &Cli) -> Result<(), FtpError> {

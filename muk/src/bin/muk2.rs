@@ -20,6 +20,8 @@ mod boot;
 mod check;
 #[path = "muk2/hosting.rs"]
 mod hosting;
+#[path = "muk2/output.rs"]
+mod output;
 #[path = "muk2/run.rs"]
 mod run;
 #[path = "muk2/signals.rs"]
@@ -33,11 +35,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// MUK2, the multiserver unikernel on M3-IPC: servers as coroutines in one process.
-///
-/// With no command: boot the embedded default config (every server inside) in a private DC,
-/// print the proc table, run a self-check from a separate client process, remove the DC.
 #[derive(Debug, Parser)]
-#[command(name = "muk2", version, about, long_about = None)]
+#[command(
+    name = "muk2",
+    version,
+    about = concat!(
+        env!("CARGO_PKG_DESCRIPTION"),
+        "\n\nWith no command, muk2 boots the embedded default config (every server inside) in \
+         a private DC, prints the proc table, self-checks every server from a separate client \
+         process (with an m3ftp put and get), removes the DC and exits: 0 when every check \
+         passed, 1 otherwise."
+    ),
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -126,6 +136,8 @@ from_display!(
 pub type Result<T> = std::result::Result<T, Error>;
 
 fn main() -> ExitCode {
+    // SIGPIPE stays ignored, as Rust's runtime set it (not in the mask of `signals` either): a
+    // closed output ends the printing (`output`, `muk::diag!`), never the servers. See `output`.
     let cli = Cli::parse();
     let result = match cli.command {
         None => boot::run(),
@@ -139,15 +151,12 @@ fn main() -> ExitCode {
             storage,
         }) => run::serve(&name, &dc, nr, stack_kib, threads, &storage),
         Some(Command::Check(args)) => check::run(&args),
-        Some(Command::DefaultConfig) => {
-            print!("{}", muk::config::DEFAULT_TOML);
-            Ok(())
-        }
+        Some(Command::DefaultConfig) => output::print(muk::config::DEFAULT_TOML),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("muk2: {e}");
+            muk::diag!("muk2: {e}");
             ExitCode::FAILURE
         }
     }

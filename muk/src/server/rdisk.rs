@@ -192,7 +192,7 @@ impl Handler for Rdisk {
     /// On a stop: what the image file was given reaches the disk.
     fn finish(&mut self, _ipc: &mut dyn Ipc) -> Result<()> {
         self.flush().map(drop).inspect_err(|e| {
-            eprintln!("rdisk: flushing the image file at stop failed: {e}");
+            crate::diag!("rdisk: flushing the image file at stop failed: {e}");
         })
     }
 }

@@ -2,8 +2,8 @@
 //! outside program would, and does `sendrec` to each expected server: one checked request, then
 //! timed round trips. `muk2` with no arguments runs it as a separate process.
 
-use crate::hosting;
 use crate::{Error, Result};
+use crate::{hosting, output};
 use clap::Args;
 use m3ipc::{Dc, Endpoint, Errno, Proc, Timeout};
 use muk::config::default_nr;
@@ -84,27 +84,27 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         args.expect.clone()
     };
     let client = bind_user(&dc)?;
-    println!(
-        "self-check from process {} (endpoint {} in DC {}), {} round trips each:",
+    output::print(&format!(
+        "self-check from process {} (endpoint {} in DC {}), {} round trips each:\n",
         std::process::id(),
         client.endpoint(),
         dc.name(),
         args.rounds
-    );
+    ))?;
     let mut failed = 0;
     for e in &expected {
         let nr = e.nr.unwrap_or_else(|| default_nr(e.kind, dc.config().node));
         let name = e.kind.name();
         match check_one(&dc, &client, e.kind, nr, args) {
-            Ok(rtt) => println!(
-                "  {name:<8} nr {nr:>3}  pid {:<7}  ok   round trip p50 {}, min {}",
+            Ok(rtt) => output::print(&format!(
+                "  {name:<8} nr {nr:>3}  pid {:<7}  ok   round trip p50 {}, min {}\n",
                 rtt.pid,
                 human(rtt.p50),
                 human(rtt.min)
-            ),
+            ))?,
             Err(why) => {
                 failed += 1;
-                println!("  {name:<8} nr {nr:>3}  FAILED: {why}");
+                output::print(&format!("  {name:<8} nr {nr:>3}  FAILED: {why}\n"))?;
             }
         }
     }
@@ -315,14 +315,15 @@ fn ftp_transfer(dc: &Dc, nr: i32, args: &CheckArgs) -> std::result::Result<FtpCl
     }
     ftp.rm(&remote).map_err(|e| e.to_string())?;
     let rate = |d: Duration| TRANSFER as f64 / d.as_secs_f64() / 1e6;
-    println!(
-        "  m3ftp: put {} MiB in {:.1} ms ({:.0} MB/s), got it back in {:.1} ms ({:.0} MB/s), bytes identical",
+    output::print(&format!(
+        "  m3ftp: put {} MiB in {:.1} ms ({:.0} MB/s), got it back in {:.1} ms ({:.0} MB/s), bytes identical\n",
         TRANSFER >> 20,
         put_time.as_secs_f64() * 1e3,
         rate(put_time),
         get_time.as_secs_f64() * 1e3,
         rate(get_time)
-    );
+    ))
+    .map_err(|e| e.0)?;
     Ok(ftp)
 }
 

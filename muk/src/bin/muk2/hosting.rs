@@ -36,7 +36,7 @@ impl CreatedDc {
 impl Drop for CreatedDc {
     fn drop(&mut self) {
         if let Err(e) = Dc::remove(self.dc.name()) {
-            eprintln!("muk2: removing DC {}: {e}", self.dc.name());
+            muk::diag!("muk2: removing DC {}: {e}", self.dc.name());
         }
     }
 }

@@ -59,7 +59,7 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     let outcome = serve_until_signal(&signals, watched);
     drop(created);
     let sig = outcome?;
-    eprintln!(
+    muk::diag!(
         "muk2: {}: servers stopped, DC {} removed",
         signals::name(sig),
         config.dc.name
@@ -161,7 +161,7 @@ pub fn serve(
         hosting::runner_name(runner)
     ));
     let sig = serve_until_signal(&signals, watched)?;
-    eprintln!("muk2: {}: {name} stopped", signals::name(sig));
+    muk::diag!("muk2: {}: {name} stopped", signals::name(sig));
     Ok(())
 }
 

@@ -170,7 +170,7 @@ impl Server for Fs {
                         match fs.sync() {
                             Ok(()) => dirty = false,
                             Err(e) => {
-                                eprintln!("fs: background sync failed: {e}");
+                                crate::diag!("fs: background sync failed: {e}");
                                 self.unmount_if_gone(&cell, &mut state, &mut dirty);
                             }
                         }
@@ -211,7 +211,7 @@ impl Fs {
             return Ok(());
         }
         fs.sync().map_err(|e| {
-            eprintln!(
+            crate::diag!(
                 "fs: the final sync at stop failed: {e}; changes since the last sync are lost"
             );
             Errno::EDVSIO
@@ -265,7 +265,7 @@ impl Fs {
         } else {
             ""
         };
-        eprintln!(
+        crate::diag!(
             "fs: RDISK at nr {} {why}: unmounted{lost}; mounting again once it serves",
             self.rdisk_nr
         );
@@ -295,7 +295,7 @@ impl Fs {
                 | Errno::EDVSNOTBIND,
             ) => return Ok(State::Waiting),
             Err(e) => {
-                eprintln!("fs: cannot reach RDISK at nr {}: {e}", self.rdisk_nr);
+                crate::diag!("fs: cannot reach RDISK at nr {}: {e}", self.rdisk_nr);
                 return Ok(State::Failed);
             }
         };
@@ -313,7 +313,7 @@ impl Fs {
         match mounted {
             Ok(mut fs) => {
                 if format {
-                    eprintln!("fs: formatted a disk of {blocks} blocks");
+                    crate::diag!("fs: formatted a disk of {blocks} blocks");
                 }
                 if self.format == FormatPolicy::Always {
                     self.format = FormatPolicy::Never;
@@ -329,7 +329,7 @@ impl Fs {
                 Ok(State::Up(Box::new(fs), rdisk, Puts::default()))
             }
             Err(e) => {
-                eprintln!(
+                crate::diag!(
                     "fs: cannot {} the disk on RDISK ({blocks} blocks): {e}",
                     if format { "format" } else { "mount" }
                 );
