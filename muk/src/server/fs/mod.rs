@@ -321,9 +321,9 @@ impl Fs {
                 // No put is under way at a mount: any temporary is an earlier FS's leftover.
                 let swept = Puts::sweep(&mut fs);
                 if swept > 0 {
-                    eprintln!("fs: removed {swept} temporary file(s) of unfinished puts");
+                    crate::diag!("fs: removed {swept} temporary file(s) of unfinished puts");
                     if let Err(e) = fs.sync() {
-                        eprintln!("fs: sync after removing put temporaries failed: {e}");
+                        crate::diag!("fs: sync after removing put temporaries failed: {e}");
                     }
                 }
                 Ok(State::Up(Box::new(fs), rdisk, Puts::default()))

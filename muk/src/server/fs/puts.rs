@@ -149,7 +149,7 @@ impl Puts {
             if gone(self.open[i].owner) {
                 let put = self.open.swap_remove(i);
                 if let Err(e) = fs.unlink(put.dir, &put.temp) {
-                    eprintln!("fs: cannot remove the temporary of an abandoned put: {e}");
+                    crate::diag!("fs: cannot remove the temporary of an abandoned put: {e}");
                 }
                 removed += 1;
             } else {
@@ -177,7 +177,7 @@ impl Puts {
                 let batch = match fs.readdir(dir, start, SWEEP_BATCH) {
                     Ok(b) => b,
                     Err(e) => {
-                        eprintln!("fs: cannot read directory {dir} for put temporaries: {e}");
+                        crate::diag!("fs: cannot read directory {dir} for put temporaries: {e}");
                         break;
                     }
                 };
@@ -200,7 +200,7 @@ impl Puts {
             for t in temps {
                 match fs.unlink(dir, &t) {
                     Ok(()) => removed += 1,
-                    Err(e) => eprintln!("fs: cannot remove put temporary {t:?}: {e}"),
+                    Err(e) => crate::diag!("fs: cannot remove put temporary {t:?}: {e}"),
                 }
             }
         }
