@@ -829,6 +829,11 @@ impl<D: BlockDevice> FileSystem<D> {
         Ok(())
     }
 
+    /// The device, borrowed (e.g. to read its counters); changes not synced are not on it.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
     /// Syncs, then gives the device back.
     pub fn into_device(mut self) -> Result<D, FsError> {
         self.sync()?;
