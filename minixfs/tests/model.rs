@@ -594,7 +594,7 @@ fn dir_op() -> impl Strategy<Value = DirOp> {
 
 fn name_of(n: u16) -> String {
     // Some names long, so that index sizes differ.
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         format!("n{n}-{}", "x".repeat(50))
     } else {
         format!("n{n}")
