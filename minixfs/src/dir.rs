@@ -1,10 +1,15 @@
 //! Directories: files of 64-byte entries, a u32 inode number and a 60-byte name padded with
 //! NULs (a 60-byte name has no NUL). Entry 0 is ".", entry 1 is "..". A free slot has inode 0
 //! and is reused before the directory grows; directories never shrink and never have holes.
+//!
+//! Every write of an entry goes through [`FileSystem::add_entry`] or
+//! [`FileSystem::set_entry_ino`], which keep the directory's index (`dir_index.rs`) coherent;
+//! lookups and creates answer from the index, building it by one scan when it is missing.
 
 use std::ops::ControlFlow;
 
 use crate::device::BlockDevice;
+use crate::dir_index::DirIndex;
 use crate::error::{FsError, corrupt};
 use crate::fs::{DirEntry, FileSystem};
 use crate::inode::{Inode, ZONES_PER_BLOCK};
@@ -55,6 +60,27 @@ pub fn encode_entry(raw: &mut [u8], ino: Ino, name: &[u8]) {
     raw[4..4 + name.len()].copy_from_slice(name);
 }
 
+/// Where the last listing stopped, to resume the next page from: `marks` are (live entries
+/// before, slot) pairs, at the first entry the listing returned and where it ended. Valid
+/// while `changes` is the file system's count of directory changes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListCursor {
+    dir: Ino,
+    changes: u64,
+    marks: [(usize, u64); 2],
+}
+
+impl ListCursor {
+    /// The latest mark at or before live entry `start`.
+    fn resume(&self, start: usize) -> Option<(usize, u64)> {
+        self.marks
+            .iter()
+            .filter(|(live, _)| *live <= start)
+            .max_by_key(|(live, slot)| (*live, *slot))
+            .copied()
+    }
+}
+
 impl<D: BlockDevice> FileSystem<D> {
     /// Number of entry slots of a directory (checked: its size is whole entries).
     fn dir_slots(&self, dir: Ino, inode: &Inode) -> Result<u64, FsError> {
@@ -74,18 +100,19 @@ impl<D: BlockDevice> FileSystem<D> {
         Ok(size / DIR_ENTRY_SIZE as u64)
     }
 
-    /// Calls `f(slot, ino, name)` for every slot of the directory, free ones too, until it
-    /// breaks. Every inode number is checked against the inode count.
+    /// Calls `f(slot, ino, name)` for every slot of the directory from slot `from` on, free
+    /// ones too, until it breaks. Every inode number is checked against the inode count.
     fn scan_dir<T>(
         &mut self,
         dir: Ino,
         inode: &Inode,
+        from: u64,
         mut f: impl FnMut(u64, Ino, &[u8]) -> ControlFlow<T>,
     ) -> Result<Option<T>, FsError> {
         let slots = self.dir_slots(dir, inode)?;
         let blocks = slots.div_ceil(ENTRIES_PER_BLOCK as u64);
         let mut zones = [0u32; ZONES_PER_BLOCK as usize];
-        let mut fb = 0;
+        let mut fb = from / ENTRIES_PER_BLOCK as u64;
         while fb < blocks {
             let n = (blocks - fb).min(ZONES_PER_BLOCK) as usize;
             self.map_range(dir, inode, fb, &mut zones[..n])?;
@@ -97,6 +124,9 @@ impl<D: BlockDevice> FileSystem<D> {
                 let block = self.cache.get(&mut self.dev, u64::from(z))?;
                 for e in 0..ENTRIES_PER_BLOCK {
                     let slot = block_index * ENTRIES_PER_BLOCK as u64 + e as u64;
+                    if slot < from {
+                        continue;
+                    }
                     if slot >= slots {
                         break;
                     }
@@ -118,6 +148,36 @@ impl<D: BlockDevice> FileSystem<D> {
         Ok(None)
     }
 
+    /// Makes sure `dir` has an index (building it by one scan); false when its index does
+    /// not fit the budget, so that the caller scans instead.
+    fn ensure_index(&mut self, dir: Ino, inode: &Inode) -> Result<bool, FsError> {
+        let slots = self.dir_slots(dir, inode)?;
+        if self.dirs.get(dir, slots).is_some() {
+            return Ok(true);
+        }
+        let budget = self.dirs.budget();
+        let mut index = DirIndex::new(slots);
+        let over = self.scan_dir(dir, inode, 0, |slot, ino, name| {
+            index.scanned(slot, ino, name);
+            if index.bytes() > budget {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(over.is_none() && self.dirs.insert(dir, index))
+    }
+
+    /// The index `dir`'s entries on disk give now, built regardless of the budget.
+    pub(crate) fn scan_index(&mut self, dir: Ino, inode: &Inode) -> Result<DirIndex, FsError> {
+        let mut index = DirIndex::new(self.dir_slots(dir, inode)?);
+        self.scan_dir(dir, inode, 0, |slot, ino, name| {
+            index.scanned(slot, ino, name);
+            ControlFlow::<()>::Continue(())
+        })?;
+        Ok(index)
+    }
+
     /// The slot and inode of `name` in the directory.
     pub(crate) fn find_entry(
         &mut self,
@@ -126,7 +186,10 @@ impl<D: BlockDevice> FileSystem<D> {
         name: &str,
     ) -> Result<Option<(u64, Ino)>, FsError> {
         let name = name.as_bytes();
-        self.scan_dir(dir, inode, |slot, ino, n| {
+        if self.ensure_index(dir, inode)? {
+            return Ok(self.dirs.peek(dir).and_then(|i| i.get(name)));
+        }
+        self.scan_dir(dir, inode, 0, |slot, ino, n| {
             if ino != 0 && n == name {
                 ControlFlow::Break((slot, ino))
             } else {
@@ -137,7 +200,12 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// Whether the directory has no entries but "." and "..".
     pub(crate) fn dir_is_empty(&mut self, dir: Ino, inode: &Inode) -> Result<bool, FsError> {
-        let found = self.scan_dir(dir, inode, |_, ino, n| {
+        // An index at hand answers; a directory about to be removed is not worth indexing.
+        let slots = self.dir_slots(dir, inode)?;
+        if let Some(index) = self.dirs.get(dir, slots) {
+            return Ok(index.children() == 0);
+        }
+        let found = self.scan_dir(dir, inode, 0, |_, ino, n| {
             if ino != 0 && n != b"." && n != b".." {
                 ControlFlow::Break(())
             } else {
@@ -148,6 +216,8 @@ impl<D: BlockDevice> FileSystem<D> {
     }
 
     /// Live entries `start..start + max` (counting live entries only, "." and ".." included).
+    /// A listing read page by page resumes where the previous page of the same directory
+    /// began or ended, if no directory changed since, so it reads the directory once.
     pub(crate) fn list_dir(
         &mut self,
         dir: Ino,
@@ -156,26 +226,40 @@ impl<D: BlockDevice> FileSystem<D> {
         max: usize,
     ) -> Result<Vec<DirEntry>, FsError> {
         let mut out = Vec::new();
-        let mut live = 0usize;
         if max == 0 {
             return Ok(out);
         }
-        self.scan_dir(dir, inode, |_, ino, n| {
+        let (mut live, from) = self
+            .listing
+            .filter(|c| c.dir == dir && c.changes == self.dir_changes)
+            .and_then(|c| c.resume(start))
+            .unwrap_or((0, 0));
+        let mut first = None;
+        let mut end = from;
+        self.scan_dir(dir, inode, from, |slot, ino, n| {
+            end = slot + 1;
             if ino == 0 {
                 return ControlFlow::Continue(());
             }
-            live += 1;
-            if live > start {
+            if live >= start {
+                first.get_or_insert((live, slot));
                 out.push(DirEntry {
                     ino,
                     name: String::from_utf8_lossy(n).into_owned(),
                 });
-                if out.len() >= max {
-                    return ControlFlow::Break(());
-                }
             }
-            ControlFlow::Continue(())
+            live += 1;
+            if out.len() >= max {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })?;
+        self.listing = Some(ListCursor {
+            dir,
+            changes: self.dir_changes,
+            marks: [first.unwrap_or((live, end)), (live, end)],
+        });
         Ok(out)
     }
 
@@ -200,7 +284,16 @@ impl<D: BlockDevice> FileSystem<D> {
         ino: Ino,
     ) -> Result<(), FsError> {
         let raw = self.entry_mut(dir, inode, slot)?;
+        let mut name = [0u8; NAME_LEN];
+        let len = entry_name(raw).len();
+        name[..len].copy_from_slice(entry_name(raw));
         raw[0..4].copy_from_slice(&ino.to_le_bytes());
+        self.dir_changes += 1;
+        if ino == 0 {
+            self.dirs.freed(dir, slot, &name[..len]);
+        } else {
+            self.dirs.repointed(dir, slot, &name[..len], ino);
+        }
         Ok(())
     }
 
@@ -214,16 +307,29 @@ impl<D: BlockDevice> FileSystem<D> {
         name: &str,
         ino: Ino,
     ) -> Result<(), FsError> {
-        let free = self.scan_dir(dir, inode, |slot, e, _| {
-            if e == 0 && slot >= 2 {
-                ControlFlow::Break(slot)
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
+        let free = if self.ensure_index(dir, inode)? {
+            self.dirs.peek(dir).and_then(|i| i.first_free())
+        } else {
+            self.scan_dir(dir, inode, 0, |slot, e, _| {
+                if e == 0 && slot >= 2 {
+                    ControlFlow::Break(slot)
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?
+        };
+        self.dir_changes += 1;
         if let Some(slot) = free {
             let raw = self.entry_mut(dir, inode, slot)?;
+            if entry_ino(raw) != 0 {
+                // Only a change behind our back (the image written by another) gets here.
+                self.dirs.forget(dir);
+                return Err(corrupt!(
+                    "directory {dir}: slot {slot} was indexed as free but is in use"
+                ));
+            }
             encode_entry(raw, ino, name.as_bytes());
+            self.dirs.added(dir, slot, ino, name.as_bytes());
             return Ok(());
         }
         let slot = u64::from(inode.size) / DIR_ENTRY_SIZE as u64;
@@ -241,6 +347,7 @@ impl<D: BlockDevice> FileSystem<D> {
         let at = (slot % ENTRIES_PER_BLOCK as u64) as usize * DIR_ENTRY_SIZE;
         encode_entry(&mut block[at..at + DIR_ENTRY_SIZE], ino, name.as_bytes());
         inode.size = new_size as u32;
+        self.dirs.added(dir, slot, ino, name.as_bytes());
         Ok(())
     }
 }

@@ -8,7 +8,10 @@
 use crate::bitmap::Bitmap;
 use crate::cache::{BlockCache, DEFAULT_CACHE_BLOCKS};
 use crate::device::BlockDevice;
-use crate::dir::{DIR_ENTRY_SIZE, NAME_LEN, check_lookup_name, check_new_name, encode_entry};
+use crate::dir::{
+    DIR_ENTRY_SIZE, ListCursor, NAME_LEN, check_lookup_name, check_new_name, encode_entry,
+};
+use crate::dir_index::{DEFAULT_DIR_INDEX_BYTES, DirIndexes};
 use crate::error::{FsError, corrupt};
 pub use crate::format::FormatOptions;
 use crate::format::{layout, write_fresh};
@@ -86,6 +89,12 @@ pub struct FileSystem<D: BlockDevice> {
     pub(crate) sb: Superblock,
     pub(crate) imap: Bitmap,
     pub(crate) zmap: Bitmap,
+    /// Indexes of the directories in use (`dir_index.rs`).
+    pub(crate) dirs: DirIndexes,
+    /// Changes to directory entries so far (a listing cursor is valid while it stands).
+    pub(crate) dir_changes: u64,
+    /// Where the last listing stopped.
+    pub(crate) listing: Option<ListCursor>,
 }
 
 /// Blocks mapped per step of a large read or write (bounds the zone list kept in memory).
@@ -128,6 +137,9 @@ impl<D: BlockDevice> FileSystem<D> {
             sb,
             imap,
             zmap,
+            dirs: DirIndexes::new(DEFAULT_DIR_INDEX_BYTES),
+            dir_changes: 0,
+            listing: None,
         };
         let root = fs.load_inode(ROOT).map_err(|e| match e {
             FsError::NotFound => corrupt!("root inode 1 is not in use"),
@@ -147,6 +159,39 @@ impl<D: BlockDevice> FileSystem<D> {
     pub fn with_cache_blocks(mut self, n: usize) -> Self {
         self.cache.set_capacity(n);
         self
+    }
+
+    /// Sets the memory budget of the directory indexes in bytes (default 32 MiB): the
+    /// indexes of the directories used most recently are kept within it, and a directory whose
+    /// index was dropped is scanned once at its next use. A directory whose index alone needs
+    /// more is scanned at every lookup and create.
+    pub fn with_dir_index_bytes(mut self, bytes: usize) -> Self {
+        self.dirs.set_budget(bytes);
+        self
+    }
+
+    /// Directories indexed now, and the bytes their indexes count against the budget.
+    pub fn dir_index_usage(&self) -> (usize, usize) {
+        (self.dirs.len(), self.dirs.used())
+    }
+
+    /// Checks that the index of every directory indexed now agrees with the directory on
+    /// disk (names, slots, inodes, free slots and size): `Corrupt` naming the first
+    /// difference. A self-check for tests; it reads every indexed directory.
+    pub fn check_dir_indexes(&mut self) -> Result<(), FsError> {
+        let mut dirs: Vec<Ino> = self.dirs.indexed().collect();
+        dirs.sort_unstable();
+        for dir in dirs {
+            let inode = self.load_dir(dir)?;
+            let fresh = self.scan_index(dir, &inode)?;
+            let Some(held) = self.dirs.peek(dir) else {
+                continue;
+            };
+            if let Some(diff) = held.difference(&fresh) {
+                return Err(corrupt!("directory {dir}: its index differs: {diff}"));
+            }
+        }
+        Ok(())
     }
 
     /// Size and usage.
@@ -248,6 +293,11 @@ impl<D: BlockDevice> FileSystem<D> {
 
     /// Frees inode `ino` and all its zones; the inode is zeroed (fsck wants free inodes clear).
     fn free_inode(&mut self, ino: Ino, inode: &mut Inode) -> Result<(), FsError> {
+        if inode.is_dir() {
+            // The number may come back as a new directory: its old index must not.
+            self.dirs.forget(ino);
+            self.dir_changes += 1;
+        }
         self.free_blocks_from(ino, inode, 0)?;
         self.store_inode(ino, &Inode::default())?;
         self.imap.free(u64::from(ino), || format!("inode {ino}"))
@@ -777,6 +827,11 @@ impl<D: BlockDevice> FileSystem<D> {
         self.zmap.write_back(&mut self.dev)?;
         self.dev.flush()?;
         Ok(())
+    }
+
+    /// The device, borrowed (e.g. to read its counters); changes not synced are not on it.
+    pub fn device(&self) -> &D {
+        &self.dev
     }
 
     /// Syncs, then gives the device back.

@@ -31,6 +31,12 @@
 //! dropping a `FileSystem` without either loses the cached ones (whole-block data already
 //! written stays, so the image may then need `fsck.minix`).
 //!
+//! Directories in use are indexed in memory (name -> slot and inode, and their free slots),
+//! so a lookup or a create costs no scan of the directory however large it is. An index is
+//! built by one scan at a directory's first use and kept coherent by every change the file
+//! system makes; the indexes live within a byte budget (32 MiB by default, see
+//! [`FileSystem::with_dir_index_bytes`]), least recently used dropped first.
+//!
 //! # Failure modes
 //!
 //! Everything read from the image is untrusted: a bad superblock fails [`FileSystem::mount`]
@@ -64,6 +70,7 @@ pub mod fs;
 mod bitmap;
 mod cache;
 mod dir;
+mod dir_index;
 mod format;
 mod inode;
 mod superblock;

@@ -1,13 +1,17 @@
 //! Acceptance 1 (and 2): a randomized workload on an image made by `mkfs.minix -3` (and on
 //! one made by our formatter), every result checked against an in-memory model, then
 //! `fsck.minix -f` must find nothing wrong. The seed is printed; `MINIXFS_SEED=N` reruns one.
+//! The directory indexes must agree with the directories on disk at every check; a proptest
+//! drives directories of many entries (several blocks, reused slots, renames over existing
+//! names, evictions under a tiny index budget) and checks the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use minixfs::{BlockDevice, FileDevice, FileSystem, FormatOptions, FsError, ROOT};
+use minixfs::{BlockDevice, FileDevice, FileSystem, FormatOptions, FsError, MemDevice, ROOT};
+use proptest::prelude::*;
 use support::{Rng, TempImage, assert_fsck_clean, fsck, pattern};
 
 #[derive(Debug, Clone)]
@@ -116,6 +120,8 @@ fn length(rng: &mut Rng) -> usize {
 }
 
 fn verify_all<D: BlockDevice>(fs: &mut FileSystem<D>, m: &Model, seed: u64, step: usize) {
+    fs.check_dir_indexes()
+        .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
     for (path, node) in &m.nodes {
         let ino = fs
             .lookup(path)
@@ -547,4 +553,172 @@ fn own_format_random_workload() {
     assert_fsck_clean(&img.path);
     let m = workload(&img.path, seed(77), 2000);
     check_image(&img.path, &m);
+}
+
+// ---- directory indexes against the disk ------------------------------------------------
+
+/// One operation of the index proptest: names are `n{k}` (files) or `s{k}` (directories) in
+/// one of three directories.
+#[derive(Debug, Clone)]
+enum DirOp {
+    Create(usize, u16),
+    Mkdir(usize, u16),
+    Unlink(usize, u16),
+    Rmdir(usize, u16),
+    Rename(usize, u16, usize, u16),
+    Lookup(usize, u16),
+    List(usize, usize),
+    Budget(usize),
+    Remount,
+}
+
+const TOP: [&str; 3] = ["/", "/a", "/b"];
+
+fn dir_op() -> impl Strategy<Value = DirOp> {
+    let d = 0usize..3;
+    let n = 0u16..120;
+    prop_oneof![
+        6 => (d.clone(), n.clone()).prop_map(|(d, n)| DirOp::Create(d, n)),
+        1 => (d.clone(), 0u16..6).prop_map(|(d, n)| DirOp::Mkdir(d, n)),
+        4 => (d.clone(), n.clone()).prop_map(|(d, n)| DirOp::Unlink(d, n)),
+        1 => (d.clone(), 0u16..6).prop_map(|(d, n)| DirOp::Rmdir(d, n)),
+        3 => (d.clone(), n.clone(), d.clone(), n.clone())
+            .prop_map(|(a, x, b, y)| DirOp::Rename(a, x, b, y)),
+        2 => (d.clone(), n).prop_map(|(d, n)| DirOp::Lookup(d, n)),
+        1 => (d, 1usize..40).prop_map(|(d, p)| DirOp::List(d, p)),
+        1 => prop_oneof![Just(0usize), Just(3000), Just(20_000), Just(1 << 20)]
+            .prop_map(DirOp::Budget),
+        1 => Just(DirOp::Remount),
+    ]
+}
+
+fn name_of(n: u16) -> String {
+    // Some names long, so that index sizes differ.
+    if n.is_multiple_of(7) {
+        format!("n{n}-{}", "x".repeat(50))
+    } else {
+        format!("n{n}")
+    }
+}
+
+/// Runs `ops`, checking every result against a model of the three directories' entries
+/// (name -> is a directory) and the indexes against the disk after every change.
+fn run_dir_ops(ops: &[DirOp]) -> Result<(), TestCaseError> {
+    let mut fs = FileSystem::format(MemDevice::new(4096), &FormatOptions::default()).unwrap();
+    fs.mkdir(ROOT, "a", 0o755).unwrap();
+    fs.mkdir(ROOT, "b", 0o755).unwrap();
+    let mut model: Vec<BTreeMap<String, bool>> = vec![
+        BTreeMap::from([("a".to_string(), true), ("b".to_string(), true)]),
+        BTreeMap::new(),
+        BTreeMap::new(),
+    ];
+    let mut budget = 1usize << 20;
+    for (step, op) in ops.iter().enumerate() {
+        let dir = |fs: &mut FileSystem<MemDevice>, d: usize| fs.lookup(TOP[d]).unwrap();
+        match op {
+            DirOp::Create(d, n) => {
+                let name = name_of(*n);
+                let di = dir(&mut fs, *d);
+                let got = fs.create(di, &name, 0o644);
+                let exists = model[*d].contains_key(&name);
+                prop_assert_eq!(got.is_ok(), !exists, "step {}: create {:?}", step, got);
+                model[*d].insert(name, false);
+            }
+            DirOp::Mkdir(d, n) => {
+                let name = format!("s{n}");
+                let di = dir(&mut fs, *d);
+                let got = fs.mkdir(di, &name, 0o755);
+                let exists = model[*d].contains_key(&name);
+                prop_assert_eq!(got.is_ok(), !exists, "step {}: mkdir {:?}", step, got);
+                model[*d].entry(name).or_insert(true);
+            }
+            DirOp::Unlink(d, n) => {
+                let name = name_of(*n);
+                let di = dir(&mut fs, *d);
+                let got = fs.unlink(di, &name);
+                let there = model[*d].remove(&name).is_some();
+                prop_assert_eq!(got.is_ok(), there, "step {}: unlink {:?}", step, got);
+            }
+            DirOp::Rmdir(d, n) => {
+                let name = format!("s{n}");
+                let di = dir(&mut fs, *d);
+                let got = fs.rmdir(di, &name);
+                let there = model[*d].remove(&name).is_some();
+                prop_assert_eq!(got.is_ok(), there, "step {}: rmdir {:?}", step, got);
+            }
+            DirOp::Rename(a, x, b, y) => {
+                // Files only here (a directory moving is the random workload's part); onto an
+                // existing file replaces it.
+                let (from, to) = (name_of(*x), name_of(*y));
+                let fd = dir(&mut fs, *a);
+                let td = dir(&mut fs, *b);
+                let got = fs.rename(fd, &from, td, &to);
+                let ok = model[*a].contains_key(&from);
+                prop_assert_eq!(got.is_ok(), ok, "step {}: rename {:?}", step, got);
+                if ok && (a, &from) != (b, &to) {
+                    model[*a].remove(&from);
+                    model[*b].insert(to, false);
+                }
+            }
+            DirOp::Lookup(d, n) => {
+                let name = name_of(*n);
+                let di = dir(&mut fs, *d);
+                let got = fs.lookup_in(di, &name);
+                prop_assert_eq!(got.is_ok(), model[*d].contains_key(&name), "step {}", step);
+            }
+            DirOp::List(d, page) => {
+                // Page by page, as FS serves a listing.
+                let ino = dir(&mut fs, *d);
+                let mut names = Vec::new();
+                loop {
+                    let batch = fs.readdir(ino, names.len(), *page).unwrap();
+                    let last = batch.len() < *page;
+                    names.extend(batch.into_iter().map(|e| e.name));
+                    if last {
+                        break;
+                    }
+                }
+                prop_assert_eq!(&names[..2], &[".", ".."]);
+                let mut got: Vec<String> = names[2..].to_vec();
+                got.sort();
+                let want: Vec<String> = model[*d].keys().cloned().collect();
+                prop_assert_eq!(got, want, "step {}: listing of {}", step, TOP[*d]);
+            }
+            DirOp::Budget(b) => {
+                budget = *b;
+                fs = fs.with_dir_index_bytes(budget);
+            }
+            DirOp::Remount => {
+                let dev = fs.into_device().unwrap();
+                fs = FileSystem::mount(dev).unwrap().with_dir_index_bytes(budget);
+            }
+        }
+        if let Err(e) = fs.check_dir_indexes() {
+            return Err(TestCaseError::fail(format!("step {step} ({op:?}): {e}")));
+        }
+        prop_assert!(fs.dir_index_usage().1 <= budget);
+    }
+    // Every entry of the model is found, and each directory's entry count is right after a
+    // remount (no index: read from disk).
+    let mut fs = FileSystem::mount(fs.into_device().unwrap()).unwrap();
+    for (d, entries) in model.iter().enumerate() {
+        let ino = fs.lookup(TOP[d]).unwrap();
+        prop_assert_eq!(
+            fs.readdir(ino, 0, usize::MAX).unwrap().len(),
+            entries.len() + 2
+        );
+        for name in entries.keys() {
+            prop_assert!(fs.lookup_in(ino, name).is_ok(), "{} in {}", name, TOP[d]);
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn dir_indexes_agree_with_the_disk(ops in proptest::collection::vec(dir_op(), 1..400)) {
+        run_dir_ops(&ops)?;
+    }
 }

@@ -34,9 +34,15 @@ impl TempImage {
 
     /// An image of `blocks` blocks made by `mkfs.minix -3`.
     pub fn mkfs(tag: &str, blocks: u64) -> Self {
+        Self::mkfs_with(tag, blocks, &[])
+    }
+
+    /// An image of `blocks` blocks made by `mkfs.minix -3 ARGS` (e.g. `-i N` inodes).
+    pub fn mkfs_with(tag: &str, blocks: u64, args: &[&str]) -> Self {
         let img = Self::zeroed(tag, blocks);
         let out = Command::new(tool("mkfs.minix"))
             .arg("-3")
+            .args(args)
             .arg(&img.path)
             .output()
             .expect("run mkfs.minix");

@@ -543,22 +543,29 @@ impl FtpClient {
         e
     }
 
-    /// List the directory `dir` (`.` and `..` included).
+    /// List the directory `dir` (`.` and `..` included), in pages of up to 1 MiB.
     pub fn ls(&mut self, dir: &str) -> Result<Vec<Listed>, FtpError> {
+        self.ls_in_pages(dir, MAX_CHUNK)
+    }
+
+    /// List the directory `dir` in pages of at most `page_bytes` (at most 1 MiB): one
+    /// request per page, each starting at the entry after the last one received.
+    pub fn ls_in_pages(&mut self, dir: &str, page_bytes: usize) -> Result<Vec<Listed>, FtpError> {
+        let page_bytes = page_bytes.min(MAX_CHUNK);
         let mut out = Vec::new();
         let mut next = 0u64;
         // Each round moves `next` on or ends: bounded by the directory's size.
         loop {
             let args = Args {
                 offset: next,
-                len: MAX_CHUNK,
+                len: page_bytes,
                 ..Args::default()
             };
             let m = self.call("ls", FTP_LS, dir, args)?;
             let (count, bytes, more) = (m.payload[0], m.payload[1], m.payload[2]);
             let bytes = usize::try_from(bytes)
                 .ok()
-                .filter(|&b| b <= MAX_CHUNK)
+                .filter(|&b| b <= page_bytes)
                 .ok_or_else(|| FtpError::Protocol(format!("a listing of {bytes} bytes")))?;
             let count = usize::try_from(count).unwrap_or(usize::MAX);
             let raw = &mut self.chunk[..bytes];
@@ -568,11 +575,23 @@ impl FtpClient {
                 .map_err(|e| FtpError::Setup(format!("reading the data buffer: {e}")))?;
             let entries = dirent::decode(raw, count)
                 .map_err(|_| FtpError::Protocol("a malformed listing".into()))?;
+            let got = entries.len();
             out.extend(entries);
+            if more == 0 {
+                return Ok(out);
+            }
+            if got == 0 {
+                // Stopping here would return a listing cut short without saying so.
+                return Err(FtpError::Protocol(format!(
+                    "a listing page of {page_bytes} bytes holds no entry of {dir}"
+                )));
+            }
             // Where to go on: past the listed entries and the hidden ones (put temporaries).
             let resume = m.payload[3];
-            if more == 0 || resume <= next {
-                return Ok(out);
+            if resume <= next {
+                return Err(FtpError::Protocol(format!(
+                    "the listing of {dir} did not move on from entry {next}"
+                )));
             }
             next = resume;
         }
