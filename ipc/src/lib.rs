@@ -20,7 +20,7 @@
 //! Layers, from the bottom: [`errno`], [`message`], [`endpoint`] (names and numbers); `region`,
 //! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
 //! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
-//! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
+//! (blocking, cycles, liveness); `takeover` (a DC left by dead processes); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
 //! shared buffer pool (zero-copy data, grants, `vcopy`).
 //!
 //! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
