@@ -9,7 +9,9 @@ use m3ipc::{Dc, DcConfig, DcError, Errno};
 /// The `dvs dc` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DcCommand {
-    /// Create a DC: its region file in the region directory ($M3IPC_SHM_DIR or /dev/shm).
+    /// Create a DC: its region file in the region directory ($M3IPC_SHM_DIR or /dev/shm). A DC
+    /// of that name left by dead processes (creator and every slot owner dead) is taken over;
+    /// one a live process uses is refused.
     Create(CreateArgs),
     /// Remove a DC: calls of processes still attached fail with EDVSDCNOTRUN.
     #[command(alias = "remove")]
@@ -17,7 +19,7 @@ pub enum DcCommand {
         /// The DC's name.
         name: String,
     },
-    /// List the DCs of the region directory.
+    /// List the DCs of the region directory; slots of dead processes are released first.
     #[command(alias = "list")]
     Ls,
 }
@@ -134,7 +136,12 @@ fn create(args: &CreateArgs) -> Result<()> {
         mode: args.mode.0,
         pool_bytes: args.pool_size.0,
     };
-    let dc = Dc::create(&args.name, &config).map_err(|e| explain_create(e, &args.name))?;
+    let created = Dc::create_or_take_over(&args.name, &config, false)
+        .map_err(|e| explain_create(e, &args.name))?;
+    if let Some(t) = &created.taken_over {
+        eprintln!("dvs: {t}");
+    }
+    let dc = created.dc;
     print_text(&format!(
         "created DC {} (dcid {}, node {}): {}\n",
         dc.name(),
@@ -189,6 +196,15 @@ fn list() -> Result<()> {
     for name in Dc::list()? {
         match Dc::open(&name) {
             Ok(dc) => {
+                // Slots of dead processes hold nothing any more: release them (and their
+                // buffers and grants) before counting, as a bind of their `nr` would.
+                let released = dc.reap_dead();
+                if released > 0 {
+                    eprintln!(
+                        "dvs: DC {name}: released {released} slot(s) of dead processes, \
+                         with their pool buffers and grants"
+                    );
+                }
                 let info = dc.info();
                 let c = &info.config;
                 table.push(vec![
@@ -214,7 +230,11 @@ fn list() -> Result<()> {
                     info.pool
                         .as_ref()
                         .map_or("-".into(), |p| p.grants.to_string()),
-                    info.creator_pid.to_string(),
+                    if info.creator_alive {
+                        info.creator_pid.to_string()
+                    } else {
+                        format!("{} (dead)", info.creator_pid)
+                    },
                 ]);
             }
             // A region being created or removed right now, or one this build cannot read: list

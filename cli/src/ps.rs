@@ -14,7 +14,8 @@ use m3ipc::{ANY, Dc, Endpoint, HARDWARE, NONE, ProcInfo, SELF};
 ///
 /// `S` sending (waits until its message is received), `R` receiving, `W` waiting in `wait4bind`,
 /// `B` binding (being filled in), `C` closing (being unbound), `D` the owner process no longer
-/// exists (its slot is released at the next bind of that `nr` or by a blocked peer). `-`: none.
+/// exists, judged by PID and start time (its slot and buffers are released at the next bind of
+/// that `nr`, by a blocked peer, or by `dvs dc ls`). `-`: none.
 pub const LEGEND: &str = "S sending, R receiving, W wait4bind, B binding, C closing, D owner gone";
 
 /// Print one row per slot that is not free.
@@ -48,7 +49,7 @@ pub fn run(name: &str) -> Result<()> {
             } else {
                 p.name.clone()
             },
-            flags(p, owner_gone(p.pid)),
+            flags(p, !p.owner_alive),
             endpoint_name(p.getfrom),
             endpoint_name(p.sendto),
             p.sent.to_string(),
@@ -89,12 +90,6 @@ pub fn flags(p: &ProcInfo, owner_gone: bool) -> String {
     } else {
         letters
     }
-}
-
-/// Whether process `pid` no longer exists. A reused PID hides a death here; `bind` and blocked
-/// peers check the process start time too.
-fn owner_gone(pid: u32) -> bool {
-    pid != 0 && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]

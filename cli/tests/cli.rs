@@ -219,8 +219,6 @@ fn bad_names_and_limits_are_refused() {
     let err = dir.fails(&["dc", "create", "x", "--mode", "9"]);
     assert!(err.contains("octal"), "{err}");
     dir.ok(&["dc", "create", "x"]);
-    let err = dir.fails(&["dc", "create", "x", "--id", "1"]);
-    assert!(err.contains("already exists"), "{err}");
     let err = dir.fails(&["dc", "create", "y"]);
     assert!(err.contains("--id"), "{err}");
     dir.ok(&["dc", "rm", "x"]);
@@ -367,4 +365,150 @@ fn zero_copy_bench_prints_every_size_and_way() {
     assert!(out.contains("MB/s"), "{out}");
     std::fs::remove_dir_all(&out_dir).unwrap();
     assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+/// The environment variable that makes this test binary a helper process (see `helper_role`).
+const ROLE: &str = "DVS_CLI_TEST_ROLE";
+
+/// Not a test of its own: run with `ROLE` set, this binary is a helper process that prints
+/// `ready` and then sleeps until killed. Roles: `create NAME` (creates the DC and stays its
+/// creator), `hold NAME` (binds nr 5 and allocates three pool buffers).
+#[test]
+fn helper_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let words: Vec<&str> = role.split_whitespace().collect();
+    let (_dc, _proc, _bufs) = match words[..] {
+        ["create", name] => (
+            m3ipc::Dc::create(name, &m3ipc::DcConfig::default()).unwrap(),
+            None,
+            Vec::new(),
+        ),
+        ["hold", name] => {
+            let dc = m3ipc::Dc::open(name).unwrap();
+            let p = dc.bind_named(5, "holder").unwrap();
+            let bufs: Vec<_> = (0..3).map(|_| p.alloc_buffer(64 << 10).unwrap()).collect();
+            (dc, Some(p), bufs)
+        }
+        _ => panic!("unknown role {role:?}"),
+    };
+    println!("\nhelper-ready");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+/// Start this binary as a helper in `role` with `dir` as region directory; returns once it
+/// printed `ready`.
+fn helper(dir: &ShmDir, role: &str) -> Killed {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_role",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(ROLE, role)
+        .env("M3IPC_SHM_DIR", &dir.path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let ready = out
+        .lines()
+        .map_while(|l| l.ok())
+        .any(|l| l.ends_with("helper-ready"));
+    assert!(ready, "helper {role:?} never got ready");
+    Killed(child)
+}
+
+/// SIGKILL `k` and reap it.
+fn kill9(mut k: Killed) {
+    k.0.kill().unwrap();
+    k.0.wait().unwrap();
+}
+
+#[test]
+fn dc_create_takes_over_a_dead_creators_dc_and_refuses_a_live_one() {
+    let dir = ShmDir::new();
+    // Made by a process that is still alive: refused, naming it.
+    let creator = helper(&dir, "create t1");
+    let pid = creator.0.id();
+    let err = dir.fails(&["dc", "create", "t1"]);
+    assert!(
+        err.contains("already exists and is in use")
+            && err.contains(&format!("pid {pid}, is alive")),
+        "{err}"
+    );
+    let ls = dir.ok(&["dc", "ls"]);
+    assert_eq!(row(&ls, "t1").unwrap()[12], pid.to_string(), "{ls}");
+
+    // Killed: the next create takes the DC over, says so, and makes it afresh.
+    kill9(creator);
+    let ls = dir.ok(&["dc", "ls"]);
+    assert_eq!(
+        &row(&ls, "t1").unwrap()[12..14],
+        [&pid.to_string(), "(dead)"]
+    );
+    let out = dir.dvs(&["dc", "create", "t1", "--procs", "100"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "DC \"t1\": taking over the region left by pid {pid} (dead)"
+        )),
+        "{err}"
+    );
+    let ls = dir.ok(&["dc", "ls"]);
+    assert_eq!(row(&ls, "t1").unwrap()[3], "100", "the new limits: {ls}");
+
+    // Its creator (that dvs) is gone, but a live process is bound in it: refused, naming it.
+    let holder = helper(&dir, "hold t1");
+    let hpid = holder.0.id();
+    let err = dir.fails(&["dc", "create", "t1"]);
+    assert!(
+        err.contains(&format!(
+            "pid {hpid} is alive and bound at nr 5 as \"holder\""
+        )),
+        "{err}"
+    );
+    kill9(holder);
+    let out = dir.dvs(&["dc", "create", "t1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taking over"));
+    dir.ok(&["dc", "rm", "t1"]);
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}
+
+#[test]
+fn dc_ls_does_not_count_a_killed_process_as_using_slots_or_buffers() {
+    let dir = ShmDir::new();
+    dir.ok(&["dc", "create", "t2", "--pool-size", "8M"]);
+    let holder = helper(&dir, "hold t2");
+    let ls = dir.ok(&["dc", "ls"]);
+    let r = row(&ls, "t2").unwrap();
+    assert_eq!(r[6], "1", "bound: {ls}");
+    assert_eq!(&r[8..11], ["192K/8M", "(2%)", "3"], "{ls}");
+    let ps = dir.ok(&["ps", "t2"]);
+    assert!(!row(&ps, "5").unwrap()[4].contains('D'), "{ps}");
+
+    kill9(holder);
+    // `ps` only reads: the dead owner is marked.
+    let ps = dir.ok(&["ps", "t2"]);
+    assert!(row(&ps, "5").unwrap()[4].contains('D'), "{ps}");
+    let out = dir.dvs(&["dc", "ls"]);
+    assert!(out.status.success());
+    let ls = String::from_utf8(out.stdout.clone()).unwrap();
+    let r = row(&ls, "t2").unwrap();
+    assert_eq!(r[6], "0", "bound: {ls}");
+    assert_eq!(&r[8..11], ["0/8M", "(0%)", "0"], "{ls}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("released 1 slot(s) of dead processes"),
+        "{out:?}"
+    );
+    let ps = dir.ok(&["ps", "t2"]);
+    assert_eq!(ps.trim(), "DC t2: no bound slots", "{ps}");
+    dir.ok(&["dc", "rm", "t2"]);
 }

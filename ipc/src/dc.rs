@@ -13,6 +13,7 @@ use crate::region::{self, DcConfig, DcError, Region};
 use crate::slot::{
     FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITBIND, FLAG_WAITING, OwnerWord, Slot, SlotState,
 };
+use crate::takeover::TakenOver;
 use crate::wait::{self, Blocked, Timeout, Wait, WaitPolicy};
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +26,15 @@ pub struct Dc {
     pub(crate) region: Arc<Region>,
 }
 
+/// A DC made by [`Dc::create_or_take_over`].
+#[derive(Debug)]
+pub struct Created {
+    /// The new DC.
+    pub dc: Dc,
+    /// The stale region removed first, if there was one.
+    pub taken_over: Option<TakenOver>,
+}
+
 /// What `getdcinfo` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DcInfo {
@@ -34,6 +44,8 @@ pub struct DcInfo {
     pub config: DcConfig,
     /// PID of the process that created the region.
     pub creator_pid: u32,
+    /// Whether that process still lives (PID and start time).
+    pub creator_alive: bool,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
     /// Slots bound now.
@@ -55,6 +67,10 @@ pub struct ProcInfo {
     pub state: SlotState,
     /// Owner PID (0 when free).
     pub pid: u32,
+    /// Whether the owner process lives (PID and start time; false when free). A slot whose
+    /// owner died is released at the next bind of its `nr`, by a blocked peer, or by
+    /// [`Dc::reap_dead`].
+    pub owner_alive: bool,
     /// Name given at bind.
     pub name: String,
     /// `FLAG_SENDING`, `FLAG_RECEIVING` (each with `FLAG_WAITING`: the call blocks), as the
@@ -124,6 +140,30 @@ impl Dc {
         })
     }
 
+    /// Create a DC as [`Dc::create`] does (or [`Dc::create_with_free_id`] when `free_id`), but
+    /// take over an existing region of that name left by dead processes: one whose creator is
+    /// dead (PID and start time) and none of whose slots has a live owner. Such a region and its
+    /// pool are removed and the DC created afresh; [`Created::taken_over`] says so (callers
+    /// show it). Two processes taking over at once cannot both win: one creates, the other
+    /// then finds a live creator.
+    ///
+    /// Errors: those of the create; [`DcError::InUse`] (naming the live process) when the
+    /// creator or a slot owner of the existing region lives; a region this build cannot read
+    /// is refused with the error that says why.
+    pub fn create_or_take_over(
+        name: &str,
+        config: &DcConfig,
+        free_id: bool,
+    ) -> core::result::Result<Created, DcError> {
+        let (region, taken_over) = region::create_taking_over(name, config, free_id)?;
+        Ok(Created {
+            dc: Dc {
+                region: Arc::new(region),
+            },
+            taken_over,
+        })
+    }
+
     /// Open an existing DC region, validating its header.
     pub fn open(name: &str) -> core::result::Result<Dc, DcError> {
         Ok(Dc {
@@ -179,6 +219,7 @@ impl Dc {
             name: self.region.name.clone(),
             config: self.region.geo.config.clone(),
             creator_pid,
+            creator_alive: crate::takeover::creator_alive(self.region.creator_id()),
             created_at,
             bound: (0..self.region.geo.nr_slots)
                 .filter_map(|i| self.region.slot(i))
@@ -459,6 +500,7 @@ impl Dc {
             endpoint: endpoint::make(w.generation(), nr),
             state: w.state(),
             pid: if bound { w.pid() } else { 0 },
+            owner_alive: bound && cleanup::owner_alive(slot, w),
             name: if bound { slot.name() } else { String::new() },
             flags: if bound { flags } else { 0 },
             getfrom,

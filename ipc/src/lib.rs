@@ -20,7 +20,7 @@
 //! Layers, from the bottom: [`errno`], [`message`], [`endpoint`] (names and numbers); `region`,
 //! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
 //! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
-//! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
+//! (blocking, cycles, liveness); `takeover` (a DC left by dead processes); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
 //! shared buffer pool (zero-copy data, grants, `vcopy`).
 //!
 //! Semantics and error numbers follow `docs/ARCHITECTURE.md` section 4; every call documents its errors.
@@ -66,12 +66,14 @@ mod region;
 mod slot;
 mod sync;
 #[cfg(not(loom))]
+mod takeover;
+#[cfg(not(loom))]
 pub mod wait;
 #[cfg(not(loom))]
 mod waker;
 
 #[cfg(not(loom))]
-pub use dc::{Dc, DcInfo, ProcInfo};
+pub use dc::{Created, Dc, DcInfo, ProcInfo};
 #[cfg(not(loom))]
 pub use endpoint::{ANY, Endpoint, HARDWARE, NONE, SELF, SYSTEM};
 #[cfg(not(loom))]
@@ -90,6 +92,9 @@ pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_DCS, MAX_NAME, region_dir};
 pub use slot::{
     FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState,
 };
+#[cfg(not(loom))]
+#[cfg(not(loom))]
+pub use takeover::TakenOver;
 #[cfg(not(loom))]
 pub use wait::{Timeout, WaitPolicy};
 #[cfg(not(loom))]

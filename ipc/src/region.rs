@@ -13,9 +13,11 @@ use crate::doorbell::Doorbell;
 use crate::endpoint::MAX_TASKS;
 use crate::errno::Errno;
 use crate::mailbox::ENVELOPES;
+use crate::owner::ProcessId;
 use crate::pool::Pool;
 use crate::pool::file::PoolFile;
 use crate::slot::{MAX_SLOTS, Slot};
+use crate::takeover::{RegionLock, TakenOver};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 /// `"M3IPC-DC"` in little-endian.
 const MAGIC: u64 = u64::from_le_bytes(*b"M3IPC-DC");
 /// Bumped whenever the meaning of the layout changes.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 /// Bytes before the slot table.
 const HEADER_PAGE: usize = 4096;
 /// Prefix of region file names.
@@ -40,8 +42,8 @@ pub const MAX_DCS: u32 = 32;
 pub const MAX_NODES: u32 = 32;
 
 const STATE_INIT: u32 = 0;
-const STATE_RUNNING: u32 = 1;
-const STATE_REMOVED: u32 = 2;
+pub(crate) const STATE_RUNNING: u32 = 1;
+pub(crate) const STATE_REMOVED: u32 = 2;
 
 /// The header page, as it lies in the file.
 #[repr(C)]
@@ -63,6 +65,9 @@ pub(crate) struct Header {
     /// Bytes of data in the DC's pool file (0: no pool).
     pool_bytes: AtomicU64,
     name: [AtomicU64; 2],
+    /// The creator's start time (clock ticks since boot, as `/proc/PID/stat` gives it): with
+    /// `creator_pid`, names the creator even after its PID is reused (0: unknown).
+    creator_start: AtomicU64,
     /// Rung on every bind and unbind (for `wait4bind`).
     pub(crate) bind_bell: Doorbell,
 }
@@ -215,6 +220,15 @@ pub enum DcError {
     /// A DC with this name (or id) already exists.
     #[error("DC {0:?} already exists")]
     Exists(String),
+    /// A DC with this name exists and a live process keeps it: its creator, or the owner of
+    /// one of its slots (a DC whose creator and slot owners are all dead may be taken over).
+    #[error("DC {name:?} already exists and is in use: {holder}")]
+    InUse {
+        /// The DC's name.
+        name: String,
+        /// Which process holds it, in words (with its PID).
+        holder: String,
+    },
     /// Every DC id is taken (see [`MAX_DCS`]).
     #[error("cannot create DC {0:?}: all {MAX_DCS} DC ids are in use")]
     NoFreeId(String),
@@ -252,7 +266,7 @@ impl DcError {
         match self {
             DcError::BadName { .. } => Errno::EDVSNAMESIZE,
             DcError::BadConfig(e) => *e,
-            DcError::Exists(_) | DcError::NoFreeId(_) => Errno::EDVSRSCBUSY,
+            DcError::Exists(_) | DcError::InUse { .. } | DcError::NoFreeId(_) => Errno::EDVSRSCBUSY,
             DcError::NotFound(..) | DcError::NotRunning(_) => Errno::EDVSDCNOTRUN,
             DcError::BadHeader { .. } => Errno::EDVSBADVALUE,
             DcError::Io { source, .. } => match source.kind() {
@@ -293,7 +307,7 @@ fn check_name(name: &str) -> Result<(), DcError> {
     Ok(())
 }
 
-fn path_of(name: &str) -> PathBuf {
+pub(crate) fn path_of(name: &str) -> PathBuf {
     region_dir().join(format!("{FILE_PREFIX}{name}"))
 }
 
@@ -379,17 +393,20 @@ impl Region {
                 .map_err(io_err(&path))?;
             file.set_len(geo.total_len as u64).map_err(io_err(&path))?;
             let map = map(&file, geo.total_len, &path)?;
-            // The pool first: the region is published (RUNNING) only with its pool in place.
-            let pool = match config.pool_bytes {
-                0 => None,
-                n => Some(Pool::new(PoolFile::create(name, n, config.mode)?)),
-            };
-            let region = Region {
+            let mut region = Region {
                 map,
-                pool,
+                pool: None,
                 geo,
                 name: name.to_string(),
                 path: path.clone(),
+            };
+            // Who creates it, first: a taker that finds this region still INIT judges it by
+            // whether this process lives (see `takeover.rs`).
+            region.stamp_creator();
+            // The pool next: the region is published (RUNNING) only with its pool in place.
+            region.pool = match config.pool_bytes {
+                0 => None,
+                n => Some(Pool::new(PoolFile::create(name, n, config.mode)?)),
             };
             region.init_header();
             Ok(region)
@@ -399,6 +416,16 @@ impl Region {
             crate::pool::file::remove(name);
         }
         made
+    }
+
+    /// Record the calling process as the creator. Relaxed: a taker reads these only under the
+    /// region lock, after this process has died (its stores are then long visible), or sees 0
+    /// and waits out the creation grace period.
+    fn stamp_creator(&self) {
+        let h = self.header();
+        let me = ProcessId::current();
+        h.creator_start.store(me.start, Ordering::Relaxed);
+        h.creator_pid.store(me.pid, Ordering::Relaxed);
     }
 
     fn init_header(&self) {
@@ -418,7 +445,6 @@ impl Region {
             .store(core::mem::size_of::<Slot>() as u32, Ordering::Relaxed);
         h.total_len
             .store(self.geo.total_len as u64, Ordering::Relaxed);
-        h.creator_pid.store(std::process::id(), Ordering::Relaxed);
         h.mode.store(c.mode, Ordering::Relaxed);
         h.pool_bytes.store(c.pool_bytes, Ordering::Relaxed);
         let now = std::time::SystemTime::now()
@@ -437,6 +463,33 @@ impl Region {
 
     /// Open and validate an existing region.
     pub(crate) fn open(name: &str) -> Result<Region, DcError> {
+        Region::open_with(name, true, Duration::from_secs(1))
+    }
+
+    /// Map only the header page of `file` (the region file of `name` at `path`), to look at
+    /// its state and creator before anything else is trusted. `None` when the file is shorter
+    /// than the header page.
+    pub(crate) fn probe(file: &File, name: &str, path: &Path) -> Result<Option<Region>, DcError> {
+        let len = file.metadata().map_err(io_err(path))?.len();
+        if len < HEADER_PAGE as u64 {
+            return Ok(None);
+        }
+        Ok(Some(Region {
+            map: map(file, HEADER_PAGE, path)?,
+            pool: None,
+            geo: Geometry::of(DcConfig::default()),
+            name: name.to_string(),
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// Open and validate an existing region, with its pool if `with_pool` (a region opened
+    /// without shows no pool), waiting at most `init_wait` for a creator to finish.
+    pub(crate) fn open_with(
+        name: &str,
+        with_pool: bool,
+        init_wait: Duration,
+    ) -> Result<Region, DcError> {
         check_name(name)?;
         let path = path_of(name);
         let file = OpenOptions::new()
@@ -478,7 +531,7 @@ impl Region {
         loop {
             match h.state.load(Ordering::Acquire) {
                 STATE_RUNNING => break,
-                STATE_INIT if start.elapsed() < Duration::from_secs(1) => {
+                STATE_INIT if start.elapsed() < init_wait => {
                     std::thread::sleep(Duration::from_millis(1))
                 }
                 STATE_REMOVED | STATE_INIT => return Err(DcError::NotRunning(name.to_string())),
@@ -542,6 +595,7 @@ impl Region {
         let map = map(&file, geo.total_len, &path)?;
         let pool = match geo.config.pool_bytes {
             0 => None,
+            _ if !with_pool => None,
             n => Some(Pool::new(PoolFile::open(name, n)?)),
         };
         Ok(Region {
@@ -605,6 +659,20 @@ impl Region {
             h.created_at.load(Ordering::Relaxed),
         )
     }
+
+    /// The creator as a process identity (start time 0 when it was unknown).
+    pub(crate) fn creator_id(&self) -> ProcessId {
+        let h = self.header();
+        ProcessId {
+            pid: h.creator_pid.load(Ordering::Relaxed),
+            start: h.creator_start.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The header's state word (`STATE_*`).
+    pub(crate) fn state(&self) -> u32 {
+        self.header().state.load(Ordering::Acquire)
+    }
 }
 
 fn map(file: &File, len: usize, path: &Path) -> Result<MmapRaw, DcError> {
@@ -615,11 +683,31 @@ fn map(file: &File, len: usize, path: &Path) -> Result<MmapRaw, DcError> {
 }
 
 /// Remove a DC's region: mark it removed (so attached processes' calls fail with
-/// `EDVSDCNOTRUN`), then unlink the file and the pool file.
+/// `EDVSDCNOTRUN`), then unlink the file and the pool file. Done under the region lock (see
+/// `takeover.rs`), so that it never unlinks a region another process has just taken over.
 pub(crate) fn remove(name: &str) -> Result<(), DcError> {
     check_name(name)?;
-    let path = path_of(name);
-    if let Ok(r) = Region::open(name) {
+    match RegionLock::acquire(name)? {
+        Some(lock) => remove_locked(name, &lock, Duration::from_secs(1)),
+        None => {
+            crate::pool::file::remove(name);
+            Err(DcError::NotFound(
+                name.to_string(),
+                region_dir().display().to_string(),
+            ))
+        }
+    }
+}
+
+/// [`remove`], with the region of `name` locked by `lock`; waits at most `init_wait` for a
+/// creator to finish the header before unlinking without marking.
+pub(crate) fn remove_locked(
+    name: &str,
+    lock: &RegionLock,
+    init_wait: Duration,
+) -> Result<(), DcError> {
+    // Under the lock the path names the locked file, so this opens that very region.
+    if let Ok(r) = Region::open_with(name, false, init_wait) {
         r.header().state.store(STATE_REMOVED, Ordering::Release);
         for idx in 0..r.geo.nr_slots {
             if let Some(s) = r.slot(idx) {
@@ -629,13 +717,43 @@ pub(crate) fn remove(name: &str) -> Result<(), DcError> {
         r.header().bind_bell.ring_all();
     }
     crate::pool::file::remove(name);
-    std::fs::remove_file(&path).map_err(|e| {
+    std::fs::remove_file(&lock.path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             DcError::NotFound(name.to_string(), region_dir().display().to_string())
         } else {
-            io_err(&path)(e)
+            io_err(&lock.path)(e)
         }
     })
+}
+
+/// Create the region of `name` as [`Region::create`] does (or
+/// [`Region::create_with_free_id`] when `free_id`), taking over a stale region of that name
+/// first (see `takeover.rs`). Errors: those of the create; [`DcError::InUse`] when a live
+/// process keeps the existing region.
+pub(crate) fn create_taking_over(
+    name: &str,
+    config: &DcConfig,
+    free_id: bool,
+) -> Result<(Region, Option<TakenOver>), DcError> {
+    let mut taken = None;
+    // Each round either creates, fails for another reason, or removes a stale region; a
+    // concurrent taker can make a round lose (its region then has a live creator: refused).
+    for _ in 0..4 {
+        let made = if free_id {
+            Region::create_with_free_id(name, config)
+        } else {
+            Region::create(name, config)
+        };
+        match made {
+            // The name itself exists (not only the id, elsewhere): judge that region.
+            Err(DcError::Exists(_)) if path_of(name).exists() => {}
+            r => return r.map(|r| (r, taken)),
+        }
+        if let Some(t) = crate::takeover::remove_if_stale(name)? {
+            taken = Some(t);
+        }
+    }
+    Err(DcError::Exists(name.to_string()))
 }
 
 /// Names of the regions in the region directory.

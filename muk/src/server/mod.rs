@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub mod echo;
 pub mod fs;
 pub mod ftp;
+mod image_lock;
 pub mod pm;
 pub mod rdisk;
 pub mod systask;

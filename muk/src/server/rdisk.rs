@@ -1,5 +1,8 @@
 //! RDISK (slot 3): a block device server over memory or an image file.
 //!
+//! An image file is locked exclusively while RDISK serves it (`image_lock.rs`): a second RDISK
+//! on the same image is refused, naming the process that holds it.
+//!
 //! Requests ([`crate::storage::rdisk`]): the geometry, reads and writes of up to 1 MiB of
 //! consecutive blocks, and a flush. Block data never travels in a message: the requester grants
 //! RDISK a range of its pool buffer, and RDISK copies the blocks straight between the device and
@@ -82,13 +85,15 @@ impl Rdisk {
         }
     }
 
-    /// The image file at `path`, opened read-write.
+    /// The image file at `path`, opened read-write and locked: while this RDISK lives, another
+    /// one (in this process or another) is refused with a message naming the holder's PID.
     pub fn image(path: &Path) -> std::result::Result<Rdisk, String> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(|e| format!("cannot open disk image {}: {e}", path.display()))?;
+        super::image_lock::lock_exclusive(&file, path)?;
         let len = file
             .metadata()
             .map_err(|e| format!("cannot stat disk image {}: {e}", path.display()))?

@@ -14,17 +14,19 @@ pub struct CreatedDc {
 }
 
 impl CreatedDc {
-    /// Create the DC of `spec`, exclusively. Without a `dcid` in the config, take the lowest id
-    /// no other DC in the region directory uses.
+    /// Create the DC of `spec`, exclusively, taking over a DC of that name left by dead
+    /// processes (said on stderr). Without a `dcid` in the config, take the lowest id no other
+    /// DC in the region directory uses.
     pub fn create(spec: &DcSpec) -> Result<CreatedDc> {
-        if let Some(dcid) = spec.dcid {
-            return Dc::create(&spec.name, &spec.dc_config(dcid))
-                .map(|dc| CreatedDc { dc })
-                .map_err(|e| exists_hint(e, &spec.name));
+        let created = match spec.dcid {
+            Some(dcid) => Dc::create_or_take_over(&spec.name, &spec.dc_config(dcid), false),
+            None => Dc::create_or_take_over(&spec.name, &spec.dc_config(0), true),
         }
-        Dc::create_with_free_id(&spec.name, &spec.dc_config(0))
-            .map(|dc| CreatedDc { dc })
-            .map_err(|e| exists_hint(e, &spec.name))
+        .map_err(|e| exists_hint(e, &spec.name))?;
+        if let Some(t) = &created.taken_over {
+            eprintln!("muk2: {t}");
+        }
+        Ok(CreatedDc { dc: created.dc })
     }
 
     /// The DC.
