@@ -24,7 +24,7 @@ impl CreatedDc {
         }
         .map_err(|e| exists_hint(e, &spec.name))?;
         if let Some(t) = &created.taken_over {
-            eprintln!("muk2: {t}");
+            muk::diag!("muk2: {t}");
         }
         Ok(CreatedDc { dc: created.dc })
     }
