@@ -21,7 +21,8 @@
 //! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
 //! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
 //! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
-//! shared buffer pool (zero-copy data, grants, `vcopy`).
+//! shared buffer pool (zero-copy data, grants, `vcopy`); [`layout`], where the shared words lie
+//! (for tools and tests that look at the region from outside).
 //!
 //! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
@@ -49,6 +50,8 @@ pub mod endpoint;
 #[cfg(not(loom))]
 pub mod errno;
 mod inbox;
+#[cfg(not(loom))]
+pub mod layout;
 #[doc(hidden)]
 pub mod mailbox;
 #[cfg(not(loom))]

@@ -1,4 +1,5 @@
-//! `muk2 run --config FILE` and `muk2 serve NAME --dc DC`: host servers until SIGINT/SIGTERM.
+//! `muk2 run --config FILE` and `muk2 serve NAME --dc DC`: host servers until SIGINT, SIGTERM
+//! or SIGHUP.
 
 use crate::hosting::{self, CreatedDc, Watched};
 use crate::signals::{self, Event, Signals};
@@ -13,7 +14,8 @@ use muk::{Host, Runner};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM, remove the DC.
+/// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM/SIGHUP, remove
+/// the DC.
 pub fn run(path: &Path, threads: bool) -> Result<()> {
     let config = Config::load(path).map_err(|e| Error(format!("{}: {e}", path.display())))?;
     let runner = if threads {
@@ -59,11 +61,11 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     let outcome = serve_until_signal(&signals, watched);
     drop(created);
     let sig = outcome?;
-    eprintln!(
+    say_done(&format!(
         "muk2: {}: servers stopped, DC {} removed",
         signals::name(sig),
         config.dc.name
-    );
+    ));
     Ok(())
 }
 
@@ -119,7 +121,7 @@ impl StorageArgs {
     }
 }
 
-/// `muk2 serve`: one server in an existing DC until SIGINT/SIGTERM.
+/// `muk2 serve`: one server in an existing DC until SIGINT/SIGTERM/SIGHUP.
 pub fn serve(
     name: &str,
     dc_name: &str,
@@ -161,11 +163,18 @@ pub fn serve(
         hosting::runner_name(runner)
     ));
     let sig = serve_until_signal(&signals, watched)?;
-    eprintln!("muk2: {}: {name} stopped", signals::name(sig));
+    say_done(&format!("muk2: {}: {name} stopped", signals::name(sig)));
     Ok(())
 }
 
-/// Sleep until SIGINT/SIGTERM (then stop the servers and return the signal) or until the
+/// Tell stderr that the stop went well. After SIGHUP the terminal may be gone (a write fails
+/// with EIO): the stop still went well, so a failed write is not an error (`eprintln!` would
+/// panic).
+fn say_done(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Sleep until SIGINT/SIGTERM/SIGHUP (then stop the servers and return the signal) or until the
 /// servers end on their own (an error: nobody asked them to).
 fn serve_until_signal(signals: &Signals, watched: Watched) -> Result<libc::c_int> {
     loop {
