@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_stray_sleeping_bit_is_cleared_while_awake() {
-        let bell = Doorbell(AtomicU32::new(7 * ONE_RING | SLEEPING));
+        let bell = Doorbell(AtomicU32::new((7 * ONE_RING) | SLEEPING));
         assert!(bell.repair_awake());
         assert_eq!(bell.0.load(Ordering::Relaxed), 7 * ONE_RING);
         assert!(!bell.repair_awake());

@@ -13,7 +13,7 @@
 //! a region word is bounded by the liveness tick; a wake may be lost to a scribble, never a
 //! message.** The bound is the doorbell's own (`Doorbell::sleep` never sleeps longer than the
 //! tick, whatever it is asked), and after every sleep the waiter looks at its whole condition
-//! again ([`Blocked::rescan`]: the mailbox, the inbox, the envelope), not only at what the ring
+//! again (`Blocked::rescan`: the mailbox, the inbox, the envelope), not only at what the ring
 //! count says changed, so a message whose ring lost its wake is found one tick late at worst.
 //! The cost is one wakeup per tick of an idle waiter: never a system call on the hot path.
 
