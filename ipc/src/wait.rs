@@ -116,6 +116,25 @@ pub fn set_park_hook(hook: Option<ParkHook>) -> Option<ParkHook> {
     PARK_HOOK.with(|h| h.replace(hook))
 }
 
+/// A function that tells a thread's blocked calls to give up (see [`set_give_up_hook`]).
+pub type GiveUpHook = fn() -> bool;
+
+std::thread_local! {
+    static GIVE_UP_HOOK: core::cell::Cell<Option<GiveUpHook>> =
+        const { core::cell::Cell::new(None) };
+}
+
+/// Install (or with `None` remove) this thread's give-up hook; returns the previous one.
+///
+/// A blocked call asks the hook after every sleep (never on the hot path) and, when it answers
+/// `true`, gives up with `EDVSSHUTDOWN`. It lets a runtime stop its threads through private
+/// memory: a stop that only rang the doorbell could be lost with the region (a scribbled owner
+/// word makes a [`crate::Waker`] refuse to ring), while the hook is reached within one
+/// [`LIVENESS_TICK`] whatever the region holds.
+pub fn set_give_up_hook(hook: Option<GiveUpHook>) -> Option<GiveUpHook> {
+    GIVE_UP_HOOK.with(|h| h.replace(hook))
+}
+
 /// What a blocked call supplies to [`wait`].
 pub(crate) struct Wait<'a> {
     /// The caller's doorbell.
@@ -295,6 +314,11 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
         // matter: a ring, a timeout or a scribble all lead to a full look.
         let _ = w.bell.sleep(token, wake_at.saturating_duration_since(now));
         call.rescan();
+        if GIVE_UP_HOOK.with(|h| h.get()).is_some_and(|give_up| give_up())
+            && let Some(r) = call.expire(Errno::EDVSSHUTDOWN)
+        {
+            return r;
+        }
         me = current_cpu();
         publish_cpu(w.my_cpu, me);
     }

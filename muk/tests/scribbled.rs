@@ -1,18 +1,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! MUK2 with its doorbell written over: a scheduler whose sleeping bit a scribble cleared (every
 //! ring then skips its wake) still hears every outside call within one liveness tick, and still
-//! stops on SIGINT within a second. (The fabric's own sleepers: `ipc/tests/hostile.rs`.)
+//! stops on SIGINT within a second; MUK's threads stop within a second with their slot table
+//! zero-filled. (The fabric's own sleepers: `ipc/tests/hostile.rs`.)
 //!
 //! The doorbell's offset comes from `m3ipc::layout` (this build's layout), and the scribble is a
 //! plain `pwrite` of the region file, as `dd` would do it.
 
 mod support;
 
-use m3ipc::layout::{DOORBELL_SLEEPING, doorbell_offset};
+use m3ipc::layout::{DOORBELL_SLEEPING, doorbell_offset, slot_table};
 use m3ipc::wait::LIVENESS_TICK;
 use m3ipc::{Dc, Message, Timeout};
-use muk::ServerKind;
 use muk::protocol::{ECHO_ECHO, OK};
+use muk::{Runner, ServerKind};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -131,4 +132,49 @@ fn muk2_hears_calls_and_stops_with_its_sleeping_bit_cleared() {
         began.elapsed()
     );
     assert!(Dc::open(&dc_name).is_err(), "the DC was not removed");
+}
+
+/// MUK (one thread per server) with its whole slot table zero-filled while it idles: the stop
+/// reaches every thread through the host's private flags within a tick (the doorbell rings it
+/// would have used are refused: the slots no longer read as theirs), and every server finishes.
+#[test]
+fn muk_threads_stop_with_their_slot_table_zeroed() {
+    let t = support::TestDc::new('y');
+    let host = support::start(
+        &t.dc,
+        &[ServerKind::Systask, ServerKind::Echo],
+        Runner::Threads,
+    );
+    let echo =
+        t.dc.wait4bind(ServerKind::Echo.default_nr(), Timeout::Millis(10_000))
+            .unwrap();
+    let off = doorbell_offset(&t.dc, ServerKind::Echo.default_nr()).unwrap();
+    let region = File::options()
+        .read(true)
+        .write(true)
+        .open(t.dc.path())
+        .unwrap();
+    let client = muk::ftp_client::bind_user(&t.dc, "zero").unwrap();
+    let mut m = Message::new(ECHO_ECHO);
+    client
+        .sendrec(echo, &mut m, Timeout::Millis(5_000))
+        .unwrap();
+    // Once echo's thread sleeps again, one write of zeros over the table.
+    let until = Instant::now() + LONG;
+    while word(&region, off) & DOORBELL_SLEEPING == 0 {
+        assert!(Instant::now() < until, "echo never slept");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let table = slot_table(&t.dc);
+    region
+        .write_all_at(&vec![0u8; table.len()], table.start as u64)
+        .unwrap();
+    drop(client);
+    let began = Instant::now();
+    support::stop(host, 2);
+    assert!(
+        began.elapsed() < Duration::from_secs(1),
+        "the stop took {:?}",
+        began.elapsed()
+    );
 }
