@@ -104,7 +104,12 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             p.set_running(true);
         }
         // Whatever ended the sleep (a ring, the tick, a timer), the next look is a full one.
-        k.st.borrow_mut().recheck = true;
+        let mut st = k.st.borrow_mut();
+        st.recheck = true;
+        // The full looks re-arm the timers of the tasks they resume: drop the old entries.
+        let limit = 64 + 4 * st.tasks.len();
+        let State { tasks, timers, .. } = &mut *st;
+        timers.compact(limit, |task, id| armed(tasks, task, id));
     }
     m3ipc::wait::set_park_hook(previous_hook);
     k.exits.borrow_mut().drain(..).flatten().collect()
