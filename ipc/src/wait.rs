@@ -314,7 +314,9 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
         // matter: a ring, a timeout or a scribble all lead to a full look.
         let _ = w.bell.sleep(token, wake_at.saturating_duration_since(now));
         call.rescan();
-        if GIVE_UP_HOOK.with(|h| h.get()).is_some_and(|give_up| give_up())
+        if GIVE_UP_HOOK
+            .with(|h| h.get())
+            .is_some_and(|give_up| give_up())
             && let Some(r) = call.expire(Errno::EDVSSHUTDOWN)
         {
             return r;
