@@ -9,12 +9,42 @@
 //!
 //! The futex is not private (`FUTEX_PRIVATE_FLAG` is not set): the word lives in a shared file
 //! mapping and the waker is usually another process.
+//!
+//! The word lives in the region, where any process may scribble on it. A scribble can clear the
+//! sleeping bit under a sleeper (its ringers then skip the wake) or set the count anywhere. So
+//! no sleep here is longer than [`LIVENESS_TICK`], whatever the caller asks: **every futex wait
+//! on a region word is bounded by the liveness tick; a wake may be lost to a scribble, never a
+//! message**. A waiter re-checks its condition after every sleep (not only after a ring), and a
+//! word that reads as impossible is repaired, not trusted:
+//!
+//! - the sleeping bit gone while the doorbell's one sleeper sleeps ([`Slept::Tampered`]): the
+//!   sleeper looks at everything again rather than at what the count says changed;
+//! - the sleeping bit set while that sleeper is awake: every ring would pay a useless
+//!   `FUTEX_WAKE`; [`Doorbell::repair_awake`] clears it.
+//!
+//! The count itself has no impossible value (it wraps); a caller that remembers counts can tell
+//! one that moved backwards (`layout::rings_moved_back`).
 
+use crate::wait::LIVENESS_TICK;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const SLEEPING: u32 = 1;
+/// Bit 0 of the word: a waiter sleeps (or is about to).
+pub(crate) const SLEEPING: u32 = 1;
 const ONE_RING: u32 = 2;
+
+/// How a [`Doorbell::sleep`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slept {
+    /// The count differs from the one the sleeper saw: something rang.
+    Rang,
+    /// The count is unchanged: the timeout (at most the liveness tick) passed, or a spurious
+    /// wakeup.
+    Quiet,
+    /// The sleeping bit vanished while we slept: someone wrote over the word (only the
+    /// sleeper clears it). A ring may have skipped its wake, and the count says nothing sure.
+    Tampered,
+}
 
 /// A futex doorbell living in shared memory.
 #[repr(transparent)]
@@ -59,10 +89,30 @@ impl Doorbell {
         SleepToken(self.0.fetch_or(SLEEPING, Ordering::AcqRel) | SLEEPING)
     }
 
-    /// Sleep until a ring, a timeout, or a spurious wakeup; then clear the sleeping bit.
-    pub(crate) fn sleep(&self, token: SleepToken, timeout: Option<Duration>) {
-        futex_wait(&self.0, token.0, timeout);
-        self.done();
+    /// Sleep until a ring, `timeout` or [`LIVENESS_TICK`] (whichever comes first), or a
+    /// spurious wakeup; then clear the sleeping bit. The caller re-checks its condition in full
+    /// whatever this returns: a scribble may have eaten the wake.
+    pub(crate) fn sleep(&self, token: SleepToken, timeout: Duration) -> Slept {
+        futex_wait(&self.0, token.0, timeout.min(LIVENESS_TICK));
+        // Relaxed: as `done`; the caller's re-check reads the count with Acquire.
+        let word = self.0.fetch_and(!SLEEPING, Ordering::Relaxed);
+        if word & SLEEPING == 0 {
+            Slept::Tampered
+        } else if word != token.0 {
+            Slept::Rang
+        } else {
+            Slept::Quiet
+        }
+    }
+
+    /// Called by the doorbell's one sleeper while it is awake (not between `prepare` and the
+    /// end of its sleep): a sleeping bit set now was written by someone else, and would make
+    /// every ringer pay a `FUTEX_WAKE` for nobody. Clear it; whether it was set.
+    pub(crate) fn repair_awake(&self) -> bool {
+        // Relaxed load first: the common case (clear) writes nothing, so the cache line stays
+        // shared with the ringers. Relaxed RMW: as `done`.
+        self.0.load(Ordering::Relaxed) & SLEEPING != 0
+            && self.0.fetch_and(!SLEEPING, Ordering::Relaxed) & SLEEPING != 0
     }
 
     /// Clear the sleeping bit (after a sleep, or when the re-check found the condition true).
@@ -80,16 +130,14 @@ impl Doorbell {
     }
 }
 
-fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+/// The one futex wait of the crate: always with a timeout (the module's rule).
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: `word` is a valid, aligned u32 that outlives the call; FUTEX_WAIT only reads it and
-    // compares. `ts_ptr` is null or points to a timespec on this stack frame. Every outcome
+    // compares. `&ts` points to a timespec on this stack frame. Every outcome
     // (woken, EAGAIN because the value changed, ETIMEDOUT, EINTR) is fine for the caller, which
     // re-checks its condition, so the result is deliberately ignored.
     unsafe {
@@ -98,7 +146,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
             word.as_ptr(),
             libc::FUTEX_WAIT,
             expected,
-            ts_ptr,
+            &ts as *const libc::timespec,
         );
     }
 }
@@ -131,7 +179,7 @@ mod tests {
                     b2.done();
                     break;
                 }
-                b2.sleep(tok, Some(Duration::from_secs(5)));
+                b2.sleep(tok, Duration::from_secs(5));
             }
             start.elapsed()
         });
@@ -148,8 +196,47 @@ mod tests {
         let tok = bell.prepare();
         bell.ring();
         let start = Instant::now();
-        bell.sleep(tok, Some(Duration::from_secs(5)));
+        assert_eq!(bell.sleep(tok, Duration::from_secs(5)), Slept::Rang);
         assert!(start.elapsed() < Duration::from_secs(1));
         assert_eq!(bell.rings(), ONE_RING);
+    }
+
+    #[test]
+    fn a_sleep_is_bounded_by_the_liveness_tick() {
+        let bell = Doorbell(AtomicU32::new(0));
+        let tok = bell.prepare();
+        let start = Instant::now();
+        // Nobody rings: the sleep still ends (within a generous bound of one tick).
+        assert_eq!(bell.sleep(tok, Duration::from_secs(60)), Slept::Quiet);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(bell.0.load(Ordering::Relaxed) & SLEEPING, 0);
+    }
+
+    #[test]
+    fn a_cleared_sleeping_bit_loses_the_wake_not_the_ring() {
+        let bell = Arc::new(Doorbell(AtomicU32::new(0)));
+        let b2 = bell.clone();
+        let t = std::thread::spawn(move || {
+            let tok = b2.prepare();
+            b2.sleep(tok, Duration::from_secs(60))
+        });
+        // Wait until it sleeps (or is about to), scribble the bit away, then ring: no wake is
+        // made, yet the sleeper returns within its tick and reports the scribble.
+        while bell.0.load(Ordering::Relaxed) & SLEEPING == 0 {
+            std::thread::yield_now();
+        }
+        bell.0.fetch_and(!SLEEPING, Ordering::Relaxed);
+        assert!(!bell.ring(), "a ring with the bit cleared must not wake");
+        assert_eq!(t.join().unwrap(), Slept::Tampered);
+        assert_eq!(bell.rings(), ONE_RING);
+    }
+
+    #[test]
+    fn a_stray_sleeping_bit_is_cleared_while_awake() {
+        let bell = Doorbell(AtomicU32::new((7 * ONE_RING) | SLEEPING));
+        assert!(bell.repair_awake());
+        assert_eq!(bell.0.load(Ordering::Relaxed), 7 * ONE_RING);
+        assert!(!bell.repair_awake());
+        assert!(!bell.ring(), "no wake system call once repaired");
     }
 }

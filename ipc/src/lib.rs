@@ -20,8 +20,10 @@
 //! Layers, from the bottom: [`errno`], [`message`], [`endpoint`] (names and numbers); `region`,
 //! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
 //! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
-//! (blocking, cycles, liveness); `takeover` (a DC left by dead processes); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
-//! shared buffer pool (zero-copy data, grants, `vcopy`).
+//! (blocking, cycles, liveness); `takeover` (a DC left by dead processes); [`Dc`] and [`Proc`]
+//! with the calls in `call/`; [`pool`], the shared buffer pool (zero-copy data, grants, `vcopy`);
+//! [`layout`], where the shared words lie (for tools and tests that look at the region from
+//! outside).
 //!
 //! Semantics and error numbers follow `docs/ARCHITECTURE.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
@@ -49,6 +51,8 @@ pub mod endpoint;
 #[cfg(not(loom))]
 pub mod errno;
 mod inbox;
+#[cfg(not(loom))]
+pub mod layout;
 #[doc(hidden)]
 pub mod mailbox;
 #[cfg(not(loom))]

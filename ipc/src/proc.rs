@@ -111,8 +111,12 @@ impl Proc {
     }
 
     /// Sleep on this endpoint's doorbell until its ring count differs from `seen`, `timeout`
-    /// passes (`None`: no limit), or a spurious wakeup. Returns at once when the count already
-    /// differs. The caller re-checks whatever it waits for afterwards.
+    /// passes, one [`crate::wait::LIVENESS_TICK`] passes (`None` or a longer timeout: the
+    /// doorbell is a region word, and a scribble can eat its wake), or a spurious wakeup.
+    /// Returns at once when the count already differs.
+    ///
+    /// The caller must re-check everything it waits for afterwards, not only what the count
+    /// says changed: the count may have been written over too.
     pub fn doorbell_wait(&self, seen: u32, timeout: Option<std::time::Duration>) {
         let region = self.region();
         let Some(slot) = region.slot(self.idx) else {
@@ -124,7 +128,18 @@ impl Proc {
             bell.done();
             return;
         }
-        bell.sleep(token, timeout);
+        let _ = bell.sleep(token, timeout.unwrap_or(wait::LIVENESS_TICK));
+    }
+
+    /// For the one thread that sleeps on this endpoint's doorbell, while it is awake: repair the
+    /// doorbell if it reads as impossible (its sleeping bit set while nobody sleeps, which makes
+    /// every ring a useless system call). Returns whether it had to. One load when the word is
+    /// sound.
+    pub fn doorbell_repair(&self) -> bool {
+        let region = self.region();
+        region
+            .slot(self.idx)
+            .is_some_and(|s| region.bell(s).repair_awake())
     }
 
     /// Tell peers whether this endpoint's thread runs (`true`: on the CPU it is on now) or

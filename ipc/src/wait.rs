@@ -8,6 +8,14 @@
 //!
 //! A sleeping waiter wakes at least every [`LIVENESS_TICK`] to check that its peer still lives, so
 //! a peer killed by SIGKILL is noticed within that tick plus one `/proc` read.
+//!
+//! The doorbell is a word of the region, which any process can scribble on: **every futex wait on
+//! a region word is bounded by the liveness tick; a wake may be lost to a scribble, never a
+//! message.** The bound is the doorbell's own (`Doorbell::sleep` never sleeps longer than the
+//! tick, whatever it is asked), and after every sleep the waiter looks at its whole condition
+//! again (`Blocked::rescan`: the mailbox, the inbox, the envelope), not only at what the ring
+//! count says changed, so a message whose ring lost its wake is found one tick late at worst.
+//! The cost is one wakeup per tick of an idle waiter: never a system call on the hot path.
 
 use crate::doorbell::Doorbell;
 use crate::errno::{Errno, Result};
@@ -18,7 +26,8 @@ use std::time::{Duration, Instant};
 pub const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
 /// How often a waiter checks that its peer lives.
 pub const LIVENESS_TICK: Duration = Duration::from_millis(10);
-/// How often a waiter with no peer to watch wakes up to check its own slot.
+/// How often a waiter with no peer to watch runs its tick's checks (stale endpoints); it still
+/// wakes every [`LIVENESS_TICK`] to look for what a lost wake did not tell it.
 const IDLE_TICK: Duration = Duration::from_millis(500);
 
 /// How long a blocking call may wait.
@@ -107,6 +116,25 @@ pub fn set_park_hook(hook: Option<ParkHook>) -> Option<ParkHook> {
     PARK_HOOK.with(|h| h.replace(hook))
 }
 
+/// A function that tells a thread's blocked calls to give up (see [`set_give_up_hook`]).
+pub type GiveUpHook = fn() -> bool;
+
+std::thread_local! {
+    static GIVE_UP_HOOK: core::cell::Cell<Option<GiveUpHook>> =
+        const { core::cell::Cell::new(None) };
+}
+
+/// Install (or with `None` remove) this thread's give-up hook; returns the previous one.
+///
+/// A blocked call asks the hook after every sleep (never on the hot path) and, when it answers
+/// `true`, gives up with `EDVSSHUTDOWN`. It lets a runtime stop its threads through private
+/// memory: a stop that only rang the doorbell could be lost with the region (a scribbled owner
+/// word makes a [`crate::Waker`] refuse to ring), while the hook is reached within one
+/// [`LIVENESS_TICK`] whatever the region holds.
+pub fn set_give_up_hook(hook: Option<GiveUpHook>) -> Option<GiveUpHook> {
+    GIVE_UP_HOOK.with(|h| h.replace(hook))
+}
+
 /// What a blocked call supplies to [`wait`].
 pub(crate) struct Wait<'a> {
     /// The caller's doorbell.
@@ -139,6 +167,9 @@ pub(crate) trait Blocked<T> {
     fn may_sleep(&mut self) -> bool {
         true
     }
+    /// A sleep ended (rung, timed out, or its wake lost to a scribble): forget any shortcut
+    /// that trusts the ring count, so that the next `check` looks at everything.
+    fn rescan(&mut self) {}
     /// The timeout expired (`EDVSAGAIN` for NOWAIT, `EDVSTIMEDOUT` otherwise): withdraw. `None`
     /// means the call completed meanwhile and `check` will say how.
     fn expire(&mut self, why: Errno) -> Option<Result<T>>;
@@ -274,11 +305,22 @@ pub(crate) fn wait<T>(w: &Wait<'_>, call: &mut impl Blocked<T>) -> Result<T> {
             {
                 return r;
             }
+            // Resumed as after a sleep (the hook's caller slept on the same word).
+            call.rescan();
             continue;
         }
         w.my_cpu.store(sleeping_on(me), Ordering::Relaxed);
-        w.bell
-            .sleep(token, Some(wake_at.saturating_duration_since(now)));
+        // Bounded by the liveness tick too (the doorbell's rule). What ended the sleep does not
+        // matter: a ring, a timeout or a scribble all lead to a full look.
+        let _ = w.bell.sleep(token, wake_at.saturating_duration_since(now));
+        call.rescan();
+        if GIVE_UP_HOOK
+            .with(|h| h.get())
+            .is_some_and(|give_up| give_up())
+            && let Some(r) = call.expire(Errno::EDVSSHUTDOWN)
+        {
+            return r;
+        }
         me = current_cpu();
         publish_cpu(w.my_cpu, me);
     }

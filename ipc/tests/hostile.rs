@@ -646,3 +646,81 @@ fn server_killed_while_holding_its_client_fails_it() {
         "noticed after {noticed:?}"
     );
 }
+
+/// The doorbell word at `off` of the region file.
+fn bell_word(f: &std::fs::File, off: usize) -> u32 {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 4];
+    f.read_exact_at(&mut b, off as u64).unwrap();
+    u32::from_ne_bytes(b)
+}
+
+/// A receiver blocked in `receive(ANY)` (asleep at once, as an idle server is) whose doorbell's
+/// sleeping bit a scribble cleared: the sender's ring then makes no wake, yet the message must
+/// arrive within one liveness tick plus the call's own work (three ticks, for the median of
+/// several rounds), never at the receiver's timeout. Found through `m3ipc::layout`, written as
+/// `dd` would (a `pwrite` of the region file).
+#[test]
+fn a_receiver_with_its_sleeping_bit_cleared_still_hears_a_message() {
+    use m3ipc::layout::{DOORBELL_SLEEPING, doorbell_offset, slot_table};
+    use m3ipc::wait::LIVENESS_TICK;
+    use std::os::unix::fs::FileExt;
+    let t = TestDc::with('w', &config());
+    let server = t.dc.bind(SERVER).unwrap();
+    server.set_wait_policy(m3ipc::WaitPolicy::Block);
+    let server_ep = server.endpoint();
+    let off = doorbell_offset(&t.dc, SERVER).unwrap();
+    assert!(slot_table(&t.dc).contains(&off));
+    let region = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(t.dc.path())
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        let mut m = Message::default();
+        while server.receive(ANY, &mut m, Timeout::Millis(10_000)).is_ok() {
+            tx.send(m.payload[0]).unwrap();
+            if m.payload[0] == u64::MAX {
+                break;
+            }
+        }
+    });
+    let client = t.dc.bind(SENDERS[0]).unwrap();
+    let mut times = Vec::new();
+    for n in 1..=7u64 {
+        // Wait until the receiver sleeps (or is about to), then scribble its bit away.
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let w = bell_word(&region, off);
+            if w & DOORBELL_SLEEPING != 0 {
+                region
+                    .write_all_at(&(w & !DOORBELL_SLEEPING).to_ne_bytes(), off as u64)
+                    .unwrap();
+                break;
+            }
+            assert!(Instant::now() < until, "the receiver never slept");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let mut m = Message::new(T_SEND);
+        m.payload[0] = n;
+        let began = Instant::now();
+        client.send(server_ep, &m, Timeout::Millis(5_000)).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), n);
+        times.push(began.elapsed());
+    }
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert!(
+        sorted[sorted.len() / 2] <= 3 * LIVENESS_TICK,
+        "median over three ticks: {times:?}"
+    );
+    assert!(
+        times.iter().all(|&d| d < Duration::from_secs(1)),
+        "{times:?}"
+    );
+    let mut last = Message::new(T_SEND);
+    last.payload[0] = u64::MAX;
+    client.send(server_ep, &last, TIMEOUT).unwrap();
+    receiver.join().unwrap();
+}

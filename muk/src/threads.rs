@@ -2,12 +2,18 @@
 //!
 //! The baseline MUK2 must beat: the same servers, the same code, but each rendezvous between two
 //! servers is a cross-thread wake (a futex when the peer sleeps) instead of a coroutine switch.
+//!
+//! A thread sleeps on its slot's doorbell, a region word: each sleep lasts at most the fabric's
+//! liveness tick (the doorbell's rule), and after each one a blocked call asks this thread's
+//! give-up hook, which reads the host's private stop flags. So a stop reaches a thread within a
+//! tick even when a scribble ate its ring (or made its [`m3ipc::Waker`] refuse to ring).
 
 use crate::host::{EndGuard, Hosted, ServerExit, Stopper};
 use crate::ipc::Ipc;
 use m3ipc::{
     Access, BufView, CopyRef, Dc, Endpoint, Errno, GrantId, Handle, Message, Proc, Result, Timeout,
 };
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -48,10 +54,41 @@ pub(crate) fn spawn(
     Ok(threads)
 }
 
+std::thread_local! {
+    /// This thread's host stop and server index, for [`gives_up`].
+    static STOP: RefCell<Option<(Stopper, usize)>> = const { RefCell::new(None) };
+    /// The blocked call is a receive: it gives up once the server is asked to finish; other
+    /// calls only once the grace is over (a finishing server still calls those below it).
+    static RECEIVING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The give-up hook of a MUK thread (see `m3ipc::wait::set_give_up_hook`).
+fn gives_up() -> bool {
+    STOP.with_borrow(|s| {
+        s.as_ref().is_some_and(|(stopper, me)| {
+            if RECEIVING.get() {
+                stopper.finishing(*me)
+            } else {
+                stopper.hard()
+            }
+        })
+    })
+}
+
+/// Run `call` as a receive (see [`RECEIVING`]).
+fn receiving<T>(call: impl FnOnce() -> T) -> T {
+    RECEIVING.set(true);
+    let r = call();
+    RECEIVING.set(false);
+    r
+}
+
 fn run_one(hosted: Hosted, proc: Proc, me: usize, stopper: Stopper) -> ServerExit {
     let Hosted {
         name, mut server, ..
     } = hosted;
+    STOP.set(Some((stopper.clone(), me)));
+    m3ipc::wait::set_give_up_hook(Some(gives_up));
     let mut ctx = ThreadIpc {
         proc,
         name: name.clone(),
@@ -123,7 +160,7 @@ impl Ipc for ThreadIpc {
 
     fn receive(&mut self, src: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
         self.live()?;
-        let r = self.proc.receive(src, m, timeout);
+        let r = receiving(|| self.proc.receive(src, m, timeout));
         self.stop_check(r)
     }
 
@@ -134,7 +171,7 @@ impl Ipc for ThreadIpc {
 
     fn rcvrqst(&mut self, m: &mut Message, timeout: Timeout) -> Result<()> {
         self.live()?;
-        let r = self.proc.rcvrqst(m, timeout);
+        let r = receiving(|| self.proc.rcvrqst(m, timeout));
         self.stop_check(r)
     }
 
@@ -205,6 +242,8 @@ impl Ipc for ThreadIpc {
                 return Ok(());
             }
             // A stop rings our doorbell, so the sleep ends at once; other rings only re-check.
+            // A ring lost to a scribble costs a tick: the wait never lasts longer, and the loop
+            // reads the private stop flags (`live`).
             self.proc.doorbell_wait(seen, Some(until - now));
         }
     }

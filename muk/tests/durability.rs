@@ -166,6 +166,107 @@ fn muk2_run_sigterm_writes_back_under_both_runners() {
     }
 }
 
+/// Write `config`'s text for `muk2 run` of RDISK on `image`, FS and FTP (and echo when asked)
+/// in DC `dc`.
+fn storage_config(s: &Scratch, dc: &str, image: &Path, echo: bool) -> std::path::PathBuf {
+    let config = s.path("muk.toml");
+    let mut text = format!(
+        "[dc]\nname = \"{dc}\"\n[[server]]\nname = \"rdisk\"\nimage = \"{}\"\n\
+         [[server]]\nname = \"fs\"\nformat = \"never\"\n[[server]]\nname = \"ftp\"\n",
+        image.display()
+    );
+    if echo {
+        text.push_str("[[server]]\nname = \"echo\"\n");
+    }
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// SIGHUP (the terminal of `muk2 run ... &` closed) stops it as SIGTERM does: in order, exit 0,
+/// unsynced writes on the image, the DC removed.
+#[test]
+fn muk2_run_sighup_stops_in_order() {
+    let s = Scratch::new("muk-durable-hup");
+    let image = s.mkfs("disk.img", 16);
+    let dc = format!("t5h{}", std::process::id());
+    let config = storage_config(&s, &dc, &image, false);
+    let run = Muk2Process::start(
+        &["run", "--config", config.to_str().unwrap()],
+        "running; stop with",
+    );
+    let files = leave_changes(&dc, &s, 31);
+    assert_eq!(run.signal(libc::SIGHUP), Some(0));
+    assert!(Dc::open(&dc).is_err(), "DC {dc} was not removed");
+    check_files(&image, &files, &s);
+}
+
+/// Another process zero-fills the whole slot table while MUK2 idles: every server's binding is
+/// gone. Outside calls are refused at once (an error, not a hang). MUK2 notices within a tick
+/// that its slots were taken and stops in order by itself; a SIGINT then, or at any point, ends
+/// it within a second. It exits 1: it did not stop because it was asked, and FS could not
+/// finish: its write-back stages blocks in the DC's buffer pool, whose calls need FS's binding,
+/// which is gone. So the unsynced changes are lost, while the image stays clean with every
+/// synced file intact (RDISK is not handed half a sync), and the DC is removed.
+#[test]
+fn muk2_stops_in_order_when_its_slot_table_is_zeroed() {
+    use m3ipc::layout::{DOORBELL_SLEEPING, doorbell_offset, slot_table};
+    use std::os::unix::fs::FileExt;
+    let s = Scratch::new("muk-durable-zero");
+    let image = s.mkfs("disk.img", 16);
+    let dc_name = format!("t5z{}", std::process::id());
+    let config = storage_config(&s, &dc_name, &image, true);
+    let run = Muk2Process::start(
+        &["run", "--config", config.to_str().unwrap()],
+        "running; stop with",
+    );
+    let files = leave_changes(&dc_name, &s, 41);
+    let dc = Dc::open(&dc_name).unwrap();
+    let echo = dc.wait4bind(ServerKind::Echo.default_nr(), T).unwrap();
+    let before = muk::ftp_client::bind_user(&dc, "before").unwrap();
+    let region = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(dc.path())
+        .unwrap();
+    // While MUK2 sleeps (its doorbell's sleeping bit set), one write of zeros over the table.
+    let bell = doorbell_offset(&dc, ServerKind::Echo.default_nr()).unwrap();
+    support::eventually(Duration::from_secs(10), "MUK2 asleep", || {
+        let mut w = [0u8; 4];
+        region.read_exact_at(&mut w, bell as u64).unwrap();
+        u32::from_ne_bytes(w) & DOORBELL_SLEEPING != 0
+    });
+    let table = slot_table(&dc);
+    region
+        .write_all_at(&vec![0u8; table.len()], table.start as u64)
+        .unwrap();
+    // Refused, not hung: the caller lost its own binding; a new caller finds no server.
+    let refused = |p: &Proc, what: &str| {
+        let began = Instant::now();
+        let mut m = Message::new(muk::protocol::ECHO_ECHO);
+        let r = p.sendrec(echo, &mut m, Timeout::Millis(5_000));
+        assert!(r.is_err() && r != Err(Errno::EDVSTIMEDOUT), "{what}: {r:?}");
+        assert!(began.elapsed() < Duration::from_secs(1), "{what}");
+    };
+    refused(&before, "a caller bound before");
+    let after = muk::ftp_client::bind_user(&dc, "after").unwrap();
+    refused(&after, "a caller bound after");
+    let began = Instant::now();
+    assert_eq!(run.signal(libc::SIGINT), Some(1));
+    assert!(
+        began.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        began.elapsed()
+    );
+    drop((before, after));
+    assert!(Dc::open(&dc_name).is_err(), "DC {dc_name} was not removed");
+    let synced: Vec<_> = files
+        .into_iter()
+        .filter(|(name, _)| name == "/synced.bin")
+        .collect();
+    assert_eq!(synced.len(), 1);
+    check_files(&image, &synced, &s);
+}
+
 #[test]
 fn muk2_serve_fs_sigterm_writes_back() {
     let s = Scratch::new("muk-durable-serve");

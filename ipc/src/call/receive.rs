@@ -308,6 +308,11 @@ impl Blocked<()> for Incoming<'_, '_> {
         self.shut()
     }
 
+    fn rescan(&mut self) {
+        // The count may have been written over (set back to the one we saw): look in full.
+        self.seen = None;
+    }
+
     fn tick(&mut self, first: bool) -> Option<Result<()>> {
         if first {
             // Publish that we block receiving, for deadlock checks and cleanup wakeups.

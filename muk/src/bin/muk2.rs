@@ -4,7 +4,7 @@
 //! muk2                                   boot the embedded default config in a private DC,
 //!                                        print the proc table, self-check, exit
 //! muk2 run --config FILE [--threads]     create the config's DC, host its servers until
-//!                                        SIGINT/SIGTERM, then unbind and remove the DC
+//!                                        SIGINT/SIGTERM/SIGHUP, then unbind and remove the DC
 //! muk2 serve NAME --dc DC [--nr N]       run one server as its own process in an existing DC
 //!     [--image F | --memory-mib N] [--format P]   (RDISK's disk, FS's format policy)
 //! muk2 check --dc DC [--expect LIST]     sendrec to each server from this (external) process
@@ -55,7 +55,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create the config's DC, host its servers until SIGINT or SIGTERM, then remove the DC.
+    /// Create the config's DC, host its servers until SIGINT, SIGTERM or SIGHUP, then remove the
+    /// DC.
     ///
     /// Servers the config leaves out are expected from outside (`muk2 serve NAME --dc DC`).
     Run {
@@ -66,7 +67,7 @@ enum Command {
         #[arg(long)]
         threads: bool,
     },
-    /// Run one server as its own process in an existing DC, until SIGINT or SIGTERM.
+    /// Run one server as its own process in an existing DC, until SIGINT, SIGTERM or SIGHUP.
     Serve {
         /// The server: systask, pm, echo, rdisk, fs or ftp.
         name: String,

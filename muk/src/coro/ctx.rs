@@ -92,6 +92,19 @@ impl CoroIpc<'_> {
         Ok(st.local(dst))
     }
 
+    /// The fabric says our slot is no longer ours (`EDVSNOTBIND`: unbound by another process,
+    /// or its owner word written over): nothing outside can reach this task any more. Rather
+    /// than let its server die where it stands (FS before it wrote back, or RDISK under an FS
+    /// that still needs it), stop the whole unikernel in order, as SIGTERM does; the task
+    /// serves its local callers until it is asked to finish, and its exit reports the loss.
+    fn lose_slot(&self) {
+        let k = &*self.k;
+        k.st.borrow_mut().tasks[self.me].lost = true;
+        if !k.stopper.stopping() {
+            k.stopper.stop();
+        }
+    }
+
     /// Receives and sleeps fail once this task is asked to finish (or the grace is over).
     fn live(&self) -> Result<()> {
         if self.finishing() {
@@ -293,7 +306,10 @@ impl CoroIpc<'_> {
             // (1) The fabric (wakeups, notifications, outside senders), when its doorbell has
             // rung since our last look: an unchanged count means nothing new came.
             let rings = k.rings();
-            let stale = k.st.borrow().tasks[me].looked_at != Some(rings) || first;
+            let stale = {
+                let task = &k.st.borrow().tasks[me];
+                !task.lost && (task.looked_at != Some(rings) || first)
+            };
             first = false;
             if stale {
                 k.st.borrow_mut().tasks[me].looked_at = Some(rings);
@@ -319,6 +335,8 @@ impl CoroIpc<'_> {
                     // The ring that tells the scheduler of a stop, to a task not asked yet:
                     // nothing came.
                     Err(Errno::EDVSWOKENUP) if k.stopper.stopping() => {}
+                    // Our slot is gone: stop in order; local callers are still served below.
+                    Err(Errno::EDVSNOTBIND) => self.lose_slot(),
                     Err(e) => {
                         k.st.borrow_mut().tasks[me].looked_at = None;
                         return Err(e);
@@ -358,7 +376,11 @@ impl CoroIpc<'_> {
             // Nothing else to run and an outside peer on another CPU: spin for its next
             // request in the fabric, inbox open, as a fabric process would.
             let spin_fits = until.is_none_or(|u| u > Instant::now() + ADAPTIVE_SPIN);
-            if !requests_only && spin_fits && k.spin_instead(&mut st, me, src, rings) {
+            if !requests_only
+                && spin_fits
+                && !st.tasks[me].lost
+                && k.spin_instead(&mut st, me, src, rings)
+            {
                 drop(st);
                 match self.spin_receive(src, m) {
                     Err(Errno::EDVSAGAIN) => continue,

@@ -74,6 +74,9 @@ pub(crate) struct Task {
     /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
     /// `State::flush_counts`).
     pub(crate) unflushed: (u64, u64),
+    /// Its slot was taken from it (see `CoroIpc::lose_slot`): it no longer looks into the
+    /// fabric, and its exit reports the loss.
+    pub(crate) lost: bool,
 }
 
 /// Everything the tasks share.
@@ -118,6 +121,11 @@ pub(crate) struct State {
     /// The ring count at which a task last spun for an outside peer (see
     /// `Kernel::spin_instead`): no task spins again before something new rings.
     pub(crate) spun_at: Option<u32>,
+    /// The ring count of the scheduler's last look (a count that moved back was written over).
+    pub(crate) last_rings: Option<u32>,
+    /// The next look resumes every task that waits on the fabric, whatever the count says
+    /// (set after every sleep: the count may have been written over).
+    pub(crate) recheck: bool,
 }
 
 impl Kernel {
@@ -136,6 +144,7 @@ impl Kernel {
                 cancel: false,
                 asked: false,
                 unflushed: (0, 0),
+                lost: false,
             })
             .collect();
         let ready = (0..procs.len()).collect();

@@ -1,5 +1,5 @@
 //! The scheduler: run ready tasks in FIFO order; when none is ready, fire due timers, look at
-//! the shared doorbell, and sleep on it until the nearest timer.
+//! the shared doorbell, and sleep on it until the nearest timer or the fabric's liveness tick.
 //!
 //! The doorbell protocol (see `m3ipc`'s doorbell): every event that can end a task's wait from
 //! outside the thread (a message posted to any of our slots, a notification, a reply to a fabric
@@ -7,7 +7,17 @@
 //! A task that waits records the count it saw before its last look; the scheduler resumes every
 //! such task whose count differs from the current one, and sleeps only on the count that every
 //! waiting task has seen, which the futex compares atomically with the word. So no event is
-//! missed, and an idle unikernel makes no system call but that one sleep: no polling interval.
+//! missed while the word is sound, and a busy unikernel makes no system call at all.
+//!
+//! The word lies in the region, where any process may scribble on it, so it is not trusted
+//! alone: the sleep never lasts longer than the fabric's [`LIVENESS_TICK`] (a wake lost to a
+//! scribble costs at most one tick), and after every sleep every task that waits on the fabric
+//! looks at its mailbox, inbox or envelope again, whatever the count says (a count written back
+//! to the value a task saw must not hide a message). A stray sleeping bit is cleared at every
+//! look, and a count that moved back forces the same full look. The stop is asked through the
+//! host's private flags ([`Stopper`]), which every look reads: its ring through the region only
+//! makes it prompt, a scribble cannot make it lost. The cost of all this is an idle scheduler
+//! that wakes once a tick; the hot path is unchanged.
 
 use super::ctx::Suspend;
 use super::kernel::{Kernel, State, Task, Wait};
@@ -15,7 +25,7 @@ use super::timer::TimerId;
 use crate::host::{ServerExit, Stopper};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult};
-use m3ipc::wait::{ADAPTIVE_SPIN, Unpark};
+use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Unpark};
 use std::time::Instant;
 
 /// A task's coroutine: resumed with how its fabric call goes on, it yields why it switched, and
@@ -77,19 +87,29 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
         if spin_for_outside_peer(k, rings, now, next_timer) {
             continue;
         }
-        let timeout = next_timer.map(|at| at.saturating_duration_since(Instant::now()));
-        if timeout.is_some_and(|d| d.is_zero()) {
+        let timeout = next_timer.map_or(LIVENESS_TICK, |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(LIVENESS_TICK)
+        });
+        if timeout.is_zero() {
             continue;
         }
         for p in &k.procs {
             p.set_running(false);
         }
         if let Some(host) = k.procs.first() {
-            host.doorbell_wait(rings, timeout);
+            host.doorbell_wait(rings, Some(timeout));
         }
         for p in &k.procs {
             p.set_running(true);
         }
+        // Whatever ended the sleep (a ring, the tick, a timer), the next look is a full one.
+        let mut st = k.st.borrow_mut();
+        st.recheck = true;
+        // The full looks re-arm the timers of the tasks they resume: drop the old entries.
+        let limit = 64 + 4 * st.tasks.len();
+        let State { tasks, timers, .. } = &mut *st;
+        timers.compact(limit, |task, id| armed(tasks, task, id));
     }
     m3ipc::wait::set_park_hook(previous_hook);
     k.exits.borrow_mut().drain(..).flatten().collect()
@@ -129,6 +149,17 @@ pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
         CoroutineResult::Return(result) => {
             *slot = None;
             drop(slot);
+            let result = if k.st.borrow().tasks.get(t).is_some_and(|t| t.lost) {
+                Err(format!(
+                    "its slot was taken from it (unbound or written over by another process), \
+                     so MUK2 stopped in order{}",
+                    result
+                        .err()
+                        .map_or(String::new(), |e| format!("; then: {e}"))
+                ))
+            } else {
+                result
+            };
             k.exits.borrow_mut()[t] = Some(ServerExit {
                 name: k.names.get(t).cloned().unwrap_or_default(),
                 result,
@@ -138,12 +169,22 @@ pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
     }
 }
 
-/// Look at the doorbell: resume every task whose wait an outside event may have ended; carry
-/// the stop on when it was asked (the next task asked to finish, or every wait ended once the
-/// grace is over). Returns the ring count it looked at.
+/// Look at the doorbell: resume every task whose wait an outside event may have ended (every
+/// task that waits on the fabric after a sleep, or when the count moved back); carry the stop on
+/// when it was asked (the next task asked to finish, or every wait ended once the grace is
+/// over). Returns the ring count it looked at.
 fn look(k: &Kernel, stopper: &Stopper) -> u32 {
+    // Awake, and no task between its prepare and its park: a sleeping bit now is a scribble.
+    if let Some(host) = k.procs.first() {
+        host.doorbell_repair();
+    }
     let rings = k.rings();
     let mut st = k.st.borrow_mut();
+    let moved_back = st
+        .last_rings
+        .is_some_and(|before| m3ipc::layout::rings_moved_back(before, rings));
+    st.last_rings = Some(rings);
+    let full = std::mem::take(&mut st.recheck) || moved_back;
     st.flush_counts(k);
     if stopper.hard() && !st.stopping {
         st.stop_all(k);
@@ -152,11 +193,13 @@ fn look(k: &Kernel, stopper: &Stopper) -> u32 {
     }
     for t in 0..st.tasks.len() {
         let stale = match st.tasks[t].wait {
-            Wait::Receive { .. } => st.tasks[t].looked_at != Some(rings),
-            Wait::Fabric { rings: seen } => seen != rings,
+            Wait::Receive { .. } => full || st.tasks[t].looked_at != Some(rings),
+            Wait::Fabric { rings: seen } => full || seen != rings,
             _ => false,
         };
         if stale {
+            // The task's next look goes to the fabric, whatever the count.
+            st.tasks[t].looked_at = None;
             st.wake(k, t, None);
         }
     }

@@ -38,6 +38,15 @@ impl Timers {
         None
     }
 
+    /// Drop every cancelled timer once they outnumber `limit`: an idle scheduler resumes its
+    /// waiting tasks every liveness tick, and each one that blocks again arms a new timer while
+    /// its old entry stays in the heap until it comes due.
+    pub(crate) fn compact(&mut self, limit: usize, armed: impl Fn(usize, TimerId) -> bool) {
+        if self.heap.len() > limit {
+            self.heap.retain(|Reverse((_, id, task))| armed(*task, *id));
+        }
+    }
+
     /// Pop one timer due at `now` that is still armed: its task.
     pub(crate) fn pop_due(
         &mut self,
@@ -82,6 +91,24 @@ mod tests {
         assert_eq!(t.pop_due(now, armed), Some(0));
         assert_eq!(t.pop_due(now, armed), None);
         assert_eq!(t.next(armed), None);
+    }
+
+    #[test]
+    fn compact_keeps_only_armed_timers() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let ids: Vec<TimerId> = (0..10)
+            .map(|i| t.arm(0, t0 + Duration::from_millis(i)))
+            .collect();
+        let last = ids[9];
+        t.compact(100, |_, id| id == last);
+        assert_eq!(t.heap.len(), 10, "under the limit: left alone");
+        t.compact(4, |_, id| id == last);
+        assert_eq!(t.heap.len(), 1);
+        assert_eq!(
+            t.next(|_, id| id == last),
+            Some(t0 + Duration::from_millis(9))
+        );
     }
 
     #[test]

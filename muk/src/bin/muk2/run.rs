@@ -1,4 +1,5 @@
-//! `muk2 run --config FILE` and `muk2 serve NAME --dc DC`: host servers until SIGINT/SIGTERM.
+//! `muk2 run --config FILE` and `muk2 serve NAME --dc DC`: host servers until SIGINT, SIGTERM
+//! or SIGHUP.
 
 use crate::hosting::{self, CreatedDc, Watched};
 use crate::signals::{self, Event, Signals};
@@ -13,7 +14,8 @@ use muk::{Host, Runner};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM, remove the DC.
+/// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM/SIGHUP, remove
+/// the DC.
 pub fn run(path: &Path, threads: bool) -> Result<()> {
     let config = Config::load(path).map_err(|e| Error(format!("{}: {e}", path.display())))?;
     let runner = if threads {
@@ -119,7 +121,7 @@ impl StorageArgs {
     }
 }
 
-/// `muk2 serve`: one server in an existing DC until SIGINT/SIGTERM.
+/// `muk2 serve`: one server in an existing DC until SIGINT/SIGTERM/SIGHUP.
 pub fn serve(
     name: &str,
     dc_name: &str,
@@ -165,7 +167,7 @@ pub fn serve(
     Ok(())
 }
 
-/// Sleep until SIGINT/SIGTERM (then stop the servers and return the signal) or until the
+/// Sleep until SIGINT/SIGTERM/SIGHUP (then stop the servers and return the signal) or until the
 /// servers end on their own (an error: nobody asked them to).
 fn serve_until_signal(signals: &Signals, watched: Watched) -> Result<libc::c_int> {
     loop {

@@ -1,4 +1,7 @@
-//! SIGINT and SIGTERM taken by waiting for them, not by a handler.
+//! SIGINT, SIGTERM and SIGHUP taken by waiting for them, not by a handler.
+//!
+//! SIGHUP stops as SIGTERM does: closing the terminal of a `muk2 run ... &` stops it in order
+//! (unsynced writes flushed, the DC removed) instead of killing it where it stands.
 //!
 //! The main thread blocks them (with SIGUSR1, this program's own "something finished" signal)
 //! before it starts any thread, so every thread inherits the mask and none of them is picked to
@@ -13,7 +16,7 @@ use std::time::Duration;
 /// What woke the main thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// SIGINT or SIGTERM: the operator asks us to stop (the signal number).
+    /// SIGINT, SIGTERM or SIGHUP: the operator asks us to stop (the signal number).
     Stop(libc::c_int),
     /// SIGUSR1: a watcher thread finished something (see [`wake_main`]).
     Wake,
@@ -27,7 +30,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Block SIGINT, SIGTERM and SIGUSR1 in the calling thread. Call it before starting any
+    /// Block SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread. Call it before starting any
     /// thread: threads inherit the mask of the thread that starts them.
     pub fn block() -> io::Result<Signals> {
         let mut set = MaybeUninit::<libc::sigset_t>::uninit();
@@ -37,7 +40,7 @@ impl Signals {
             if libc::sigemptyset(set.as_mut_ptr()) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1] {
                 if libc::sigaddset(set.as_mut_ptr(), sig) != 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -93,6 +96,7 @@ pub fn name(sig: libc::c_int) -> &'static str {
     match sig {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
         _ => "a signal",
     }
 }
