@@ -11,6 +11,11 @@
 //!   message naming the difference; then frames ([`wire::Frame`]): a fixed header, the 64-byte
 //!   message, and an optional payload. Everything received is untrusted: one decoder
 //!   ([`wire::FrameDecoder`]) bounds every length before it allocates, and is fuzzed.
+//! - [`handshake`]: hellos exchanged, checked, and a verdict each way, so a refusal reaches both
+//!   operators with its reason.
+//! - [`peers`]: one TCP connection per peer node (the lower id dials, re-dialling with backoff),
+//!   frames batched into one write when they queue, heartbeats that declare a silent link down
+//!   within [`peers::DEAD_AFTER`], and per-link counters for the operator.
 //!
 //! Limits: node ids are 0..[`wire::MAX_NODES`]; a handshake lists at most [`m3ipc::MAX_DCS`]
 //! DCs; a frame's payload is at most [`wire::MAX_PAYLOAD`] bytes (a 1 MiB data chunk and its
@@ -20,4 +25,6 @@
 //! The fabric (`m3ipc`) never opens a socket: it offers the daemon's side of the region, and this
 //! crate does the networking.
 
+pub mod handshake;
+pub mod peers;
 pub mod wire;
