@@ -483,11 +483,11 @@ fn dial_loop(s: &Arc<Shared>, i: usize) {
             }
             Err(e) => {
                 let why = e.to_string();
+                lock(&link.state).last_error = Some(why.clone());
                 if !matches!(e, HandshakeError::Io(_)) {
                     s.events.refused(Some(link.peer), &why);
                 }
                 let mut st = lock(&link.state);
-                st.last_error = Some(why);
                 let until = Instant::now() + backoff;
                 while !s.stopping.load(Ordering::Relaxed) && Instant::now() < until {
                     st = wait(
