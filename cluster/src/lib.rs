@@ -13,6 +13,7 @@
 //!   ([`wire::FrameDecoder`]) bounds every length before it allocates, and is fuzzed.
 //! - [`handshake`]: hellos exchanged, checked, and a verdict each way, so a refusal reaches both
 //!   operators with its reason.
+//! - [`config`]: the daemon's `node.toml` (node id, listen address, DCs, static peers).
 //! - [`peers`]: one TCP connection per peer node (the lower id dials, re-dialling with backoff),
 //!   frames batched into one write when they queue, heartbeats that declare a silent link down
 //!   within [`peers::DEAD_AFTER`], and per-link counters for the operator.
@@ -25,6 +26,7 @@
 //! The fabric (`m3ipc`) never opens a socket: it offers the daemon's side of the region, and this
 //! crate does the networking.
 
+pub mod config;
 pub mod handshake;
 pub mod peers;
 pub mod wire;
