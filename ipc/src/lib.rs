@@ -84,6 +84,14 @@ pub use endpoint::{ANY, Endpoint, HARDWARE, NONE, SELF, SYSTEM};
 pub use errno::{Errno, Result};
 #[cfg(not(loom))]
 pub use message::Message;
+
+/// A hash of every constant the region layout depends on. Two builds that disagree on it refuse
+/// each other's regions, and two node daemons that disagree on it refuse each other's
+/// connections.
+#[cfg(not(loom))]
+pub fn layout_hash() -> u64 {
+    region::layout_hash()
+}
 #[cfg(not(loom))]
 pub use pool::{Access, BufView, CopyRef, GrantId, Handle, Holdings, PoolInfo};
 #[cfg(not(loom))]

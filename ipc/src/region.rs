@@ -76,7 +76,7 @@ const _: () = assert!(core::mem::size_of::<Header>() <= HEADER_PAGE);
 
 /// A hash of every constant the layout depends on: two builds that disagree on any of them refuse
 /// each other's regions.
-fn layout_hash() -> u64 {
+pub(crate) fn layout_hash() -> u64 {
     let parts = [
         LAYOUT_VERSION as u64,
         core::mem::size_of::<Header>() as u64,

@@ -11,7 +11,7 @@
 //! before the function returns.
 //!
 //! Targets: [`region_open`], [`region_scribble`], [`message_views`], [`server_requests`],
-//! [`minixfs_image`], [`grants`], [`ffi_args`].
+//! [`minixfs_image`], [`grants`], [`ffi_args`], [`wire_decode`].
 
 pub mod ffi_args;
 pub mod grants;
@@ -22,6 +22,7 @@ pub mod region_scribble;
 pub mod seeds;
 pub mod server_requests;
 pub mod shm;
+pub mod wire_decode;
 
 /// Whether `M3FUZZ_TRACE` is set: the scripted targets then print each step and its result
 /// to stderr (to read what a crashing input does).
@@ -34,7 +35,7 @@ pub fn trace() -> bool {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the replay test and tools.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("region_open", region_open::run),
     ("region_scribble", region_scribble::run),
     ("message_views", message_views::run),
@@ -42,4 +43,5 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("minixfs_image", minixfs_image::run),
     ("grants", grants::run),
     ("ffi_args", ffi_args::run),
+    ("wire_decode", wire_decode::run),
 ];

@@ -197,5 +197,47 @@ pub fn all(tmp: &Path) -> Vec<(&'static str, Seeds)> {
         ("minixfs_image", minixfs_images(tmp)),
         ("grants", scripts(3)),
         ("ffi_args", scripts(4)),
+        ("wire_decode", wire_streams()),
     ]
+}
+
+/// Streams a peer daemon may send: a hello (written by the target or in the input), then one
+/// frame of every command, with payloads where the command takes one; fed in pieces of 1, 7
+/// and 128 bytes.
+pub fn wire_streams() -> Seeds {
+    use m3cluster::wire::{Command, Frame, PayloadRule};
+    let mut frames = Vec::new();
+    for (i, cmd) in Command::ALL.into_iter().enumerate() {
+        let mut f = Frame::new(cmd, 3, 40 + i as i32, 7, i as u64);
+        f.msg.m_type = 100 + i as i32;
+        f.rcode = if i % 3 == 0 { -109 } else { 0 };
+        f.payload = match cmd.payload_rule() {
+            PayloadRule::Empty => Vec::new(),
+            PayloadRule::Text(_) => b"echo".to_vec(),
+            PayloadRule::Bytes { min, max } => {
+                noise(i as u64, min + if max > min { 100 } else { 0 })
+            }
+        };
+        if let Err(e) = f.encode(&mut frames) {
+            panic!("seed frame {cmd:?}: {e}");
+        }
+    }
+    let mut hello = Vec::new();
+    if let Err(e) = crate::wire_decode::hello().encode(&mut hello) {
+        panic!("seed hello: {e}");
+    }
+    let mut seeds = Vec::new();
+    for (name, mode) in [
+        ("after-hello-whole", 1u8 | (127 << 1)),
+        ("after-hello-by-7", 1 | (6 << 1)),
+    ] {
+        let mut b = vec![mode];
+        b.extend_from_slice(&frames);
+        seeds.push((name.to_string(), b));
+    }
+    let mut b = vec![0u8];
+    b.extend_from_slice(&hello);
+    b.extend_from_slice(&frames);
+    seeds.push(("with-hello-bytewise".to_string(), b));
+    seeds
 }

@@ -1,0 +1,269 @@
+//! A node daemon's configuration (`node.toml`): which node this is, where it listens, the DCs it
+//! serves here, and its peers.
+//!
+//! ```toml
+//! node = 0                      # this node's id, 0..32
+//! listen = "127.0.0.1:7000"     # where the peers reach this node
+//! dcs = ["DC0"]                 # the DCs this node serves (their regions exist on this node)
+//!
+//! [[peer]]                      # one entry per other node (a static list; etcd comes later)
+//! node = 1
+//! address = "127.0.0.1:7001"
+//! ```
+//!
+//! Every mistake is refused with a message that names the key (and the file, from
+//! [`NodeConfig::load`]); unknown keys are mistakes too.
+
+use crate::peers::PeerSpec;
+use crate::wire::MAX_NODES;
+use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+/// A node daemon's configuration, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub node: u32,
+    /// Where the peers reach this node.
+    pub listen: SocketAddr,
+    /// The DCs this node serves.
+    pub dcs: Vec<String>,
+    /// The other nodes.
+    pub peers: Vec<PeerSpec>,
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML or has a key of the wrong type or an unknown key.
+    #[error("{where_}{message}")]
+    Syntax {
+        /// `FILE: ` or nothing.
+        where_: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range or inconsistent (the text names the key).
+    #[error("{where_}{message}")]
+    Invalid {
+        /// `FILE: ` or nothing.
+        where_: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    node: u32,
+    listen: String,
+    dcs: Vec<String>,
+    #[serde(default)]
+    peer: Vec<RawPeer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    node: u32,
+    address: String,
+}
+
+impl NodeConfig {
+    /// Read and check the configuration in `path`.
+    ///
+    /// Errors: [`ConfigError`], naming the file.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        NodeConfig::parse_in(&text, &format!("{}: ", path.display()))
+    }
+
+    /// Check the configuration in `text`.
+    ///
+    /// Errors: [`ConfigError`].
+    pub fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse_in(text, "")
+    }
+
+    fn parse_in(text: &str, where_: &str) -> Result<NodeConfig, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            where_: where_.to_string(),
+            message: e.message().to_string(),
+        })?;
+        let bad = |message: String| ConfigError::Invalid {
+            where_: where_.to_string(),
+            message,
+        };
+        if raw.node >= MAX_NODES {
+            return Err(bad(format!(
+                "node = {}: a node id is 0..{MAX_NODES}",
+                raw.node
+            )));
+        }
+        let listen =
+            address(&raw.listen).map_err(|e| bad(format!("listen = {:?}: {e}", raw.listen)))?;
+        if raw.dcs.is_empty() {
+            return Err(bad("dcs = []: a node serves at least one DC".into()));
+        }
+        for (i, name) in raw.dcs.iter().enumerate() {
+            if name.is_empty() || name.len() > m3ipc::MAX_NAME || name.contains(['/', '\0']) {
+                return Err(bad(format!(
+                    "dcs: {name:?} is not a DC name (1 to {} bytes, no '/')",
+                    m3ipc::MAX_NAME
+                )));
+            }
+            if raw.dcs[..i].contains(name) {
+                return Err(bad(format!("dcs: {name:?} is listed twice")));
+            }
+        }
+        let mut peers: Vec<PeerSpec> = Vec::new();
+        for p in &raw.peer {
+            if p.node >= MAX_NODES {
+                return Err(bad(format!(
+                    "[[peer]] node = {}: a node id is 0..{MAX_NODES}",
+                    p.node
+                )));
+            }
+            if p.node == raw.node {
+                return Err(bad(format!(
+                    "[[peer]] node = {}: that is this node's own id",
+                    p.node
+                )));
+            }
+            if peers.iter().any(|q| q.node == p.node) {
+                return Err(bad(format!("[[peer]] node = {} is listed twice", p.node)));
+            }
+            let address = address(&p.address).map_err(|e| {
+                bad(format!(
+                    "[[peer]] node = {}: address = {:?}: {e}",
+                    p.node, p.address
+                ))
+            })?;
+            peers.push(PeerSpec {
+                node: p.node,
+                address,
+            });
+        }
+        Ok(NodeConfig {
+            node: raw.node,
+            listen,
+            dcs: raw.dcs,
+            peers,
+        })
+    }
+}
+
+/// `HOST:PORT` resolved to its first address.
+fn address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = text.parse() {
+        return Ok(a);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("not HOST:PORT ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| "resolves to no address".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+node = 0
+listen = "127.0.0.1:7000"
+dcs = ["DC0", "web"]
+
+[[peer]]
+node = 1
+address = "127.0.0.1:7001"
+
+[[peer]]
+node = 2
+address = "localhost:7002"
+"#;
+
+    #[test]
+    fn a_good_config_parses() {
+        let c = NodeConfig::parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.node, 0);
+        assert_eq!(
+            c.listen,
+            "127.0.0.1:7000".parse().unwrap_or_else(|e| panic!("{e}"))
+        );
+        assert_eq!(c.dcs, ["DC0", "web"]);
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(c.peers[1].address.port(), 7002);
+    }
+
+    fn err(text: &str) -> String {
+        match NodeConfig::parse(text) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_mistake_names_its_key() {
+        let cases = [
+            (
+                GOOD.replace("node = 0", "node = 32"),
+                "node = 32: a node id is 0..32",
+            ),
+            (GOOD.replace("7000\"", "x\""), "listen = \"127.0.0.1:x\""),
+            (
+                GOOD.replace("[\"DC0\", \"web\"]", "[]"),
+                "a node serves at least one DC",
+            ),
+            (
+                GOOD.replace("\"web\"", "\"DC0\""),
+                "\"DC0\" is listed twice",
+            ),
+            (
+                GOOD.replace("\"web\"", "\"a/b\""),
+                "\"a/b\" is not a DC name",
+            ),
+            (
+                GOOD.replace("node = 2", "node = 0"),
+                "that is this node's own id",
+            ),
+            (
+                GOOD.replace("node = 2", "node = 1"),
+                "node = 1 is listed twice",
+            ),
+            (GOOD.replace("node = 2", "node = 40"), "[[peer]] node = 40"),
+            (
+                GOOD.replace("localhost:7002", "nohost"),
+                "address = \"nohost\"",
+            ),
+            (format!("{GOOD}\nextra = 1\n"), "unknown field `extra`"),
+            (GOOD.replace("listen", "listne"), "listne"),
+        ];
+        for (text, want) in cases {
+            let e = err(&text);
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+        }
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let e = NodeConfig::load(Path::new("/nonexistent/node.toml"))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert!(matches!(e, Err(s) if s.starts_with("/nonexistent/node.toml: ")));
+    }
+}

@@ -1,0 +1,310 @@
+//! Links between node daemons over loopback: frames in order both ways, every handshake
+//! refusal named on both sides, a peer that restarts, and a silent link declared down.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use m3cluster::peers::{DEAD_AFTER, Events, LinkError, PeerSpec, Peers};
+use m3cluster::wire::{Command, DcEntry, Frame, Hello};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct Log {
+    seen: Mutex<Seen>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Seen {
+    up: Vec<u32>,
+    down: Vec<(u32, String, Instant)>,
+    frames: Vec<(u32, Frame)>,
+    refused: Vec<String>,
+}
+
+impl Events for Log {
+    fn up(&self, peer: u32) {
+        self.seen.lock().unwrap().up.push(peer);
+        self.changed.notify_all();
+    }
+    fn frame(&self, peer: u32, frame: Frame) {
+        self.seen.lock().unwrap().frames.push((peer, frame));
+        self.changed.notify_all();
+    }
+    fn down(&self, peer: u32, why: &str) {
+        self.seen
+            .lock()
+            .unwrap()
+            .down
+            .push((peer, why.to_string(), Instant::now()));
+        self.changed.notify_all();
+    }
+    fn refused(&self, _peer: Option<u32>, why: &str) {
+        self.seen.lock().unwrap().refused.push(why.to_string());
+        self.changed.notify_all();
+    }
+}
+
+impl Log {
+    /// Wait until `pred` holds (panics after 10 s, with what was seen).
+    fn until(&self, what: &str, pred: impl Fn(&Seen) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = self.seen.lock().unwrap();
+        while !pred(&s) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}: up {:?}, down {:?}, refused {:?}, {} frames",
+                s.up,
+                s.down,
+                s.refused,
+                s.frames.len()
+            );
+            s = self.changed.wait_timeout(s, left).unwrap().0;
+        }
+    }
+}
+
+fn dc(nr_procs: u32) -> DcEntry {
+    DcEntry {
+        name: "links".into(),
+        id: 2,
+        nr_tasks: 4,
+        nr_procs,
+        nr_sysprocs: 8,
+    }
+}
+
+const ANY_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+/// An address nothing listens on, for peers this node never dials.
+const NOWHERE: ([u8; 4], u16) = ([127, 0, 0, 1], 9);
+
+fn node(
+    id: u32,
+    dcs: Vec<DcEntry>,
+    peers: &[(u32, SocketAddr)],
+    listen: SocketAddr,
+) -> (Peers, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let specs: Vec<PeerSpec> = peers
+        .iter()
+        .map(|&(node, address)| PeerSpec { node, address })
+        .collect();
+    let p = Peers::start(Hello::new(id, None, dcs), listen, &specs, log.clone()).unwrap();
+    (p, log)
+}
+
+/// Nodes 0 and 1, linked: 1 listens, 0 dials.
+fn pair(dc0: DcEntry, dc1: DcEntry) -> (Peers, Arc<Log>, Peers, Arc<Log>) {
+    let (p1, l1) = node(1, vec![dc1], &[(0, NOWHERE.into())], ANY_PORT.into());
+    let (p0, l0) = node(0, vec![dc0], &[(1, p1.local_addr())], ANY_PORT.into());
+    (p0, l0, p1, l1)
+}
+
+fn numbered(i: u64) -> Frame {
+    let mut f = Frame::new(Command::Send, 2, 40, 7, i);
+    f.msg.m_type = i as i32;
+    f
+}
+
+#[test]
+fn frames_flow_both_ways_in_order() {
+    let (p0, l0, p1, l1) = pair(dc(16), dc(16));
+    l0.until("node 0 up", |s| s.up == [1]);
+    l1.until("node 1 up", |s| s.up == [0]);
+    const N: u64 = 5000;
+    let t = std::thread::spawn(move || {
+        for i in 0..N {
+            p1.send(0, &numbered(i)).unwrap();
+        }
+        p1
+    });
+    for i in 0..N {
+        p0.send(1, &numbered(i)).unwrap();
+    }
+    let p1 = t.join().unwrap();
+    for (log, from) in [(&l0, 1u32), (&l1, 0)] {
+        log.until("every frame", |s| s.frames.len() == N as usize);
+        let s = log.seen.lock().unwrap();
+        for (i, (peer, f)) in s.frames.iter().enumerate() {
+            assert_eq!((*peer, f.seq, f.msg.m_type), (from, i as u64, i as i32));
+        }
+    }
+    // Heartbeats go both ways and are answered: a round trip is measured.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while p0.status()[0].rtt.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = &p0.status()[0];
+    assert_eq!(
+        (st.node, st.dials, st.frames_out, st.frames_in),
+        (1, true, N, N)
+    );
+    assert!(st.since.is_some() && st.rtt.is_some(), "{st:?}");
+    assert!(st.bytes_out >= N * m3cluster::wire::FRAME_SIZE as u64);
+    assert!(!p1.status()[0].dials);
+    assert!(l0.seen.lock().unwrap().down.is_empty());
+}
+
+#[test]
+fn a_dc_mismatch_is_named_on_both_sides() {
+    let (p0, l0, _p1, l1) = pair(dc(16), dc(8));
+    let want = "DC \"links\" mismatch: nr_procs";
+    l0.until("node 0's refusal", |s| {
+        s.refused.iter().any(|r| r.contains(want))
+    });
+    l1.until("node 1's refusal", |s| {
+        s.refused.iter().any(|r| r.contains(want))
+    });
+    assert!(l0.seen.lock().unwrap().up.is_empty());
+    assert!(matches!(
+        p0.send(1, &numbered(0)),
+        Err(LinkError::NotConnected { .. })
+    ));
+    let why = p0.status()[0].last_error.clone().unwrap_or_default();
+    assert!(why.contains("nr_procs is 16 here, 8 on the peer"), "{why}");
+}
+
+#[test]
+fn a_node_that_is_not_a_peer_is_refused_with_the_reason() {
+    // Node 2 lists no peer; node 0 dials it anyway.
+    let (p2, l2) = node(2, vec![dc(16)], &[], ANY_PORT.into());
+    let (_p0, l0) = node(0, vec![dc(16)], &[(2, p2.local_addr())], ANY_PORT.into());
+    let want = "node 0 is not among the peers of node 2";
+    l2.until("node 2's refusal", |s| {
+        s.refused.iter().any(|r| r.contains(want))
+    });
+    l0.until("node 0 told why", |s| {
+        s.refused
+            .iter()
+            .any(|r| r.contains("the peer refused this node") && r.contains(want))
+    });
+}
+
+#[test]
+fn a_node_id_clash_is_named() {
+    // Node 0 dials what it thinks is node 1; another node 0 answers.
+    let (other, l_other) = node(0, vec![dc(16)], &[], ANY_PORT.into());
+    let (_p0, l0) = node(0, vec![dc(16)], &[(1, other.local_addr())], ANY_PORT.into());
+    l0.until("the clash", |s| {
+        s.refused
+            .iter()
+            .any(|r| r.contains("node id clash: both nodes are node 0"))
+    });
+    l_other.until("the clash, there too", |s| {
+        s.refused.iter().any(|r| r.contains("node id clash"))
+    });
+}
+
+#[test]
+fn a_peer_that_restarts_is_dialled_again() {
+    let (p0, l0, p1, l1) = pair(dc(16), dc(16));
+    l0.until("up", |s| s.up.len() == 1);
+    l1.until("up", |s| s.up.len() == 1);
+    let addr = p1.local_addr();
+    let stopped = Instant::now();
+    p1.shutdown();
+    l0.until("down", |s| s.down.len() == 1);
+    {
+        let s = l0.seen.lock().unwrap();
+        let (peer, why, at) = &s.down[0];
+        assert_eq!(*peer, 1);
+        assert!(why.contains("node 1 is shutting down"), "{why}");
+        assert!(at.duration_since(stopped) < Duration::from_secs(1));
+    }
+    assert!(matches!(
+        p0.send(1, &numbered(0)),
+        Err(LinkError::NotConnected { .. })
+    ));
+
+    let (p1, l1) = node(1, vec![dc(16)], &[(0, NOWHERE.into())], addr);
+    l0.until("up again", |s| s.up.len() == 2);
+    l1.until("up", |s| s.up.len() == 1);
+    p0.send(1, &numbered(77)).unwrap();
+    l1.until("the frame", |s| s.frames.len() == 1);
+    assert_eq!(l1.seen.lock().unwrap().frames[0].1.seq, 77);
+    drop(p1);
+}
+
+/// A TCP relay that forwards both ways until frozen; frozen, it holds its connections open and
+/// forwards nothing, as a cut link does.
+struct Relay {
+    addr: SocketAddr,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(to: SocketAddr) -> Relay {
+        let listener = TcpListener::bind(SocketAddr::from(ANY_PORT)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let f = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(to) else {
+                    continue;
+                };
+                for (mut a, mut b) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let f = f.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 65536];
+                        while let Ok(n) = a.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            while f.load(Ordering::Relaxed) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            if b.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Relay { addr, frozen }
+    }
+}
+
+#[test]
+fn a_silent_link_is_declared_down_within_a_second() {
+    let (p1, l1) = node(1, vec![dc(16)], &[(0, NOWHERE.into())], ANY_PORT.into());
+    let relay = Relay::start(p1.local_addr());
+    let (p0, l0) = node(0, vec![dc(16)], &[(1, relay.addr)], ANY_PORT.into());
+    l0.until("up", |s| s.up.len() == 1);
+    l1.until("up", |s| s.up.len() == 1);
+
+    let cut = Instant::now();
+    relay.frozen.store(true, Ordering::Relaxed);
+    l0.until("node 0 sees the silence", |s| !s.down.is_empty());
+    l1.until("node 1 sees the silence", |s| !s.down.is_empty());
+    for log in [&l0, &l1] {
+        let s = log.seen.lock().unwrap();
+        let (_, why, at) = &s.down[0];
+        assert!(why.contains("nothing from node"), "{why}");
+        let after = at.duration_since(cut);
+        assert!(
+            after >= DEAD_AFTER - Duration::from_millis(250),
+            "{after:?}"
+        );
+        assert!(
+            after < Duration::from_secs(1) + Duration::from_millis(500),
+            "{after:?}"
+        );
+    }
+    assert!(matches!(
+        p0.send(1, &numbered(1)),
+        Err(LinkError::NotConnected { .. })
+    ));
+
+    relay.frozen.store(false, Ordering::Relaxed);
+    l0.until("up again through the relay", |s| s.up.len() >= 2);
+    p0.send(1, &numbered(9)).unwrap();
+    l1.until("the frame", |s| s.frames.iter().any(|(_, f)| f.seq == 9));
+}
