@@ -21,7 +21,9 @@
 //! `slot`, `mailbox` (queued messages), `inbox` (direct hand-off to a waiting receiver),
 //! `doorbell`, `owner` (shared memory and its protocols); `wait`, `deadlock`, `cleanup`
 //! (blocking, cycles, liveness); [`Dc`] and [`Proc`] with the calls in `call/`; [`pool`], the
-//! shared buffer pool (zero-copy data, grants, `vcopy`).
+//! shared buffer pool (zero-copy data, grants, `vcopy`); `remote` and `call/proxy.rs`, the
+//! remote slots through which a node daemon makes a DC span several nodes
+//! ([`Dc::bind_proxy`], [`Proc::bind_remote`], [`Proc::take_held`]).
 //!
 //! Semantics and error numbers follow `DESIGN.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
@@ -63,6 +65,8 @@ mod proc;
 #[cfg(not(loom))]
 mod region;
 #[cfg(not(loom))]
+mod remote;
+#[cfg(not(loom))]
 mod slot;
 mod sync;
 #[cfg(not(loom))]
@@ -70,6 +74,8 @@ pub mod wait;
 #[cfg(not(loom))]
 mod waker;
 
+#[cfg(not(loom))]
+pub use call::{HELD_GRACE, Held, Taken};
 #[cfg(not(loom))]
 pub use dc::{Dc, DcInfo, ProcInfo};
 #[cfg(not(loom))]
