@@ -2,6 +2,7 @@
 //! daemon that uses only the proxy API (`bind_proxy`, `bind_remote`, `take_held`, `Held`, and
 //! the ordinary calls as a remote slot) against local processes. The daemon runs on the test's
 //! thread (or in a child process where its death matters); local callers run on threads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
 use m3ipc::message::notify_from;
