@@ -33,7 +33,11 @@ impl Proc {
     /// (`EDVSENDPOINT` for self or a stale endpoint, `EDVSRANGE`, `EDVSSRCDIED` if it is free,
     /// unbinds or dies), `EDVSLOCKED` (blocking on `src` would close a cycle; never while a
     /// notification from `src` is pending for us, which step 2 delivers), `EDVSWOKENUP`,
-    /// `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`.
+    /// `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`; `EDVSNOPROXY` for a remote `src` no node daemon
+    /// serves, `EDVSNOTCONN` if its daemon's proxy unbinds while we wait.
+    ///
+    /// A remote slot ([`Proc::bind_remote`]) receives everything but `send`s here: those wait
+    /// for [`Proc::take_held`], which holds their senders until the far side delivered them.
     pub fn receive(&self, src: i32, m: &mut Message, timeout: Timeout) -> Result<()> {
         let me = self.caller(Call::Receive)?;
         let from = if src == ANY {
