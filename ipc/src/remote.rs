@@ -153,9 +153,10 @@ pub(crate) fn mark_unbinding(slot: &Slot) {
 }
 
 /// Called by `cleanup::release` for slot `idx` (bound as `w`, now Closing): if it is the proxy,
-/// fail every call waiting on the remote slots it served with `EDVSNOTCONN`. The remote slots
-/// stay bound (new calls to them fail with `EDVSNOPROXY`). Bounded: one pass over the table to
-/// find them, one over every slot's envelopes.
+/// fail with `EDVSNOTCONN` every call waiting on the remote slots it served, and every call
+/// those remote slots make (the daemon's incoming calls in flight: the link they came over is
+/// gone). The remote slots stay bound (new calls to them fail with `EDVSNOPROXY`). Bounded: one
+/// pass over the table to find them, one over every slot's envelopes.
 pub(crate) fn proxy_released(region: &Region, idx: usize, w: OwnerWord) {
     let Some(proxy) = region.slot(idx) else {
         return;
@@ -187,9 +188,10 @@ pub(crate) fn proxy_released(region: &Region, idx: usize, w: OwnerWord) {
     for k in 0..region.geo.nr_slots {
         let Some(other) = region.slot(k) else { break };
         let mut woke = false;
+        let outgoing = is_ours(k);
         for env in &other.envelopes {
             let st = env.load();
-            if !is_ours(st.peer() as usize) {
+            if !outgoing && !is_ours(st.peer() as usize) {
                 continue;
             }
             let to = match st.phase() {

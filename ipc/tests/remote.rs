@@ -377,13 +377,28 @@ fn unbinding_the_proxy_fails_waiters_with_notconn_then_calls_with_noproxy() {
     };
     let (rx_x, hx) = caller(&t.dc, X, |p| p.send(r_ep(), &msg(3), T));
     sending_to(&t.dc, X, r_ep());
+    // And an incoming call in flight: remote P' in sendrec to local server 14, which took the
+    // request and has not answered.
+    let pr = proxy.bind_remote(13, 3, 2, "pclient").unwrap();
+    let (rx_srv, hsrv) = caller(&t.dc, 14, |s| {
+        let mut m = Message::default();
+        s.receive(ANY, &mut m, T).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        s.reply(m.m_source, &msg(0))
+    });
+    let incoming = std::thread::spawn(move || (pr.sendrec(14, &mut msg(4), T), pr));
     let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(100));
     proxy.unbind().unwrap();
     for rx in [&rx_p, &rx_p2, &rx_x] {
         assert_eq!(rx.recv_timeout(LONG).unwrap(), Err(Errno::EDVSNOTCONN));
     }
+    let (incoming, _pr) = incoming.join().unwrap();
+    assert_eq!(incoming, Err(Errno::EDVSNOTCONN));
     assert!(start.elapsed() < Duration::from_secs(2));
-    for h in [hp, hp2, hx] {
+    // The server's late reply: no daemon serves P' any more.
+    assert_eq!(rx_srv.recv_timeout(LONG).unwrap(), Err(Errno::EDVSNOPROXY));
+    for h in [hp, hp2, hx, hsrv] {
         h.join().unwrap();
     }
     // Too late for the held send.

@@ -24,7 +24,9 @@
 //!
 //! **Incoming** (remote P' calls local X): the daemon makes the call as P' (a remote slot it
 //! bound) with the ordinary `send`/`sendrec`/`notify`/`senda`; X sees `m_source` = P''s
-//! endpoint, remote generation included. A remote slot's `Proc` may move to another thread, so
+//! endpoint, remote generation included. When the proxy unbinds (or its process dies), these
+//! calls in flight fail with `EDVSNOTCONN` too, and a late `reply` to P' is `EDVSNOPROXY`.
+//! A remote slot's `Proc` may move to another thread, so
 //! a first version runs each in-flight incoming call on a thread of its own; the daemon's main
 //! thread sleeps on the proxy's doorbell and polls its remote slots with
 //! `take_held(ANY, Timeout::NoWait)` when it rings. Those threads share one doorbell, and a
