@@ -9,7 +9,7 @@
 //! from remote endpoints by making them as the remote slot. Decisions:
 //!
 //! - **The slot word.** The slot's `remote` word (the former spare word, so the slot does not
-//!   grow; the layout version was bumped for its new meaning) holds the kind in bits 0..8
+//!   grow; the layout version was bumped to 7 for its new meaning) holds the kind in bits 0..8
 //!   (0 local, `P` proxy, `R` remote), for a remote slot the owning node in bits 8..16 and, in
 //!   bit 16, "the remote endpoint itself unbinds". It is written before the slot reads Bound
 //!   and cleared when the slot is released. Untrusted like every word of the region: an unknown
