@@ -358,11 +358,11 @@ impl Blocked<()> for Outgoing<'_> {
 
     fn tick(&mut self, first: bool) -> Option<Result<()>> {
         if !self.proc.peer_still_there(&self.peer, !first) {
-            let why = if self.is_sendrec() {
-                Errno::EDVSDEADSRCDST
-            } else {
-                Errno::EDVSDSTDIED
-            };
+            // The errors the peer's release gives (EDVSNOTCONN for a remote slot whose link
+            // went): while it runs, its slot word is intact; once it has cleared it, it has
+            // failed our envelope already and this withdraw loses.
+            let (send_err, rec_err) = crate::remote::waiter_errors(self.peer.slot);
+            let why = if self.is_sendrec() { rec_err } else { send_err };
             return self.withdraw(why);
         }
         // A remote destination whose proxy unbound: the link is gone (the proxy's release
