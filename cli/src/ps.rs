@@ -4,7 +4,9 @@
 //! peers do that). It marks them instead. DIRECT counts the received messages that were handed
 //! straight into the slot's inbox while it waited (the rest were queued in its mailbox first).
 //! BUFFERS and BUFBYTES are the pool buffers the endpoint owns (bytes at size class), GRANTS the
-//! live grants it issued.
+//! live grants it issued. NODE is, for a remote slot (an endpoint bound on another node, served
+//! here by the node daemon), that node; `proxy` for the node daemon's proxy slot; `-` for a
+//! local slot.
 
 use crate::error::Result;
 use crate::table::{Align, Table};
@@ -37,6 +39,7 @@ pub fn run(name: &str) -> Result<()> {
         ("BUFFERS", Align::Right),
         ("BUFBYTES", Align::Right),
         ("GRANTS", Align::Right),
+        ("NODE", Align::Right),
     ]);
     let procs = dc.procs();
     for p in &procs {
@@ -60,6 +63,7 @@ pub fn run(name: &str) -> Result<()> {
             p.holdings.buffers.to_string(),
             crate::dc_cmd::human_bytes(p.holdings.bytes),
             p.holdings.grants.to_string(),
+            node_name(p),
         ]);
     }
     if procs.is_empty() {
@@ -76,6 +80,16 @@ pub fn endpoint_name(ep: Endpoint) -> String {
         SELF => "SELF".into(),
         HARDWARE => "HARDWARE".into(),
         _ => ep.to_string(),
+    }
+}
+
+/// The NODE column of a slot: the node of a remote slot, `proxy` for the proxy slot, `-` for a
+/// local slot.
+pub fn node_name(p: &ProcInfo) -> String {
+    match (p.node, p.proxy) {
+        (Some(node), _) => node.to_string(),
+        (None, true) => "proxy".into(),
+        (None, false) => "-".into(),
     }
 }
 

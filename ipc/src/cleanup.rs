@@ -7,7 +7,6 @@
 //! again. Only the final CAS, from `Closing` to `Free` at the next generation, is done once.
 
 use crate::endpoint::{self, NONE};
-use crate::errno::Errno;
 use crate::inbox;
 use crate::mailbox::{EnvState, Phase};
 use crate::owner::ProcessId;
@@ -105,6 +104,8 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         SlotState::Free | SlotState::Binding => return false,
     }
     let nr = region.geo.nr(idx);
+    // A remote slot whose link is gone fails its waiters with EDVSNOTCONN (see `remote.rs`).
+    let (send_err, rec_err) = crate::remote::waiter_errors(slot);
 
     // 1. Withdraw the slot's own messages.
     for env in &slot.envelopes {
@@ -138,9 +139,10 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
                 // A live `vcopy` holds this client of the dead server: leave the hold; once it
                 // ends, the client's liveness tick finds its server gone (EDVSDEADSRCDST).
                 Phase::Replying if st.holder().is_some() => continue,
-                Phase::PendingSend => EnvState::failed(Errno::EDVSDSTDIED.code(), st.seq()),
+                // Held: a `send` the dead slot's proxy took and was forwarding.
+                Phase::PendingSend | Phase::Held => EnvState::failed(send_err.code(), st.seq()),
                 Phase::PendingSendrec | Phase::AwaitReply | Phase::Replying => {
-                    EnvState::failed(Errno::EDVSDEADSRCDST.code(), st.seq())
+                    EnvState::failed(rec_err.code(), st.seq())
                 }
                 Phase::PendingAsync => EnvState::new(Phase::Idle, 0, st.seq()),
                 _ => continue,
@@ -164,6 +166,9 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
         }
     }
 
+    // 2b. The DC's proxy: fail the calls waiting on the remote slots it served.
+    crate::remote::proxy_released(region, idx, w);
+
     // 3. Clear the slot's own state for the next binder.
     for w in &slot.notify_pending {
         w.store(0, Ordering::Relaxed);
@@ -174,6 +179,7 @@ pub(crate) fn release(region: &Region, idx: usize, w: OwnerWord) -> bool {
     slot.flags.store(0, Ordering::Relaxed);
     slot.getfrom.store(NONE, Ordering::Relaxed);
     slot.cpu.store(-1, Ordering::Relaxed);
+    slot.remote.store(0, Ordering::Relaxed);
 
     // 4. Give its buffers back to the pool and revoke its grants (before the slot is freed, so
     // a releaser that dies here leaves the slot Closing and the next one does this again).

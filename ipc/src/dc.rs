@@ -100,6 +100,11 @@ pub struct ProcInfo {
     /// Pool buffers it owns, their bytes and the live grants it issued (all zero without a
     /// pool).
     pub holdings: Holdings,
+    /// For a remote slot (an endpoint bound on another node, served here by the node daemon),
+    /// the node it is bound on; `None` for a local slot.
+    pub node: Option<u32>,
+    /// Whether this is the DC's proxy slot (the node daemon's, see [`Dc::bind_proxy`]).
+    pub proxy: bool,
 }
 
 impl ProcInfo {
@@ -346,6 +351,18 @@ impl Dc {
         bell_host: Option<usize>,
         me: ProcessId,
     ) -> Result<(usize, Endpoint, OwnerWord)> {
+        self.claim_with(nr, name, bell_host, me, &Claim::LOCAL)
+    }
+
+    /// [`Dc::claim`] of a slot of another kind (the proxy, a remote slot: see `remote.rs`).
+    pub(crate) fn claim_with(
+        &self,
+        nr: i32,
+        name: &str,
+        bell_host: Option<usize>,
+        me: ProcessId,
+        how: &Claim,
+    ) -> Result<(usize, Endpoint, OwnerWord)> {
         let region = &self.region;
         let (idx, slot) = self.bindable(nr)?;
         for _ in 0..4 {
@@ -356,7 +373,9 @@ impl Dc {
                 }
                 continue;
             }
-            let generation = w.generation() % endpoint::MAX_GENERATION;
+            let generation = how
+                .generation
+                .unwrap_or(w.generation() % endpoint::MAX_GENERATION);
             let binding = OwnerWord::new(SlotState::Binding, generation, me.pid);
             if slot
                 .owner
@@ -370,7 +389,9 @@ impl Dc {
             let is_sys = region.geo.is_sysproc(idx);
             let p = Priv::default_for(is_sys, nr < 0);
             slot.allowed.store(p.allowed.0, Ordering::Relaxed);
-            slot.level.store(p.level, Ordering::Relaxed);
+            slot.level
+                .store(how.level.unwrap_or(p.level), Ordering::Relaxed);
+            slot.remote.store(how.remote.0, Ordering::Relaxed);
             for (w, v) in slot.ipc_to.iter().zip(p.ipc_to) {
                 w.store(v, Ordering::Relaxed);
             }
@@ -472,7 +493,8 @@ impl Dc {
         let mut getfrom = NONE;
         let mut sendto = NONE;
         match st.phase() {
-            Phase::PendingSend | Phase::PendingSendrec => {
+            // Held: a `send` to a remote slot, taken by the proxy, not yet delivered.
+            Phase::PendingSend | Phase::PendingSendrec | Phase::Held => {
                 flags |= FLAG_SENDING;
                 sendto = endpoint::make(st.generation() as u32, region.geo.nr(st.peer() as usize));
                 if st.phase() == Phase::PendingSendrec {
@@ -495,7 +517,10 @@ impl Dc {
             flags &= !(FLAG_SENDING | FLAG_RECEIVING);
         }
         let bound = w.state() != SlotState::Free;
+        let kind = crate::remote::word(slot);
         Some(ProcInfo {
+            node: if bound { kind.node() } else { None },
+            proxy: bound && kind.is_proxy(),
             nr,
             endpoint: endpoint::make(w.generation(), nr),
             state: w.state(),
@@ -610,6 +635,25 @@ impl Dc {
             },
         )
     }
+}
+
+/// How [`Dc::claim_with`] fills in a slot beyond what every bind does.
+pub(crate) struct Claim {
+    /// Bind at this generation instead of the slot's next one (a remote endpoint's).
+    pub(crate) generation: Option<u32>,
+    /// The slot's kind (`remote.rs`).
+    pub(crate) remote: crate::remote::RemoteWord,
+    /// The privilege level, instead of the default for the slot.
+    pub(crate) level: Option<u32>,
+}
+
+impl Claim {
+    /// An ordinary local bind.
+    const LOCAL: Claim = Claim {
+        generation: None,
+        remote: crate::remote::RemoteWord::LOCAL,
+        level: None,
+    };
 }
 
 impl core::fmt::Debug for Dc {

@@ -20,7 +20,10 @@ use std::sync::atomic::{Ordering, fence};
 fn blocked_on(region: &Region, slot: &Slot) -> Option<(usize, bool)> {
     let st = slot.envelopes[SYNC].load();
     match st.phase() {
-        Phase::PendingSend | Phase::PendingSendrec => Some((st.peer() as usize, true)),
+        // Held: a `send` to a remote slot, taken by its proxy: still blocked sending to it.
+        Phase::PendingSend | Phase::PendingSendrec | Phase::Held => {
+            Some((st.peer() as usize, true))
+        }
         Phase::AwaitReply | Phase::Replying => Some((st.peer() as usize, false)),
         // Acquire: pairs with the Release with which a receiver publishes FLAG_RECEIVING (see
         // `Incoming::tick`): its `getfrom`, and a notification it had sent before blocking,

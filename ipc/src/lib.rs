@@ -23,7 +23,8 @@
 //! (blocking, cycles, liveness); `takeover` (a DC left by dead processes); [`Dc`] and [`Proc`]
 //! with the calls in `call/`; [`pool`], the shared buffer pool (zero-copy data, grants, `vcopy`);
 //! [`layout`], where the shared words lie (for tools and tests that look at the region from
-//! outside).
+//! outside); `remote` and `call/proxy.rs`, the remote slots through which a node daemon makes a
+//! DC span several nodes ([`Dc::bind_proxy`], [`Proc::bind_remote`], [`Proc::take_held`]).
 //!
 //! Semantics and error numbers follow `docs/ARCHITECTURE.md` section 4; every call documents its errors.
 //! Limits and failure modes: a DC has at most [`MAX_SLOTS`] slots; a process that dies while bound
@@ -67,6 +68,8 @@ mod proc;
 #[cfg(not(loom))]
 mod region;
 #[cfg(not(loom))]
+mod remote;
+#[cfg(not(loom))]
 mod slot;
 mod sync;
 #[cfg(not(loom))]
@@ -76,6 +79,8 @@ pub mod wait;
 #[cfg(not(loom))]
 mod waker;
 
+#[cfg(not(loom))]
+pub use call::{HELD_GRACE, Held, Taken};
 #[cfg(not(loom))]
 pub use dc::{Created, Dc, DcInfo, ProcInfo};
 #[cfg(not(loom))]

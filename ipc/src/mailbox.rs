@@ -24,7 +24,13 @@
 //!   Pending*/AwaitReply --sender withdraws (timeout)--> Idle
 //!   Pending*/AwaitReply --peer unbinds or dies--> Failed(errno)
 //!   AwaitReply --vcopy holds (Replying, holder in the generation bits)--> AwaitReply
+//!   PendingSend --a remote slot's proxy takes it (`hold`)--> Held(remote slot)
+//!   Held --the far side delivered--> Delivered;  --it failed, or the link went--> Failed(errno)
+//!   Held --the sender gives up, a grace past its deadline--> Idle
 //! ```
+//!
+//! `Held` exists for `send`s to a remote slot (`remote.rs`): the proxy has taken the message to
+//! forward it, and the sender stays blocked until the far side has delivered it.
 //!
 //! `Delivered`, `Replied` and `Failed` are final: only the owner moves on from them, by posting
 //! its next message, so it never writes the state word just to say "idle again" (that write
@@ -183,6 +189,24 @@ impl Envelope {
             Phase::PendingAsync => EnvState::new(Phase::Idle, 0, expected.seq()),
             _ => return None,
         };
+        self.take_into(expected, next)
+    }
+
+    /// Proxy of a remote slot: take the `send` of `expected` (a `PendingSend` state read by
+    /// `scan`) as `take` does, but leave its sender blocked in `Held(receiver_idx)` (with the
+    /// generation the sender addressed) until the far side's outcome moves it to `Delivered` or
+    /// `Failed`. `None` as for `take`, or if `expected` is not a `send`.
+    pub(crate) fn hold(&self, expected: EnvState, receiver_idx: u16) -> Option<[u64; 8]> {
+        if expected.phase() != Phase::PendingSend {
+            return None;
+        }
+        let next = EnvState::new(Phase::Held, receiver_idx, expected.seq())
+            .with_gen(expected.generation());
+        self.take_into(expected, next)
+    }
+
+    /// Copy out the message of `expected`, then move the state to `next` (see `take`).
+    fn take_into(&self, expected: EnvState, next: EnvState) -> Option<[u64; 8]> {
         let out = self.read(expected);
         // AcqRel: Release keeps the loads above before the CAS (see above) and publishes the
         // new state to the sender; Acquire is not needed for correctness but keeps the rule
@@ -245,6 +269,9 @@ pub(crate) enum Phase {
     Replied = 7,
     /// The call failed; `peer` holds the negated error number.
     Failed = 8,
+    /// The `send` was taken by the proxy of the remote slot `peer`, which forwards it: the
+    /// sender waits for the far side's delivery (`Delivered`) or a failure (`Failed`).
+    Held = 9,
     /// Anything else: a corrupt state word.
     Corrupt = 255,
 }
@@ -311,6 +338,7 @@ impl EnvState {
             6 => Phase::Replying,
             7 => Phase::Replied,
             8 => Phase::Failed,
+            9 => Phase::Held,
             _ => Phase::Corrupt,
         }
     }
@@ -563,6 +591,35 @@ mod tests {
         assert_eq!(t.0[2][SYNC].load().phase(), Phase::Delivered);
         // A second take of the same state fails.
         assert!(t.0[2][SYNC].take(c2.state, 0).is_none());
+    }
+
+    #[test]
+    fn held_send_waits_for_its_outcome() {
+        let t = table(2);
+        let env = &t.0[1][SYNC];
+        let s = env.post(
+            Phase::PendingSend,
+            0,
+            crate::endpoint::make(5, 0),
+            0,
+            &[3; 8],
+        );
+        // Only a send can be held; a sendrec cannot.
+        let r = t.0[0][SYNC].post(Phase::PendingSendrec, 1, 0, 0, &[1; 8]);
+        assert!(t.0[0][SYNC].hold(r, 1).is_none());
+        let words = env.hold(s, 0).unwrap();
+        assert_eq!(words[1], 3);
+        let held = env.load();
+        assert_eq!(
+            (held.phase(), held.peer(), held.seq(), held.generation()),
+            (Phase::Held, 0, s.seq(), 5)
+        );
+        assert!(!held.is_pending());
+        // Taken once only.
+        assert!(env.hold(s, 0).is_none());
+        assert!(env.take(s, 0).is_none());
+        assert!(env.transition(held, EnvState::new(Phase::Delivered, 0, held.seq())));
+        assert_eq!(env.load().phase(), Phase::Delivered);
     }
 
     #[test]

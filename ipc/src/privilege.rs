@@ -88,6 +88,9 @@ pub mod level {
     pub const SERVER: u32 = 1;
     /// A task.
     pub const TASK: u32 = 2;
+    /// The DC's proxy: the node daemon's endpoint, which binds remote slots (as the original's
+    /// `PROXY_PRIV`).
+    pub const PROXY: u32 = 5;
 }
 
 /// The privileges of one endpoint.

@@ -38,6 +38,10 @@ pub struct Proc {
     unbound: Cell<bool>,
     /// Set during `receive_spinning`: its blocked wait spins, then gives up, never sleeps.
     pub(crate) spin_only: Cell<Option<std::time::Duration>>,
+    /// Whether this is a remote slot (`remote.rs`), as bound: its receives leave `send`s to
+    /// `take_held` and never open the inbox to a direct hand-off (which would complete a `send`
+    /// before the far side has it).
+    pub(crate) remote: bool,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -60,7 +64,13 @@ pub(crate) enum Role {
 
 impl Proc {
     pub(crate) fn new(dc: Dc, idx: usize, ep: Endpoint, owner: OwnerWord) -> Proc {
+        // Read once, as the binder (or the process it bound for) wrote it before Bound.
+        let remote = dc
+            .region
+            .slot(idx)
+            .is_some_and(|s| crate::remote::word(s).is_remote());
         Proc {
+            remote,
             dc,
             idx,
             ep,
@@ -232,6 +242,8 @@ impl Proc {
                 Role::Source => Errno::EDVSSRCDIED,
             });
         }
+        // A remote slot no daemon serves now: EDVSNOPROXY.
+        crate::remote::check_served(region, slot, owner)?;
         Ok(Peer {
             idx,
             ep,
@@ -297,7 +309,16 @@ impl Proc {
     /// `unbind`: release the slot. Queued senders get `EDVSDSTDIED`, clients in `sendrec`
     /// `EDVSDEADSRCDST`, receivers from it `EDVSSRCDIED`; its notifications to others are
     /// withdrawn; the slot is free again at the next generation.
+    ///
+    /// For a remote slot ([`Proc::bind_remote`]) this says that the remote endpoint unbound on
+    /// its node: the same errors. Dropping its handle instead (or the daemon's death) means the
+    /// link is gone: waiters get `EDVSNOTCONN`.
     pub fn unbind(self) -> Result<()> {
+        if self.remote
+            && let Ok(me) = self.bound()
+        {
+            crate::remote::mark_unbinding(me);
+        }
         self.unbind_inner()
     }
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// `"M3IPC-DC"` in little-endian.
 const MAGIC: u64 = u64::from_le_bytes(*b"M3IPC-DC");
 /// Bumped whenever the meaning of the layout changes.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 /// Bytes before the slot table.
 const HEADER_PAGE: usize = 4096;
 /// Prefix of region file names.

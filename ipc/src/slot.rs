@@ -143,8 +143,9 @@ pub(crate) struct Slot {
     pub(crate) allowed: AtomicU64,
     /// Privilege level (0 user .. 5 proxy, as the original).
     pub(crate) level: AtomicU32,
-    /// Spare.
-    pub(crate) _pad: AtomicU32,
+    /// What kind of slot this is: local (0), the DC's proxy, or a remote slot with its node
+    /// (see `remote.rs`). Written before the slot reads Bound, cleared when it is released.
+    pub(crate) remote: AtomicU32,
     /// Process name given at bind, NUL-padded.
     pub(crate) name: [AtomicU64; 2],
     /// The receiver's hot line and sender hints.

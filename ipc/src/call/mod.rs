@@ -1,13 +1,17 @@
 //! The IPC calls, one family per file: `send`/`sendrec`/`senda` here, `receive`/`rcvrqst` in
 //! `receive.rs`, `notify` in `notify.rs`, `reply` in `reply.rs`, and the control calls
 //! (`wakeup`, `setpriv`, `getpriv`) in `control.rs`; the pool's buffer and grant calls in
-//! `buffer.rs` and `vcopy` in `vcopy.rs`.
+//! `buffer.rs` and `vcopy` in `vcopy.rs`; the DC proxy's calls (remote slots, held sends) in
+//! `proxy.rs`.
 
 mod buffer;
 mod control;
 mod hosted;
 mod notify;
+mod proxy;
 mod receive;
 mod reply;
 mod send;
 mod vcopy;
+
+pub use proxy::{HELD_GRACE, Held, Taken};

@@ -33,7 +33,11 @@ impl Proc {
     /// (`EDVSENDPOINT` for self or a stale endpoint, `EDVSRANGE`, `EDVSSRCDIED` if it is free,
     /// unbinds or dies), `EDVSLOCKED` (blocking on `src` would close a cycle; never while a
     /// notification from `src` is pending for us, which step 2 delivers), `EDVSWOKENUP`,
-    /// `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`.
+    /// `EDVSAGAIN` (NOWAIT), `EDVSTIMEDOUT`; `EDVSNOPROXY` for a remote `src` no node daemon
+    /// serves, `EDVSNOTCONN` if its daemon's proxy unbinds while we wait.
+    ///
+    /// A remote slot ([`Proc::bind_remote`]) receives everything but `send`s here: those wait
+    /// for [`Proc::take_held`], which holds their senders until the far side delivered them.
     pub fn receive(&self, src: i32, m: &mut Message, timeout: Timeout) -> Result<()> {
         let me = self.caller(Call::Receive)?;
         let from = if src == ANY {
@@ -87,7 +91,7 @@ impl Proc {
 
     /// The slot of the lowest pending notification (from `only` if given). Only the owner
     /// clears its bits, so a bit seen here stays set until the owner takes it.
-    fn pending_notification(&self, me: &Slot, only: Option<usize>) -> Option<usize> {
+    pub(super) fn pending_notification(&self, me: &Slot, only: Option<usize>) -> Option<usize> {
         let words = self.region().geo.nr_slots.div_ceil(64);
         match only {
             Some(i) => Slot::bit(&me.notify_pending, i).then_some(i),
@@ -102,7 +106,7 @@ impl Proc {
     }
 
     /// Take the pending notification of slot `src` and build its message.
-    fn take_notification(&self, me: &Slot, src: usize) -> Option<Message> {
+    pub(super) fn take_notification(&self, me: &Slot, src: usize) -> Option<Message> {
         let bit = 1u64 << (src % 64);
         // AcqRel: only one receiver call takes a given notification.
         let old = me
@@ -249,8 +253,11 @@ impl Blocked<()> for Incoming<'_, '_> {
         let words = region.geo.nr_slots.div_ceil(64);
         let pending = mailbox::PendingSet(&self.me.mailbox.senders[..words]);
         let only = self.from.as_ref().map(|f| f.idx);
-        if let Some(c) = mailbox::scan(&pending, region, p.idx as u16, p.ep, |s, _| {
-            only.is_none_or(|o| o == s)
+        // A remote slot's `send`s wait for its proxy's `take_held`: received here, they would
+        // complete before the far side has them.
+        let remote = p.remote;
+        if let Some(c) = mailbox::scan(&pending, region, p.idx as u16, p.ep, |s, st| {
+            only.is_none_or(|o| o == s) && !(remote && st.phase() == Phase::PendingSend)
         }) {
             let taken = region
                 .slot(c.sender)
@@ -290,13 +297,15 @@ impl Blocked<()> for Incoming<'_, '_> {
         if !p.region().running() {
             return Some(Err(Errno::EDVSDCNOTRUN));
         }
-        // Nothing queued: let the next sender hand its message over directly.
-        self.opened = inbox::open(
-            &self.me.inbox,
-            self.from.as_ref().map(|f| f.idx),
-            p.inbox_taken.get(),
-            endpoint::generation(p.ep) as u16,
-        );
+        // Nothing queued: let the next sender hand its message over directly (never to a
+        // remote slot: see `Proc::remote`).
+        self.opened = !p.remote
+            && inbox::open(
+                &self.me.inbox,
+                self.from.as_ref().map(|f| f.idx),
+                p.inbox_taken.get(),
+                endpoint::generation(p.ep) as u16,
+            );
         if self.opened {
             p.inbox_taken.set(None);
         }
@@ -341,6 +350,10 @@ impl Blocked<()> for Incoming<'_, '_> {
         if let Some(f) = self.from.as_ref() {
             if !self.proc.peer_still_there(f, !first) {
                 return Some(Err(Errno::EDVSSRCDIED));
+            }
+            // A remote source whose proxy unbound: the link is gone.
+            if crate::remote::link_down(self.proc.region(), f.slot, f.owner) {
+                return Some(Err(Errno::EDVSNOTCONN));
             }
             // A notification from `f` that arrived since our last check satisfies this receive:
             // the next check delivers it, so waiting is no cycle.

@@ -1,5 +1,6 @@
 //! `send`, `sendrec` and `senda`.
 
+use super::proxy::HELD_GRACE;
 use crate::cleanup;
 use crate::deadlock;
 use crate::endpoint::{self, ANY};
@@ -28,6 +29,13 @@ impl Proc {
     ///
     /// If `dst` is a client waiting for this caller's reply (the receive half of its `sendrec`),
     /// the send is that reply and completes at once.
+    ///
+    /// To a remote slot (an endpoint on another node, see [`Proc::bind_remote`]) the send
+    /// completes when the far side has delivered it: `EDVSNOPROXY` at once if no node daemon
+    /// serves it, `EDVSNOTCONN` if the link goes while we wait, the far side's error if it
+    /// fails there. A timeout that expires while the daemon forwards the message waits up to
+    /// [`HELD_GRACE`](crate::HELD_GRACE) more for the outcome, then is `EDVSTIMEDOUT` (the
+    /// message may have been delivered).
     pub fn send(&self, dst: i32, m: &Message, timeout: Timeout) -> Result<()> {
         let me = self.caller(Call::Send)?;
         let peer = self.peer(dst, Role::Destination, Errno::EDVSBADDEST)?;
@@ -290,6 +298,22 @@ impl Outgoing<'_> {
                 .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
         .then_some(Err(why))
     }
+
+    /// Give the call up for a reason that ends it whatever its fate (the link to a remote
+    /// destination is gone, the DC was removed): withdraw it, or leave the hold of a remote
+    /// slot's proxy (whose later outcome then fails cleanly at the proxy, see `Held`).
+    fn give_up(&mut self, why: Errno) -> Option<Result<()>> {
+        if let Some(r) = self.withdraw(why) {
+            return Some(r);
+        }
+        let st = self.env.load();
+        (st.phase() == Phase::Held
+            && st.seq() == self.posted.seq()
+            && self
+                .env
+                .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
+        .then_some(Err(why))
+    }
 }
 
 impl Blocked<()> for Outgoing<'_> {
@@ -303,12 +327,18 @@ impl Blocked<()> for Outgoing<'_> {
             // up with EDVSDCNOTRUN as a new call would, instead of waiting forever for a peer that
             // is alive but in a DC that no longer runs. Withdrawing fails, and we keep waiting for
             // the outcome, if the message was already taken or a reply is being written.
-            Phase::PendingSend | Phase::PendingSendrec | Phase::AwaitReply | Phase::Replying
+            Phase::PendingSend
+            | Phase::PendingSendrec
+            | Phase::AwaitReply
+            | Phase::Replying
+            | Phase::Held
                 if !self.proc.region().running() =>
             {
-                self.withdraw(Errno::EDVSDCNOTRUN)
+                self.give_up(Errno::EDVSDCNOTRUN)
             }
             Phase::PendingSend | Phase::PendingSendrec | Phase::Replying => None,
+            // A remote slot's proxy forwards our `send`: wait for the far side's outcome.
+            Phase::Held if !self.is_sendrec() => None,
             Phase::AwaitReply if self.is_sendrec() => None,
             Phase::Delivered if !self.is_sendrec() => Some(Ok(())),
             Phase::Replied if self.is_sendrec() => {
@@ -328,12 +358,17 @@ impl Blocked<()> for Outgoing<'_> {
 
     fn tick(&mut self, first: bool) -> Option<Result<()>> {
         if !self.proc.peer_still_there(&self.peer, !first) {
-            let why = if self.is_sendrec() {
-                Errno::EDVSDEADSRCDST
-            } else {
-                Errno::EDVSDSTDIED
-            };
+            // The errors the peer's release gives (EDVSNOTCONN for a remote slot whose link
+            // went): while it runs, its slot word is intact; once it has cleared it, it has
+            // failed our envelope already and this withdraw loses.
+            let (send_err, rec_err) = crate::remote::waiter_errors(self.peer.slot);
+            let why = if self.is_sendrec() { rec_err } else { send_err };
             return self.withdraw(why);
+        }
+        // A remote destination whose proxy unbound: the link is gone (the proxy's release
+        // fails the calls it finds; this catches one posted while it looked).
+        if crate::remote::link_down(self.proc.region(), self.peer.slot, self.peer.owner) {
+            return self.give_up(Errno::EDVSNOTCONN);
         }
         if first {
             // MINIX checks for a cycle once, when the call is about to block.
@@ -366,6 +401,19 @@ impl Blocked<()> for Outgoing<'_> {
         // that long between its claim and its word writes could still write over our next
         // message's words: garbage for that message, never undefined behaviour.)
         let st = self.env.load();
+        // A `send` a remote slot's proxy holds (see `call/proxy.rs`): the far side's outcome
+        // normally comes within a network round trip. Wait for it up to HELD_GRACE past our
+        // deadline, then give up with the timeout's error; the proxy's late outcome then fails
+        // cleanly (EDVSPROCSTS). The message may still have been delivered at the far side:
+        // a timed-out remote `send` has an unknown fate, as over any network.
+        if st.phase() == Phase::Held && st.seq() == self.posted.seq() {
+            let since = *self.expired_at.get_or_insert_with(Instant::now);
+            return (since.elapsed() >= HELD_GRACE
+                && self
+                    .env
+                    .transition(st, EnvState::new(Phase::Idle, 0, st.seq())))
+            .then_some(Err(why));
+        }
         if st.phase() != Phase::Replying || st.seq() != self.posted.seq() {
             return None;
         }

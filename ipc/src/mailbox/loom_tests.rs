@@ -526,3 +526,67 @@ fn loom_vcopy_hold_races_withdraw_and_reply() {
         }
     });
 }
+
+/// (g) A `send` held by a remote slot's proxy (`hold`): the proxy's outcome (`Held` to
+/// `Delivered`, as `Held::complete` does it) races the sender giving up past its deadline
+/// (`Held` to `Idle`, as `Outgoing::expire` does it, then a new message at once). Exactly one
+/// wins; the sender's next message is never marked delivered by the late outcome; the proxy
+/// reads the held message whole.
+#[test]
+fn loom_held_outcome_races_give_up() {
+    builder(3).check(|| {
+        let w = World::new(1, 1);
+        let w2 = w.clone();
+        let sender = thread::spawn(move || {
+            let posted = w2.post(1, Phase::PendingSend, &words(1));
+            // Wait (bounded) for the proxy to hold it, as the sender's blocked call does.
+            let mut st = w2.env(1).load();
+            for _ in 0..3 {
+                if st.phase() == Phase::Held {
+                    break;
+                }
+                thread::yield_now();
+                st = w2.env(1).load();
+            }
+            if st.phase() != Phase::Held || st.seq() != posted.seq() {
+                return None;
+            }
+            let gave_up = w2
+                .env(1)
+                .transition(st, EnvState::new(Phase::Idle, 0, st.seq()));
+            if gave_up {
+                w2.post(1, Phase::PendingSend, &words(2));
+            } else {
+                let now = w2.env(1).load();
+                assert_eq!((now.phase(), now.seq()), (Phase::Delivered, posted.seq()));
+            }
+            Some(gave_up)
+        });
+        let held = scan(&w.pending(), &w.table, RX, RX_EP, |_, _| true).and_then(|c| {
+            let ws = w.env(c.sender).hold(c.state, RX)?;
+            assert_eq!(ws, words(1), "torn held message");
+            Some(EnvState::new(Phase::Held, RX, c.state.seq()).with_gen(c.state.generation()))
+        });
+        let delivered = held.is_some_and(|h| {
+            w.env(1)
+                .transition(h, EnvState::new(Phase::Delivered, RX, h.seq()))
+        });
+        let gave_up = sender.join().unwrap();
+        match gave_up {
+            Some(true) => assert!(!delivered, "both the outcome and the give-up won"),
+            Some(false) => assert!(delivered, "neither the outcome nor the give-up won"),
+            // The sender stopped looking before the hold (a real one waits on): whatever the
+            // proxy did stands.
+            None => {
+                if delivered {
+                    assert_eq!(w.env(1).load().phase(), Phase::Delivered);
+                }
+            }
+        }
+        if gave_up == Some(true) {
+            // The next message is pending, untouched by the late outcome.
+            let st = w.env(1).load();
+            assert_eq!(st.phase(), Phase::PendingSend);
+        }
+    });
+}
