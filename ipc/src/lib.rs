@@ -77,6 +77,8 @@ pub mod wait;
 mod waker;
 
 #[cfg(not(loom))]
+pub use call::RingCount;
+#[cfg(not(loom))]
 pub use dc::{Created, Dc, DcInfo, ProcInfo};
 #[cfg(not(loom))]
 pub use endpoint::{ANY, Endpoint, HARDWARE, NONE, SELF, SYSTEM};

@@ -11,3 +11,5 @@ mod receive;
 mod reply;
 mod send;
 mod vcopy;
+
+pub use hosted::RingCount;
