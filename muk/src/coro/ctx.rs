@@ -156,7 +156,7 @@ impl<'a> CoroIpc<'a> {
     /// Make a fabric call from this task: its sleeps become switches to the scheduler.
     fn fabric<T>(&self, call: impl FnOnce(&Proc) -> Result<T>) -> Result<T> {
         // Whoever hears from us through the fabric sees the waits of our tasks as they are.
-        self.k.st.borrow_mut().show_waits(&self.k);
+        self.k.st.borrow_mut().show_waits(self.k);
         CURRENT.with(|c| c.set(self.y as *const TaskYielder));
         let r = call(self.proc());
         CURRENT.with(|c| c.set(core::ptr::null()));
