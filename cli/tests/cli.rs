@@ -310,6 +310,81 @@ fn bench_prints_rows_baselines_targets_and_writes_csv_and_svg() {
     assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
 }
 
+/// `dvs bench` reads the load average at its start and end (here from a file standing in for
+/// /proc/loadavg), prints both, writes both into every CSV line, and warns when one is above
+/// 1.0; a quiet load gives no warning.
+#[test]
+fn bench_reports_the_load_average_and_warns_above_one() {
+    let dir = ShmDir::new();
+    for (load, warns) in [
+        ("3.25 2.00 1.50 2/345 6789\n", true),
+        ("0.40 0.30 0.20 1/2 3\n", false),
+    ] {
+        let loadavg = dir.path.join("loadavg");
+        std::fs::write(&loadavg, load).unwrap();
+        let out_dir = dir.path.join("out");
+        let out = dir
+            .command(&[
+                "bench",
+                "--quick",
+                "--count",
+                "300",
+                "--only",
+                "sendrec/raw-futex/same-core",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ])
+            .env("DVS_BENCH_LOADAVG", &loadavg)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        let first = load.split_whitespace().next().unwrap();
+        let shown = format!("{:.2}", first.parse::<f64>().unwrap());
+        assert!(
+            stderr.contains(&format!("load average {shown} at the start")),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains(&format!(
+                "Load average (1 min, /proc/loadavg): {shown} at the start, {shown} at the end"
+            )),
+            "{stdout}"
+        );
+        assert_eq!(
+            stderr.contains(&format!(
+                "warning: load average {shown} at the start, above 1.0"
+            )),
+            warns,
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.contains(&format!(
+                "warning: load average {shown} at the end, above 1.0"
+            )),
+            warns,
+            "{stderr}"
+        );
+        let csv = std::fs::read_to_string(out_dir.join("bench.csv")).unwrap();
+        let mut lines = csv.lines();
+        assert!(
+            lines.next().unwrap().ends_with(",note,load_start,load_end"),
+            "{csv}"
+        );
+        let rows: Vec<&str> = lines.collect();
+        assert!(!rows.is_empty(), "{csv}");
+        for row in rows {
+            assert!(row.ends_with(&format!(",{shown},{shown}")), "{row}");
+        }
+        std::fs::remove_dir_all(&out_dir).unwrap();
+        std::fs::remove_file(&loadavg).unwrap();
+    }
+    assert!(dir.files().is_empty(), "left behind: {:?}", dir.files());
+}
+
 #[test]
 fn bench_refuses_a_filter_that_matches_nothing() {
     let dir = ShmDir::new();

@@ -80,7 +80,7 @@ pub mod wait;
 mod waker;
 
 #[cfg(not(loom))]
-pub use call::{HELD_GRACE, Held, Taken};
+pub use call::{HELD_GRACE, Held, RingCount, Taken};
 #[cfg(not(loom))]
 pub use dc::{Created, Dc, DcInfo, ProcInfo};
 #[cfg(not(loom))]

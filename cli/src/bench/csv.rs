@@ -1,14 +1,17 @@
 //! The rows as CSV: one line per scenario, times in nanoseconds.
 
+use super::load::{self, Load};
 use super::measure::Row;
 use std::fmt::Write as _;
 
-/// The header and one line per row.
-pub fn render(rows: &[Row]) -> String {
+/// The header and one line per row; every line carries the run's load average at its start and
+/// its end (empty when unknown).
+pub fn render(rows: &[Row], run: &Load) -> String {
     let mut out = String::from(
         "group,scenario,placement,cpus,n,mean_ns,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,\
-         msgs_per_s,mb_per_s,baseline,p50_ratio,note\n",
+         msgs_per_s,mb_per_s,baseline,p50_ratio,note,load_start,load_end\n",
     );
+    let (load_start, load_end) = (load::show(run.start), load::show(run.end));
     for r in rows {
         let l = &r.latency;
         let (ratio, base) = match &r.ratio {
@@ -21,7 +24,7 @@ pub fn render(rows: &[Row]) -> String {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.1},{},{},{},{},{},{:.0},{},{},{},{}",
+            "{},{},{},{},{},{:.1},{},{},{},{},{},{:.0},{},{},{},{},{},{}",
             r.scenario.group().label(),
             r.scenario.name(),
             r.scenario.placement_label(),
@@ -38,6 +41,8 @@ pub fn render(rows: &[Row]) -> String {
             base,
             ratio,
             field(r.note.as_deref().unwrap_or("")),
+            load_start,
+            load_end,
         );
     }
     out

@@ -2,11 +2,14 @@
 //! scenarios as `cargo bench -p m3-benches`) measured in one run, each operation timed and
 //! kept in an HDR histogram; a percentile table with msgs/s, the ratio of each row's p50 to the
 //! p50 of its baseline (measured in the same run) and the CPUs each side was pinned to; the
-//! targets of the benchmark issue checked against the rows; a CSV file and an SVG plot.
+//! targets of the benchmark issue checked against the rows; a CSV file and an SVG plot. The
+//! load average at the start and at the end is printed, written to the CSV, and warned about
+//! when above 1.0 (see `load`).
 //!
 //! Each scenario's peer processes are `dvs` itself re-executed as `dvs __bench-peer ROLE ...`.
 
 mod csv;
+mod load;
 mod measure;
 mod svg;
 mod targets;
@@ -75,8 +78,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if let Some(c) = args.count {
         budget.count = c;
     }
+    let start = load::now();
+    eprintln!(
+        "dvs bench: load average {} at the start",
+        start.map_or("unknown".to_string(), |l| format!("{l:.2}"))
+    );
+    if let Some(w) = load::warning("start", start) {
+        eprintln!("{w}");
+    }
     let overhead = m3_benches::clock::overhead_ns();
     let rows = measure::measure_all(&chosen, &budget)?;
+    let load = load::Load {
+        start,
+        end: load::now(),
+    };
     let rows = measure::with_ratios(rows);
     let mut text = render(&rows);
     let _ = writeln!(
@@ -85,10 +100,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
          sample."
     );
     text.push_str(&targets::render(&rows));
+    let _ = writeln!(text, "{}", load.line());
     print_text(&text)?;
+    for w in [
+        load::warning("start", load.start),
+        load::warning("end", load.end),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        eprintln!("{w}");
+    }
     let csv_path = args.out.join("bench.csv");
     let svg_path = args.out.join("bench.svg");
-    write(&csv_path, &csv::render(&rows))?;
+    write(&csv_path, &csv::render(&rows, &load))?;
     write(&svg_path, &svg::render(&rows, &title()))?;
     eprintln!(
         "dvs bench: wrote {} and {}",

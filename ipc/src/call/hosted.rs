@@ -2,13 +2,41 @@
 //! blocks its endpoints' calls itself, between coroutines, and still shows the truth to `dvs ps`,
 //! to `getprocinfo` and to `vcopy`'s "is that party blocked in a receive" check.
 
+use crate::doorbell::Doorbell;
 use crate::endpoint::{Endpoint, NONE};
 use crate::proc::Proc;
 use crate::slot::{FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITING};
 use crate::wait;
 use std::sync::atomic::Ordering;
 
+/// The ring count of the doorbell an endpoint is woken by, with the slot lookups of
+/// [`Proc::doorbell_rings`] done once: for a runtime that reads it before every call it blocks
+/// itself. It keeps reading the doorbell it was made for even if the slot's redirect is written
+/// over later; a runtime that sleeps on the doorbell reads [`Proc::doorbell_rings`] too.
+#[derive(Clone, Copy, Default)]
+pub struct RingCount<'a>(Option<&'a Doorbell>);
+
+impl RingCount<'_> {
+    /// The count now (0 if the slot was out of range when this was made).
+    #[inline]
+    pub fn rings(&self) -> u32 {
+        self.0.map_or(0, Doorbell::rings)
+    }
+}
+
+impl core::fmt::Debug for RingCount<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("RingCount").field(&self.rings()).finish()
+    }
+}
+
 impl Proc {
+    /// This endpoint's [`RingCount`].
+    pub fn ring_count(&self) -> RingCount<'_> {
+        let region = self.region();
+        RingCount(region.slot(self.idx).map(|s| region.bell(s)))
+    }
+
     /// Show that this endpoint now blocks in a call its runtime handles itself, as the
     /// fabric's own calls show it: `flag` is `FLAG_SENDING` (queued to send), `FLAG_RECEIVING`
     /// (in a receive from `getfrom`) or `FLAG_SENDREC` (waiting for the reply of `getfrom`);

@@ -14,4 +14,5 @@ mod reply;
 mod send;
 mod vcopy;
 
+pub use hosted::RingCount;
 pub use proxy::{HELD_GRACE, Held, Taken};

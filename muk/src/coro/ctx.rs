@@ -6,16 +6,15 @@
 //! sleep there, the park hook switches to the scheduler instead, which resumes it when the
 //! shared doorbell rings or its timer expires.
 
-use super::kernel::{Kernel, Wait};
+use super::kernel::{Kernel, State, Wait};
 use crate::ipc::Ipc;
 use corosensei::Yielder;
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Park, Unpark};
 use m3ipc::{
     ANY, Access, BufView, CopyRef, Dc, Endpoint, Errno, GrantId, Handle, Message, Proc, Result,
-    Timeout,
+    RingCount, Timeout,
 };
 use std::cell::Cell;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// What a task tells the scheduler when it switches away.
@@ -56,10 +55,18 @@ pub(crate) fn park_hook(park: Park) -> Unpark {
 }
 
 /// The [`Ipc`] of one task.
-pub(crate) struct CoroIpc<'y> {
-    pub(crate) k: Rc<Kernel>,
-    pub(crate) me: usize,
-    pub(crate) y: &'y TaskYielder,
+pub(crate) struct CoroIpc<'a> {
+    k: &'a Kernel,
+    /// Its task.
+    me: usize,
+    /// Its endpoint (kept here: it stamps every message).
+    ep: Endpoint,
+    y: &'a TaskYielder,
+    /// The shared doorbell's count, looked up once.
+    rings: RingCount<'a>,
+    /// The task it called or answered last, and its endpoint: a server talks to the same peer
+    /// again and again, so this spares the search (see [`CoroIpc::local_task`]).
+    peer: Cell<(Endpoint, usize)>,
 }
 
 fn deadline(timeout: Timeout) -> Option<Instant> {
@@ -78,7 +85,34 @@ fn expiry(timeout: Timeout, r: Result<()>) -> Result<()> {
     }
 }
 
-impl CoroIpc<'_> {
+impl<'a> CoroIpc<'a> {
+    /// The `Ipc` of task `me`, whose coroutine yields through `y`.
+    pub(crate) fn new(k: &'a Kernel, me: usize, y: &'a TaskYielder) -> CoroIpc<'a> {
+        let ep = k.procs.get(me).map_or(m3ipc::NONE, Proc::endpoint);
+        let rings = k.ring_count();
+        CoroIpc {
+            k,
+            me,
+            ep,
+            y,
+            rings,
+            peer: Cell::new((m3ipc::NONE, usize::MAX)),
+        }
+    }
+
+    /// The task bound at `dst`, if it is one of ours and still serving: the last peer without
+    /// a search.
+    #[inline]
+    fn local_task(&self, st: &State, dst: Endpoint) -> Option<usize> {
+        let (ep, t) = self.peer.get();
+        if ep == dst && st.serving.get(t) == Some(&dst) {
+            return Some(t);
+        }
+        let t = st.local(dst)?;
+        self.peer.set((dst, t));
+        Some(t)
+    }
+
     fn proc(&self) -> &Proc {
         &self.k.procs[self.me]
     }
@@ -98,7 +132,7 @@ impl CoroIpc<'_> {
     /// that still needs it), stop the whole unikernel in order, as SIGTERM does; the task
     /// serves its local callers until it is asked to finish, and its exit reports the loss.
     fn lose_slot(&self) {
-        let k = &*self.k;
+        let k = self.k;
         k.st.borrow_mut().tasks[self.me].lost = true;
         if !k.stopper.stopping() {
             k.stopper.stop();
@@ -121,6 +155,8 @@ impl CoroIpc<'_> {
 
     /// Make a fabric call from this task: its sleeps become switches to the scheduler.
     fn fabric<T>(&self, call: impl FnOnce(&Proc) -> Result<T>) -> Result<T> {
+        // Whoever hears from us through the fabric sees the waits of our tasks as they are.
+        self.k.st.borrow_mut().show_waits(self.k);
         CURRENT.with(|c| c.set(self.y as *const TaskYielder));
         let r = call(self.proc());
         CURRENT.with(|c| c.set(core::ptr::null()));
@@ -137,9 +173,12 @@ impl CoroIpc<'_> {
     /// in the fabric since our last look, no task is queued to send to us, and the scheduler
     /// has other work (so no spin for an outside peer). Then block at once, with one borrow,
     /// and return `true`; else `false` and the general path decides.
+    #[inline]
     fn block_at_once(&self) -> bool {
-        let k = &*self.k;
-        let rings = k.rings();
+        let k = self.k;
+        // The count looked up once, not through the slots: it only has to equal what the
+        // last look saw (taken by `Kernel::rings`); when it does not, the general path looks.
+        let rings = self.rings.rings();
         let mut st = k.st.borrow_mut();
         let me = self.me;
         let task = &st.tasks[me];
@@ -152,7 +191,6 @@ impl CoroIpc<'_> {
             return false;
         }
         st.block(
-            k,
             me,
             Wait::Receive {
                 src: ANY,
@@ -166,6 +204,7 @@ impl CoroIpc<'_> {
     /// After [`CoroIpc::block_at_once`]: switch away; a hand-off ends the receive with its
     /// message in `m`. `None` when the wait ended otherwise: the general path looks again (or
     /// reports the error it finds).
+    #[inline]
     fn suspend_for_message(&self, m: &mut Message) -> Option<Result<()>> {
         self.y.suspend(Suspend::Blocked);
         let mut st = self.k.st.borrow_mut();
@@ -205,35 +244,35 @@ impl CoroIpc<'_> {
 
     fn stamped(&self, m: &Message) -> Message {
         let mut m = *m;
-        m.m_source = self.proc().endpoint();
+        m.m_source = self.ep;
         m
     }
 
     /// `send` (`then_receive` false) or `sendrec` to task `d`.
     fn send_local(&self, d: usize, m: &Message, then_receive: bool, t: Timeout) -> Result<()> {
-        let k = &*self.k;
+        let k = self.k;
         let me = self.me;
         let mut st = k.st.borrow_mut();
         if d == me {
             return Err(Errno::EDVSBADDEST);
         }
-        if st.receives_from(d, st.ep_of(me)) {
+        if st.receives_from(d, self.ep) {
             // A sendrec blocks until `d` replies: switch to `d` at once instead of through the
             // scheduler (one switch each way instead of two). `d` switches back to us when it
             // blocks, usually with our reply. Bounded by the inline budget.
             if then_receive && st.inline_left > 0 {
                 st.inline_left -= 1;
-                st.hand_off_to_run(k, me, d, m);
-                st.block(k, me, Wait::Reply { from: d }, deadline(t));
+                st.hand_off(k, me, self.ep, d, m, true);
+                st.block(me, Wait::Reply { from: d }, deadline(t));
                 drop(st);
                 super::scheduler::run_task(k, d, Unpark::Check);
                 return expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)));
             }
-            st.hand_off(k, me, d, m);
+            st.hand_off(k, me, self.ep, d, m, false);
             if !then_receive {
                 return Ok(());
             }
-            st.block(k, me, Wait::Reply { from: d }, deadline(t));
+            st.block(me, Wait::Reply { from: d }, deadline(t));
         } else {
             if t == Timeout::NoWait {
                 return Err(Errno::EDVSAGAIN);
@@ -244,7 +283,6 @@ impl CoroIpc<'_> {
             st.tasks[me].msg = self.stamped(m);
             st.tasks[d].senders.push_back(me);
             st.block(
-                k,
                 me,
                 Wait::Send {
                     dst: d,
@@ -255,6 +293,46 @@ impl CoroIpc<'_> {
         }
         drop(st);
         expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)))
+    }
+
+    /// The hot path of a `sendrec` between two tasks: `dst` is a task that waits in a receive
+    /// our message satisfies, and the inline budget is not spent. Hand it the message and run
+    /// it at once, until it switches back (usually with our reply), under two borrows of the
+    /// state in all. `None`: not that case, and nothing was done.
+    fn sendrec_at_once(&self, dst: Endpoint, m: &mut Message) -> Option<Result<()>> {
+        let k = self.k;
+        let me = self.me;
+        let d = {
+            let mut st = k.st.borrow_mut();
+            let d = self.local_task(&st, dst)?;
+            if st.stopping || st.inline_left == 0 || d == me || !st.receives_from(d, self.ep) {
+                return None;
+            }
+            st.inline_left -= 1;
+            st.hand_off(k, me, self.ep, d, m, true);
+            st.block(me, Wait::Reply { from: d }, None);
+            d
+        };
+        super::scheduler::run_task(k, d, Unpark::Check);
+        let r = {
+            let mut st = k.st.borrow_mut();
+            match st.tasks.get_mut(me) {
+                Some(task) if task.wait == Wait::Nothing => match task.outcome.take() {
+                    Some(Ok(())) => {
+                        *m = task.msg;
+                        return Some(Ok(()));
+                    }
+                    r => Some(r.unwrap_or(Err(Errno::EDVSGENERIC))),
+                },
+                _ => None,
+            }
+        };
+        // Not answered yet: wait for the reply as the general path does.
+        let r = match r {
+            Some(r) => r,
+            None => self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)),
+        };
+        Some(r.map(|()| *m = self.delivered()))
     }
 
     /// Receive from the fabric spinning (inbox open) for up to the adaptive spin; `EDVSAGAIN`
@@ -270,13 +348,10 @@ impl CoroIpc<'_> {
         Ok(())
     }
 
+    /// The general receive (the hot path is in [`Ipc::receive`]). Out of line: the hot path
+    /// pays nothing for its size.
+    #[inline(never)]
     fn recv(&self, src: Endpoint, requests_only: bool, m: &mut Message, t: Timeout) -> Result<()> {
-        if src == ANY && !requests_only && t == Timeout::Forever && self.block_at_once() {
-            // Blocked and woken by a hand-off: the message is ours.
-            if let Some(r) = self.suspend_for_message(m) {
-                return r;
-            }
-        }
         let mut narrow_look = false;
         let r = self.recv_looking(src, requests_only, m, t, &mut narrow_look);
         if narrow_look {
@@ -296,7 +371,7 @@ impl CoroIpc<'_> {
         narrow_look: &mut bool,
     ) -> Result<()> {
         self.live()?;
-        let k = &*self.k;
+        let k = self.k;
         let me = self.me;
         let until = deadline(t);
         // A receive from one source always asks the fabric once: it checks that source (a free
@@ -359,7 +434,8 @@ impl CoroIpc<'_> {
                     } => {
                         // Its timer stays armed: it bounds the whole sendrec.
                         st.tasks[s].wait = Wait::Reply { from: me };
-                        k.procs[s].show_waiting(m3ipc::FLAG_SENDREC, st.ep_of(me));
+                        st.tasks[s].flags_stale = true;
+                        st.flags_stale = true;
                     }
                     _ => st.wake(k, s, Some(Ok(()))),
                 }
@@ -395,7 +471,7 @@ impl CoroIpc<'_> {
                 (Some(u), Some(t)) => Some(u.min(t)),
                 (u, t) => u.or(t),
             };
-            st.block(k, me, Wait::Receive { src, requests_only }, wake_at);
+            st.block(me, Wait::Receive { src, requests_only }, wake_at);
             drop(st);
             match self.suspend() {
                 Some(Ok(())) => {
@@ -439,10 +515,21 @@ impl Ipc for CoroIpc<'_> {
     }
 
     fn receive(&mut self, src: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
+        if src == ANY && timeout == Timeout::Forever && self.block_at_once() {
+            // Blocked, and woken by a hand-off: the message is ours.
+            if let Some(r) = self.suspend_for_message(m) {
+                return r;
+            }
+        }
         self.recv(src, false, m, timeout)
     }
 
     fn sendrec(&mut self, dst: Endpoint, m: &mut Message, timeout: Timeout) -> Result<()> {
+        if timeout == Timeout::Forever
+            && let Some(r) = self.sendrec_at_once(dst, m)
+        {
+            return r;
+        }
         let local = self.local(dst)?;
         match local {
             Some(d) => {
@@ -459,9 +546,9 @@ impl Ipc for CoroIpc<'_> {
     }
 
     fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()> {
-        let k = &*self.k;
+        let k = self.k;
         let mut st = k.st.borrow_mut();
-        let Some(d) = st.local(dst) else {
+        let Some(d) = self.local_task(&st, dst) else {
             drop(st);
             return self.fabric(|p| p.reply(dst, m));
         };
@@ -471,7 +558,7 @@ impl Ipc for CoroIpc<'_> {
         if st.tasks[d].wait != (Wait::Reply { from: self.me }) {
             return Err(Errno::EDVSPROCSTS);
         }
-        st.hand_off(k, self.me, d, m);
+        st.hand_off(k, self.me, self.ep, d, m, false);
         Ok(())
     }
 
@@ -534,9 +621,9 @@ impl Ipc for CoroIpc<'_> {
 
     fn sleep(&mut self, d: Duration) -> Result<()> {
         self.live()?;
-        let k = &*self.k;
+        let k = self.k;
         k.st.borrow_mut()
-            .block(k, self.me, Wait::Sleep, Some(Instant::now() + d));
+            .block(self.me, Wait::Sleep, Some(Instant::now() + d));
         self.suspend().unwrap_or(Ok(()))
     }
 

@@ -77,6 +77,8 @@ pub(crate) struct Task {
     /// Its slot was taken from it (see `CoroIpc::lose_slot`): it no longer looks into the
     /// fabric, and its exit reports the loss.
     pub(crate) lost: bool,
+    /// Its slot's flags may not show its wait yet (see `State::show_waits`).
+    pub(crate) flags_stale: bool,
 }
 
 /// Everything the tasks share.
@@ -126,6 +128,8 @@ pub(crate) struct State {
     /// The next look resumes every task that waits on the fabric, whatever the count says
     /// (set after every sleep: the count may have been written over).
     pub(crate) recheck: bool,
+    /// Some task's `flags_stale` is set.
+    pub(crate) flags_stale: bool,
 }
 
 impl Kernel {
@@ -145,6 +149,7 @@ impl Kernel {
                 asked: false,
                 unflushed: (0, 0),
                 lost: false,
+                flags_stale: false,
             })
             .collect();
         let ready = (0..procs.len()).collect();
@@ -186,6 +191,13 @@ impl Kernel {
         }
         st.spun_at = Some(rings);
         true
+    }
+
+    /// The shared doorbell's count with its lookups done once (see [`m3ipc::RingCount`]).
+    pub(crate) fn ring_count(&self) -> m3ipc::RingCount<'_> {
+        self.procs
+            .first()
+            .map_or_else(m3ipc::RingCount::default, Proc::ring_count)
     }
 
     /// The ring count of the doorbell every task shares.
@@ -240,37 +252,61 @@ impl State {
         task.wait = Wait::Nothing;
         task.timer = 0;
         task.outcome = outcome;
+        // A fabric call owns the slot's flags while it runs: leave them to it.
+        let shown = !matches!(was, Wait::Nothing | Wait::Fabric { .. });
+        task.flags_stale |= shown;
+        self.flags_stale |= shown;
         if let Wait::Send { dst, .. } = was
             && let Some(d) = self.tasks.get_mut(dst)
         {
             d.senders.retain(|&s| s != t);
         }
-        if was != Wait::Nothing {
-            if let Some(p) = k.procs.get(t) {
-                p.show_running();
-            }
-            if !k.running.get(t).is_some_and(Cell::get) {
-                self.ready.push_back(t);
-            }
+        if was != Wait::Nothing && !k.running.get(t).is_some_and(Cell::get) {
+            self.ready.push_back(t);
         }
     }
 
     /// Put task `t` to wait (`wait` is not `Nothing`), with a timer when `deadline` is set.
-    pub(crate) fn block(&mut self, k: &Kernel, t: usize, wait: Wait, deadline: Option<Instant>) {
+    pub(crate) fn block(&mut self, t: usize, wait: Wait, deadline: Option<Instant>) {
         let id = deadline.map_or(0, |at| self.timers.arm(t, at));
         if let Some(task) = self.tasks.get_mut(t) {
             task.wait = wait;
             task.timer = id;
             task.outcome = None;
+            if !matches!(wait, Wait::Fabric { .. }) {
+                task.flags_stale = true;
+                self.flags_stale = true;
+            }
         }
-        let Some(p) = k.procs.get(t) else {
+    }
+
+    /// Show every task's wait in its slot's flags (`dvs ps`, and `vcopy`'s check that a party
+    /// is blocked in a receive), for the tasks whose wait changed since the last time.
+    ///
+    /// Lazily, not at every hand-off: the flags are region words that no one on this thread
+    /// reads, and what another process reads of them races with the hand-offs anyway. Shown
+    /// before every fabric call a task makes (so whoever hears from a task through the fabric
+    /// sees the waits that were true when it spoke, as `vcopy` needs) and at every look of the
+    /// scheduler (so before it sleeps, and every few dozen dispatches while it is busy).
+    pub(crate) fn show_waits(&mut self, k: &Kernel) {
+        if !std::mem::take(&mut self.flags_stale) {
             return;
-        };
-        match wait {
-            Wait::Receive { src, .. } => p.show_waiting(FLAG_RECEIVING, src),
-            Wait::Reply { from } => p.show_waiting(FLAG_SENDREC, self.ep_of(from)),
-            Wait::Send { .. } => p.show_waiting(FLAG_SENDING, m3ipc::NONE),
-            Wait::Fabric { .. } | Wait::Sleep | Wait::Nothing => {}
+        }
+        for (t, p) in k.procs.iter().enumerate() {
+            let Some(task) = self.tasks.get_mut(t) else {
+                break;
+            };
+            if !std::mem::take(&mut task.flags_stale) {
+                continue;
+            }
+            match task.wait {
+                Wait::Receive { src, .. } => p.show_waiting(FLAG_RECEIVING, src),
+                Wait::Reply { from } => p.show_waiting(FLAG_SENDREC, self.ep_of(from)),
+                Wait::Send { .. } => p.show_waiting(FLAG_SENDING, m3ipc::NONE),
+                Wait::Sleep | Wait::Nothing => p.show_running(),
+                // The fabric call shows its own wait.
+                Wait::Fabric { .. } => {}
+            }
         }
     }
 
@@ -278,34 +314,37 @@ impl State {
         self.tasks.get(t).map_or(m3ipc::NONE, |t| t.ep)
     }
 
-    /// Hand `m` from task `from` to task `to`, which waits in a receive that accepts it.
-    pub(crate) fn hand_off(&mut self, k: &Kernel, from: usize, to: usize, m: &Message) {
-        let mut m = *m;
-        m.m_source = self.ep_of(from);
-        if let Some(t) = self.tasks.get_mut(to) {
-            t.msg = m;
-        }
-        self.count(from, to);
-        self.wake(k, to, Some(Ok(())));
-    }
-
-    /// [`State::hand_off`] to a receiver that the caller runs at once: its wait ends, but it
-    /// is not queued (the caller resumes it itself).
-    pub(crate) fn hand_off_to_run(&mut self, k: &Kernel, from: usize, to: usize, m: &Message) {
-        let ep = self.ep_of(from);
+    /// Hand `m` from task `from` (whose endpoint is `from_ep`) to task `to`, which waits in a
+    /// receive that accepts it (a `Receive`, or the `Reply` half of its `sendrec`): its wait
+    /// ends with the message. It is queued to run unless it is on the chain that runs now, or
+    /// `run_now` (the caller resumes it itself). Every hand-off between two tasks comes here:
+    /// the hot path, so no more than that.
+    #[allow(clippy::too_many_arguments)] // The hand-off's parties, all needed.
+    #[inline]
+    pub(crate) fn hand_off(
+        &mut self,
+        k: &Kernel,
+        from: usize,
+        from_ep: Endpoint,
+        to: usize,
+        m: &Message,
+        run_now: bool,
+    ) {
         if let Some(t) = self.tasks.get_mut(to) {
             t.msg = *m;
-            t.msg.m_source = ep;
+            t.msg.m_source = from_ep;
             t.wait = Wait::Nothing;
             t.timer = 0;
             t.outcome = Some(Ok(()));
             t.unflushed.1 += 1;
+            t.flags_stale = true;
         }
         if let Some(f) = self.tasks.get_mut(from) {
             f.unflushed.0 += 1;
         }
-        if let Some(p) = k.procs.get(to) {
-            p.show_running();
+        self.flags_stale = true;
+        if !run_now && !k.running.get(to).is_some_and(Cell::get) {
+            self.ready.push_back(to);
         }
     }
 
@@ -317,6 +356,13 @@ impl State {
         if let Some(t) = self.tasks.get_mut(to) {
             t.unflushed.1 += 1;
         }
+    }
+
+    /// Tell the slots what changed since the last time: the waits ([`State::show_waits`]) and
+    /// the hand-offs' counts ([`State::flush_counts`]).
+    pub(crate) fn publish(&mut self, k: &Kernel) {
+        self.show_waits(k);
+        self.flush_counts(k);
     }
 
     /// Tell the slots' counters what the hand-offs since the last flush were. Writing shared
@@ -352,7 +398,7 @@ impl State {
             };
             self.wake(k, other, Some(Err(why)));
         }
-        self.flush_counts(k);
+        self.publish(k);
         if let Some(p) = k.procs.get(t) {
             let _ = p.release();
         }

@@ -64,7 +64,7 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
         let k2 = Rc::clone(&k);
         let co: scheduler::TaskCoroutine =
             Coroutine::with_stack(stack, move |y: &ctx::TaskYielder, _| {
-                let mut ipc = ctx::CoroIpc { k: k2, me: i, y };
+                let mut ipc = ctx::CoroIpc::new(&k2, i, y);
                 match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ipc))) {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(format!("{e}")),

@@ -140,7 +140,7 @@ pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
         CoroutineResult::Yield(Suspend::Parked(park)) => {
             let mut st = k.st.borrow_mut();
             let at = Instant::now() + park.timeout;
-            st.block(k, t, Wait::Fabric { rings: park.rings }, Some(at));
+            st.block(t, Wait::Fabric { rings: park.rings }, Some(at));
             if st.stopping {
                 st.tasks[t].cancel = true;
                 st.wake(k, t, None);
@@ -185,7 +185,7 @@ fn look(k: &Kernel, stopper: &Stopper) -> u32 {
         .is_some_and(|before| m3ipc::layout::rings_moved_back(before, rings));
     st.last_rings = Some(rings);
     let full = std::mem::take(&mut st.recheck) || moved_back;
-    st.flush_counts(k);
+    st.publish(k);
     if stopper.hard() && !st.stopping {
         st.stop_all(k);
     } else if stopper.stopping() && !st.stopping {

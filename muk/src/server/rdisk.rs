@@ -159,7 +159,7 @@ impl Rdisk {
             Backing::Memory(bytes) => {
                 let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;
                 let dst = bytes.get_mut(at..at + len).ok_or(Errno::EDVSRANGE)?;
-                view.read_at(r.offset, dst)?;
+                write_sparse(&view, r.offset, dst)?;
             }
             Backing::File { file, scratch } => {
                 let buf = &mut scratch[..len];
@@ -176,6 +176,35 @@ impl Rdisk {
         }
         Ok(Message::new(OK))
     }
+}
+
+/// Copy `dst.len()` bytes of `view` from `off` into the memory disk at `dst`, leaving alone
+/// every page-sized piece where both are all zeros. The memory disk starts zero-filled and
+/// unallocated (the kernel maps a page only when it is written), and the formatter writes
+/// whole zeroed inode tables: skipping those keeps the disk's resident memory to the blocks
+/// that hold something. A zero piece of an untouched page reads the shared zero page.
+fn write_sparse(view: &m3ipc::BufView<'_>, off: usize, dst: &mut [u8]) -> Result<()> {
+    const PIECE: usize = 4096;
+    let mut piece = [0u8; PIECE];
+    let mut from = off;
+    for d in dst.chunks_mut(PIECE) {
+        if is_zero(d) {
+            let p = &mut piece[..d.len()];
+            view.read_at(from, p)?;
+            if !is_zero(p) {
+                d.copy_from_slice(p);
+            }
+        } else {
+            view.read_at(from, d)?;
+        }
+        from += d.len();
+    }
+    Ok(())
+}
+
+/// Whether every byte is zero (a whole-slice fold, which the compiler vectorizes).
+fn is_zero(b: &[u8]) -> bool {
+    b.iter().fold(0u8, |acc, &x| acc | x) == 0
 }
 
 impl Handler for Rdisk {

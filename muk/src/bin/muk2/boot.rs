@@ -49,6 +49,17 @@ pub fn run() -> Result<()> {
         boot_time.as_secs_f64() * 1e3,
         table::render(dc)
     ));
+    // The footprint once every server waits for work (FS has formatted and mounted its disk).
+    let settled = Instant::now();
+    while settled.elapsed() < Duration::from_secs(2)
+        && !config.servers.iter().all(|s| {
+            dc.getprocinfo(s.nr)
+                .is_ok_and(|i| i.flags & m3ipc::FLAG_RECEIVING != 0)
+        })
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    print_flush(&format!("muk2: {}\n", resident()));
     let expect: Vec<String> = config
         .servers
         .iter()
@@ -64,6 +75,27 @@ pub fn run() -> Result<()> {
         config.dc.name
     ));
     Ok(())
+}
+
+/// The resident memory now, from /proc/self/status: `VmRSS` and its parts (private anonymous
+/// memory, mapped files such as the program and libc, shared memory such as the DC's region and
+/// pool). Printed after boot, so that a change that grows the footprint shows.
+fn resident() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    let mb = |k: Option<u64>| k.map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+    format!(
+        "resident memory after boot {} MB (VmRSS: anonymous {}, files {}, shared {})",
+        mb(kib("VmRSS")),
+        mb(kib("RssAnon")),
+        mb(kib("RssFile")),
+        mb(kib("RssShmem"))
+    )
 }
 
 /// Run `muk2 check` as a child process (an outside client, not a thread of ours) and wait for
