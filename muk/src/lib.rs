@@ -24,7 +24,7 @@ pub mod sockets;
 pub mod storage;
 pub mod threads;
 
-pub use host::{Host, HostError, Hosted, Runner, ServerExit, Stopper};
 pub use coro::{IoSleepStats, io_sleep_stats};
+pub use host::{Host, HostError, Hosted, Runner, ServerExit, Stopper};
 pub use ipc::Ipc;
 pub use server::{Server, ServerKind};

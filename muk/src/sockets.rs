@@ -34,8 +34,7 @@ pub const MAX_TOKEN: u64 = (1 << 48) - 1;
 pub(crate) struct Epoll(OwnedFd);
 
 /// The events every watched socket is registered for.
-const WATCHED: u32 =
-    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+const WATCHED: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
 
 /// The errno of the last failed system call, as an EDVS code for a server.
 pub(crate) fn os_errno() -> Errno {

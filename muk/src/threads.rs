@@ -262,7 +262,10 @@ impl Ipc for ThreadIpc {
         if self.epoll.is_none() {
             self.epoll = Some(crate::sockets::Epoll::new()?);
         }
-        self.epoll.as_ref().ok_or(Errno::EDVSGENERIC)?.add(fd, token)
+        self.epoll
+            .as_ref()
+            .ok_or(Errno::EDVSGENERIC)?
+            .add(fd, token)
     }
 
     fn unwatch_fd(&mut self, fd: std::os::fd::RawFd) -> Result<()> {
@@ -286,7 +289,8 @@ impl Ipc for ThreadIpc {
             self.live()?;
             // The thread blocks in epoll_wait, a liveness tick at a time, to see a stop.
             let left = until.map_or(m3ipc::wait::LIVENESS_TICK, |u| {
-                u.saturating_duration_since(Instant::now()).min(m3ipc::wait::LIVENESS_TICK)
+                u.saturating_duration_since(Instant::now())
+                    .min(m3ipc::wait::LIVENESS_TICK)
             });
             let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
             let n = ep.wait(ms, |token, readable, writable| {

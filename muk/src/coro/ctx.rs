@@ -554,6 +554,8 @@ impl Ipc for CoroIpc<'_> {
 
     fn wait_io(&mut self, events: &mut Vec<crate::ipc::IoEvent>, timeout: Timeout) -> Result<()> {
         self.live()?;
-        super::io::wait(&self.k, self.me, events, deadline(timeout), || self.suspend())
+        super::io::wait(&self.k, self.me, events, deadline(timeout), || {
+            self.suspend()
+        })
     }
 }

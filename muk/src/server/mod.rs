@@ -13,6 +13,7 @@ mod image_lock;
 pub mod pm;
 pub mod rdisk;
 pub mod systask;
+pub mod web;
 
 /// A server: its loop, run on a coroutine (MUK2) or a thread (MUK).
 pub trait Server: Send {
