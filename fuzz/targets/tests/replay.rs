@@ -64,7 +64,8 @@ replay_tests!(
     message_views,
     minixfs_image,
     grants,
-    ffi_args
+    ffi_args,
+    http_request
 );
 
 #[test]
