@@ -105,6 +105,29 @@ impl Epoll {
     }
 }
 
+static ANNOUNCED: std::sync::Mutex<Vec<(String, std::net::SocketAddr)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Record that this process's server `name` listens on `addr` (the network servers do when
+/// they are built), for `muk2 run` to print.
+pub fn announce(name: &str, addr: std::net::SocketAddr) {
+    let mut a = ANNOUNCED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    a.retain(|(n, _)| n != name);
+    a.push((name.to_string(), addr));
+}
+
+/// Where this process's server `name` listens, if it announced it.
+pub fn announced(name: &str) -> Option<std::net::SocketAddr> {
+    ANNOUNCED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, a)| *a)
+}
+
 /// A listening TCP socket on `addr` (port 0: any free port), non-blocking, with `SO_REUSEADDR`
 /// (std sets it) and the kernel's largest backlog.
 pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -29,6 +29,7 @@ fn boot(t: &TestDc, runner: Runner, limits: WebLimits) -> (Host, SocketAddr) {
         disk: DiskSpec::Memory(16 << 20),
         format: FormatPolicy::IfBlank,
         below_nr: None,
+        ..Default::default()
     };
     let mut servers: Vec<Hosted> = [ServerKind::Rdisk, ServerKind::Fs, ServerKind::Ftp]
         .iter()
