@@ -1,6 +1,6 @@
 //! The web server (slot 22, the original's nweb): static files from our MINIX FS over HTTP/1.1.
 //!
-//! Files come from FS through the FS protocol, by grant ([`fs_link`]): the server's data buffer
+//! Files come from FS through the FS protocol, by grant (`fs_link`): the server's data buffer
 //! is granted to FS, which reads a file's bytes straight into it. HTTP/1.1 with keep-alive,
 //! `Content-Length`, `Content-Type` by extension, `HEAD`, one `Range` per request (`206`, or
 //! `416` when no byte is asked), an index page for a directory (its `index.html` if it has one,
