@@ -93,7 +93,20 @@ impl Doorbell {
     /// spurious wakeup; then clear the sleeping bit. The caller re-checks its condition in full
     /// whatever this returns: a scribble may have eaten the wake.
     pub(crate) fn sleep(&self, token: SleepToken, timeout: Duration) -> Slept {
-        futex_wait(&self.0, token.0, timeout.min(LIVENESS_TICK));
+        self.sleep_by(token, timeout, futex_wait)
+    }
+
+    /// [`Doorbell::sleep`], with the wait itself made by `wait(word, expected, timeout)`: a
+    /// futex wait on `word` while it holds `expected`, bounded by `timeout` (at most the
+    /// liveness tick), that may also end for reasons of the caller's own (MUK2's scheduler
+    /// waits on the word and on its sockets in one io_uring call).
+    pub(crate) fn sleep_by(
+        &self,
+        token: SleepToken,
+        timeout: Duration,
+        wait: impl FnOnce(&AtomicU32, u32, Duration),
+    ) -> Slept {
+        wait(&self.0, token.0, timeout.min(LIVENESS_TICK));
         // Relaxed: as `done`; the caller's re-check reads the count with Acquire.
         let word = self.0.fetch_and(!SLEEPING, Ordering::Relaxed);
         if word & SLEEPING == 0 {

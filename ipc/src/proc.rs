@@ -141,6 +141,30 @@ impl Proc {
         let _ = bell.sleep(token, timeout.unwrap_or(wait::LIVENESS_TICK));
     }
 
+    /// [`Proc::doorbell_wait`], with the sleep made by `wait(word, expected, timeout)` instead
+    /// of a plain futex wait: it must wait on the futex `word` while it holds `expected` (the
+    /// doorbell's sleeping bit set), for at most `timeout` (never above the liveness tick), and
+    /// may end earlier for reasons of its own. MUK2's scheduler waits this way on its doorbell
+    /// and its sockets together (an io_uring `FUTEX_WAIT` beside socket polls).
+    pub fn doorbell_wait_by(
+        &self,
+        seen: u32,
+        timeout: Option<std::time::Duration>,
+        wait: impl FnOnce(&std::sync::atomic::AtomicU32, u32, std::time::Duration),
+    ) {
+        let region = self.region();
+        let Some(slot) = region.slot(self.idx) else {
+            return;
+        };
+        let bell = region.bell(slot);
+        let token = bell.prepare();
+        if token.rings() != seen {
+            bell.done();
+            return;
+        }
+        let _ = bell.sleep_by(token, timeout.unwrap_or(wait::LIVENESS_TICK), wait);
+    }
+
     /// For the one thread that sleeps on this endpoint's doorbell, while it is awake: repair the
     /// doorbell if it reads as impossible (its sleeping bit set while nobody sleeps, which makes
     /// every ring a useless system call). Returns whether it had to. One load when the word is

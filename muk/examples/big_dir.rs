@@ -112,6 +112,7 @@ fn serve_and_run(
                     disk: DiskSpec::Image(image.to_path_buf()),
                     format: FormatPolicy::Never,
                     below_nr: None,
+                    ..Default::default()
                 };
                 Ok(Hosted {
                     name: k.name().to_string(),

@@ -30,6 +30,7 @@ fn hosted(kind: ServerKind, disk_mib: u64) -> Result<Hosted, String> {
         disk: DiskSpec::Memory(disk_mib << 20),
         format: FormatPolicy::Always,
         below_nr: None,
+        ..Default::default()
     };
     Ok(Hosted {
         name: kind.name().to_string(),

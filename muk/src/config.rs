@@ -314,6 +314,12 @@ struct RawServer {
     image: Option<Spanned<String>>,
     #[serde(default)]
     format: Option<Spanned<String>>,
+    #[serde(default)]
+    port: Option<Spanned<i64>>,
+    #[serde(default)]
+    address: Option<Spanned<String>>,
+    #[serde(default)]
+    root: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -437,6 +443,8 @@ impl Config {
     pub fn external(&self) -> Vec<ServerKind> {
         ServerKind::ALL
             .into_iter()
+            // The network servers are optional: nobody waits for them.
+            .filter(|k| !matches!(k, ServerKind::Web | ServerKind::Is))
             .filter(|k| self.servers.iter().all(|s| s.kind != *k))
             .collect()
     }
@@ -617,6 +625,41 @@ fn storage_options(
                 ),
             )
         })?;
+    }
+    let net = matches!(kind, ServerKind::Web | ServerKind::Is);
+    if let Some(port) = &s.port {
+        if !net {
+            return Err(wrong(port.span(), only("port", ServerKind::Web)));
+        }
+        opts.port = Some(u16::try_from(*port.get_ref()).map_err(|_| {
+            wrong(
+                port.span(),
+                format!("port {} is outside 0..=65535", port.get_ref()),
+            )
+        })?);
+    }
+    if let Some(addr) = &s.address {
+        if !net {
+            return Err(wrong(addr.span(), only("address", ServerKind::Web)));
+        }
+        opts.address = Some(addr.get_ref().parse().map_err(|_| {
+            wrong(
+                addr.span(),
+                format!("address {:?} is not an IP address", addr.get_ref()),
+            )
+        })?);
+    }
+    if let Some(root) = &s.root {
+        if kind != ServerKind::Web {
+            return Err(wrong(root.span(), only("root", ServerKind::Web)));
+        }
+        if crate::storage::path::check(root.get_ref()).is_err() {
+            return Err(wrong(
+                root.span(),
+                format!("root {:?} is not an absolute path", root.get_ref()),
+            ));
+        }
+        opts.web_root = Some(root.get_ref().clone());
     }
     Ok(opts)
 }

@@ -6,7 +6,10 @@
 //! server's own OS thread. The semantics are those of `m3ipc` (docs/ARCHITECTURE.md section 4) in both.
 
 use m3ipc::{Access, BufView, CopyRef, Dc, Endpoint, GrantId, Handle, Message, Result, Timeout};
+use std::os::fd::RawFd;
 use std::time::Duration;
+
+pub use crate::sockets::IoEvent;
 
 /// The calls a hosted server may make.
 ///
@@ -77,4 +80,15 @@ pub trait Ipc {
     /// Whether this server is asked to finish (the host stops): a server that sees it does its
     /// final work and returns.
     fn stopping(&self) -> bool;
+    /// Watch the non-blocking socket `fd` (owned by the server) for [`Ipc::wait_io`], which
+    /// reports it with `token` (at most [`crate::sockets::MAX_TOKEN`], else `EDVSBADVALUE`)
+    /// each time it becomes readable or writable (edge-triggered: read or write until
+    /// `WouldBlock` before waiting again). See [`crate::sockets`].
+    fn watch_fd(&mut self, fd: RawFd, token: u64) -> Result<()>;
+    /// Stop watching `fd` (before closing it).
+    fn unwatch_fd(&mut self, fd: RawFd) -> Result<()>;
+    /// Append to `events` the watched sockets that became ready; when none has, wait for one
+    /// until `timeout` (then return `Ok` with nothing appended). Fails with `EDVSSHUTDOWN` when
+    /// the server is asked to finish, as a receive does.
+    fn wait_io(&mut self, events: &mut Vec<IoEvent>, timeout: Timeout) -> Result<()>;
 }

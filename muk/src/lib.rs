@@ -20,9 +20,11 @@ pub mod host;
 pub mod ipc;
 pub mod protocol;
 pub mod server;
+pub mod sockets;
 pub mod storage;
 pub mod threads;
 
+pub use coro::{IoSleepStats, io_sleep_stats};
 pub use host::{Host, HostError, Hosted, Runner, ServerExit, Stopper};
 pub use ipc::Ipc;
 pub use server::{Server, ServerKind};

@@ -94,6 +94,7 @@ fn run_one(hosted: Hosted, proc: Proc, me: usize, stopper: Stopper) -> ServerExi
         name: name.clone(),
         me,
         stopper,
+        epoll: None,
     };
     let result = match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ctx))) {
         Ok(Ok(())) => Ok(()),
@@ -110,6 +111,8 @@ pub struct ThreadIpc {
     /// Its index among the host's servers.
     me: usize,
     stopper: Stopper,
+    /// Its sockets, once it watches one.
+    epoll: Option<crate::sockets::Epoll>,
 }
 
 impl ThreadIpc {
@@ -250,5 +253,56 @@ impl Ipc for ThreadIpc {
 
     fn stopping(&self) -> bool {
         self.stopper.finishing(self.me)
+    }
+
+    fn watch_fd(&mut self, fd: std::os::fd::RawFd, token: u64) -> Result<()> {
+        if token > crate::sockets::MAX_TOKEN {
+            return Err(Errno::EDVSBADVALUE);
+        }
+        if self.epoll.is_none() {
+            self.epoll = Some(crate::sockets::Epoll::new()?);
+        }
+        self.epoll
+            .as_ref()
+            .ok_or(Errno::EDVSGENERIC)?
+            .add(fd, token)
+    }
+
+    fn unwatch_fd(&mut self, fd: std::os::fd::RawFd) -> Result<()> {
+        self.epoll.as_ref().ok_or(Errno::EDVSBADF)?.del(fd)
+    }
+
+    fn wait_io(&mut self, events: &mut Vec<crate::ipc::IoEvent>, timeout: Timeout) -> Result<()> {
+        let until = match timeout {
+            Timeout::Forever => None,
+            Timeout::NoWait => Some(Instant::now()),
+            Timeout::Millis(ms) => Some(Instant::now() + Duration::from_millis(u64::from(ms))),
+        };
+        let Some(ep) = self.epoll.as_ref() else {
+            // Nothing watched: a plain sleep.
+            return match until {
+                Some(u) => self.sleep(u.saturating_duration_since(Instant::now())),
+                None => self.sleep(Duration::from_secs(86_400)),
+            };
+        };
+        loop {
+            self.live()?;
+            // The thread blocks in epoll_wait, a liveness tick at a time, to see a stop.
+            let left = until.map_or(m3ipc::wait::LIVENESS_TICK, |u| {
+                u.saturating_duration_since(Instant::now())
+                    .min(m3ipc::wait::LIVENESS_TICK)
+            });
+            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            let n = ep.wait(ms, |token, readable, writable| {
+                events.push(crate::ipc::IoEvent {
+                    token,
+                    readable,
+                    writable,
+                });
+            });
+            if n > 0 || until.is_some_and(|u| Instant::now() >= u) {
+                return Ok(());
+            }
+        }
     }
 }

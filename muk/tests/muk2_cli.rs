@@ -286,7 +286,7 @@ fn bad_configs_are_refused_clearly() {
         &[
             "line 4",
             "unknown server \"nfs\"",
-            "systask, pm, echo, rdisk, fs, ftp",
+            "systask, pm, echo, rdisk, fs, ftp, web, is",
         ],
     );
     refused(
@@ -296,8 +296,13 @@ fn bad_configs_are_refused_clearly() {
     );
     refused(
         &dir,
+        "[dc]\nname = \"t\"\n[[server]]\nname = \"pm\"\nspeed = 80\n",
+        &["line 5", "unknown field `speed`"],
+    );
+    refused(
+        &dir,
         "[dc]\nname = \"t\"\n[[server]]\nname = \"pm\"\nport = 80\n",
-        &["line 5", "unknown field `port`"],
+        &["line 5", "port is a setting of web"],
     );
     refused(
         &dir,

@@ -11,10 +11,11 @@
 //! before the function returns.
 //!
 //! Targets: [`region_open`], [`region_scribble`], [`message_views`], [`server_requests`],
-//! [`minixfs_image`], [`grants`], [`ffi_args`], [`wire_decode`].
+//! [`minixfs_image`], [`grants`], [`ffi_args`], [`wire_decode`], [`http_request`].
 
 pub mod ffi_args;
 pub mod grants;
+pub mod http_request;
 pub mod message_views;
 pub mod minixfs_image;
 pub mod region_open;
@@ -35,7 +36,7 @@ pub fn trace() -> bool {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the replay test and tools.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("region_open", region_open::run),
     ("region_scribble", region_scribble::run),
     ("message_views", message_views::run),
@@ -44,4 +45,5 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("grants", grants::run),
     ("ffi_args", ffi_args::run),
     ("wire_decode", wire_decode::run),
+    ("http_request", http_request::run),
 ];

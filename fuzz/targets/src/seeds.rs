@@ -187,6 +187,42 @@ fn populate(image: Vec<u8>) -> Vec<u8> {
     }
 }
 
+/// Requests as browsers and attackers send them.
+pub fn http_requests() -> Seeds {
+    [
+        (
+            "get",
+            "GET /index.html HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+        ),
+        (
+            "head-range",
+            "HEAD /a.bin HTTP/1.1\r\nHost: h\r\nRange: bytes=10-99\r\n\r\n",
+        ),
+        (
+            "suffix-range",
+            "GET /a HTTP/1.1\r\nHost: h\r\nRange: bytes=-5\r\n\r\n",
+        ),
+        (
+            "multi-range",
+            "GET /a HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1,4-\r\n\r\n",
+        ),
+        (
+            "traversal",
+            "GET /d/%2e%2e/..%2f../etc/passwd HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+        ("absolute", "GET http://h/../x HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ("http10", "GET /a%20b/?q=1 HTTP/1.0\r\n\r\n"),
+        (
+            "post-body",
+            "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+        ),
+        ("partial", "GET /partial HTTP/1.1\r\nHo"),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s.as_bytes().to_vec()))
+    .collect()
+}
+
 /// Every target's seeds.
 pub fn all(tmp: &Path) -> Vec<(&'static str, Seeds)> {
     vec![
@@ -198,6 +234,7 @@ pub fn all(tmp: &Path) -> Vec<(&'static str, Seeds)> {
         ("grants", scripts(3)),
         ("ffi_args", scripts(4)),
         ("wire_decode", wire_streams()),
+        ("http_request", http_requests()),
     ]
 }
 

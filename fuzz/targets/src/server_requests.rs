@@ -173,6 +173,7 @@ fn start() -> Result<World, String> {
         disk: DiskSpec::Memory(2 << 20),
         format: FormatPolicy::IfBlank,
         below_nr: None,
+        ..ServerOptions::default()
     };
     let mut servers = Vec::new();
     for to in [To::Systask, To::Pm, To::Echo, To::Rdisk, To::Fs, To::Ftp] {

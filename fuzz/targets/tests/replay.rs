@@ -65,7 +65,8 @@ replay_tests!(
     minixfs_image,
     grants,
     ffi_args,
-    wire_decode
+    wire_decode,
+    http_request
 );
 
 #[test]

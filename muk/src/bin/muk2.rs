@@ -20,6 +20,8 @@ mod boot;
 mod check;
 #[path = "muk2/hosting.rs"]
 mod hosting;
+#[path = "muk2/http_check.rs"]
+mod http_check;
 #[path = "muk2/output.rs"]
 mod output;
 #[path = "muk2/run.rs"]

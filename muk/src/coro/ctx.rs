@@ -630,4 +630,19 @@ impl Ipc for CoroIpc<'_> {
     fn stopping(&self) -> bool {
         self.finishing()
     }
+
+    fn watch_fd(&mut self, fd: std::os::fd::RawFd, token: u64) -> Result<()> {
+        self.k.io.borrow_mut().watch(self.me, fd, token)
+    }
+
+    fn unwatch_fd(&mut self, fd: std::os::fd::RawFd) -> Result<()> {
+        self.k.io.borrow_mut().forget(fd)
+    }
+
+    fn wait_io(&mut self, events: &mut Vec<crate::ipc::IoEvent>, timeout: Timeout) -> Result<()> {
+        self.live()?;
+        super::io::wait(self.k, self.me, events, deadline(timeout), || {
+            self.suspend()
+        })
+    }
 }

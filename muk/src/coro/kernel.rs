@@ -102,6 +102,8 @@ pub(crate) struct Kernel {
     pub(crate) running: Vec<Cell<bool>>,
     /// How many tasks are on that chain.
     pub(crate) chain: Cell<usize>,
+    /// The tasks' sockets (see `io`).
+    pub(crate) io: RefCell<super::io::Reactor>,
 }
 
 /// The mutable part of the kernel.
@@ -168,6 +170,7 @@ impl Kernel {
             stopper,
             running: (0..n).map(|_| Cell::new(false)).collect(),
             chain: Cell::new(0),
+            io: RefCell::new(super::io::Reactor::new(n)),
         }
     }
 

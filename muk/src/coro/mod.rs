@@ -4,13 +4,17 @@
 //! - `ctx`: the [`crate::Ipc`] a task's server calls (local hand-offs, or the fabric);
 //! - `scheduler`: the FIFO ready queue, the timers, the one shared doorbell it sleeps on;
 //! - `timer`: millisecond deadlines;
+//! - `io`: the tasks' sockets, and the one sleep on the doorbell and the sockets together;
 //! - `guard`: a stack overflow reported with the server's name.
 
 mod ctx;
 mod guard;
+mod io;
 mod kernel;
 mod scheduler;
 mod timer;
+
+pub use io::{IoSleepStats, io_sleep_stats};
 
 use crate::host::{EndGuard, Hosted, ServerExit, Stopper};
 use corosensei::Coroutine;

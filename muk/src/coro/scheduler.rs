@@ -18,6 +18,10 @@
 //! host's private flags ([`Stopper`]), which every look reads: its ring through the region only
 //! makes it prompt, a scribble cannot make it lost. The cost of all this is an idle scheduler
 //! that wakes once a tick; the hot path is unchanged.
+//!
+//! Once a task watches a socket, the sleep waits on the doorbell and on the sockets in one call
+//! (`io`: an io_uring futex wait beside a poll of the tasks' epoll set), and every look also
+//! hands the sockets' events to their tasks.
 
 use super::ctx::Suspend;
 use super::kernel::{Kernel, State, Task, Wait};
@@ -59,6 +63,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             if dispatched.is_multiple_of(LOOK_EVERY) {
                 fire_timers(k);
                 look(k, stopper);
+                super::io::harvest(k);
             }
             run_task(
                 k,
@@ -76,6 +81,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
         // Nothing ready: timers, then the doorbell, then sleep.
         let now = fire_timers(k);
         let rings = look(k, stopper);
+        super::io::harvest(k);
         if !k.st.borrow().ready.is_empty() {
             continue;
         }
@@ -98,7 +104,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             p.set_running(false);
         }
         if let Some(host) = k.procs.first() {
-            host.doorbell_wait(rings, Some(timeout));
+            super::io::sleep(k, host, rings, timeout);
         }
         for p in &k.procs {
             p.set_running(true);

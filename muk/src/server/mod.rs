@@ -10,9 +10,11 @@ pub mod echo;
 pub mod fs;
 pub mod ftp;
 mod image_lock;
+pub mod is;
 pub mod pm;
 pub mod rdisk;
 pub mod systask;
+pub mod web;
 
 /// A server: its loop, run on a coroutine (MUK2) or a thread (MUK).
 pub trait Server: Send {
@@ -43,6 +45,10 @@ pub enum ServerKind {
     Fs,
     /// FTP (`m3ftpd`): file transfer for outside clients, over FS.
     Ftp,
+    /// The web server (nweb): static files from FS over HTTP.
+    Web,
+    /// IS, the information server: this MUK2 as a live web page and JSON.
+    Is,
 }
 
 /// The settings of the storage servers, as a config or a command line gives them.
@@ -54,17 +60,25 @@ pub struct ServerOptions {
     pub format: fs::FormatPolicy,
     /// FS: the slot of its RDISK; FTP: the slot of its FS (`None`: the well-known one).
     pub below_nr: Option<i32>,
+    /// Web, IS: the TCP port to listen on (`None` or 0: any free port).
+    pub port: Option<u16>,
+    /// Web, IS: the address to listen on (`None`: 127.0.0.1).
+    pub address: Option<std::net::IpAddr>,
+    /// Web: the directory of FS it serves (`None`: `/`).
+    pub web_root: Option<String>,
 }
 
 impl ServerKind {
     /// Every known server, in boot order.
-    pub const ALL: [ServerKind; 6] = [
+    pub const ALL: [ServerKind; 8] = [
         ServerKind::Systask,
         ServerKind::Pm,
         ServerKind::Echo,
         ServerKind::Rdisk,
         ServerKind::Fs,
         ServerKind::Ftp,
+        ServerKind::Web,
+        ServerKind::Is,
     ];
 
     /// The name used in configs and on the command line.
@@ -76,6 +90,8 @@ impl ServerKind {
             ServerKind::Rdisk => "rdisk",
             ServerKind::Fs => "fs",
             ServerKind::Ftp => "ftp",
+            ServerKind::Web => "web",
+            ServerKind::Is => "is",
         }
     }
 
@@ -95,6 +111,24 @@ impl ServerKind {
     pub fn build_with(self, opts: &ServerOptions) -> std::result::Result<Box<dyn Server>, String> {
         match self {
             ServerKind::Rdisk => Ok(Box::new(rdisk::Rdisk::open(&opts.disk)?)),
+            ServerKind::Web => {
+                let root = opts.web_root.as_deref().unwrap_or("/");
+                let fs_nr = opts.below_nr.unwrap_or(ServerKind::Fs.default_nr());
+                let w = web::Web::bind(listen_addr(opts), root, fs_nr)
+                    .map_err(|e| format!("cannot listen on {}: {e}", listen_addr(opts)))?;
+                if let Ok(a) = w.local_addr() {
+                    crate::sockets::announce("web", a);
+                }
+                Ok(Box::new(w))
+            }
+            ServerKind::Is => {
+                let s = is::Is::bind(listen_addr(opts))
+                    .map_err(|e| format!("cannot listen on {}: {e}", listen_addr(opts)))?;
+                if let Ok(a) = s.local_addr() {
+                    crate::sockets::announce("is", a);
+                }
+                Ok(Box::new(s))
+            }
             _ => Ok(self.build_in_memory(opts)),
         }
     }
@@ -117,6 +151,10 @@ impl ServerKind {
             ServerKind::Ftp => Box::new(ftp::Ftp::new(
                 opts.below_nr.unwrap_or(ServerKind::Fs.default_nr()),
             )),
+            ServerKind::Web | ServerKind::Is => match self.build_with(opts) {
+                Ok(s) => s,
+                Err(why) => Box::new(Failed(why)),
+            },
         }
     }
 
@@ -130,7 +168,27 @@ impl ServerKind {
             ServerKind::Rdisk => 3,
             ServerKind::Fs => 1,
             ServerKind::Ftp => 14,
+            ServerKind::Web => 22,
+            ServerKind::Is => 8,
         }
+    }
+}
+
+/// The address a network server listens on.
+fn listen_addr(opts: &ServerOptions) -> std::net::SocketAddr {
+    let ip = opts
+        .address
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    std::net::SocketAddr::new(ip, opts.port.unwrap_or(0))
+}
+
+/// A server that could not be built: it fails at once, saying why.
+struct Failed(String);
+
+impl Server for Failed {
+    fn serve(&mut self, _: &mut dyn Ipc) -> Result<()> {
+        crate::diag!("{}", self.0);
+        Err(Errno::EDVSINVAL)
     }
 }
 

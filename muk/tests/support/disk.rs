@@ -110,6 +110,7 @@ pub fn host_storage(
                 disk: disk.clone(),
                 format,
                 below_nr: None,
+                ..Default::default()
             };
             muk::Hosted {
                 name: k.name().to_string(),

@@ -60,12 +60,14 @@ pub fn run() -> Result<()> {
         std::thread::sleep(Duration::from_millis(2));
     }
     print_flush(&format!("muk2: {}\n", resident()));
+    print_flush(&crate::http_check::urls());
     let expect: Vec<String> = config
         .servers
         .iter()
         .map(|s| Expected::at(s.kind, s.nr).arg())
         .collect();
-    let checked = self_check(&signals, dc.name(), &expect.join(","));
+    let checked = self_check(&signals, dc.name(), &expect.join(","))
+        .and_then(|()| crate::http_check::check(dc.name()));
     let exits = watched.stop();
     drop(created);
     checked?;

@@ -93,6 +93,10 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     ))?;
     let mut failed = 0;
     for e in &expected {
+        if matches!(e.kind, ServerKind::Web | ServerKind::Is) {
+            // Network servers answer HTTP, not messages: the booting muk2 fetches from them.
+            continue;
+        }
         let nr = e.nr.unwrap_or_else(|| default_nr(e.kind, dc.config().node));
         let name = e.kind.name();
         match check_one(&dc, &client, e.kind, nr, args) {
@@ -241,6 +245,8 @@ fn first_probe(
             }
         }
         ServerKind::Echo | ServerKind::Rdisk | ServerKind::Ftp => probe(client, kind, ep)?,
+        // They answer HTTP, not messages: `muk2` fetches from them itself.
+        ServerKind::Web | ServerKind::Is => return Err("answers HTTP only".into()),
         // FS mounts once RDISK answers: give it the wait the servers get to be bound.
         ServerKind::Fs => {
             let until = Instant::now() + Duration::from_millis(u64::from(args.wait_ms));
@@ -345,7 +351,7 @@ fn probe(client: &Proc, kind: ServerKind, ep: Endpoint) -> std::result::Result<(
             .map(drop)
             .map_err(|e| format!("FS_INFO: {e}")),
         // Reached through the client library instead (see `check_one`).
-        ServerKind::Ftp => Ok(()),
+        ServerKind::Ftp | ServerKind::Web | ServerKind::Is => Ok(()),
         ServerKind::Echo => {
             let sent = ECHO_PAYLOAD;
             let got = protocol::echo_ping(client, ep, sent, ANSWER)

@@ -56,6 +56,7 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
             dc.name()
         ));
     }
+    text.push_str(&crate::http_check::urls());
     text.push_str("running; stop with SIGINT or SIGTERM\n");
     print_flush(&text);
     let outcome = serve_until_signal(&signals, watched);
