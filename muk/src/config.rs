@@ -718,7 +718,7 @@ mod tests {
         assert_eq!(kinds, ServerKind::ALL.to_vec());
         assert!(c.external().is_empty());
         let nrs: Vec<_> = c.servers.iter().map(|s| s.nr).collect();
-        assert_eq!(nrs, vec![-2, 0, 20, 3, 1, 14]);
+        assert_eq!(nrs, vec![-2, 0, 20, 3, 1, 14, 22, 8]);
         assert_eq!(c.servers[3].options.disk, DiskSpec::Memory(32 << 20));
         assert_eq!(c.servers[4].options.format, FormatPolicy::IfBlank);
         assert_eq!(c.servers[4].options.below_nr, Some(3));

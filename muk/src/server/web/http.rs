@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(r.target, "/a/b.txt?x=1");
         assert_eq!(r.range.as_deref(), Some("bytes=0-1"));
         assert!(r.keep_alive);
-        assert_eq!(r.head_len, 57);
+        assert_eq!(r.head_len, 56);
         assert_eq!(req("GET / HTTP/1.1\r\nHost: h\r\n"), Parsed::Partial);
         assert_eq!(
             req("POST / HTTP/1.1\r\nHost: h\r\n\r\n"),
