@@ -79,6 +79,8 @@ pub use errno::{Errno, Result};
 #[cfg(not(loom))]
 pub use message::Message;
 #[cfg(not(loom))]
+pub use owner::pin_proc_dir;
+#[cfg(not(loom))]
 pub use pool::{Access, BufView, CopyRef, GrantId, Handle, Holdings, PoolInfo};
 #[cfg(not(loom))]
 pub use privilege::{Call, CallSet, Priv};

@@ -8,9 +8,11 @@ use muk::config::{DcSpec, ServerSpec};
 use muk::{Host, Hosted, Runner, ServerExit, ServerKind, Stopper};
 use std::sync::mpsc;
 
-/// A DC this process created: removed when dropped, whatever path the program leaves by.
+/// A DC this process created: removed when dropped, whatever path the program leaves by (under
+/// the sandbox by its helper process, see `sandbox`).
 pub struct CreatedDc {
     dc: Dc,
+    janitor: Option<crate::sandbox::Janitor>,
 }
 
 impl CreatedDc {
@@ -19,11 +21,11 @@ impl CreatedDc {
     pub fn create(spec: &DcSpec) -> Result<CreatedDc> {
         if let Some(dcid) = spec.dcid {
             return Dc::create(&spec.name, &spec.dc_config(dcid))
-                .map(|dc| CreatedDc { dc })
+                .map(|dc| CreatedDc { dc, janitor: None })
                 .map_err(|e| exists_hint(e, &spec.name));
         }
         Dc::create_with_free_id(&spec.name, &spec.dc_config(0))
-            .map(|dc| CreatedDc { dc })
+            .map(|dc| CreatedDc { dc, janitor: None })
             .map_err(|e| exists_hint(e, &spec.name))
     }
 
@@ -31,11 +33,18 @@ impl CreatedDc {
     pub fn dc(&self) -> &Dc {
         &self.dc
     }
+
+    /// Leave the removal to `janitor` (the sandbox forbids it to this process).
+    pub fn hand_removal_to(&mut self, janitor: crate::sandbox::Janitor) {
+        self.janitor = Some(janitor);
+    }
 }
 
 impl Drop for CreatedDc {
     fn drop(&mut self) {
-        if let Err(e) = Dc::remove(self.dc.name()) {
+        if let Some(j) = self.janitor.take() {
+            j.finish();
+        } else if let Err(e) = Dc::remove(self.dc.name()) {
             muk::diag!("muk2: removing DC {}: {e}", self.dc.name());
         }
     }
@@ -124,13 +133,10 @@ impl Watched {
     pub fn new(host: Host) -> Result<Watched> {
         let stopper = host.stopper();
         let (tx, exits) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("muk2-watch".into())
-            .spawn(move || {
-                let _ = tx.send(host.join());
-                signals::wake_main();
-            })
-            .map_err(|e| Error(format!("cannot start a thread: {e}")))?;
+        crate::sandbox::spawn_started("muk2-watch", move || {
+            let _ = tx.send(host.join());
+            signals::wake_main();
+        })?;
         Ok(Watched { stopper, exits })
     }
 
