@@ -37,7 +37,8 @@ fn pid_alive(pid: u32) -> bool {
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0
         || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     exists
-        && crate::owner::read_stat(pid).and_then(|s| {
+        && crate::owner::read_stat(pid)
+            .and_then(|s| {
                 s.rfind(')')
                     .and_then(|i| s[i + 1..].trim_start().chars().next())
             })
