@@ -175,6 +175,14 @@ fn every_thread_is_filtered_under_both_runners_and_not_without_the_sandbox() {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(modes.iter().all(|&m| m == want), "{what}: {modes:?}");
+        // A stop and a continue (Ctrl-Z, fg) interrupt its timed waits: the kernel restarts
+        // them (`restart_syscall`), which the filter allows.
+        for sig in [libc::SIGSTOP, libc::SIGCONT] {
+            // SAFETY: kill has no memory effects; the child is not reaped, so its pid is ours.
+            let rc = unsafe { libc::kill(u.child.id() as libc::pid_t, sig) };
+            assert_eq!(rc, 0);
+            std::thread::sleep(Duration::from_millis(100));
+        }
         // It still serves.
         let client = with_dir(u.dir.dir(), || muk::ftp_client::bind_user(&dc, "sb")).unwrap();
         let echo = dc.getprocinfo(20).unwrap().endpoint;
@@ -278,6 +286,18 @@ fn the_profile_is_printed_and_small() {
     );
     for e in muk::sandbox::PROFILE {
         assert!(text.contains(e.call) && text.contains(e.why), "{}", e.call);
+    }
+    // README explains each entry.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .unwrap();
+    let section = readme
+        .split("## Sandbox")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap();
+    assert!(section.contains(&format!("{n} calls")), "README's count");
+    for e in muk::sandbox::PROFILE {
+        assert!(section.contains(&format!("`{}`", e.call)), "README: {}", e.call);
     }
     for absent in ["execve", "socket", "clone", "unlink"] {
         assert!(

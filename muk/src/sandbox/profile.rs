@@ -160,6 +160,13 @@ pub const PROFILE: &[Entry] = &[
         "return from a signal handler (the stack-overflow report)",
     ),
     entry(
+        "restart_syscall",
+        libc::SYS_restart_syscall,
+        "any",
+        "the kernel restarts a timed wait a stop signal or a tracer interrupted (SIGSTOP and \
+         SIGCONT, strace -p)",
+    ),
+    entry(
         "sigaltstack",
         libc::SYS_sigaltstack,
         "any",

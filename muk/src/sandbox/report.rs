@@ -203,6 +203,7 @@ const NAMES: &[(i64, &str)] = &[
     (libc::SYS_rt_sigaction, "rt_sigaction"),
     (libc::SYS_rt_sigreturn, "rt_sigreturn"),
     (libc::SYS_sigaltstack, "sigaltstack"),
+    (libc::SYS_restart_syscall, "restart_syscall"),
     (libc::SYS_wait4, "wait4"),
     (libc::SYS_waitid, "waitid"),
     (libc::SYS_fcntl, "fcntl"),
