@@ -288,8 +288,8 @@ fn the_profile_is_printed_and_small() {
         assert!(text.contains(e.call) && text.contains(e.why), "{}", e.call);
     }
     // README explains each entry.
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let section = readme
         .split("## Sandbox")
         .nth(1)
@@ -297,7 +297,11 @@ fn the_profile_is_printed_and_small() {
         .unwrap();
     assert!(section.contains(&format!("{n} calls")), "README's count");
     for e in muk::sandbox::PROFILE {
-        assert!(section.contains(&format!("`{}`", e.call)), "README: {}", e.call);
+        assert!(
+            section.contains(&format!("`{}`", e.call)),
+            "README: {}",
+            e.call
+        );
     }
     for absent in ["execve", "socket", "clone", "unlink"] {
         assert!(
