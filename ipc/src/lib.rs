@@ -63,6 +63,8 @@ mod proc;
 #[cfg(not(loom))]
 mod region;
 #[cfg(not(loom))]
+mod share;
+#[cfg(not(loom))]
 mod slot;
 mod sync;
 #[cfg(not(loom))]
@@ -88,6 +90,8 @@ pub use privilege::{Call, CallSet, Priv};
 pub use proc::Proc;
 #[cfg(not(loom))]
 pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_DCS, MAX_NAME, region_dir};
+#[cfg(not(loom))]
+pub use share::group_id;
 #[cfg(not(loom))]
 pub use slot::{
     FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState,

@@ -74,7 +74,14 @@ const ANSWER: Timeout = Timeout::Millis(5000);
 
 /// Run the check; print one line per server; fail if any server fails.
 pub fn run(args: &CheckArgs) -> Result<()> {
-    let dc = Dc::open(&args.dc)?;
+    let dc = Dc::open(&args.dc).map_err(|e| match e.errno() {
+        // A DC shared with a group (`[dc] group`, `dvs dc create --group`) admits its members.
+        Errno::EDVSACCES => Error(format!(
+            "DC {}: permission denied ({e}): binding needs read and write access to its region              and pool files (shared with a group by `[dc] group` and `mode`, or `dvs dc create              --group G --mode 660`)",
+            args.dc
+        )),
+        _ => Error::from(e),
+    })?;
     let expected: Vec<Expected> = if args.expect.is_empty() {
         ServerKind::ALL
             .into_iter()

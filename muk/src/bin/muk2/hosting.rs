@@ -18,15 +18,30 @@ pub struct CreatedDc {
 impl CreatedDc {
     /// Create the DC of `spec`, exclusively. Without a `dcid` in the config, take the lowest id
     /// no other DC in the region directory uses.
+    /// With a `group`, the files get it and then the config's mode.
     pub fn create(spec: &DcSpec) -> Result<CreatedDc> {
-        if let Some(dcid) = spec.dcid {
-            return Dc::create(&spec.name, &spec.dc_config(dcid))
-                .map(|dc| CreatedDc { dc, janitor: None })
-                .map_err(|e| exists_hint(e, &spec.name));
+        let gid = match &spec.group {
+            Some(g) => Some(m3ipc::group_id(g).map_err(|e| Error(format!("[dc] group: {e}")))?),
+            None => None,
+        };
+        let dc = match spec.dcid {
+            Some(dcid) => Dc::create(&spec.name, &spec.dc_config(dcid)),
+            None => Dc::create_with_free_id(&spec.name, &spec.dc_config(0)),
         }
-        Dc::create_with_free_id(&spec.name, &spec.dc_config(0))
-            .map(|dc| CreatedDc { dc, janitor: None })
-            .map_err(|e| exists_hint(e, &spec.name))
+        .map_err(|e| exists_hint(e, &spec.name))?;
+        // From here on a failure removes the DC (drop).
+        let created = CreatedDc { dc, janitor: None };
+        if gid.is_some() {
+            created.dc.share(gid, spec.mode).map_err(|e| {
+                Error(format!(
+                    "cannot give DC {} group {:?} and mode {:#o}: {e}",
+                    spec.name,
+                    spec.group.as_deref().unwrap_or_default(),
+                    spec.mode
+                ))
+            })?;
+        }
+        Ok(created)
     }
 
     /// The DC.
