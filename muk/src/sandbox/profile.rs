@@ -104,6 +104,12 @@ pub const PROFILE: &[Entry] = &[
         "the allocator frees; a stack and a signal stack are freed at a server's end",
     ),
     entry(
+        "mremap",
+        libc::SYS_mremap,
+        "any (it keeps the mapping's protection)",
+        "the allocator grows a large (mapped) buffer in place",
+    ),
+    entry(
         "madvise",
         libc::SYS_madvise,
         "advice MADV_DONTNEED",
@@ -121,6 +127,18 @@ pub const PROFILE: &[Entry] = &[
         libc::SYS_sched_yield,
         "any",
         "the fabric yields while a peer finishes a reply or a release",
+    ),
+    entry(
+        "clock_gettime",
+        libc::SYS_clock_gettime,
+        "any",
+        "Instant::now() where the vDSO falls back to the kernel (a clock source it cannot read)",
+    ),
+    entry(
+        "getcpu",
+        libc::SYS_getcpu,
+        "any",
+        "sched_getcpu() (the fabric's spin-or-sleep choice) where the vDSO falls back",
     ),
     entry(
         "getpid",
