@@ -172,6 +172,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_proc_dir_reads_the_same_stat() {
+        let me = ProcessId::current();
+        let fd = pin_proc_dir().unwrap();
+        assert!(fd >= 0);
+        assert_eq!(pin_proc_dir().unwrap(), fd, "pinned once");
+        let s = stat(me.pid).unwrap();
+        assert_eq!(s.start, me.start);
+        assert!(me.is_alive());
+        assert!(read_stat(u32::MAX >> 1).is_none());
+    }
+
+    #[test]
     fn zombie_is_dead() {
         let child = std::process::Command::new("true").spawn().unwrap();
         let id = ProcessId {
