@@ -78,6 +78,7 @@ pub fn serve_muk2(dc: &str) -> Result<()> {
         }],
         Runner::Coroutines,
     )?;
+    peer::sandbox_if_asked()?;
     peer::ready()?;
     let exits = host.join();
     Err(BenchError::new(format!("the unikernel stopped: {exits:?}")))

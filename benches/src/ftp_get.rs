@@ -92,6 +92,7 @@ fn parse_disk(extra: &[String], at: usize) -> Result<u64> {
 fn host_until_killed(dc: &str, servers: Vec<Hosted>, runner: Runner) -> Result<()> {
     let dc = Dc::open(dc)?;
     let host = Host::start(&dc, servers, runner)?;
+    peer::sandbox_if_asked()?;
     peer::ready()?;
     let exits = host.join();
     Err(BenchError::new(format!("the unikernel stopped: {exits:?}")))

@@ -120,6 +120,21 @@ impl Drop for Peer {
     }
 }
 
+/// With `M3_BENCH_SANDBOX=1` in the environment (`M3_BENCH_SANDBOX=1 dvs bench ...`), put a
+/// unikernel peer under `muk2`'s seccomp allowlist after its host started (call it before
+/// [`ready`]): the MUK2/MUK rows served by a peer process are then measured under the sandbox.
+pub fn sandbox_if_asked() -> Result<()> {
+    if std::env::var_os("M3_BENCH_SANDBOX").is_none_or(|v| v != "1") {
+        return Ok(());
+    }
+    let proc_dir = m3ipc::pin_proc_dir().map_err(io("/proc"))?;
+    let settings = muk::sandbox::Settings {
+        proc_dir,
+        ..Default::default()
+    };
+    muk::sandbox::enter(&settings).map_err(|e| BenchError::new(format!("sandbox: {e}")))
+}
+
 /// Print `READY` for the parent.
 pub fn ready() -> Result<()> {
     let mut out = std::io::stdout().lock();

@@ -47,6 +47,10 @@ pub struct CreateArgs {
     /// File mode of the region, in octal; must include 600 (660 shares it with the group).
     #[arg(long, default_value_t = Mode(DcConfig::default().mode), value_parser = parse_mode)]
     pub mode: Mode,
+    /// Give the region and pool files this group (a name or a number), so that its members
+    /// may bind (with a --mode such as 660).
+    #[arg(long)]
+    pub group: Option<String>,
     /// Bytes of the DC's buffer pool (zero-copy data): a multiple of 1M such as 64M or 1G, at
     /// most 16G; 0 for no pool. The pool file is sparse.
     #[arg(long, value_name = "SIZE", default_value_t = Size(DcConfig::default().pool_bytes), value_parser = parse_size)]
@@ -133,8 +137,17 @@ fn create(args: &CreateArgs) -> Result<()> {
         nr_procs: args.procs,
         nr_tasks: args.tasks,
         nr_sysprocs: args.sysprocs,
-        mode: args.mode.0,
+        // With a group, the files stay 0600 until they have it (see `Dc::share`).
+        mode: if args.group.is_some() {
+            0o600
+        } else {
+            args.mode.0
+        },
         pool_bytes: args.pool_size.0,
+    };
+    let gid = match &args.group {
+        Some(g) => Some(m3ipc::group_id(g).map_err(CliError::new)?),
+        None => None,
     };
     let created = Dc::create_or_take_over(&args.name, &config, false)
         .map_err(|e| explain_create(e, &args.name))?;
@@ -142,6 +155,12 @@ fn create(args: &CreateArgs) -> Result<()> {
         eprintln!("dvs: {t}");
     }
     let dc = created.dc;
+    if gid.is_some()
+        && let Err(e) = dc.share(gid, args.mode.0)
+    {
+        let _ = Dc::remove(dc.name());
+        return Err(explain_create(e, &args.name));
+    }
     print_text(&format!(
         "created DC {} (dcid {}, node {}): {}\n",
         dc.name(),

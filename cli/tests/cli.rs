@@ -587,3 +587,43 @@ fn dc_ls_does_not_count_a_killed_process_as_using_slots_or_buffers() {
     assert_eq!(ps.trim(), "DC t2: no bound slots", "{ps}");
     dir.ok(&["dc", "rm", "t2"]);
 }
+
+#[test]
+fn group_and_mode_are_given_to_both_files() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = ShmDir::new();
+    // Our own group: any user may give a file of theirs their own group.
+    // SAFETY: getegid has no preconditions.
+    let gid = unsafe { libc::getegid() };
+    dir.ok(&[
+        "dc",
+        "create",
+        "shared",
+        "--group",
+        &gid.to_string(),
+        "--mode",
+        "0660",
+    ]);
+    let mut files = dir.files();
+    files.sort();
+    assert_eq!(files, ["m3ipc-dc-shared", "m3ipc-pool-shared"]);
+    for f in &files {
+        let m = std::fs::metadata(dir.path.join(f)).unwrap();
+        assert_eq!(m.gid(), gid, "{f}");
+        assert_eq!(m.mode() & 0o7777, 0o660, "{f}");
+    }
+    dir.ok(&["dc", "rm", "shared"]);
+    let err = dir.fails(&["dc", "create", "g2", "--group", "no-such-group-m3"]);
+    assert!(err.contains("no group named \"no-such-group-m3\""), "{err}");
+    let err = dir.fails(&[
+        "dc",
+        "create",
+        "g3",
+        "--group",
+        &gid.to_string(),
+        "--mode",
+        "0460",
+    ]);
+    assert!(err.contains("--mode"), "{err}");
+    assert!(dir.files().is_empty(), "{:?}", dir.files());
+}

@@ -36,8 +36,7 @@ fn pid_alive(pid: u32) -> bool {
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0
         || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     exists
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
+        && crate::owner::read_stat(pid)
             .and_then(|s| {
                 s.rfind(')')
                     .and_then(|i| s[i + 1..].trim_start().chars().next())

@@ -69,6 +69,7 @@ mod proc;
 mod region;
 #[cfg(not(loom))]
 mod remote;
+mod share;
 #[cfg(not(loom))]
 mod slot;
 mod sync;
@@ -98,6 +99,8 @@ pub fn layout_hash() -> u64 {
     region::layout_hash()
 }
 #[cfg(not(loom))]
+pub use owner::pin_proc_dir;
+#[cfg(not(loom))]
 pub use pool::{Access, BufView, CopyRef, GrantId, Handle, Holdings, PoolInfo};
 #[cfg(not(loom))]
 pub use privilege::{Call, CallSet, Priv};
@@ -105,6 +108,8 @@ pub use privilege::{Call, CallSet, Priv};
 pub use proc::Proc;
 #[cfg(not(loom))]
 pub use region::{DcConfig, DcError, FILE_PREFIX, MAX_DCS, MAX_NAME, region_dir};
+#[cfg(not(loom))]
+pub use share::group_id;
 #[cfg(not(loom))]
 pub use slot::{
     FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, FLAG_WAITBIND, FLAG_WAITING, MAX_SLOTS, SlotState,

@@ -6,6 +6,7 @@
 //! parent) counts as dead: it will never touch the region again.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A process identity: PID and start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,9 +64,72 @@ struct Stat {
     start: u64,
 }
 
+/// The `/proc` directory pinned by [`pin_proc_dir`]; -1 until then.
+static PROC_DIR: AtomicI32 = AtomicI32::new(-1);
+
+/// Open `/proc` once and read every later liveness check's `PID/stat` relative to that
+/// descriptor (`openat(fd, "PID/stat", O_RDONLY|O_CLOEXEC)`, `read`, `close`: no path lookup
+/// from the root, no `statx`), so that a seccomp filter can allow `openat` on this one
+/// directory and refuse every other. Returns the descriptor; a second call returns the same.
+pub fn pin_proc_dir() -> std::io::Result<i32> {
+    // Acquire: pairs with the Release below (the descriptor is open before it is seen).
+    let fd = PROC_DIR.load(Ordering::Acquire);
+    if fd >= 0 {
+        return Ok(fd);
+    }
+    // SAFETY: the path is a NUL-terminated literal; O_PATH opens no file contents.
+    let fd = unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    match PROC_DIR.compare_exchange(-1, fd, Ordering::Release, Ordering::Acquire) {
+        Ok(_) => Ok(fd),
+        Err(theirs) => {
+            // Another thread pinned it first: keep theirs.
+            // SAFETY: `fd` was opened above and is not shared.
+            unsafe { libc::close(fd) };
+            Ok(theirs)
+        }
+    }
+}
+
+/// The text of `/proc/PID/stat`: through the pinned directory when there is one.
+pub(crate) fn read_stat(pid: u32) -> Option<String> {
+    // Acquire: pairs with the Release in `pin_proc_dir`.
+    let dir = PROC_DIR.load(Ordering::Acquire);
+    if dir < 0 {
+        return std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+    }
+    let rel = std::ffi::CString::new(format!("{pid}/stat")).ok()?;
+    // SAFETY: `rel` is NUL-terminated and outlives the call; `dir` stays open for the process.
+    let fd = unsafe { libc::openat(dir, rel.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // A stat line is well under 1 KiB; 4 KiB bounds the loop.
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: writing at most `buf.len() - len` bytes into `buf` from offset `len`.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    buf.truncate(len);
+    String::from_utf8(buf).ok()
+}
+
 fn stat(pid: u32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    parse_stat(&read_stat(pid)?)
 }
 
 /// Parse `/proc/PID/stat`. The command name (field 2) may hold spaces and parentheses, so fields
@@ -105,6 +169,18 @@ mod tests {
             .is_alive()
         );
         assert!(!ProcessId { pid: 0, start: 0 }.is_alive());
+    }
+
+    #[test]
+    fn a_pinned_proc_dir_reads_the_same_stat() {
+        let me = ProcessId::current();
+        let fd = pin_proc_dir().unwrap();
+        assert!(fd >= 0);
+        assert_eq!(pin_proc_dir().unwrap(), fd, "pinned once");
+        let s = stat(me.pid).unwrap();
+        assert_eq!(s.start, me.start);
+        assert!(me.is_alive());
+        assert!(read_stat(u32::MAX >> 1).is_none());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! # procs = 221                  # optional limits, as `dvs dc create` takes them
 //! # tasks = 34
 //! # sysprocs = 64
+//! # mode = 0o660                # optional: the region and pool files' mode (default 0o600)
+//! # group = "m3"                 # optional: their group, whose members may then bind
 //!
 //! [[server]]
 //! name = "systask"               # a known server: systask, pm, echo
@@ -89,6 +91,10 @@ pub struct DcSpec {
     pub tasks: u32,
     /// Slots, from the first task, that are system processes.
     pub sysprocs: u32,
+    /// The region and pool files' mode (default 0o600; 0o660 shares the DC with `group`).
+    pub mode: u32,
+    /// The files' group (a name or a number); `None`: the creator's.
+    pub group: Option<String>,
 }
 
 impl DcSpec {
@@ -100,6 +106,12 @@ impl DcSpec {
             nr_procs: self.procs,
             nr_tasks: self.tasks,
             nr_sysprocs: self.sysprocs,
+            // With a group, the files stay 0600 until they have it (`Dc::share`).
+            mode: if self.group.is_some() {
+                0o600
+            } else {
+                self.mode
+            },
             ..DcConfig::default()
         }
     }
@@ -253,6 +265,12 @@ pub enum ConfigErrorKind {
         /// System-process slots.
         sysprocs: i64,
     },
+    /// A file mode above 0o777 or without the owner's read and write.
+    #[error("mode {0:#o} must be at most 0o777 and include 0o600 (0o660 shares with the group)")]
+    Mode(i64),
+    /// An empty group name.
+    #[error("group must not be empty")]
+    Group,
     /// No `[[server]]` entry.
     #[error("no server to host: list at least one [[server]]")]
     NoServers,
@@ -298,6 +316,10 @@ struct RawDc {
     tasks: Option<Spanned<i64>>,
     #[serde(default)]
     sysprocs: Option<Spanned<i64>>,
+    #[serde(default)]
+    mode: Option<Spanned<i64>>,
+    #[serde(default)]
+    group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -526,6 +548,20 @@ fn dc_spec(raw: &RawDc, table: Range<usize>, at: &At<'_>) -> Result<DcSpec, Conf
         procs: as_u32(procs)?,
         tasks: as_u32(tasks)?,
         sysprocs: as_u32(sysprocs)?,
+        mode: match &raw.mode {
+            None => defaults.mode,
+            Some(m) => u32::try_from(*m.get_ref())
+                .ok()
+                .filter(|v| v & !0o777 == 0 && v & 0o600 == 0o600)
+                .ok_or_else(|| at(m.span(), ConfigErrorKind::Mode(*m.get_ref())))?,
+        },
+        group: match &raw.group {
+            None => None,
+            Some(g) if g.get_ref().is_empty() => {
+                return Err(at(g.span(), ConfigErrorKind::Group));
+            }
+            Some(g) => Some(g.get_ref().clone()),
+        },
     };
     if spec.dc_config(0).validate().is_err() {
         return Err(limits_err());
@@ -742,7 +778,9 @@ mod tests {
                 dcid: Some(7),
                 procs: 100,
                 tasks: 10,
-                sysprocs: 40
+                sysprocs: 40,
+                mode: 0o600,
+                group: None,
             }
         );
         assert_eq!(
@@ -785,6 +823,34 @@ mod tests {
                 .contains("known: systask, pm, echo, rdisk, fs, ftp"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn mode_and_group_share_the_dc() {
+        let c = Config::parse(
+            "[dc]\nname = \"S\"\nmode = 0o660\ngroup = \"m3\"\n[[server]]\nname = \"pm\"\n",
+        )
+        .unwrap();
+        assert_eq!((c.dc.mode, c.dc.group.as_deref()), (0o660, Some("m3")));
+        // The files are made 0600 and get the mode once they have the group.
+        assert_eq!(c.dc.dc_config(0).mode, 0o600);
+        let c =
+            Config::parse("[dc]\nname = \"S\"\nmode = 0o640\n[[server]]\nname = \"pm\"\n").unwrap();
+        assert_eq!(c.dc.dc_config(0).mode, 0o640);
+        for (bad, line) in [
+            ("mode = 0o1660", 3),
+            ("mode = 0o460", 3),
+            ("group = \"\"", 3),
+        ] {
+            let e = err(&format!(
+                "[dc]\nname = \"S\"\n{bad}\n[[server]]\nname = \"pm\"\n"
+            ));
+            assert_eq!(e.line, Some(line), "{bad}: {e}");
+            assert!(
+                matches!(e.kind, ConfigErrorKind::Mode(_) | ConfigErrorKind::Group),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

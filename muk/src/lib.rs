@@ -19,6 +19,7 @@ pub mod ftp_client;
 pub mod host;
 pub mod ipc;
 pub mod protocol;
+pub mod sandbox;
 pub mod server;
 pub mod sockets;
 pub mod storage;

@@ -27,10 +27,13 @@ pub(crate) fn spawn(
     let mut threads = Vec::with_capacity(servers.len());
     for (me, (hosted, proc)) in servers.into_iter().zip(procs).enumerate() {
         let own = stopper.clone();
+        crate::sandbox::runner_starting();
         let t = std::thread::Builder::new()
             .name(hosted.name.clone())
             .stack_size(hosted.stack_size)
             .spawn(move || {
+                crate::sandbox::name_thread(&hosted.name);
+                crate::sandbox::runner_ready();
                 let _ended = EndGuard {
                     stopper: own.clone(),
                     thread: me,

@@ -8,7 +8,11 @@
 //! muk2 serve NAME --dc DC [--nr N]       run one server as its own process in an existing DC
 //!     [--image F | --memory-mib N] [--format P]   (RDISK's disk, FS's format policy)
 //! muk2 check --dc DC [--expect LIST]     sendrec to each server from this (external) process
+//! muk2 sandbox-profile                   the system calls allowed after boot
 //! ```
+//!
+//! The default boot, `run` and `serve` install a seccomp allowlist after boot (`sandbox`);
+//! `--no-sandbox` leaves it out.
 //!
 //! Errors are printed as `muk2: MESSAGE`, with exit code 1 (2 for a bad command line, from
 //! clap). Region files live in `$M3IPC_SHM_DIR`, or `/dev/shm` when it is unset.
@@ -26,6 +30,8 @@ mod http_check;
 mod output;
 #[path = "muk2/run.rs"]
 mod run;
+#[path = "muk2/sandbox.rs"]
+mod sandbox;
 #[path = "muk2/signals.rs"]
 mod signals;
 #[path = "muk2/table.rs"]
@@ -53,6 +59,10 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Do not install the seccomp allowlist after boot (the default boot, `run`, `serve`); see
+    /// `muk2 sandbox-profile`.
+    #[arg(long, global = true)]
+    no_sandbox: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +109,14 @@ enum Command {
     Check(check::CheckArgs),
     /// Print the embedded default config (a starting point for `muk2 run --config`).
     DefaultConfig,
+    /// Print the sandbox's allowlist: the system calls a booted unikernel may make.
+    SandboxProfile,
+    /// Wait for standard input to close, then remove the DC (the sandbox's helper).
+    #[command(hide = true)]
+    RemoveDcAtEof {
+        /// The DC to remove.
+        dc: String,
+    },
 }
 
 /// Why `muk2` failed: printed as `muk2: MESSAGE`, exit code 1.
@@ -142,6 +160,7 @@ fn main() -> ExitCode {
     // SIGPIPE stays ignored, as Rust's runtime set it (not in the mask of `signals` either): a
     // closed output ends the printing (`output`, `muk::diag!`), never the servers. See `output`.
     let cli = Cli::parse();
+    sandbox::set_enabled(!cli.no_sandbox);
     let result = match cli.command {
         None => boot::run(),
         Some(Command::Run { config, threads }) => run::run(&config, threads),
@@ -155,6 +174,8 @@ fn main() -> ExitCode {
         }) => run::serve(&name, &dc, nr, stack_kib, threads, &storage),
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::DefaultConfig) => output::print(muk::config::DEFAULT_TOML),
+        Some(Command::SandboxProfile) => sandbox::print_profile(),
+        Some(Command::RemoveDcAtEof { dc }) => sandbox::remove_dc_at_eof(&dc),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

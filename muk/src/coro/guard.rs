@@ -25,6 +25,8 @@ struct Guard {
     hi: AtomicUsize,
     /// Usable stack bytes.
     stack: AtomicUsize,
+    /// One past the stack's highest byte (its base).
+    base: AtomicUsize,
     /// The server's name: a leaked `[u8; NAME_MAX]`, NUL-padded.
     name: AtomicPtr<u8>,
 }
@@ -34,6 +36,7 @@ const FREE: Guard = Guard {
     lo: AtomicUsize::new(0),
     hi: AtomicUsize::new(0),
     stack: AtomicUsize::new(0),
+    base: AtomicUsize::new(0),
     name: AtomicPtr::new(core::ptr::null_mut()),
 };
 
@@ -88,10 +91,31 @@ pub(crate) fn register(
         {
             g.hi.store(hi, Ordering::Relaxed);
             g.stack.store(stack_size, Ordering::Relaxed);
+            g.base.store(stack.base().get(), Ordering::Relaxed);
             g.name.store(label.as_mut_ptr(), Ordering::Relaxed);
             // Release: the handler that reads this `lo` (Acquire) sees the fields above.
             g.lo.store(lo, Ordering::Release);
             return Some(Registration(i));
+        }
+    }
+    None
+}
+
+/// The name of the server whose coroutine stack holds address `sp` (async-signal-safe: atomic
+/// loads only), for the sandbox's report of a forbidden call.
+pub(crate) fn server_at(sp: usize) -> Option<&'static [u8]> {
+    for g in &GUARDS {
+        // Acquire: pairs with the Release in `register`.
+        let lo = g.lo.load(Ordering::Acquire);
+        if lo > 1 && sp > lo && sp <= g.base.load(Ordering::Relaxed) {
+            let name = g.name.load(Ordering::Relaxed);
+            if name.is_null() {
+                return None;
+            }
+            // SAFETY: `name` points to a leaked, never-freed `[u8; NAME_MAX]` (see `register`).
+            let label: &'static [u8] = unsafe { core::slice::from_raw_parts(name, NAME_MAX) };
+            let end = label.iter().position(|&b| b == 0).unwrap_or(NAME_MAX);
+            return label.get(..end);
         }
     }
     None

@@ -10,6 +10,7 @@
 mod ctx;
 mod guard;
 mod io;
+pub(crate) use guard::server_at;
 mod kernel;
 mod scheduler;
 mod timer;
@@ -30,6 +31,7 @@ pub(crate) fn spawn(
     procs: Vec<Proc>,
     stopper: Stopper,
 ) -> std::io::Result<JoinHandle<Vec<ServerExit>>> {
+    crate::sandbox::runner_starting();
     std::thread::Builder::new()
         .name("muk2".into())
         .spawn(move || {
@@ -79,6 +81,8 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
             *cell.borrow_mut() = Some(co);
         }
     }
+    // Stacks, signal stack and handlers are in place: the sandbox may close in.
+    crate::sandbox::runner_ready();
     let out = scheduler::run(&k, stopper);
     // The coroutines hold the kernel (a cycle through `Rc`): drop them, then their guards.
     for cell in &k.cos {

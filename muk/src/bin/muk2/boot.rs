@@ -5,7 +5,7 @@ use crate::check::Expected;
 use crate::hosting::{self, CreatedDc, Watched};
 use crate::run::print_flush;
 use crate::signals::{self, Event, Signals};
-use crate::{Error, Result, table};
+use crate::{Error, Result, sandbox, table};
 use muk::Host;
 use muk::config::Config;
 use std::os::unix::process::CommandExt;
@@ -28,7 +28,7 @@ pub fn run() -> Result<()> {
     hosting::remove_stale(PRIVATE_PREFIX);
     let signals = Signals::block()?;
     let boot_start = Instant::now();
-    let created = CreatedDc::create(&config.dc)?;
+    let mut created = CreatedDc::create(&config.dc)?;
     let dc = created.dc();
     let servers = config
         .servers
@@ -66,8 +66,11 @@ pub fn run() -> Result<()> {
         .iter()
         .map(|s| Expected::at(s.kind, s.nr).arg())
         .collect();
-    let checked = self_check(&signals, dc.name(), &expect.join(","))
-        .and_then(|()| crate::http_check::check(dc.name()));
+    let name = dc.name().to_string();
+    // The self-check client is started before the sandbox closes in (it could not be after).
+    let checked = self_check(&signals, &name, &expect.join(","), |child| {
+        sandbox::lock_down(Some(&mut created), &[child])
+    });
     let exits = watched.stop();
     drop(created);
     checked?;
@@ -102,12 +105,24 @@ fn resident() -> String {
 
 /// Run `muk2 check` as a child process (an outside client, not a thread of ours) and wait for
 /// it, or for SIGINT/SIGTERM.
-fn self_check(signals: &Signals, dc: &str, expect: &str) -> Result<()> {
+fn self_check(
+    signals: &Signals,
+    dc: &str,
+    expect: &str,
+    started: impl FnOnce(u32) -> Result<()>,
+) -> Result<()> {
     let exe = std::env::current_exe()
         .map_err(|e| Error(format!("cannot find the muk2 executable: {e}")))?;
     let mut cmd = Command::new(&exe);
     cmd.args(["check", "--dc", dc, "--expect", expect])
         .stdin(Stdio::null());
+    // The HTTP checks run in the client too: the unikernel, under its sandbox, opens no
+    // connection of its own.
+    for (flag, server) in [("--web", "web"), ("--is", "is")] {
+        if let Some(a) = muk::sockets::announced(server) {
+            cmd.args([flag, &a.to_string()]);
+        }
+    }
     // SAFETY: the closure runs in the child between fork and exec and makes one prctl call,
     // which is async-signal-safe; it changes only the child's own attributes. The parent-death
     // signal survives exec, so a `muk2` killed mid-check leaves no client behind (it is sent
@@ -126,14 +141,21 @@ fn self_check(signals: &Signals, dc: &str, expect: &str) -> Result<()> {
     let pid = child.id();
     let (tx, rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
     // The wait happens on a thread that wakes us, so that a signal can end our wait too.
-    std::thread::Builder::new()
-        .name("muk2-check-wait".into())
-        .spawn(move || {
-            let mut child = child;
-            let _ = tx.send(child.wait());
-            signals::wake_main();
-        })
-        .map_err(|e| Error(format!("cannot start a thread: {e}")))?;
+    sandbox::spawn_started("muk2-check-wait", move || {
+        let mut child = child;
+        let _ = tx.send(child.wait());
+        signals::wake_main();
+    })?;
+    let kill = || {
+        // SAFETY: kill has no memory effects; `pid` is our child, not yet reaped (the waiting
+        // thread reaps it), so the pid cannot have been reused.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        let _ = rx.recv();
+    };
+    if let Err(e) = started(pid) {
+        kill();
+        return Err(e);
+    }
     let kill = || {
         // SAFETY: kill has no memory effects; `pid` is our child, not yet reaped (the waiting
         // thread reaps it), so the pid cannot have been reused.

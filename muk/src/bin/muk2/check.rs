@@ -27,6 +27,12 @@ pub struct CheckArgs {
     /// Timed round trips per server.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
+    /// Also put a file through FTP and GET it back from the web server at this address.
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<std::net::SocketAddr>,
+    /// Also fetch the page and the JSON of the IS server at this address.
+    #[arg(long, value_name = "ADDR")]
+    pub is: Option<std::net::SocketAddr>,
 }
 
 /// A server `check` expects: which, and at which slot (`None`: its well-known number).
@@ -74,7 +80,16 @@ const ANSWER: Timeout = Timeout::Millis(5000);
 
 /// Run the check; print one line per server; fail if any server fails.
 pub fn run(args: &CheckArgs) -> Result<()> {
-    let dc = Dc::open(&args.dc)?;
+    let dc = Dc::open(&args.dc).map_err(|e| match e.errno() {
+        // A DC shared with a group (`[dc] group`, `dvs dc create --group`) admits its members.
+        Errno::EDVSACCES => Error(format!(
+            "DC {}: permission denied ({e}): binding needs read and write access to its region \
+             and pool files (shared with a group by `[dc] group` and `mode`, or `dvs dc create \
+             --group G --mode 660`)",
+            args.dc
+        )),
+        _ => Error::from(e),
+    })?;
     let expected: Vec<Expected> = if args.expect.is_empty() {
         ServerKind::ALL
             .into_iter()
@@ -128,7 +143,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             expected.len()
         )));
     }
-    Ok(())
+    crate::http_check::check(&args.dc, args.web, args.is)
 }
 
 /// Bind the first free user slot (users may only `sendrec`, which is all a client needs).

@@ -8,36 +8,65 @@ use muk::config::{DcSpec, ServerSpec};
 use muk::{Host, Hosted, Runner, ServerExit, ServerKind, Stopper};
 use std::sync::mpsc;
 
-/// A DC this process created: removed when dropped, whatever path the program leaves by.
+/// A DC this process created: removed when dropped, whatever path the program leaves by (under
+/// the sandbox by its helper process, see `sandbox`).
 pub struct CreatedDc {
     dc: Dc,
+    janitor: Option<crate::sandbox::Janitor>,
 }
 
 impl CreatedDc {
     /// Create the DC of `spec`, exclusively, taking over a DC of that name left by dead
     /// processes (said on stderr). Without a `dcid` in the config, take the lowest id no other
-    /// DC in the region directory uses.
+    /// DC in the region directory uses. With a `group`, the files get it and then the config's
+    /// mode.
     pub fn create(spec: &DcSpec) -> Result<CreatedDc> {
-        let created = match spec.dcid {
+        let gid = match &spec.group {
+            Some(g) => Some(m3ipc::group_id(g).map_err(|e| Error(format!("[dc] group: {e}")))?),
+            None => None,
+        };
+        let taken = match spec.dcid {
             Some(dcid) => Dc::create_or_take_over(&spec.name, &spec.dc_config(dcid), false),
             None => Dc::create_or_take_over(&spec.name, &spec.dc_config(0), true),
         }
         .map_err(|e| exists_hint(e, &spec.name))?;
-        if let Some(t) = &created.taken_over {
+        if let Some(t) = &taken.taken_over {
             muk::diag!("muk2: {t}");
         }
-        Ok(CreatedDc { dc: created.dc })
+        // From here on a failure removes the DC (drop).
+        let created = CreatedDc {
+            dc: taken.dc,
+            janitor: None,
+        };
+        if gid.is_some() {
+            created.dc.share(gid, spec.mode).map_err(|e| {
+                Error(format!(
+                    "cannot give DC {} group {:?} and mode {:#o}: {e}",
+                    spec.name,
+                    spec.group.as_deref().unwrap_or_default(),
+                    spec.mode
+                ))
+            })?;
+        }
+        Ok(created)
     }
 
     /// The DC.
     pub fn dc(&self) -> &Dc {
         &self.dc
     }
+
+    /// Leave the removal to `janitor` (the sandbox forbids it to this process).
+    pub fn hand_removal_to(&mut self, janitor: crate::sandbox::Janitor) {
+        self.janitor = Some(janitor);
+    }
 }
 
 impl Drop for CreatedDc {
     fn drop(&mut self) {
-        if let Err(e) = Dc::remove(self.dc.name()) {
+        if let Some(j) = self.janitor.take() {
+            j.finish();
+        } else if let Err(e) = Dc::remove(self.dc.name()) {
             muk::diag!("muk2: removing DC {}: {e}", self.dc.name());
         }
     }
@@ -126,13 +155,10 @@ impl Watched {
     pub fn new(host: Host) -> Result<Watched> {
         let stopper = host.stopper();
         let (tx, exits) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("muk2-watch".into())
-            .spawn(move || {
-                let _ = tx.send(host.join());
-                signals::wake_main();
-            })
-            .map_err(|e| Error(format!("cannot start a thread: {e}")))?;
+        crate::sandbox::spawn_started("muk2-watch", move || {
+            let _ = tx.send(host.join());
+            signals::wake_main();
+        })?;
         Ok(Watched { stopper, exits })
     }
 

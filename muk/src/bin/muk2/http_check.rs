@@ -44,9 +44,10 @@ fn get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
     Ok((status, all.split_off(end + 4)))
 }
 
-/// Check both servers when hosted; print a line each.
-pub fn check(dc: &str) -> Result<()> {
-    if let Some(web) = muk::sockets::announced("web") {
+/// Check the web server at `web` and IS at `is`, each when given (`muk2 check --web --is`; the
+/// default boot passes the addresses its servers announced); print a line each.
+pub fn check(dc: &str, web: Option<SocketAddr>, is: Option<SocketAddr>) -> Result<()> {
+    if let Some(web) = web {
         let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let mut c = FtpClient::connect(dc, &ConnectOptions::default())
             .map_err(|e| Error(format!("web check: {e}")))?;
@@ -75,7 +76,7 @@ pub fn check(dc: &str) -> Result<()> {
             took.as_secs_f64() * 1e3
         ));
     }
-    if let Some(is) = muk::sockets::announced("is") {
+    if let Some(is) = is {
         let (s1, page) = get(is, "/")?;
         let (s2, json) = get(is, "/api/state")?;
         let page = String::from_utf8_lossy(&page);

@@ -3,7 +3,7 @@
 
 use crate::hosting::{self, CreatedDc, Watched};
 use crate::signals::{self, Event, Signals};
-use crate::{Error, Result, table};
+use crate::{Error, Result, sandbox, table};
 use clap::Args;
 use m3ipc::Dc;
 use muk::config::{Config, ServerSpec, default_nr};
@@ -25,15 +25,18 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     };
     // Before any thread exists, so that all of them inherit the mask.
     let signals = Signals::block()?;
-    let created = CreatedDc::create(&config.dc)?;
+    let mut created = CreatedDc::create(&config.dc)?;
     let dc = created.dc();
-    let servers = config
+    let mut servers = config
         .servers
         .iter()
         .map(hosting::hosted)
         .collect::<Result<Vec<_>>>()?;
+    servers.extend(sandbox::test_server()?);
     let host = Host::start(dc, servers, runner)?;
     let watched = Watched::new(host)?;
+    sandbox::lock_down(Some(&mut created), &[])?;
+    let dc = created.dc();
     let info = dc.info();
     let external = config.external();
     let mut text = format!(
@@ -159,6 +162,7 @@ pub fn serve(
     };
     let host = Host::start(&dc, vec![hosting::hosted(&spec)?], runner)?;
     let watched = Watched::new(host)?;
+    sandbox::lock_down(None, &[])?;
     print_flush(&format!(
         "muk2: {name} serving at nr {nr} in DC {dc_name} under {}; stop with SIGINT or SIGTERM\n",
         hosting::runner_name(runner)
