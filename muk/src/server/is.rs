@@ -24,7 +24,8 @@ const ASK: Timeout = Timeout::Millis(1000);
 
 /// The information server.
 pub struct Is {
-    listener: TcpListener,
+    /// Taken while the engine serves (the engine borrows `self` as the site beside it).
+    listener: Option<TcpListener>,
     fs_nr: i32,
     rdisk_nr: i32,
     served: u64,
@@ -35,7 +36,7 @@ impl Is {
     /// well-known slots.
     pub fn bind(addr: SocketAddr) -> std::io::Result<Is> {
         Ok(Is {
-            listener: crate::sockets::listen(addr)?,
+            listener: Some(crate::sockets::listen(addr)?),
             fs_nr: crate::ServerKind::Fs.default_nr(),
             rdisk_nr: crate::ServerKind::Rdisk.default_nr(),
             served: 0,
@@ -44,17 +45,20 @@ impl Is {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::other("IS is serving")),
+        }
     }
 }
 
 impl Server for Is {
     fn serve(&mut self, ipc: &mut dyn Ipc) -> Result<()> {
-        let listener = self
-            .listener
-            .try_clone()
-            .map_err(|_| m3ipc::Errno::EDVSNOMEM)?;
-        engine::serve(self, ipc, &listener, Limits::default())
+        // Taken, not cloned: a clone is a system call the sandbox does not allow.
+        let listener = self.listener.take().ok_or(m3ipc::Errno::EDVSBADCALL)?;
+        let r = engine::serve(self, ipc, &listener, Limits::default());
+        self.listener = Some(listener);
+        r
     }
 
     fn layer(&self) -> u8 {
