@@ -138,6 +138,19 @@ impl Node {
 
 impl Events for Node {
     fn up_with(&self, peer: u32, hello: &Hello) {
+        // A link may come up before `Peers::start` has returned its handle to us: wait for it
+        // (briefly), or the full set of binds would be lost.
+        let since = std::time::Instant::now();
+        while self
+            .peers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+            && !self.stopping.load(Ordering::Relaxed)
+            && since.elapsed() < std::time::Duration::from_secs(2)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let names: Vec<String> = hello.dcs.iter().map(|d| d.name.clone()).collect();
         eprintln!(
             "m3node {}: node {peer} connected (serves {})",
