@@ -65,7 +65,10 @@ fn run_daemon(path: &std::path::Path) -> Result<()> {
 }
 
 fn ago(t: SystemTime) -> String {
-    let s = SystemTime::now().duration_since(t).unwrap_or_default().as_secs();
+    let s = SystemTime::now()
+        .duration_since(t)
+        .unwrap_or_default()
+        .as_secs();
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{}s", s / 60, s % 60),
@@ -88,7 +91,10 @@ fn show_status() -> Result<()> {
     let age = SystemTime::now()
         .duration_since(st.updated)
         .unwrap_or_default();
-    let mut text = format!("node {} listening on {} (pid {})", st.node, st.listen, st.pid);
+    let mut text = format!(
+        "node {} listening on {} (pid {})",
+        st.node, st.listen, st.pid
+    );
     if age > Duration::from_secs(5) {
         text += &format!(
             ": STALE, last written {} ago (the daemon is not running?)",
@@ -118,7 +124,12 @@ fn show_status() -> Result<()> {
         t.push(vec![
             p.node.to_string(),
             p.address.map_or_else(|| "-".into(), |a| a.to_string()),
-            if p.since.is_some() { "connected" } else { "down" }.into(),
+            if p.since.is_some() {
+                "connected"
+            } else {
+                "down"
+            }
+            .into(),
             p.since.map_or_else(|| "-".into(), ago),
             p.frames_out.to_string(),
             p.bytes_out.to_string(),

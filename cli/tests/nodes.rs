@@ -151,7 +151,9 @@ impl Ep {
     #[track_caller]
     fn result(&self, within: Duration) -> Vec<i32> {
         let l = self.line(within);
-        let rest = l.strip_prefix("RES ").unwrap_or_else(|| panic!("not a result: {l}"));
+        let rest = l
+            .strip_prefix("RES ")
+            .unwrap_or_else(|| panic!("not a result: {l}"));
         rest.split_whitespace()
             .map(|v| v.parse().unwrap_or(i32::MIN))
             .collect()
@@ -252,7 +254,11 @@ impl Node {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "node {} never connected", self.id);
+            assert!(
+                Instant::now() < deadline,
+                "node {} never connected",
+                self.id
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -341,10 +347,16 @@ fn every_call_crosses_three_nodes() {
 
     // sendrec + reply, from two nodes.
     s.cmd(&format!("recv {ANY}"));
-    assert_eq!(c1.call(&format!("sendrec {} 1000", s.ep)), vec![0, s.ep, 1001]);
+    assert_eq!(
+        c1.call(&format!("sendrec {} 1000", s.ep)),
+        vec![0, s.ep, 1001]
+    );
     assert_eq!(s.result(LONG), vec![0, c1.ep, 1000]);
     s.cmd(&format!("recv {ANY}"));
-    assert_eq!(c2.call(&format!("sendrec {} 1100", s.ep)), vec![0, s.ep, 1101]);
+    assert_eq!(
+        c2.call(&format!("sendrec {} 1100", s.ep)),
+        vec![0, s.ep, 1101]
+    );
     assert_eq!(s.result(LONG), vec![0, c2.ep, 1100]);
 
     // send completes only on delivery: blocked while the receiver has not received.
@@ -374,7 +386,10 @@ fn every_call_crosses_three_nodes() {
 
     // The other way: node 0 to node 1.
     c1.cmd(&format!("recv {ANY}"));
-    assert_eq!(s.call(&format!("sendrec {} 1200", c1.ep)), vec![0, c1.ep, 1201]);
+    assert_eq!(
+        s.call(&format!("sendrec {} 1200", c1.ep)),
+        vec![0, c1.ep, 1201]
+    );
     assert_eq!(c1.result(LONG), vec![0, s.ep, 1200]);
 
     // 1000 messages between one pair, in order.
@@ -415,7 +430,10 @@ fn a_killed_daemon_or_server_fails_the_callers() {
     assert_eq!(c.result(LONG)[0], Errno::EDVSNOTCONN.code());
     assert_eq!(c2.result(LONG), vec![Errno::EDVSNOTCONN.code()]);
     let took = killed.elapsed();
-    assert!(took < Duration::from_millis(2500), "learnt it after {took:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "learnt it after {took:?}"
+    );
 
     // Restarted, it links again and the calls work.
     nodes[0].start_daemon();
@@ -424,7 +442,10 @@ fn a_killed_daemon_or_server_fails_the_callers() {
     c.sees(s.ep);
     s.sees(c.ep);
     s.cmd(&format!("recv {ANY}"));
-    assert_eq!(c.call(&format!("sendrec {} 1000", s.ep)), vec![0, s.ep, 1001]);
+    assert_eq!(
+        c.call(&format!("sendrec {} 1000", s.ep)),
+        vec![0, s.ep, 1001]
+    );
     assert_eq!(s.result(LONG), vec![0, c.ep, 1000]);
 
     // The remote server dies mid-sendrec (it took the request): EDVSDEADSRCDST.
@@ -450,4 +471,110 @@ fn a_stale_remote_generation_is_refused() {
     c.sees(s.ep);
     let r = c.call(&format!("sendrec {old} 1000"));
     assert_eq!(r[0], Errno::EDVSENDPOINT.code(), "{r:?}");
+    let _ = s;
+}
+
+/// No daemon on the caller's node any more (SIGKILLed): the remote slots it owned are released
+/// by the first caller's liveness check (`EDVSNOTCONN`); after that the endpoint is simply not
+/// bound here (`EDVSENDPOINT`). `EDVSNOPROXY` (a remote slot still bound whose proxy is gone)
+/// is the fabric's and is tested in `ipc/tests/remote.rs`: a dead daemon's slots are released
+/// together, so it is not reached here.
+#[test]
+fn no_daemon_on_the_node() {
+    let mut nodes = cluster(2);
+    let s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    c.sees(s.ep);
+    nodes[1].kill_daemon();
+    let r = c.call(&format!("sendrec {} 1000", s.ep));
+    assert_eq!(r[0], Errno::EDVSNOTCONN.code(), "{r:?}");
+    assert_eq!(
+        c.call(&format!("send {} 1", s.ep)),
+        vec![Errno::EDVSENDPOINT.code()]
+    );
+    assert_eq!(
+        c.call(&format!("notify {}", s.ep)),
+        vec![Errno::EDVSENDPOINT.code()]
+    );
+    let _ = s;
+}
+
+/// A fake node 1 (the links of `m3cluster`, in this process) that serves only DC `other`.
+struct FakePeer {
+    frames: std::sync::Mutex<Vec<m3cluster::wire::Frame>>,
+}
+
+impl m3cluster::peers::Events for FakePeer {
+    fn frame(&self, _peer: u32, frame: m3cluster::wire::Frame) {
+        self.frames.lock().unwrap().push(frame);
+    }
+}
+
+#[test]
+fn a_call_for_a_dc_the_node_does_not_serve_is_nodcnode() {
+    use m3cluster::peers::{PeerSpec, Peers};
+    use m3cluster::wire::{Command as Cmd, DcEntry, Frame, Hello};
+    // Node 0: a real daemon serving DC `nodes`, whose peer 1 is the fake.
+    let fake_port = free_port();
+    let mut nodes = cluster(1);
+    let node = &mut nodes[0];
+    node.kill_daemon();
+    let port = free_port();
+    std::fs::write(
+        &node.config,
+        format!(
+            "node = 0\nlisten = \"127.0.0.1:{port}\"\ndcs = [\"{DC}\"]\n\
+             [[peer]]\nnode = 1\naddress = \"127.0.0.1:{fake_port}\"\n"
+        ),
+    )
+    .unwrap();
+    node.start_daemon();
+    let events = std::sync::Arc::new(FakePeer {
+        frames: std::sync::Mutex::new(Vec::new()),
+    });
+    let other = DcEntry {
+        name: "other".into(),
+        id: 9,
+        nr_tasks: 34,
+        nr_procs: 221,
+        nr_sysprocs: 64,
+    };
+    let peers = Peers::start(
+        Hello::new(1, None, vec![other]),
+        ([127, 0, 0, 1], fake_port).into(),
+        &[PeerSpec {
+            node: 0,
+            address: ([127, 0, 0, 1], port).into(),
+        }],
+        events.clone(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + LONG;
+    while !peers.is_connected(0) {
+        assert!(Instant::now() < deadline, "the daemon never dialled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // DC 9 is not served there; DC 7 is, but this node did not say it serves it.
+    for (dc, seq) in [(9, 1), (7, 2)] {
+        let mut f = Frame::new(Cmd::Sendrec, dc, endpoint::make(1, 5), 6, seq);
+        f.msg = Message::new(1000);
+        peers.send(0, &f).unwrap();
+    }
+    let deadline = Instant::now() + LONG;
+    loop {
+        let got: Vec<(u64, i32, Cmd)> = events
+            .frames
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| (f.seq, f.rcode, f.cmd))
+            .collect();
+        if got.len() >= 2 {
+            let code = Errno::EDVSNODCNODE.code();
+            assert_eq!(got, vec![(1, code, Cmd::Reply), (2, code, Cmd::Reply)]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer: {got:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
