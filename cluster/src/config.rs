@@ -290,6 +290,14 @@ address = "localhost:7002"
     }
 
     #[test]
+    fn proxy_nr_defaults_to_the_lowest_task_slot() {
+        let c = NodeConfig::parse(&format!("{GOOD}\n[proxy_nr]\nweb = 20\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.proxy_nr("web", 34), 20);
+        assert_eq!(c.proxy_nr("DC0", 34), -34);
+    }
+
+    #[test]
     fn load_names_the_file() {
         let e = NodeConfig::load(Path::new("/nonexistent/node.toml"))
             .map(|_| ())
