@@ -6,6 +6,8 @@
 //! dvs dc ls
 //! dvs ps NAME
 //! dvs demo [--count N] [--policy adaptive|block|spin] [--cpus same|different|any]
+//! dvs node run --config node.toml
+//! dvs node status
 //! dvs bench [--quick] [--out DIR] [--count N] [--only TEXT | --zero-copy]
 //! ```
 //!
@@ -20,6 +22,7 @@ mod dc_cmd;
 mod demo;
 mod error;
 mod interrupt;
+mod node_cmd;
 mod ps;
 mod table;
 
@@ -58,6 +61,9 @@ enum Command {
         not run, on a bad argument, or 130 after Ctrl-C."
     )]
     Bench(bench::BenchArgs),
+    /// Run this node's daemon (a DC over several nodes), or show its links.
+    #[command(subcommand)]
+    Node(node_cmd::NodeCommand),
 }
 
 impl Command {
@@ -67,6 +73,7 @@ impl Command {
             Command::Ps { name } => ps::run(name),
             Command::Demo(args) => demo::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Node(cmd) => node_cmd::run(cmd),
         }
     }
 }

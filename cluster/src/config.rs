@@ -6,10 +6,17 @@
 //! listen = "127.0.0.1:7000"     # where the peers reach this node
 //! dcs = ["DC0"]                 # the DCs this node serves (their regions exist on this node)
 //!
+//! [proxy_nr]                    # optional: the proxy slot's nr in a DC
+//! DC0 = -34                     # default: the DC's lowest task slot, -nr_tasks
+//!
 //! [[peer]]                      # one entry per other node (a static list; etcd comes later)
 //! node = 1
 //! address = "127.0.0.1:7001"
 //! ```
+//!
+//! The daemon binds each DC's proxy slot at `proxy_nr` (see [`NodeConfig::proxy_nr`]): a slot no
+//! process of the DC uses. By default the lowest task slot, `-nr_tasks` (`HARDWARE` is -1 and
+//! `SYSTEM` -2, the lowest is the one least likely used).
 //!
 //! Every mistake is refused with a message that names the key (and the file, from
 //! [`NodeConfig::load`]); unknown keys are mistakes too.
@@ -31,6 +38,8 @@ pub struct NodeConfig {
     pub dcs: Vec<String>,
     /// The other nodes.
     pub peers: Vec<PeerSpec>,
+    /// The proxy slot's nr per DC, where the file gives one.
+    pub proxy_nrs: Vec<(String, i32)>,
 }
 
 /// What is wrong with a configuration.
@@ -70,6 +79,8 @@ struct Raw {
     dcs: Vec<String>,
     #[serde(default)]
     peer: Vec<RawPeer>,
+    #[serde(default)]
+    proxy_nr: std::collections::BTreeMap<String, i32>,
 }
 
 #[derive(Deserialize)]
@@ -157,12 +168,27 @@ impl NodeConfig {
                 address,
             });
         }
+        if let Some(name) = raw.proxy_nr.keys().find(|n| !raw.dcs.contains(n)) {
+            return Err(bad(format!(
+                "[proxy_nr] {name:?}: not one of the DCs in dcs"
+            )));
+        }
         Ok(NodeConfig {
             node: raw.node,
             listen,
             dcs: raw.dcs,
             peers,
+            proxy_nrs: raw.proxy_nr.into_iter().collect(),
         })
+    }
+
+    /// The proxy slot's nr in DC `name`, which has `nr_tasks` task slots: the configured one,
+    /// else `-nr_tasks` (see the module docs).
+    pub fn proxy_nr(&self, name: &str, nr_tasks: u32) -> i32 {
+        self.proxy_nrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(-i32::try_from(nr_tasks).unwrap_or(i32::MAX), |(_, nr)| *nr)
     }
 }
 
@@ -252,11 +278,23 @@ address = "localhost:7002"
             ),
             (format!("{GOOD}\nextra = 1\n"), "unknown field `extra`"),
             (GOOD.replace("listen", "listne"), "listne"),
+            (
+                format!("{GOOD}\n[proxy_nr]\nnope = 3\n"),
+                "[proxy_nr] \"nope\": not one of the DCs",
+            ),
         ];
         for (text, want) in cases {
             let e = err(&text);
             assert!(e.contains(want), "{want:?} not in {e:?}");
         }
+    }
+
+    #[test]
+    fn proxy_nr_defaults_to_the_lowest_task_slot() {
+        let c = NodeConfig::parse(&format!("{GOOD}\n[proxy_nr]\nweb = 20\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.proxy_nr("web", 34), 20);
+        assert_eq!(c.proxy_nr("DC0", 34), -34);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! crate does the networking.
 
 pub mod config;
+pub mod daemon;
 pub mod handshake;
 pub mod peers;
 pub mod wire;

@@ -45,6 +45,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 pub trait Events: Send + Sync + 'static {
     /// A connection to `peer` passed its handshake; frames from it follow.
     fn up(&self, _peer: u32) {}
+    /// As [`Events::up`], with the peer's hello (the DCs it serves); calls [`Events::up`]
+    /// unless overridden.
+    fn up_with(&self, peer: u32, _hello: &Hello) {
+        self.up(peer);
+    }
     /// A frame from `peer` (never a heartbeat or a goodbye: the links take those). Runs on the
     /// link's reader thread: the next frame waits until it returns.
     fn frame(&self, peer: u32, frame: Frame);
@@ -390,7 +395,7 @@ impl Shared {
         if replaced.is_some() {
             self.events.down(link.peer, "replaced by a new connection");
         }
-        self.events.up(link.peer);
+        self.events.up_with(link.peer, &accepted.hello);
         let s = self.clone();
         self.spawn(move || write_loop(&s, i, generation, writer));
         let s = self.clone();

@@ -440,6 +440,12 @@ impl Dc {
         Err(Errno::EDVSSLOTUSED)
     }
 
+    /// The count of bind events: it changes whenever a slot of this DC is bound or released,
+    /// so a watcher (the node daemon announcing local binds) rescans only when it moved.
+    pub fn bind_events(&self) -> u32 {
+        self.region.header().bind_bell.rings()
+    }
+
     /// `getep`: the endpoint bound by process `pid` in this DC (its first one), else
     /// `EDVSNOTBIND`.
     pub fn getep(&self, pid: u32) -> Result<Endpoint> {

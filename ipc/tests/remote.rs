@@ -297,6 +297,24 @@ fn concurrent_incoming_calls_on_threads() {
 }
 
 #[test]
+fn a_request_the_far_side_could_not_answer_fails_its_client() {
+    let t = TestDc::new('r');
+    let (_proxy, r) = daemon(&t.dc);
+    let (rx, h) = caller(&t.dc, P, |p| {
+        let mut m = msg(1);
+        p.sendrec(r_ep(), &mut m, T)
+    });
+    let Taken::Request(m) = r.take_held(ANY, T).unwrap() else {
+        panic!("expected a request")
+    };
+    r.fail_request(m.m_source, Errno::EDVSNODCNODE).unwrap();
+    assert_eq!(rx.recv_timeout(LONG).unwrap(), Err(Errno::EDVSNODCNODE));
+    h.join().unwrap();
+    // The client is gone (its thread unbound it): refused.
+    assert!(r.fail_request(P, Errno::EDVSNOTCONN).is_err());
+}
+
+#[test]
 fn stale_generations_local_binds_and_non_proxies_are_refused() {
     let t = TestDc::new('r');
     let (proxy, r) = daemon(&t.dc);

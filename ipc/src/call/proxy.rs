@@ -189,6 +189,33 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Remote slot only: the far side could not answer the `sendrec` request of `client` that
+    /// this slot took (the link went, the far DC refused it, ...): the client's `sendrec`
+    /// returns `why` instead of a reply.
+    ///
+    /// Errors: `EDVSDCNOTRUN`, `EDVSNOTBIND`, `EDVSLCLPROC` (not a remote slot), peer errors for
+    /// `client`, and `EDVSPROCSTS` when `client` no longer waits for a reply from this slot.
+    pub fn fail_request(&self, client: Endpoint, why: Errno) -> Result<()> {
+        self.bound()?;
+        if !self.remote {
+            return Err(Errno::EDVSLCLPROC);
+        }
+        let peer = self.peer(client, Role::Destination, Errno::EDVSENDPOINT)?;
+        let replying = self.claim_reply(&peer).ok_or(Errno::EDVSPROCSTS)?;
+        let env = &peer.slot.envelopes[SYNC];
+        // The claim (`Replying`) keeps the client from withdrawing; the sequence number keeps
+        // this from landing on its next call.
+        if !env.transition(replying, EnvState::failed(why.code(), replying.seq())) {
+            return Err(Errno::EDVSPROCSTS);
+        }
+        if self.region().bell(peer.slot).ring() {
+            wait::mark_woken(&peer.slot.cpu);
+        }
+        Ok(())
+    }
+}
+
 /// A call taken by a remote slot's proxy ([`Proc::take_held`]).
 #[derive(Debug)]
 pub enum Taken {

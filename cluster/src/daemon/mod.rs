@@ -1,0 +1,202 @@
+//! The node daemon: it makes calls cross nodes.
+//!
+//! One daemon per node (`dvs node run --config node.toml`). For each DC of its configuration it
+//! opens the DC's region (which must exist on this node: `dvs dc create` first, with the same id
+//! and limits on every node, and this node's id as `--node`), binds the DC's proxy slot (at
+//! [`NodeConfig::proxy_nr`]) and then:
+//!
+//! - **announces local binds**: a watcher thread per DC rescans the slot table whenever the DC's
+//!   bind events move ([`m3ipc::Dc::bind_events`], and at least once a second) and sends
+//!   `Bound{src = endpoint, name}` / `Unbound{src}` to every connected peer that serves the DC;
+//!   a link that comes up gets the full set. A local caller's own endpoint is also announced
+//!   just before its first call is forwarded, on the same link, so the far side always knows
+//!   the source of a call it receives.
+//! - **mirrors the peers' binds** into remote slots ([`m3ipc::Proc::bind_remote`], at the
+//!   remote generation). `Unbound` unbinds the remote slot explicitly (its waiters get the
+//!   local dead-peer errors); a link that goes down drops the remote slots of that node (their
+//!   waiters get `EDVSNOTCONN`). An `nr` bound here and announced by a peer (or by two peers) is
+//!   a conflict: the remote one is refused and logged.
+//! - **forwards outgoing calls**: the watcher sleeps on the proxy's doorbell (which every remote
+//!   slot shares) and, when it rings, asks each remote slot's thread to take its calls
+//!   ([`m3ipc::Proc::take_held`]) and send them as frames. Held `send`s and pending `sendrec`s
+//!   wait in a table by sequence number until the far side answers (`SendAck`, `Reply`); a link
+//!   that goes down fails every one of its pending calls with `EDVSNOTCONN`. Nothing is ever
+//!   resent, so nothing is delivered twice.
+//! - **delivers incoming calls**: each remote endpoint has one thread, which makes its calls
+//!   (ordinary `send`, `sendrec`, `notify`, `senda` as the remote slot) in the order its frames
+//!   arrived, so per-pair order is kept, and answers `Send` with `SendAck{rcode}` once the
+//!   destination received it and `Sendrec` with `Reply`. A frame for a DC this node does not
+//!   serve (or the peer did not say it serves) is answered with `EDVSNODCNODE`.
+//!
+//! The running daemon rewrites a status file in the region directory every second
+//! ([`status`]); `dvs node status` prints it.
+//!
+//! **Limits of this first version.** One thread per remote endpoint: while it delivers an
+//! incoming call that blocks, calls *to* that endpoint wait here until it is done (its endpoint
+//! is blocked on its own node too, so nothing is lost but a little latency). The threads share
+//! the proxy's doorbell, so one may miss a wake and see its outcome at its next liveness tick
+//! (10 ms). No `vcopy` across nodes; no `wakeup`/`wait4bind` forwarding beyond what the remote
+//! slots give by themselves; the peer list is static.
+
+mod node;
+mod remote_ep;
+mod served;
+pub mod status;
+
+use crate::config::NodeConfig;
+use crate::peers::Peers;
+use crate::wire::{DcEntry, Hello};
+use m3ipc::Dc;
+use node::Node;
+use served::Served;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the status file is rewritten.
+pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running node daemon. [`Daemon::stop`] (or dropping it) stops it in order.
+pub struct Daemon {
+    node: Arc<Node>,
+    threads: Vec<JoinHandle<()>>,
+    status_path: PathBuf,
+}
+
+impl Daemon {
+    /// Open every DC of `config`, bind their proxy slots, start the links to the peers and the
+    /// threads that serve the DCs. Returns once all of that is done; links come up in the
+    /// background.
+    ///
+    /// Errors: a DC's region is missing or cannot be opened, its proxy slot cannot be bound
+    /// (another daemon runs: `EDVSPROXYRUN`), or the listen address cannot be bound. The text
+    /// names the DC or the address.
+    pub fn start(config: &NodeConfig) -> Result<Daemon, StartError> {
+        let mut served = Vec::new();
+        let mut entries = Vec::new();
+        for name in &config.dcs {
+            let dc = Dc::open(name).map_err(|e| {
+                StartError(format!(
+                    "DC {name:?}: {e} (create it on this node first: dvs dc create {name} \
+                     --node {} with the same id and limits as on the other nodes)",
+                    config.node
+                ))
+            })?;
+            let c = dc.config().clone();
+            if c.node != config.node {
+                return Err(StartError(format!(
+                    "DC {name:?} was created for node {} but this is node {} (dvs dc create \
+                     {name} --node {})",
+                    c.node, config.node, config.node
+                )));
+            }
+            let nr = config.proxy_nr(name, c.nr_tasks);
+            let proxy = dc.bind_proxy(nr, "m3proxy").map_err(|e| {
+                StartError(format!("DC {name:?}: binding the proxy slot {nr}: {e}"))
+            })?;
+            entries.push(DcEntry {
+                name: name.clone(),
+                id: c.dcid,
+                nr_tasks: c.nr_tasks,
+                nr_procs: c.nr_procs,
+                nr_sysprocs: c.nr_sysprocs,
+            });
+            served.push(Served::new(name.clone(), dc, proxy));
+        }
+        let node = Node::new(config.node, served);
+        let hello = Hello::new(config.node, None, entries);
+        let peers = Peers::start(hello, config.listen, &config.peers, node.clone())
+            .map_err(|e| StartError(format!("listen on {}: {e}", config.listen)))?;
+        let status_path = status::path();
+        node.set_peers(peers);
+        let mut threads = Vec::new();
+        for s in node.served() {
+            let (n, s) = (node.clone(), s.clone());
+            threads.push(spawn("m3node-watch", move || served::watch(&n, &s))?);
+        }
+        let n = node.clone();
+        let listen = config.listen;
+        let path = status_path.clone();
+        threads.push(spawn("m3node-status", move || {
+            status_loop(&n, listen, &path)
+        })?);
+        Ok(Daemon {
+            node,
+            threads,
+            status_path,
+        })
+    }
+
+    /// The address the links listen on.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.node.local_addr()
+    }
+
+    /// Stop in order: the watchers end, every peer gets a goodbye and the links close, every
+    /// remote slot is dropped (its waiters get `EDVSNOTCONN`), the proxy slots unbind, and the
+    /// status file is removed.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if self.node.stopping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Goodbye to the peers; their links' `down` drops their remote slots.
+        drop(self.node.take_peers());
+        for s in self.node.served() {
+            s.close();
+        }
+        let _ = std::fs::remove_file(&self.status_path);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| StartError(format!("cannot start a thread: {e}")))
+}
+
+fn status_loop(node: &Node, listen: std::net::SocketAddr, path: &std::path::Path) {
+    let mut warned = false;
+    while !node.stopping.load(Ordering::Relaxed) {
+        let st = node.status(listen);
+        if let Err(e) = status::write(path, &st)
+            && !warned
+        {
+            warned = true;
+            eprintln!("m3node {}: cannot write {}: {e}", node.id, path.display());
+        }
+        let mut slept = Duration::ZERO;
+        while slept < STATUS_EVERY && !node.stopping.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            slept += Duration::from_millis(50);
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! One DC served by the daemon: its proxy slot, the local binds it announced, the remote slots
+//! it mirrors (one thread each), the calls waiting for the far side's answer, and the watcher
+//! loop that announces local binds and wakes the remote slots when their doorbell rings.
+
+use super::node::{Node, lock};
+use super::remote_ep::{Job, RemoteEp};
+use crate::wire::{Command, Frame};
+use m3ipc::{Dc, Endpoint, Errno, Held, Proc, SlotState, endpoint};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// How long the watcher sleeps at most between two looks (the doorbell bounds it anyway).
+const WATCH_SLEEP: Duration = Duration::from_millis(10);
+/// While incoming calls are in flight, the watcher polls the doorbell's count at this pace
+/// instead of sleeping on it, so that it never takes a wake meant for one of them.
+const WATCH_POLL: Duration = Duration::from_millis(1);
+/// A full rescan of the slot table at least this often (a bind event lost to a scribbled
+/// doorbell word, a local process that died without unbinding).
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// A call sent to a peer, waiting for its answer.
+pub(crate) enum Pending {
+    /// A `send`: its sender stays blocked until the `SendAck`.
+    Send { peer: u32, held: Held },
+    /// A `sendrec`: `client` waits for the reply that remote slot `via` gives it.
+    Sendrec {
+        peer: u32,
+        via: i32,
+        client: Endpoint,
+    },
+}
+
+impl Pending {
+    fn peer(&self) -> u32 {
+        match self {
+            Pending::Send { peer, .. } | Pending::Sendrec { peer, .. } => *peer,
+        }
+    }
+}
+
+/// A local endpoint as announced: its endpoint and name.
+pub(crate) type LocalSet = HashMap<i32, (Endpoint, String)>;
+
+pub(crate) struct Served {
+    me: Weak<Served>,
+    pub(crate) name: String,
+    pub(crate) dcid: u32,
+    pub(crate) dc: Dc,
+    pub(crate) proxy_ep: Endpoint,
+    proxy: Mutex<Option<Proc>>,
+    /// The local binds announced to the peers. Its lock also orders announcements.
+    local: Mutex<LocalSet>,
+    /// Remote slots by `nr`.
+    remotes: Mutex<HashMap<i32, RemoteEp>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    /// Incoming calls that may block, in flight now (see [`WATCH_POLL`]).
+    pub(crate) in_flight: AtomicUsize,
+}
+
+impl Served {
+    pub(crate) fn new(name: String, dc: Dc, proxy: Proc) -> Arc<Served> {
+        let dcid = dc.config().dcid;
+        let local = scan(&dc);
+        Arc::new_cyclic(|me| Served {
+            me: me.clone(),
+            name,
+            dcid,
+            proxy_ep: proxy.endpoint(),
+            dc,
+            proxy: Mutex::new(Some(proxy)),
+            local: Mutex::new(local),
+            remotes: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn weak(&self) -> Weak<Served> {
+        self.me.clone()
+    }
+
+    pub(crate) fn lock_local(&self) -> MutexGuard<'_, LocalSet> {
+        lock(&self.local)
+    }
+
+    pub(crate) fn local_count(&self) -> usize {
+        lock(&self.local).len()
+    }
+
+    pub(crate) fn remote_count(&self) -> usize {
+        lock(&self.remotes).len()
+    }
+
+    fn frame(&self, cmd: Command, src: Endpoint, dst: Endpoint, seq: u64) -> Frame {
+        Frame::new(cmd, self.dcid, src, dst, seq)
+    }
+
+    fn bound_frame(&self, ep: Endpoint, name: &str) -> Frame {
+        let mut f = self.frame(Command::Bound, ep, 0, 0);
+        f.payload = name.as_bytes().to_vec();
+        f
+    }
+
+    /// Send every local bind to `peer` (its link just came up). The caller holds `local`.
+    pub(crate) fn announce_all(&self, node: &Node, peer: u32, local: &LocalSet) {
+        for (ep, name) in local.values() {
+            let _ = node.send(peer, &self.bound_frame(*ep, name));
+        }
+    }
+
+    /// Rescan the slot table and announce what changed to the peers serving the DC.
+    fn rescan(&self, node: &Node) {
+        let now = scan(&self.dc);
+        let mut local = lock(&self.local);
+        let peers = node.peers_serving(&self.name);
+        let gone: Vec<(i32, Endpoint)> = local
+            .iter()
+            .filter(|(nr, (ep, _))| now.get(nr).is_none_or(|(e, _)| e != ep))
+            .map(|(nr, (ep, _))| (*nr, *ep))
+            .collect();
+        for (nr, ep) in gone {
+            local.remove(&nr);
+            let f = self.frame(Command::Unbound, ep, 0, 0);
+            for &p in &peers {
+                let _ = node.send(p, &f);
+            }
+        }
+        for (nr, (ep, name)) in now {
+            if local.contains_key(&nr) {
+                continue;
+            }
+            let f = self.bound_frame(ep, &name);
+            for &p in &peers {
+                let _ = node.send(p, &f);
+            }
+            local.insert(nr, (ep, name));
+        }
+    }
+
+    /// Before a call from local `src` is forwarded: make sure the peers know `src` (a process
+    /// that binds and calls at once may be faster than the watcher). Same link, so the `Bound`
+    /// arrives first.
+    pub(crate) fn announce_source(&self, node: &Node, src: Endpoint) {
+        let nr = endpoint::nr(src);
+        let mut local = lock(&self.local);
+        if local.get(&nr).is_some_and(|(ep, _)| *ep == src) {
+            return;
+        }
+        let Ok(info) = self.dc.getprocinfo(nr) else {
+            return;
+        };
+        if info.state != SlotState::Bound
+            || info.endpoint != src
+            || info.node.is_some()
+            || info.proxy
+        {
+            return;
+        }
+        let peers = node.peers_serving(&self.name);
+        if let Some((old, _)) = local.remove(&nr) {
+            let f = self.frame(Command::Unbound, old, 0, 0);
+            for &p in &peers {
+                let _ = node.send(p, &f);
+            }
+        }
+        let f = self.bound_frame(src, &info.name);
+        for &p in &peers {
+            let _ = node.send(p, &f);
+        }
+        local.insert(nr, (src, info.name));
+    }
+
+    /// Remember a forwarded call until its answer comes.
+    pub(crate) fn add_pending(&self, seq: u64, p: Pending) {
+        lock(&self.pending).insert(seq, p);
+    }
+
+    /// Forget a forwarded call whose frame could not be sent.
+    pub(crate) fn take_pending(&self, seq: u64) -> Option<Pending> {
+        lock(&self.pending).remove(&seq)
+    }
+
+    /// A frame from `peer` for this DC (on the link's reader thread, in order).
+    pub(crate) fn on_frame(&self, node: &Node, peer: u32, f: Frame) {
+        match f.cmd {
+            Command::Bound => self.remote_bound(node, peer, &f),
+            Command::Unbound => self.remote_unbound(peer, f.src),
+            Command::Send | Command::Sendrec | Command::Notify | Command::Senda => {
+                let nr = endpoint::nr(f.src);
+                let rs = lock(&self.remotes);
+                match rs.get(&nr).filter(|r| r.node == peer && r.ep == f.src) {
+                    Some(r) => r.push(Job::Deliver(f)),
+                    None => {
+                        drop(rs);
+                        // The source is not (or no longer) bound there as far as we know.
+                        node.refuse(peer, &f, Errno::EDVSSRCDIED);
+                    }
+                }
+            }
+            Command::SendAck => {
+                let p = {
+                    let mut pending = lock(&self.pending);
+                    match pending.get(&f.seq) {
+                        Some(Pending::Send { peer: p, .. }) if *p == peer => pending.remove(&f.seq),
+                        _ => None,
+                    }
+                };
+                if let Some(Pending::Send { held, .. }) = p {
+                    // EDVSPROCSTS: the sender gave up meanwhile; nothing to do.
+                    let _ = if f.rcode == 0 {
+                        held.complete()
+                    } else {
+                        held.fail(errno(f.rcode))
+                    };
+                }
+            }
+            Command::Reply => {
+                let p = {
+                    let mut pending = lock(&self.pending);
+                    match pending.get(&f.seq) {
+                        Some(Pending::Sendrec { peer: p, .. }) if *p == peer => {
+                            pending.remove(&f.seq)
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some(Pending::Sendrec { via, client, .. }) = p {
+                    let job = if f.rcode == 0 {
+                        Job::Reply { client, msg: f.msg }
+                    } else {
+                        Job::FailRequest {
+                            client,
+                            why: errno(f.rcode),
+                        }
+                    };
+                    // A remote slot already gone has failed its client itself.
+                    if let Some(r) = lock(&self.remotes).get(&via) {
+                        r.push(job);
+                    }
+                }
+            }
+            Command::Wakeup => {
+                if let Some(p) = lock(&self.proxy).as_ref() {
+                    let _ = p.wakeup(f.dst);
+                }
+            }
+            // Copies across nodes are not served yet; heartbeats and goodbyes never get here.
+            _ => {}
+        }
+    }
+
+    fn remote_bound(&self, node: &Node, peer: u32, f: &Frame) {
+        let name = String::from_utf8_lossy(&f.payload).into_owned();
+        let (nr, generation) = (endpoint::nr(f.src), endpoint::generation(f.src));
+        let old = {
+            let mut rs = lock(&self.remotes);
+            match rs.get(&nr) {
+                Some(r) if r.node == peer && r.ep == f.src => return,
+                Some(r) if r.node != peer => {
+                    eprintln!(
+                        "m3node {}: DC {}: node {peer} announces nr {nr}, which node {} holds: \
+                         refused",
+                        node.id, self.name, r.node
+                    );
+                    return;
+                }
+                Some(_) => rs.remove(&nr),
+                None => None,
+            }
+        };
+        // A newer binding replaces an older one of the same node (its Unbound was lost).
+        if let Some(old) = old {
+            old.finish(Job::Unbind);
+        }
+        let bound = {
+            let proxy = lock(&self.proxy);
+            let Some(proxy) = proxy.as_ref() else { return };
+            proxy.bind_remote(nr, generation, peer, &name)
+        };
+        match bound {
+            Ok(proc) => {
+                let r = RemoteEp::start(node, self, proc, peer);
+                lock(&self.remotes).insert(nr, r);
+            }
+            Err(Errno::EDVSSLOTUSED) => eprintln!(
+                "m3node {}: DC {}: node {peer} announces nr {nr} ({name:?}), which is bound on \
+                 this node: refused (an nr may be bound on one node of a DC at a time)",
+                node.id, self.name
+            ),
+            Err(e) => eprintln!(
+                "m3node {}: DC {}: cannot mirror endpoint {} of node {peer}: {e}",
+                node.id, self.name, f.src
+            ),
+        }
+    }
+
+    fn remote_unbound(&self, peer: u32, ep: Endpoint) {
+        let nr = endpoint::nr(ep);
+        let r = {
+            let mut rs = lock(&self.remotes);
+            if !rs.get(&nr).is_some_and(|r| r.node == peer && r.ep == ep) {
+                return;
+            }
+            rs.remove(&nr)
+        };
+        if let Some(r) = r {
+            r.finish(Job::Unbind);
+        }
+    }
+
+    /// The link to `peer` went down: fail its pending calls and drop its remote slots (their
+    /// waiters get `EDVSNOTCONN`).
+    pub(crate) fn node_down(&self, peer: u32) {
+        let failed: Vec<Pending> = {
+            let mut pending = lock(&self.pending);
+            let seqs: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.peer() == peer)
+                .map(|(s, _)| *s)
+                .collect();
+            seqs.iter().filter_map(|s| pending.remove(s)).collect()
+        };
+        for p in failed {
+            if let Pending::Send { held, .. } = p {
+                let _ = held.fail(Errno::EDVSNOTCONN);
+            }
+            // A pending sendrec's client waits on a remote slot of that node: dropping the
+            // slot below fails it with EDVSNOTCONN.
+        }
+        let gone: Vec<RemoteEp> = {
+            let mut rs = lock(&self.remotes);
+            let nrs: Vec<i32> = rs
+                .iter()
+                .filter(|(_, r)| r.node == peer)
+                .map(|(n, _)| *n)
+                .collect();
+            nrs.iter().filter_map(|n| rs.remove(n)).collect()
+        };
+        for r in &gone {
+            r.give_up();
+        }
+        for r in gone {
+            r.finish(Job::Drop);
+        }
+    }
+
+    /// Ask every remote slot's thread to take its calls.
+    fn poke_all(&self) {
+        for r in lock(&self.remotes).values() {
+            r.poke();
+        }
+    }
+
+    /// The daemon stops: drop every remote slot, then unbind the proxy.
+    pub(crate) fn close(&self) {
+        let gone: Vec<RemoteEp> = lock(&self.remotes).drain().map(|(_, r)| r).collect();
+        for r in &gone {
+            r.give_up();
+        }
+        for r in gone {
+            r.finish(Job::Drop);
+        }
+        lock(&self.pending).clear();
+        if let Some(p) = lock(&self.proxy).take() {
+            let _ = p.unbind();
+        }
+    }
+}
+
+/// The local endpoints of `dc` worth announcing: bound, alive, neither remote nor the proxy.
+fn scan(dc: &Dc) -> LocalSet {
+    dc.procs()
+        .into_iter()
+        .filter(|p| p.state == SlotState::Bound && p.owner_alive && p.node.is_none() && !p.proxy)
+        .map(|p| (p.nr, (p.endpoint, p.name)))
+        .collect()
+}
+
+/// The error number a peer sent (an unknown one reads as `EDVSGENERIC`).
+pub(crate) fn errno(code: i32) -> Errno {
+    Errno::from_code(code).unwrap_or(Errno::EDVSGENERIC)
+}
+
+/// The watcher of one DC: announces local binds, and wakes the remote slots' threads when the
+/// proxy's doorbell rings. Ends when the daemon stops.
+pub(crate) fn watch(node: &Node, s: &Served) {
+    let mut seen_binds = None;
+    let mut seen_rings = None;
+    let mut last_full = Instant::now();
+    while !node.stopping.load(Ordering::Relaxed) {
+        let binds = s.dc.bind_events();
+        if seen_binds != Some(binds) || last_full.elapsed() >= RESCAN_EVERY {
+            if last_full.elapsed() >= RESCAN_EVERY {
+                s.dc.reap_dead();
+                last_full = Instant::now();
+            }
+            seen_binds = Some(binds);
+            s.rescan(node);
+        }
+        let rings = match lock(&s.proxy).as_ref() {
+            Some(p) => p.doorbell_rings(),
+            None => return,
+        };
+        if seen_rings != Some(rings) {
+            seen_rings = Some(rings);
+            s.poke_all();
+        }
+        // Relaxed: a hint; a miss costs one WATCH_SLEEP at most.
+        if s.in_flight.load(Ordering::Relaxed) == 0 {
+            if let Some(p) = lock(&s.proxy).as_ref() {
+                p.doorbell_wait(rings, Some(WATCH_SLEEP));
+            }
+        } else {
+            std::thread::sleep(WATCH_POLL);
+        }
+    }
+}
