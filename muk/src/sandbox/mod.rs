@@ -1,6 +1,6 @@
 //! The sandbox: after boot, a unikernel process keeps only the system calls its servers use.
 //!
-//! [`enter`] sets `no_new_privs` and installs a seccomp-BPF allowlist ([`profile`], built with
+//! [`enter`] sets `no_new_privs` and installs a seccomp-BPF allowlist ([`mod@profile`], built with
 //! `seccompiler`) on every thread of the process at once (TSYNC). A call outside the list traps:
 //! a SIGSYS handler on the thread's alternate signal stack writes `muk2: sandbox: server NAME
 //! made the forbidden system call CALL (NR)` with `write(2)` and ends the process with
