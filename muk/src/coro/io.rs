@@ -30,7 +30,7 @@
 
 use super::kernel::{Kernel, Wait};
 use crate::sockets::{Epoll, IoEvent, MAX_TOKEN};
-use io_uring::{IoUring, opcode, types};
+use io_uring::{IoUring, opcode, register::Restriction, types};
 use m3ipc::{Errno, Proc, Result};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -121,7 +121,7 @@ impl Reactor {
             self.epoll = Some(Epoll::new()?);
         }
         if self.ring.is_none() {
-            let ring = IoUring::new(8).map_err(|_| Errno::EDVSNOMEM)?;
+            let ring = restricted_ring()?;
             self.ring = Some(Ring {
                 ring,
                 futex: None,
@@ -218,6 +218,29 @@ pub(crate) fn sleep(k: &Kernel, host: &Proc, rings: u32, timeout: Duration) {
     host.doorbell_wait_by(rings, Some(timeout), |word, expected, t| {
         ring_wait(ring, ep.raw(), word, expected, t);
     });
+}
+
+/// A ring that can carry only the three operations the sleep submits (a futex wait, a poll of
+/// the epoll set, a cancel). seccomp never sees what a ring does, so an unrestricted ring would
+/// let a compromised server open files or sockets through it under the sandbox; the kernel
+/// refuses any other operation on this one. The restrictions are registered while the ring is
+/// still disabled, then the ring is enabled: no later registration can widen them.
+fn restricted_ring() -> Result<IoUring> {
+    let ring = IoUring::builder()
+        .setup_r_disabled()
+        .build(8)
+        .map_err(|_| Errno::EDVSNOMEM)?;
+    let mut allowed = [
+        Restriction::sqe_op(opcode::FutexWait::CODE),
+        Restriction::sqe_op(opcode::PollAdd::CODE),
+        Restriction::sqe_op(opcode::AsyncCancel::CODE),
+    ];
+    let submitter = ring.submitter();
+    submitter
+        .register_restrictions(&mut allowed)
+        .and_then(|()| submitter.register_enable_rings())
+        .map_err(|_| Errno::EDVSGENERIC)?;
+    Ok(ring)
 }
 
 /// One `io_uring_enter`: arm what is not armed (the futex wait on `word` while it holds
@@ -325,5 +348,26 @@ pub(crate) fn wait(
     match r {
         Some(Err(e)) => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_refuses_any_other_operation() {
+        let mut ring = restricted_ring().unwrap_or_else(|e| panic!("{e}"));
+        // A no-op is harmless, and still not one of the three: the kernel must refuse it.
+        let nop = opcode::Nop::new().build().user_data(7);
+        // SAFETY: a no-op references no memory.
+        unsafe { ring.submission().push(&nop) }.unwrap_or_else(|e| panic!("{e}"));
+        ring.submit_and_wait(1).unwrap_or_else(|e| panic!("{e}"));
+        let cqe = ring
+            .completion()
+            .next()
+            .unwrap_or_else(|| panic!("no completion"));
+        assert_eq!(cqe.user_data(), 7);
+        assert_eq!(cqe.result(), -libc::EACCES);
     }
 }

@@ -288,6 +288,12 @@ pub const NETWORK_PROFILE: &[Entry] = &[
         "MUK2: the ring of its one sleep, made at the first watch",
     ),
     entry(
+        "io_uring_register",
+        libc::SYS_io_uring_register,
+        "RESTRICTIONS, ENABLE_RINGS",
+        "MUK2: limit the new ring to a futex wait, a poll and a cancel, then enable it",
+    ),
+    entry(
         "io_uring_enter",
         libc::SYS_io_uring_enter,
         "any",
@@ -338,6 +344,8 @@ fn rules_of(nr: i64, s: &Settings) -> Result<Vec<SeccompRule>, SandboxError> {
             any_of(0, Len::Dword, &fds)?
         }
         libc::SYS_ioctl => any_of(1, Len::Dword, &[libc::FIONBIO])?,
+        // IORING_REGISTER_RESTRICTIONS (11) and IORING_REGISTER_ENABLE_RINGS (12) only.
+        libc::SYS_io_uring_register => any_of(1, Len::Dword, &[11, 12])?,
         libc::SYS_openat => vec![rule(vec![
             cond(0, Len::Dword, Op::Eq, s.proc_dir as u32 as u64)?,
             cond(
