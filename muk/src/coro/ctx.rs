@@ -18,13 +18,14 @@ use m3ipc::{
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// What a task tells the scheduler when it switches away.
-#[derive(Debug)]
+/// What a task tells the scheduler when it switches away. One byte, so that what a resume
+/// returns travels in registers.
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Suspend {
     /// It blocked in a call between tasks; its `Wait` says on what.
     Blocked,
-    /// A fabric call would sleep.
-    Parked(Park),
+    /// A fabric call would sleep: its [`Park`] is taken with [`take_parked`].
+    Parked,
 }
 
 /// The yielder of a task's coroutine.
@@ -33,6 +34,13 @@ pub(crate) type TaskYielder = Yielder<Unpark, Suspend>;
 std::thread_local! {
     /// The yielder of the task whose fabric call runs now (null outside fabric calls).
     static CURRENT: Cell<*const TaskYielder> = const { Cell::new(core::ptr::null()) };
+    /// What the task that switched away with [`Suspend::Parked`] parks on.
+    static PARKED: Cell<Option<Park>> = const { Cell::new(None) };
+}
+
+/// The park of the task that just switched away with [`Suspend::Parked`].
+pub(crate) fn take_parked() -> Option<Park> {
+    PARKED.with(Cell::take)
 }
 
 /// The park hook installed on the scheduler thread: switch from the task whose fabric call would
@@ -45,12 +53,13 @@ pub(crate) fn park_hook(park: Park) -> Unpark {
         std::thread::sleep(park.timeout.min(Duration::from_millis(1)));
         return Unpark::Check;
     }
+    PARKED.with(|p| p.set(Some(park)));
     // SAFETY: `CURRENT` is set by `CoroIpc::fabric` of the task that runs now, on this thread,
     // to that task's yielder, which lives as long as its coroutine; and it is restored below
     // after every switch, so while code on a task's stack runs inside a fabric call, `CURRENT`
     // is that task's. So `y` is valid here, and we are on the stack of the coroutine it belongs
     // to, which is what `suspend` requires.
-    let unpark = unsafe { &*y }.suspend(Suspend::Parked(park));
+    let unpark = unsafe { &*y }.suspend(Suspend::Parked);
     CURRENT.with(|c| c.set(y));
     unpark
 }
@@ -69,6 +78,7 @@ pub(crate) struct CoroIpc<'a> {
     rings: RingCount<'a>,
     /// The task it called or answered last, with its endpoint and block: a server talks to
     /// the same peer again and again, so this spares the search (see [`CoroIpc::local_task`]).
+    /// Never this task itself.
     peer: Cell<(Endpoint, usize, &'a Tcb)>,
 }
 
@@ -100,20 +110,20 @@ impl<'a> CoroIpc<'a> {
             ep: tcb.ep,
             y,
             rings,
-            // Its own endpoint never names a peer (a call to itself is refused first).
-            peer: Cell::new((tcb.ep, me, tcb)),
+            // `NONE` matches no serving task (this one serves while it runs).
+            peer: Cell::new((m3ipc::NONE, me, tcb)),
         })
     }
 
-    /// The task bound at `dst` and its block, if it is one of ours and still serving: the last
-    /// peer without a search.
+    /// The task bound at `dst` and its block, if it is one of ours, still serving, and not
+    /// this task: the last peer without a search.
     #[inline]
     fn local_task(&self, dst: Endpoint) -> Option<(usize, &'a Tcb)> {
         let (ep, t, tcb) = self.peer.get();
         if ep == dst && tcb.serving.get() == dst {
             return Some((t, tcb));
         }
-        let t = self.k.local(dst)?;
+        let t = self.k.local(dst).filter(|&t| t != self.me)?;
         let tcb = self.k.tasks.get(t)?;
         self.peer.set((dst, t, tcb));
         Some((t, tcb))
@@ -292,8 +302,9 @@ impl<'a> CoroIpc<'a> {
     fn sendrec_at_once(&self, dst: Endpoint, m: &mut Message) -> Option<Result<()>> {
         let k = self.k;
         let (d, to) = self.local_task(dst)?;
+        // No budget once the grace is over (`Kernel::inline_left`): the general path refuses.
         let left = k.inline_left.get();
-        if k.stopping.get() || left == 0 || d == self.me || !to.receives_from(self.ep) {
+        if left == 0 || !to.receives_from(self.ep) {
             return None;
         }
         k.inline_left.set(left - 1);
@@ -517,11 +528,11 @@ impl Ipc for CoroIpc<'_> {
 
     fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()> {
         let Some((d, to)) = self.local_task(dst) else {
+            if dst == self.ep {
+                return Err(Errno::EDVSBADDEST);
+            }
             return self.fabric(|p| p.reply(dst, m));
         };
-        if d == self.me {
-            return Err(Errno::EDVSBADDEST);
-        }
         if to.wait.get() != (Wait::Reply { from: self.me }) {
             return Err(Errno::EDVSPROCSTS);
         }

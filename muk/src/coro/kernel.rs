@@ -83,9 +83,9 @@ pub(crate) struct Tcb {
     /// The stop asked it to finish: its receives and sleeps fail with `EDVSSHUTDOWN`; its
     /// calls to others still work until the grace is over.
     pub(crate) asked: Cell<bool>,
-    /// Hand-offs it sent and received that `dvs ps` has not been told of yet (see
-    /// `Kernel::flush_counts`).
+    /// Hand-offs it sent that `dvs ps` has not been told of yet (see `Kernel::flush_counts`).
     pub(crate) sent: Cell<u64>,
+    /// Hand-offs it received that `dvs ps` has not been told of yet.
     pub(crate) received: Cell<u64>,
     /// Its slot was taken from it (see `CoroIpc::lose_slot`): it no longer looks into the
     /// fabric, and its exit reports the loss.
@@ -169,7 +169,7 @@ pub(crate) struct Kernel {
     /// The grace is over: every wait ends with `EDVSSHUTDOWN`.
     pub(crate) stopping: Cell<bool>,
     /// Hand-offs that may still run their receiver at once, on the sender's turn, before the
-    /// scheduler gets control back (see `ctx::CoroIpc::send_local`).
+    /// scheduler gets control back (see `ctx::CoroIpc::send_local`); 0 once `stopping`.
     pub(crate) inline_left: Cell<u32>,
     /// Some task's `flags_stale` is set.
     pub(crate) flags_stale: Cell<bool>,
@@ -420,6 +420,7 @@ impl Kernel {
     /// The grace is over: end every wait with `EDVSSHUTDOWN` (a fabric call is cancelled).
     pub(crate) fn stop_all(&self) {
         self.stopping.set(true);
+        self.inline_left.set(0);
         for (t, task) in self.tasks.iter().enumerate() {
             match task.wait.get() {
                 Wait::Nothing => {}

@@ -68,13 +68,18 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
         let k2 = Rc::clone(&k);
         let co: scheduler::TaskCoroutine =
             Coroutine::with_stack(stack, move |y: &ctx::TaskYielder, _| {
-                let Some(mut ipc) = ctx::CoroIpc::new(&k2, i, y) else {
-                    return Err(format!("no task {i}"));
+                let result = match ctx::CoroIpc::new(&k2, i, y) {
+                    Some(mut ipc) => {
+                        match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ipc))) {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err(format!("{e}")),
+                            Err(_) => Err("panicked".into()),
+                        }
+                    }
+                    None => Err(format!("no task {i}")),
                 };
-                match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ipc))) {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(format!("{e}")),
-                    Err(_) => Err("panicked".into()),
+                if let Some(exit) = k2.exits.borrow_mut().get_mut(i) {
+                    *exit = Some(ServerExit { name, result });
                 }
             });
         if let Some(task) = k.tasks.get(i) {

@@ -32,9 +32,10 @@ use corosensei::{Coroutine, CoroutineResult};
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Unpark};
 use std::time::Instant;
 
-/// A task's coroutine: resumed with how its fabric call goes on, it yields why it switched, and
-/// returns its server's result.
-pub(crate) type TaskCoroutine = Coroutine<Unpark, Suspend, Result<(), String>, DefaultStack>;
+/// A task's coroutine: resumed with how its fabric call goes on, it yields why it switched; its
+/// server's result goes into the kernel's `exits` before it returns (so that what a resume
+/// returns is two bytes).
+pub(crate) type TaskCoroutine = Coroutine<Unpark, Suspend, (), DefaultStack>;
 
 /// How many tasks run between two looks at the doorbell while tasks keep each other busy, so
 /// that outside callers are not starved by an internal storm.
@@ -53,7 +54,10 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
         // Run everything that is ready.
         loop {
             let next = k.ready.borrow_mut().pop_front();
-            k.inline_left.set(INLINE_BUDGET);
+            // None once the grace is over: every local call then takes the general path,
+            // which refuses it.
+            k.inline_left
+                .set(if k.stopping.get() { 0 } else { INLINE_BUDGET });
             let Some((t, task)) = next.and_then(|t| Some((t, k.tasks.get(t)?))) else {
                 break;
             };
@@ -140,18 +144,24 @@ pub(crate) fn run_task(k: &Kernel, t: usize, task: &Tcb, input: Unpark) {
     k.chain.set(k.chain.get() - 1);
     match r {
         CoroutineResult::Yield(Suspend::Blocked) => {}
-        CoroutineResult::Yield(Suspend::Parked(park)) => parked(k, t, task, &park),
-        CoroutineResult::Return(result) => {
+        CoroutineResult::Yield(Suspend::Parked) => parked(k, t, task),
+        CoroutineResult::Return(()) => {
             *slot = None;
             drop(slot);
-            ended(k, t, task, result);
+            ended(k, t, task);
         }
     }
 }
 
-/// Task `t`'s fabric call would sleep (`park`): wait for the doorbell or its timer.
+/// Task `t`'s fabric call would sleep: wait for the doorbell or its timer.
 #[inline(never)]
-fn parked(k: &Kernel, t: usize, task: &Tcb, park: &m3ipc::wait::Park) {
+fn parked(k: &Kernel, t: usize, task: &Tcb) {
+    // Always there (set by the park hook before it switches); if it were not, a timer due now
+    // resumes the call, which checks again.
+    let park = super::ctx::take_parked().unwrap_or(m3ipc::wait::Park {
+        rings: 0,
+        timeout: std::time::Duration::ZERO,
+    });
     let at = Instant::now() + park.timeout;
     k.block(t, Wait::Fabric { rings: park.rings }, Some(at));
     if k.stopping.get() {
@@ -160,25 +170,22 @@ fn parked(k: &Kernel, t: usize, task: &Tcb, park: &m3ipc::wait::Park) {
     }
 }
 
-/// Task `t`'s server returned `result`: record its exit, tell those who wait on it.
+/// Task `t`'s server returned (its result is in `exits`): report a lost slot, tell those who
+/// wait on it.
 #[inline(never)]
-fn ended(k: &Kernel, t: usize, task: &Tcb, result: Result<(), String>) {
-    let result = if task.lost.get() {
-        Err(format!(
+fn ended(k: &Kernel, t: usize, task: &Tcb) {
+    if task.lost.get()
+        && let Some(Some(exit)) = k.exits.borrow_mut().get_mut(t)
+    {
+        let then = exit
+            .result
+            .as_ref()
+            .err()
+            .map_or(String::new(), |e| format!("; then: {e}"));
+        exit.result = Err(format!(
             "its slot was taken from it (unbound or written over by another process), \
-             so MUK2 stopped in order{}",
-            result
-                .err()
-                .map_or(String::new(), |e| format!("; then: {e}"))
-        ))
-    } else {
-        result
-    };
-    if let Some(exit) = k.exits.borrow_mut().get_mut(t) {
-        *exit = Some(ServerExit {
-            name: k.names.get(t).cloned().unwrap_or_default(),
-            result,
-        });
+             so MUK2 stopped in order{then}"
+        ));
     }
     k.finish(t);
 }
