@@ -1,6 +1,7 @@
-//! Criterion bench: the `sendrec` group of the catalogue ([`m3_benches::scenario`]), plus
-//! iceoryx2 request-response between two processes as an outside baseline (a dependency of
-//! this bench only, so `dvs bench` has no such row).
+//! Criterion bench: the `sendrec` group of the catalogue ([`m3_benches::scenario`]), plus two
+//! iceoryx2 rows between two processes as outside baselines (a dependency of this bench only,
+//! so `dvs bench` has no such rows): request-response, and publish-subscribe ping-pong over two
+//! services ([`iox2_pubsub`], its fastest documented path).
 //!
 //! iceoryx2 runs with the fabric spin path's placement: client and server on different CPUs,
 //! both polling (its ports never sleep unless asked to), a 64-byte request and reply. The fabric
@@ -9,6 +10,7 @@
 
 mod common;
 mod iox2_domain;
+mod iox2_pubsub;
 
 use criterion::Throughput;
 use iceoryx2::port::client::Client;
@@ -193,12 +195,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let [_, cmd, role, service, cpu, root, prefix, ..] = &args[..]
         && cmd == PEER_CMD
-        && role == IOX2_ROLE
+        && (role == IOX2_ROLE || role == iox2_pubsub::ROLE)
     {
-        return match iox2_serve(service, cpu, root, prefix) {
+        let served = if role == IOX2_ROLE {
+            iox2_serve(service, cpu, root, prefix)
+        } else {
+            iox2_pubsub::serve(service, cpu, root, prefix)
+        };
+        return match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("{IOX2_ROLE}: {e}");
+                eprintln!("{role}: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -215,6 +222,16 @@ fn main() -> ExitCode {
             "iceoryx2-request-response/different-cores",
             Throughput::Elements(1),
             || Ok(Box::new(Iox2Session::start(Placement::Different)?)),
+        );
+        common::bench_session(
+            &mut group,
+            "iceoryx2-publish-subscribe/different-cores",
+            Throughput::Elements(1),
+            || {
+                Ok(Box::new(iox2_pubsub::PingPong::start(
+                    Placement::Different,
+                )?))
+            },
         );
         group.finish();
     }

@@ -6,7 +6,8 @@
 //! sleep there, the park hook switches to the scheduler instead, which resumes it when the
 //! shared doorbell rings or its timer expires.
 
-use super::kernel::{Kernel, State, Wait};
+use super::kernel::{Inbox, Kernel, Tcb, Wait, block, hand_off};
+use super::scheduler::run_task;
 use crate::ipc::Ipc;
 use corosensei::Yielder;
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Park, Unpark};
@@ -17,13 +18,14 @@ use m3ipc::{
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// What a task tells the scheduler when it switches away.
-#[derive(Debug)]
+/// What a task tells the scheduler when it switches away. One byte, so that what a resume
+/// returns travels in registers.
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Suspend {
     /// It blocked in a call between tasks; its `Wait` says on what.
     Blocked,
-    /// A fabric call would sleep.
-    Parked(Park),
+    /// A fabric call would sleep: its [`Park`] is taken with [`take_parked`].
+    Parked,
 }
 
 /// The yielder of a task's coroutine.
@@ -32,6 +34,13 @@ pub(crate) type TaskYielder = Yielder<Unpark, Suspend>;
 std::thread_local! {
     /// The yielder of the task whose fabric call runs now (null outside fabric calls).
     static CURRENT: Cell<*const TaskYielder> = const { Cell::new(core::ptr::null()) };
+    /// What the task that switched away with [`Suspend::Parked`] parks on.
+    static PARKED: Cell<Option<Park>> = const { Cell::new(None) };
+}
+
+/// The park of the task that just switched away with [`Suspend::Parked`].
+pub(crate) fn take_parked() -> Option<Park> {
+    PARKED.with(Cell::take)
 }
 
 /// The park hook installed on the scheduler thread: switch from the task whose fabric call would
@@ -44,12 +53,13 @@ pub(crate) fn park_hook(park: Park) -> Unpark {
         std::thread::sleep(park.timeout.min(Duration::from_millis(1)));
         return Unpark::Check;
     }
+    PARKED.with(|p| p.set(Some(park)));
     // SAFETY: `CURRENT` is set by `CoroIpc::fabric` of the task that runs now, on this thread,
     // to that task's yielder, which lives as long as its coroutine; and it is restored below
     // after every switch, so while code on a task's stack runs inside a fabric call, `CURRENT`
     // is that task's. So `y` is valid here, and we are on the stack of the coroutine it belongs
     // to, which is what `suspend` requires.
-    let unpark = unsafe { &*y }.suspend(Suspend::Parked(park));
+    let unpark = unsafe { &*y }.suspend(Suspend::Parked);
     CURRENT.with(|c| c.set(y));
     unpark
 }
@@ -59,14 +69,17 @@ pub(crate) struct CoroIpc<'a> {
     k: &'a Kernel,
     /// Its task.
     me: usize,
+    /// Its task's control block.
+    tcb: &'a Tcb,
     /// Its endpoint (kept here: it stamps every message).
     ep: Endpoint,
     y: &'a TaskYielder,
     /// The shared doorbell's count, looked up once.
     rings: RingCount<'a>,
-    /// The task it called or answered last, and its endpoint: a server talks to the same peer
-    /// again and again, so this spares the search (see [`CoroIpc::local_task`]).
-    peer: Cell<(Endpoint, usize)>,
+    /// The task it called or answered last, with its endpoint and block: a server talks to
+    /// the same peer again and again, so this spares the search (see [`CoroIpc::local_task`]).
+    /// Never this task itself.
+    peer: Cell<(Endpoint, usize, &'a Tcb)>,
 }
 
 fn deadline(timeout: Timeout) -> Option<Instant> {
@@ -86,31 +99,34 @@ fn expiry(timeout: Timeout, r: Result<()>) -> Result<()> {
 }
 
 impl<'a> CoroIpc<'a> {
-    /// The `Ipc` of task `me`, whose coroutine yields through `y`.
-    pub(crate) fn new(k: &'a Kernel, me: usize, y: &'a TaskYielder) -> CoroIpc<'a> {
-        let ep = k.procs.get(me).map_or(m3ipc::NONE, Proc::endpoint);
+    /// The `Ipc` of task `me`, whose coroutine yields through `y` (`None`: no such task).
+    pub(crate) fn new(k: &'a Kernel, me: usize, y: &'a TaskYielder) -> Option<CoroIpc<'a>> {
+        let tcb = k.tasks.get(me)?;
         let rings = k.ring_count();
-        CoroIpc {
+        Some(CoroIpc {
             k,
             me,
-            ep,
+            tcb,
+            ep: tcb.ep,
             y,
             rings,
-            peer: Cell::new((m3ipc::NONE, usize::MAX)),
-        }
+            // `NONE` matches no serving task (this one serves while it runs).
+            peer: Cell::new((m3ipc::NONE, me, tcb)),
+        })
     }
 
-    /// The task bound at `dst`, if it is one of ours and still serving: the last peer without
-    /// a search.
+    /// The task bound at `dst` and its block, if it is one of ours, still serving, and not
+    /// this task: the last peer without a search.
     #[inline]
-    fn local_task(&self, st: &State, dst: Endpoint) -> Option<usize> {
-        let (ep, t) = self.peer.get();
-        if ep == dst && st.serving.get(t) == Some(&dst) {
-            return Some(t);
+    fn local_task(&self, dst: Endpoint) -> Option<(usize, &'a Tcb)> {
+        let (ep, t, tcb) = self.peer.get();
+        if ep == dst && tcb.serving.get() == dst {
+            return Some((t, tcb));
         }
-        let t = st.local(dst)?;
-        self.peer.set((dst, t));
-        Some(t)
+        let t = self.k.local(dst).filter(|&t| t != self.me)?;
+        let tcb = self.k.tasks.get(t)?;
+        self.peer.set((dst, t, tcb));
+        Some((t, tcb))
     }
 
     fn proc(&self) -> &Proc {
@@ -119,11 +135,10 @@ impl<'a> CoroIpc<'a> {
 
     /// `EDVSSHUTDOWN` once the host stops; else the task at `dst`, if it is one of ours.
     fn local(&self, dst: Endpoint) -> Result<Option<usize>> {
-        let st = self.k.st.borrow();
-        if st.stopping {
+        if self.k.stopping.get() {
             return Err(Errno::EDVSSHUTDOWN);
         }
-        Ok(st.local(dst))
+        Ok(self.k.local(dst))
     }
 
     /// The fabric says our slot is no longer ours (`EDVSNOTBIND`: unbound by another process,
@@ -132,10 +147,9 @@ impl<'a> CoroIpc<'a> {
     /// that still needs it), stop the whole unikernel in order, as SIGTERM does; the task
     /// serves its local callers until it is asked to finish, and its exit reports the loss.
     fn lose_slot(&self) {
-        let k = self.k;
-        k.st.borrow_mut().tasks[self.me].lost = true;
-        if !k.stopper.stopping() {
-            k.stopper.stop();
+        self.tcb.lost.set(true);
+        if !self.k.stopper.stopping() {
+            self.k.stopper.stop();
         }
     }
 
@@ -149,14 +163,13 @@ impl<'a> CoroIpc<'a> {
     }
 
     fn finishing(&self) -> bool {
-        let st = self.k.st.borrow();
-        st.stopping || st.tasks[self.me].asked
+        self.k.stopping.get() || self.tcb.asked.get()
     }
 
     /// Make a fabric call from this task: its sleeps become switches to the scheduler.
     fn fabric<T>(&self, call: impl FnOnce(&Proc) -> Result<T>) -> Result<T> {
         // Whoever hears from us through the fabric sees the waits of our tasks as they are.
-        self.k.st.borrow_mut().show_waits(self.k);
+        self.k.show_waits();
         CURRENT.with(|c| c.set(self.y as *const TaskYielder));
         let r = call(self.proc());
         CURRENT.with(|c| c.set(core::ptr::null()));
@@ -171,75 +184,60 @@ impl<'a> CoroIpc<'a> {
 
     /// The common case of a server's `receive(ANY)` between two hand-offs: nothing new rang
     /// in the fabric since our last look, no task is queued to send to us, and the scheduler
-    /// has other work (so no spin for an outside peer). Then block at once, with one borrow,
-    /// and return `true`; else `false` and the general path decides.
+    /// has other work (so no spin for an outside peer). Then block at once and return `true`;
+    /// else `false` and the general path decides.
     #[inline]
     fn block_at_once(&self) -> bool {
         let k = self.k;
+        let task = self.tcb;
         // The count looked up once, not through the slots: it only has to equal what the
         // last look saw (taken by `Kernel::rings`); when it does not, the general path looks.
         let rings = self.rings.rings();
-        let mut st = k.st.borrow_mut();
-        let me = self.me;
-        let task = &st.tasks[me];
-        if st.stopping
-            || task.asked
-            || task.looked_at != Some(rings)
-            || !task.senders.is_empty()
-            || (k.chain.get() == 1 && st.ready.is_empty())
+        if k.stopping.get()
+            || task.asked.get()
+            || task.looked_at.get() != Some(rings)
+            || !task.senders.borrow().is_empty()
+            || (k.chain.get() == 1 && k.ready.borrow().is_empty())
         {
             return false;
         }
-        st.block(
-            me,
+        block(
+            k,
+            task,
             Wait::Receive {
                 src: ANY,
                 requests_only: false,
             },
-            None,
+            0,
         );
         true
     }
 
-    /// After [`CoroIpc::block_at_once`]: switch away; a hand-off ends the receive with its
-    /// message in `m`. `None` when the wait ended otherwise: the general path looks again (or
-    /// reports the error it finds).
+    /// After [`CoroIpc::block_at_once`]: switch away, `m` open to a hand-off; one ends the
+    /// receive with its message written straight into `m`. `None` when the wait ended
+    /// otherwise: the general path looks again (or reports the error it finds).
     #[inline]
     fn suspend_for_message(&self, m: &mut Message) -> Option<Result<()>> {
+        let inbox = Inbox::open(self.tcb, m);
         self.y.suspend(Suspend::Blocked);
-        let mut st = self.k.st.borrow_mut();
-        let task = &mut st.tasks[self.me];
-        match task.outcome {
-            Some(Ok(())) => {
-                task.outcome = None;
-                *m = task.msg;
-                Some(Ok(()))
-            }
-            Some(Err(e)) => {
-                task.outcome = None;
-                Some(Err(e))
-            }
-            None => None,
-        }
+        drop(inbox);
+        // `Some(Ok(()))` comes only from a hand-off (the wait was a `Receive` with no timer),
+        // which wrote the message into `m`.
+        self.tcb.outcome.take()
     }
 
     /// Switch away until whoever ends the wait says how it ended (`None`: look again). A wait
     /// that already ended (while a task we ran at once had control) needs no switch.
     fn suspend(&self) -> Option<Result<()>> {
-        {
-            let mut st = self.k.st.borrow_mut();
-            let task = &mut st.tasks[self.me];
-            if task.wait == Wait::Nothing {
-                return task.outcome.take();
-            }
+        if self.tcb.wait.get() != Wait::Nothing {
+            self.y.suspend(Suspend::Blocked);
         }
-        self.y.suspend(Suspend::Blocked);
-        self.k.st.borrow_mut().tasks[self.me].outcome.take()
+        self.tcb.outcome.take()
     }
 
-    /// The message delivered to this task.
+    /// The message delivered to this task (by a hand-off with no [`Inbox`] open).
     fn delivered(&self) -> Message {
-        self.k.st.borrow().tasks[self.me].msg
+        self.tcb.msg.get()
     }
 
     fn stamped(&self, m: &Message) -> Message {
@@ -252,37 +250,39 @@ impl<'a> CoroIpc<'a> {
     fn send_local(&self, d: usize, m: &Message, then_receive: bool, t: Timeout) -> Result<()> {
         let k = self.k;
         let me = self.me;
-        let mut st = k.st.borrow_mut();
         if d == me {
             return Err(Errno::EDVSBADDEST);
         }
-        if st.receives_from(d, self.ep) {
+        let Some(to) = k.tasks.get(d) else {
+            return Err(Errno::EDVSBADDEST);
+        };
+        if to.receives_from(self.ep) {
             // A sendrec blocks until `d` replies: switch to `d` at once instead of through the
             // scheduler (one switch each way instead of two). `d` switches back to us when it
             // blocks, usually with our reply. Bounded by the inline budget.
-            if then_receive && st.inline_left > 0 {
-                st.inline_left -= 1;
-                st.hand_off(k, me, self.ep, d, m, true);
-                st.block(me, Wait::Reply { from: d }, deadline(t));
-                drop(st);
-                super::scheduler::run_task(k, d, Unpark::Check);
+            let left = k.inline_left.get();
+            if then_receive && left > 0 {
+                k.inline_left.set(left - 1);
+                hand_off(k, self.tcb, d, to, m, true);
+                k.block(me, Wait::Reply { from: d }, deadline(t));
+                run_task(k, d, to, Unpark::Check);
                 return expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)));
             }
-            st.hand_off(k, me, self.ep, d, m, false);
+            hand_off(k, self.tcb, d, to, m, false);
             if !then_receive {
                 return Ok(());
             }
-            st.block(me, Wait::Reply { from: d }, deadline(t));
+            k.block(me, Wait::Reply { from: d }, deadline(t));
         } else {
             if t == Timeout::NoWait {
                 return Err(Errno::EDVSAGAIN);
             }
-            if st.deadlocks(me, d) {
+            if k.deadlocks(me, d) {
                 return Err(Errno::EDVSLOCKED);
             }
-            st.tasks[me].msg = self.stamped(m);
-            st.tasks[d].senders.push_back(me);
-            st.block(
+            self.tcb.msg.set(self.stamped(m));
+            to.senders.borrow_mut().push_back(me);
+            k.block(
                 me,
                 Wait::Send {
                     dst: d,
@@ -291,60 +291,45 @@ impl<'a> CoroIpc<'a> {
                 deadline(t),
             );
         }
-        drop(st);
         expiry(t, self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)))
     }
 
     /// The hot path of a `sendrec` between two tasks: `dst` is a task that waits in a receive
     /// our message satisfies, and the inline budget is not spent. Hand it the message and run
-    /// it at once, until it switches back (usually with our reply), under two borrows of the
-    /// state in all. `None`: not that case, and nothing was done.
+    /// it at once, `m` open to its reply, until it switches back (usually with that reply
+    /// written into `m`). `None`: not that case, and nothing was done.
+    #[inline]
     fn sendrec_at_once(&self, dst: Endpoint, m: &mut Message) -> Option<Result<()>> {
         let k = self.k;
-        let me = self.me;
-        let d = {
-            let mut st = k.st.borrow_mut();
-            let d = self.local_task(&st, dst)?;
-            if st.stopping || st.inline_left == 0 || d == me || !st.receives_from(d, self.ep) {
-                return None;
-            }
-            st.inline_left -= 1;
-            st.hand_off(k, me, self.ep, d, m, true);
-            st.block(me, Wait::Reply { from: d }, None);
-            d
-        };
-        super::scheduler::run_task(k, d, Unpark::Check);
-        let r = {
-            let mut st = k.st.borrow_mut();
-            match st.tasks.get_mut(me) {
-                Some(task) if task.wait == Wait::Nothing => match task.outcome.take() {
-                    Some(Ok(())) => {
-                        *m = task.msg;
-                        return Some(Ok(()));
-                    }
-                    r => Some(r.unwrap_or(Err(Errno::EDVSGENERIC))),
-                },
-                _ => None,
-            }
-        };
-        // Not answered yet: wait for the reply as the general path does.
-        let r = match r {
-            Some(r) => r,
-            None => self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)),
-        };
-        Some(r.map(|()| *m = self.delivered()))
+        let (d, to) = self.local_task(dst)?;
+        // No budget once the grace is over (`Kernel::inline_left`): the general path refuses.
+        let left = k.inline_left.get();
+        if left == 0 || !to.receives_from(self.ep) {
+            return None;
+        }
+        k.inline_left.set(left - 1);
+        hand_off(k, self.tcb, d, to, m, true);
+        block(k, self.tcb, Wait::Reply { from: d }, 0);
+        let _inbox = Inbox::open(self.tcb, m);
+        run_task(k, d, to, Unpark::Check);
+        // Answered (or its wait ended otherwise) while `d` ran; else wait for the reply as the
+        // general path does. `Some(Ok(()))` comes only from the reply's hand-off, which wrote
+        // the reply into `m`.
+        Some(self.suspend().unwrap_or(Err(Errno::EDVSGENERIC)))
     }
 
     /// Receive from the fabric spinning (inbox open) for up to the adaptive spin; `EDVSAGAIN`
     /// when nothing came.
     fn spin_receive(&self, src: Endpoint, m: &mut Message) -> Result<()> {
         self.fabric(|p| p.receive_spinning(src, m, ADAPTIVE_SPIN))?;
-        let mut st = self.k.st.borrow_mut();
-        st.last_outside_peer = Some((self.me, m.m_source));
-        st.tasks[self.me].looked_at = None;
-        // A hand-off into the inbox does not ring: spinning paid, so the next receive may spin
-        // again under the same ring count.
-        st.spun_at = None;
+        {
+            let mut st = self.k.st.borrow_mut();
+            st.last_outside_peer = Some((self.me, m.m_source));
+            // A hand-off into the inbox does not ring: spinning paid, so the next receive may
+            // spin again under the same ring count.
+            st.spun_at = None;
+        }
+        self.tcb.looked_at.set(None);
         Ok(())
     }
 
@@ -357,7 +342,7 @@ impl<'a> CoroIpc<'a> {
         if narrow_look {
             // A look at one source (or at requests only) says nothing about the rest of the
             // fabric: the next receive must look again even if the doorbell has not rung.
-            self.k.st.borrow_mut().tasks[self.me].looked_at = None;
+            self.tcb.looked_at.set(None);
         }
         r
     }
@@ -373,6 +358,7 @@ impl<'a> CoroIpc<'a> {
         self.live()?;
         let k = self.k;
         let me = self.me;
+        let task = self.tcb;
         let until = deadline(t);
         // A receive from one source always asks the fabric once: it checks that source (a free
         // slot is EDVSSRCDIED at once) whatever an earlier look found.
@@ -381,13 +367,10 @@ impl<'a> CoroIpc<'a> {
             // (1) The fabric (wakeups, notifications, outside senders), when its doorbell has
             // rung since our last look: an unchanged count means nothing new came.
             let rings = k.rings();
-            let stale = {
-                let task = &k.st.borrow().tasks[me];
-                !task.lost && (task.looked_at != Some(rings) || first)
-            };
+            let stale = !task.lost.get() && (task.looked_at.get() != Some(rings) || first);
             first = false;
             if stale {
-                k.st.borrow_mut().tasks[me].looked_at = Some(rings);
+                task.looked_at.set(Some(rings));
                 *narrow_look |= src != ANY || requests_only;
                 let r = self.fabric(|p| {
                     if requests_only {
@@ -398,12 +381,11 @@ impl<'a> CoroIpc<'a> {
                 });
                 match r {
                     Ok(()) => {
-                        let mut st = k.st.borrow_mut();
-                        if st.local(m.m_source).is_none() {
-                            st.last_outside_peer = Some((me, m.m_source));
+                        if k.local(m.m_source).is_none() {
+                            k.st.borrow_mut().last_outside_peer = Some((me, m.m_source));
                         }
                         // More may wait behind it under the same ring count: look again next.
-                        st.tasks[me].looked_at = None;
+                        task.looked_at.set(None);
                         return Ok(());
                     }
                     Err(Errno::EDVSAGAIN) => {}
@@ -413,31 +395,36 @@ impl<'a> CoroIpc<'a> {
                     // Our slot is gone: stop in order; local callers are still served below.
                     Err(Errno::EDVSNOTBIND) => self.lose_slot(),
                     Err(e) => {
-                        k.st.borrow_mut().tasks[me].looked_at = None;
+                        task.looked_at.set(None);
                         return Err(e);
                     }
                 }
             }
             // (2) The oldest task queued to send to us (from `src`).
-            let mut st = k.st.borrow_mut();
-            let queued = st.tasks[me]
-                .senders
-                .iter()
-                .position(|&s| src == ANY || st.ep_of(s) == src);
-            if let Some(pos) = queued {
-                let s = st.tasks[me].senders.remove(pos).unwrap_or(me);
-                *m = st.tasks[s].msg;
-                st.count(s, me);
-                match st.tasks[s].wait {
+            let queued = {
+                let mut senders = task.senders.borrow_mut();
+                let pos = senders
+                    .iter()
+                    .position(|&s| src == ANY || k.ep_of(s) == src);
+                pos.and_then(|pos| senders.remove(pos))
+            };
+            if let Some(s) = queued {
+                let Some(from) = k.tasks.get(s) else {
+                    return Err(Errno::EDVSGENERIC);
+                };
+                *m = from.msg.get();
+                from.sent.set(from.sent.get() + 1);
+                task.received.set(task.received.get() + 1);
+                match from.wait.get() {
                     Wait::Send {
                         then_receive: true, ..
                     } => {
                         // Its timer stays armed: it bounds the whole sendrec.
-                        st.tasks[s].wait = Wait::Reply { from: me };
-                        st.tasks[s].flags_stale = true;
-                        st.flags_stale = true;
+                        from.wait.set(Wait::Reply { from: me });
+                        from.flags_stale.set(true);
+                        k.flags_stale.set(true);
                     }
-                    _ => st.wake(k, s, Some(Ok(()))),
+                    _ => k.wake(s, Some(Ok(()))),
                 }
                 return Ok(());
             }
@@ -452,12 +439,7 @@ impl<'a> CoroIpc<'a> {
             // Nothing else to run and an outside peer on another CPU: spin for its next
             // request in the fabric, inbox open, as a fabric process would.
             let spin_fits = until.is_none_or(|u| u > Instant::now() + ADAPTIVE_SPIN);
-            if !requests_only
-                && spin_fits
-                && !st.tasks[me].lost
-                && k.spin_instead(&mut st, me, src, rings)
-            {
-                drop(st);
+            if !requests_only && spin_fits && !task.lost.get() && k.spin_instead(me, src, rings) {
                 match self.spin_receive(src, m) {
                     Err(Errno::EDVSAGAIN) => continue,
                     r => return r,
@@ -465,14 +447,13 @@ impl<'a> CoroIpc<'a> {
             }
             // A receive from one outside process watches that it lives, as the fabric's own
             // blocking receive does: wake every liveness tick to check it.
-            let outside = src != ANY && st.local(src).is_none();
+            let outside = src != ANY && k.local(src).is_none();
             let tick = outside.then(|| Instant::now() + LIVENESS_TICK);
             let wake_at = match (until, tick) {
                 (Some(u), Some(t)) => Some(u.min(t)),
                 (u, t) => u.or(t),
             };
-            st.block(me, Wait::Receive { src, requests_only }, wake_at);
-            drop(st);
+            k.block(me, Wait::Receive { src, requests_only }, wake_at);
             match self.suspend() {
                 Some(Ok(())) => {
                     *m = self.delivered();
@@ -546,19 +527,16 @@ impl Ipc for CoroIpc<'_> {
     }
 
     fn reply(&mut self, dst: Endpoint, m: &Message) -> Result<()> {
-        let k = self.k;
-        let mut st = k.st.borrow_mut();
-        let Some(d) = self.local_task(&st, dst) else {
-            drop(st);
+        let Some((d, to)) = self.local_task(dst) else {
+            if dst == self.ep {
+                return Err(Errno::EDVSBADDEST);
+            }
             return self.fabric(|p| p.reply(dst, m));
         };
-        if d == self.me {
-            return Err(Errno::EDVSBADDEST);
-        }
-        if st.tasks[d].wait != (Wait::Reply { from: self.me }) {
+        if to.wait.get() != (Wait::Reply { from: self.me }) {
             return Err(Errno::EDVSPROCSTS);
         }
-        st.hand_off(k, self.me, self.ep, d, m, false);
+        hand_off(self.k, self.tcb, d, to, m, false);
         Ok(())
     }
 
@@ -621,9 +599,7 @@ impl Ipc for CoroIpc<'_> {
 
     fn sleep(&mut self, d: Duration) -> Result<()> {
         self.live()?;
-        let k = self.k;
-        k.st.borrow_mut()
-            .block(self.me, Wait::Sleep, Some(Instant::now() + d));
+        self.k.block(self.me, Wait::Sleep, Some(Instant::now() + d));
         self.suspend().unwrap_or(Ok(()))
     }
 

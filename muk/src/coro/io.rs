@@ -197,10 +197,12 @@ pub(crate) fn harvest(k: &Kernel) {
     if woken.is_empty() {
         return;
     }
-    let mut st = k.st.borrow_mut();
     for t in woken {
-        if st.tasks.get(t).is_some_and(|task| task.wait == Wait::Sleep) {
-            st.wake(k, t, Some(Ok(())));
+        if k.tasks
+            .get(t)
+            .is_some_and(|task| task.wait.get() == Wait::Sleep)
+        {
+            k.wake(t, Some(Ok(())));
         }
     }
 }
@@ -339,7 +341,7 @@ pub(crate) fn wait(
         k.io.borrow_mut().take(me, out);
         return Ok(());
     }
-    k.st.borrow_mut().block(me, Wait::Sleep, until);
+    k.block(me, Wait::Sleep, until);
     k.io.borrow_mut().set_waiting(me, true);
     let r = suspend();
     let mut io = k.io.borrow_mut();

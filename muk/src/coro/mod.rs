@@ -62,7 +62,7 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
                     name,
                     result: Err(format!("cannot map a stack of {stack_size} bytes: {e}")),
                 });
-                k.st.borrow_mut().finish(&k, i);
+                k.finish(i);
                 continue;
             }
         };
@@ -70,23 +70,30 @@ fn run(servers: Vec<Hosted>, procs: Vec<Proc>, stopper: &Stopper) -> Vec<ServerE
         let k2 = Rc::clone(&k);
         let co: scheduler::TaskCoroutine =
             Coroutine::with_stack(stack, move |y: &ctx::TaskYielder, _| {
-                let mut ipc = ctx::CoroIpc::new(&k2, i, y);
-                match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ipc))) {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(format!("{e}")),
-                    Err(_) => Err("panicked".into()),
+                let result = match ctx::CoroIpc::new(&k2, i, y) {
+                    Some(mut ipc) => {
+                        match catch_unwind(AssertUnwindSafe(|| server.serve(&mut ipc))) {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err(format!("{e}")),
+                            Err(_) => Err("panicked".into()),
+                        }
+                    }
+                    None => Err(format!("no task {i}")),
+                };
+                if let Some(exit) = k2.exits.borrow_mut().get_mut(i) {
+                    *exit = Some(ServerExit { name, result });
                 }
             });
-        if let Some(cell) = k.cos.get(i) {
-            *cell.borrow_mut() = Some(co);
+        if let Some(task) = k.tasks.get(i) {
+            *task.co.borrow_mut() = Some(co);
         }
     }
     // Stacks, signal stack and handlers are in place: the sandbox may close in.
     crate::sandbox::runner_ready();
     let out = scheduler::run(&k, stopper);
     // The coroutines hold the kernel (a cycle through `Rc`): drop them, then their guards.
-    for cell in &k.cos {
-        cell.borrow_mut().take();
+    for task in &k.tasks {
+        task.co.borrow_mut().take();
     }
     drop(guards);
     out

@@ -24,7 +24,7 @@
 //! hands the sockets' events to their tasks.
 
 use super::ctx::Suspend;
-use super::kernel::{Kernel, State, Task, Wait};
+use super::kernel::{Kernel, Tcb, Wait};
 use super::timer::TimerId;
 use crate::host::{ServerExit, Stopper};
 use corosensei::stack::DefaultStack;
@@ -32,9 +32,10 @@ use corosensei::{Coroutine, CoroutineResult};
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Unpark};
 use std::time::Instant;
 
-/// A task's coroutine: resumed with how its fabric call goes on, it yields why it switched, and
-/// returns its server's result.
-pub(crate) type TaskCoroutine = Coroutine<Unpark, Suspend, Result<(), String>, DefaultStack>;
+/// A task's coroutine: resumed with how its fabric call goes on, it yields why it switched; its
+/// server's result goes into the kernel's `exits` before it returns (so that what a resume
+/// returns is two bytes).
+pub(crate) type TaskCoroutine = Coroutine<Unpark, Suspend, (), DefaultStack>;
 
 /// How many tasks run between two looks at the doorbell while tasks keep each other busy, so
 /// that outside callers are not starved by an internal storm.
@@ -49,16 +50,18 @@ pub(crate) const INLINE_BUDGET: u32 = 32;
 pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
     let previous_hook = m3ipc::wait::set_park_hook(Some(super::ctx::park_hook));
     let mut dispatched: u32 = 0;
-    while k.st.borrow().serving_any() {
+    while k.serving_any() {
         // Run everything that is ready.
         loop {
-            let next = {
-                let mut st = k.st.borrow_mut();
-                let t = st.ready.pop_front();
-                st.inline_left = INLINE_BUDGET;
-                t.map(|t| (t, std::mem::take(&mut st.tasks[t].cancel)))
+            let next = k.ready.borrow_mut().pop_front();
+            // None once the grace is over: every local call then takes the general path,
+            // which refuses it.
+            k.inline_left
+                .set(if k.stopping.get() { 0 } else { INLINE_BUDGET });
+            let Some((t, task)) = next.and_then(|t| Some((t, k.tasks.get(t)?))) else {
+                break;
             };
-            let Some((t, cancel)) = next else { break };
+            let cancel = task.cancel.replace(false);
             dispatched = dispatched.wrapping_add(1);
             if dispatched.is_multiple_of(LOOK_EVERY) {
                 fire_timers(k);
@@ -68,6 +71,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
             run_task(
                 k,
                 t,
+                task,
                 if cancel {
                     Unpark::Cancel
                 } else {
@@ -75,21 +79,20 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
                 },
             );
         }
-        if !k.st.borrow().serving_any() {
+        if !k.serving_any() {
             break;
         }
         // Nothing ready: timers, then the doorbell, then sleep.
         let now = fire_timers(k);
         let rings = look(k, stopper);
         super::io::harvest(k);
-        if !k.st.borrow().ready.is_empty() {
+        if !k.ready.borrow().is_empty() {
             continue;
         }
-        let next_timer = {
-            let mut st = k.st.borrow_mut();
-            let State { tasks, timers, .. } = &mut *st;
-            timers.next(|task, id| armed(tasks, task, id))
-        };
+        let next_timer =
+            k.st.borrow_mut()
+                .timers
+                .next(|task, id| armed(&k.tasks, task, id));
         if spin_for_outside_peer(k, rings, now, next_timer) {
             continue;
         }
@@ -113,66 +116,78 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
         let mut st = k.st.borrow_mut();
         st.recheck = true;
         // The full looks re-arm the timers of the tasks they resume: drop the old entries.
-        let limit = 64 + 4 * st.tasks.len();
-        let State { tasks, timers, .. } = &mut *st;
-        timers.compact(limit, |task, id| armed(tasks, task, id));
+        let limit = 64 + 4 * k.tasks.len();
+        st.timers
+            .compact(limit, |task, id| armed(&k.tasks, task, id));
     }
     m3ipc::wait::set_park_hook(previous_hook);
     k.exits.borrow_mut().drain(..).flatten().collect()
 }
 
-/// Resume task `t` until it switches away or returns, and record why. Called by the scheduler,
-/// and by a task that hands a message to `t` and runs it at once (the caller is then `t`'s
-/// parent: `t` switches back to it).
-pub(crate) fn run_task(k: &Kernel, t: usize, input: Unpark) {
-    let Some(cell) = k.cos.get(t) else {
-        return;
-    };
+/// Resume task `t` (whose block is `task`) until it switches away or returns, and record why.
+/// Called by the scheduler, and by a task that hands a message to `t` and runs it at once (the
+/// caller is then `t`'s parent: `t` switches back to it). Inlined: it is half the hot path of
+/// a hand-off that runs its receiver at once; its rare ends are out of line.
+#[inline(always)]
+pub(crate) fn run_task(k: &Kernel, t: usize, task: &Tcb, input: Unpark) {
     // A task on the chain that runs now is borrowed: it cannot be resumed again.
-    let Ok(mut slot) = cell.try_borrow_mut() else {
+    let Ok(mut slot) = task.co.try_borrow_mut() else {
         return;
     };
     let Some(co) = slot.as_mut() else {
         return;
     };
-    let running = &k.running[t];
-    running.set(true);
+    task.running.set(true);
     k.chain.set(k.chain.get() + 1);
     let r = co.resume(input);
-    running.set(false);
+    task.running.set(false);
     k.chain.set(k.chain.get() - 1);
     match r {
         CoroutineResult::Yield(Suspend::Blocked) => {}
-        CoroutineResult::Yield(Suspend::Parked(park)) => {
-            let mut st = k.st.borrow_mut();
-            let at = Instant::now() + park.timeout;
-            st.block(t, Wait::Fabric { rings: park.rings }, Some(at));
-            if st.stopping {
-                st.tasks[t].cancel = true;
-                st.wake(k, t, None);
-            }
-        }
-        CoroutineResult::Return(result) => {
+        CoroutineResult::Yield(Suspend::Parked) => parked(k, t, task),
+        CoroutineResult::Return(()) => {
             *slot = None;
             drop(slot);
-            let result = if k.st.borrow().tasks.get(t).is_some_and(|t| t.lost) {
-                Err(format!(
-                    "its slot was taken from it (unbound or written over by another process), \
-                     so MUK2 stopped in order{}",
-                    result
-                        .err()
-                        .map_or(String::new(), |e| format!("; then: {e}"))
-                ))
-            } else {
-                result
-            };
-            k.exits.borrow_mut()[t] = Some(ServerExit {
-                name: k.names.get(t).cloned().unwrap_or_default(),
-                result,
-            });
-            k.st.borrow_mut().finish(k, t);
+            ended(k, t, task);
         }
     }
+}
+
+/// Task `t`'s fabric call would sleep: wait for the doorbell or its timer.
+#[inline(never)]
+fn parked(k: &Kernel, t: usize, task: &Tcb) {
+    // Always there (set by the park hook before it switches); if it were not, a timer due now
+    // resumes the call, which checks again.
+    let park = super::ctx::take_parked().unwrap_or(m3ipc::wait::Park {
+        rings: 0,
+        timeout: std::time::Duration::ZERO,
+    });
+    let at = Instant::now() + park.timeout;
+    k.block(t, Wait::Fabric { rings: park.rings }, Some(at));
+    if k.stopping.get() {
+        task.cancel.set(true);
+        k.wake(t, None);
+    }
+}
+
+/// Task `t`'s server returned (its result is in `exits`): report a lost slot, tell those who
+/// wait on it.
+#[inline(never)]
+fn ended(k: &Kernel, t: usize, task: &Tcb) {
+    if task.lost.get()
+        && let Some(Some(exit)) = k.exits.borrow_mut().get_mut(t)
+    {
+        let then = exit
+            .result
+            .as_ref()
+            .err()
+            .map_or(String::new(), |e| format!("; then: {e}"));
+        exit.result = Err(format!(
+            "its slot was taken from it (unbound or written over by another process), \
+             so MUK2 stopped in order{then}"
+        ));
+    }
+    k.finish(t);
 }
 
 /// Look at the doorbell: resume every task whose wait an outside event may have ended (every
@@ -185,28 +200,30 @@ fn look(k: &Kernel, stopper: &Stopper) -> u32 {
         host.doorbell_repair();
     }
     let rings = k.rings();
-    let mut st = k.st.borrow_mut();
-    let moved_back = st
-        .last_rings
-        .is_some_and(|before| m3ipc::layout::rings_moved_back(before, rings));
-    st.last_rings = Some(rings);
-    let full = std::mem::take(&mut st.recheck) || moved_back;
-    st.publish(k);
-    if stopper.hard() && !st.stopping {
-        st.stop_all(k);
-    } else if stopper.stopping() && !st.stopping {
-        st.ask_next(k, stopper.order());
+    let full = {
+        let mut st = k.st.borrow_mut();
+        let moved_back = st
+            .last_rings
+            .is_some_and(|before| m3ipc::layout::rings_moved_back(before, rings));
+        st.last_rings = Some(rings);
+        std::mem::take(&mut st.recheck) || moved_back
+    };
+    k.publish();
+    if stopper.hard() && !k.stopping.get() {
+        k.stop_all();
+    } else if stopper.stopping() && !k.stopping.get() {
+        k.ask_next(stopper.order());
     }
-    for t in 0..st.tasks.len() {
-        let stale = match st.tasks[t].wait {
-            Wait::Receive { .. } => full || st.tasks[t].looked_at != Some(rings),
+    for (t, task) in k.tasks.iter().enumerate() {
+        let stale = match task.wait.get() {
+            Wait::Receive { .. } => full || task.looked_at.get() != Some(rings),
             Wait::Fabric { rings: seen } => full || seen != rings,
             _ => false,
         };
         if stale {
             // The task's next look goes to the fabric, whatever the count.
-            st.tasks[t].looked_at = None;
-            st.wake(k, t, None);
+            task.looked_at.set(None);
+            k.wake(t, None);
         }
     }
     rings
@@ -216,17 +233,18 @@ fn look(k: &Kernel, stopper: &Stopper) -> u32 {
 /// checks again (its deadline or its liveness tick).
 fn fire_timers(k: &Kernel) -> Instant {
     let now = Instant::now();
-    let mut st = k.st.borrow_mut();
     loop {
-        let State { tasks, timers, .. } = &mut *st;
-        let due = timers.pop_due(now, |task, id| armed(tasks, task, id));
+        let due =
+            k.st.borrow_mut()
+                .timers
+                .pop_due(now, |task, id| armed(&k.tasks, task, id));
         let Some(t) = due else { break };
-        let outcome = match st.tasks[t].wait {
-            Wait::Sleep => Some(Ok(())),
-            Wait::Fabric { .. } | Wait::Nothing => None,
+        let outcome = match k.tasks.get(t).map(|task| task.wait.get()) {
+            Some(Wait::Sleep) => Some(Ok(())),
+            Some(Wait::Fabric { .. } | Wait::Nothing) | None => None,
             _ => Some(Err(m3ipc::Errno::EDVSTIMEDOUT)),
         };
-        st.wake(k, t, outcome);
+        k.wake(t, outcome);
     }
     now
 }
@@ -272,6 +290,6 @@ fn spin_for_outside_peer(
 }
 
 /// Whether timer `id` is the one `task` has armed now (others were cancelled).
-fn armed(tasks: &[Task], task: usize, id: TimerId) -> bool {
-    id != 0 && tasks.get(task).is_some_and(|t| t.timer == id)
+fn armed(tasks: &[Tcb], task: usize, id: TimerId) -> bool {
+    id != 0 && tasks.get(task).is_some_and(|t| t.timer.get() == id)
 }
