@@ -69,6 +69,8 @@ mod proc;
 mod region;
 #[cfg(not(loom))]
 mod remote;
+#[cfg(not(loom))]
+pub mod remote_copy;
 mod share;
 #[cfg(not(loom))]
 mod slot;

@@ -38,6 +38,7 @@
 //! (10 ms). No `vcopy` across nodes; no `wakeup`/`wait4bind` forwarding beyond what the remote
 //! slots give by themselves; the peer list is static.
 
+mod copies;
 mod node;
 mod remote_ep;
 mod served;
