@@ -386,3 +386,93 @@ fn a_server_reads_and_writes_a_remote_clients_grant() {
     assert!(server.finish().success());
     drop((d0, d1));
 }
+
+/// `m3ftp --dc DC ARGS` on node `dir`.
+fn m3ftp(dir: &Path, dc: &str, args: &[&str]) -> std::process::Output {
+    Command::new(M3FTP)
+        .args(["--dc", dc, "--wait-ms", "20000"])
+        .args(args)
+        .env("M3IPC_SHM_DIR", dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn m3ftp_ok(dir: &Path, dc: &str, args: &[&str]) {
+    let out = m3ftp(dir, dc, args);
+    assert!(
+        out.status.success(),
+        "m3ftp {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The size of the file `remote_storage_m3ftp` moves: `M3_REMOTE_FTP_MIB` MiB (64 by default).
+fn ftp_mib() -> usize {
+    std::env::var("M3_REMOTE_FTP_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+#[test]
+fn m3ftp_on_node_1_against_muk2_storage_on_node_0() {
+    let s = Scratch::new("muk-remote-ftp");
+    let mib = ftp_mib();
+    let image = s.mkfs("disk.img", (mib as u64 * 2 + 16).max(64));
+    let dc = format!("rf{}", std::process::id());
+    let nodes = Nodes::new(&s, &dc);
+    // Node 0: MUK2 creates the DC (id 12) and hosts RDISK, FS, FTP.
+    let config = s.path("muk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dc]\nname = \"{dc}\"\nnode = 0\ndcid = 12\n[[server]]\nname = \"rdisk\"\n\
+             image = \"{}\"\n[[server]]\nname = \"fs\"\nformat = \"never\"\n[[server]]\n\
+             name = \"ftp\"\n",
+            image.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(MUK2);
+    c.args(["run", "--config", config.to_str().unwrap()]);
+    let muk2 = Kid::spawn(c, &nodes.dirs[0], "muk2.log");
+    muk2.wait_for("running; stop with", LONG);
+    // Node 1: the same DC, created empty.
+    Kid::role(&nodes.dirs[1], &format!("mkdc {dc} 12 1")).wait_for("READY", LONG);
+    let _d0 = nodes.daemon(0);
+    let _d1 = nodes.daemon(1);
+    nodes.connected(0);
+    nodes.connected(1);
+
+    let (local, data) = s.random_file("big", mib * MIB, 77);
+    let back = s.path("back");
+    let t = Instant::now();
+    m3ftp_ok(&nodes.dirs[1], &dc, &["put", local.to_str().unwrap(), "/big"]);
+    let put = t.elapsed();
+    let t = Instant::now();
+    m3ftp_ok(&nodes.dirs[1], &dc, &["get", "/big", back.to_str().unwrap()]);
+    let get = t.elapsed();
+    eprintln!("remote m3ftp of {mib} MiB: put {put:?}, get {get:?}");
+    assert!(std::fs::read(&back).unwrap() == data, "the bytes came back different");
+
+    // An m3ftp killed mid-put: the servers stay healthy, a later put and get work.
+    let mut c = Command::new(M3FTP);
+    c.args(["--dc", &dc, "--wait-ms", "20000", "put", local.to_str().unwrap(), "/killed"]);
+    let victim = Kid::spawn(c, &nodes.dirs[1], "m3ftp.log");
+    std::thread::sleep(Duration::from_millis(300));
+    victim.signal(libc::SIGKILL);
+    drop(victim);
+    let (small, small_data) = s.random_file("small", 3 * MIB + 12345, 78);
+    m3ftp_ok(&nodes.dirs[1], &dc, &["put", small.to_str().unwrap(), "/after"]);
+    let back2 = s.path("back2");
+    m3ftp_ok(&nodes.dirs[1], &dc, &["get", "/after", back2.to_str().unwrap()]);
+    assert!(std::fs::read(&back2).unwrap() == small_data);
+
+    // MUK2 stops in order (SIGTERM), then the image is checked.
+    muk2.signal(libc::SIGTERM);
+    assert!(muk2.finish().success(), "{}", nodes.log(0, "muk2.log"));
+    fsck_clean(&image);
+}
