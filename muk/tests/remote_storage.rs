@@ -39,7 +39,8 @@ const MIB: usize = 1 << 20;
 
 /// The bytes of pattern `seed` at `i`.
 fn pattern(seed: u64, i: usize) -> u8 {
-    let x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let x =
+        (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     (x >> 29) as u8 ^ (x >> 7) as u8
 }
 
@@ -138,8 +139,16 @@ fn role_client(dc: &str) {
         let seed = 100 + round;
         let bytes: Vec<u8> = (0..len).map(|i| pattern(seed, i)).collect();
         view.write_at(off, &bytes).unwrap();
-        assert_eq!(call(CHECK, g, off, len, seed), 0, "round {round}: server read wrong bytes");
-        assert_eq!(call(CHECK, g, off, len, seed + 1), 1, "round {round}: check proves nothing");
+        assert_eq!(
+            call(CHECK, g, off, len, seed),
+            0,
+            "round {round}: server read wrong bytes"
+        );
+        assert_eq!(
+            call(CHECK, g, off, len, seed + 1),
+            1,
+            "round {round}: check proves nothing"
+        );
         // Server -> client: we check what it wrote.
         let seed = 200 + round;
         view.fill(0, MIB, 0).unwrap();
@@ -159,7 +168,10 @@ fn role_client(dc: &str) {
     }
     // The far side's checks hold: a range past the grant, a forged grant, a revoked one.
     assert_eq!(call(CHECK, g, MIB - 10, 20, 1), Errno::EDVSRANGE.code());
-    assert_eq!(call(CHECK, GrantId(g.0 ^ 0x55), 0, 10, 1), Errno::EDVSPERM.code());
+    assert_eq!(
+        call(CHECK, GrantId(g.0 ^ 0x55), 0, 10, 1),
+        Errno::EDVSPERM.code()
+    );
     p.revoke(g).unwrap();
     assert_eq!(call(FILL, g, 0, 10, 1), Errno::EDVSPERM.code());
     println!("@@ OK {moved}");
@@ -177,7 +189,9 @@ fn role_mkdc(name: &str, dcid: u32, node: u32) {
 
 #[test]
 fn child_main() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
     let args: Vec<String> = role.split(' ').map(String::from).collect();
     match args[0].as_str() {
         "daemon" => role_daemon(&args[1]),
@@ -219,7 +233,9 @@ impl Kid {
         let (tx, lines) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let l = line.find("@@ ").map_or(line.clone(), |i| line[i + 3..].to_string());
+                let l = line
+                    .find("@@ ")
+                    .map_or(line.clone(), |i| line[i + 3..].to_string());
                 let _ = tx.send(l);
             }
         });
@@ -348,7 +364,13 @@ impl Drop for Nodes {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for id in 0..2 {
-                for log in ["daemon.log", "muk2.log", "server.log", "client.log", "m3ftp.log"] {
+                for log in [
+                    "daemon.log",
+                    "muk2.log",
+                    "server.log",
+                    "client.log",
+                    "m3ftp.log",
+                ] {
                     let text = self.log(id, log);
                     if !text.is_empty() {
                         eprintln!("--- node {id} {log}:\n{text}");
@@ -370,8 +392,14 @@ fn a_server_reads_and_writes_a_remote_clients_grant() {
     for id in 0..2 {
         Kid::role(&nodes.dirs[id], &format!("mkdc {dc} 11 {id}")).wait_for("READY", LONG);
     }
-    let d0 = Kid::role(&nodes.dirs[0], &format!("daemon {}", nodes.configs[0].display()));
-    let d1 = Kid::role(&nodes.dirs[1], &format!("daemon {}", nodes.configs[1].display()));
+    let d0 = Kid::role(
+        &nodes.dirs[0],
+        &format!("daemon {}", nodes.configs[0].display()),
+    );
+    let d1 = Kid::role(
+        &nodes.dirs[1],
+        &format!("daemon {}", nodes.configs[1].display()),
+    );
     d0.wait_for("READY", LONG);
     d1.wait_for("READY", LONG);
     nodes.connected(0);
@@ -450,25 +478,52 @@ fn m3ftp_on_node_1_against_muk2_storage_on_node_0() {
     let (local, data) = s.random_file("big", mib * MIB, 77);
     let back = s.path("back");
     let t = Instant::now();
-    m3ftp_ok(&nodes.dirs[1], &dc, &["put", local.to_str().unwrap(), "/big"]);
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["put", local.to_str().unwrap(), "/big"],
+    );
     let put = t.elapsed();
     let t = Instant::now();
-    m3ftp_ok(&nodes.dirs[1], &dc, &["get", "/big", back.to_str().unwrap()]);
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["get", "/big", back.to_str().unwrap()],
+    );
     let get = t.elapsed();
     eprintln!("remote m3ftp of {mib} MiB: put {put:?}, get {get:?}");
-    assert!(std::fs::read(&back).unwrap() == data, "the bytes came back different");
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the bytes came back different"
+    );
 
     // An m3ftp killed mid-put: the servers stay healthy, a later put and get work.
     let mut c = Command::new(M3FTP);
-    c.args(["--dc", &dc, "--wait-ms", "20000", "put", local.to_str().unwrap(), "/killed"]);
+    c.args([
+        "--dc",
+        &dc,
+        "--wait-ms",
+        "20000",
+        "put",
+        local.to_str().unwrap(),
+        "/killed",
+    ]);
     let victim = Kid::spawn(c, &nodes.dirs[1], "m3ftp.log");
     std::thread::sleep(Duration::from_millis(300));
     victim.signal(libc::SIGKILL);
     drop(victim);
     let (small, small_data) = s.random_file("small", 3 * MIB + 12345, 78);
-    m3ftp_ok(&nodes.dirs[1], &dc, &["put", small.to_str().unwrap(), "/after"]);
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["put", small.to_str().unwrap(), "/after"],
+    );
     let back2 = s.path("back2");
-    m3ftp_ok(&nodes.dirs[1], &dc, &["get", "/after", back2.to_str().unwrap()]);
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["get", "/after", back2.to_str().unwrap()],
+    );
     assert!(std::fs::read(&back2).unwrap() == small_data);
 
     // MUK2 stops in order (SIGTERM), then the image is checked.
