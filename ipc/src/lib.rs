@@ -72,6 +72,7 @@ outside_loom! {
     mod proc;
     mod region;
     mod remote;
+    pub mod remote_copy;
     mod share;
     mod slot;
     mod takeover;

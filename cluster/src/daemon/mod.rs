@@ -28,6 +28,12 @@
 //!   destination received it and `Sendrec` with `Reply`. A frame for a DC this node does not
 //!   serve (or the peer did not say it serves) is answered with `EDVSNODCNODE`.
 //!
+//! - **moves bytes for grants across nodes** (`copies.rs`): a server that must read or write
+//!   the grant of a client bound on another node asks the proxy (one `sendrec` carrying an
+//!   [`m3ipc::remote_copy::RemoteCopy`]); the daemon sends the chunks (`CopyRequest` to read,
+//!   `CopyData` to write, 256 KiB each, all in flight at once) to the client's node, whose
+//!   daemon uses the grant as the server's remote slot and answers (`CopyData`, `CopyAck`).
+//!
 //! The running daemon rewrites a status file in the region directory every second
 //! ([`status`]); `dvs node status` prints it.
 //!
@@ -35,9 +41,11 @@
 //! incoming call that blocks, calls *to* that endpoint wait here until it is done (its endpoint
 //! is blocked on its own node too, so nothing is lost but a little latency). The threads share
 //! the proxy's doorbell, so one may miss a wake and see its outcome at its next liveness tick
-//! (10 ms). No `vcopy` across nodes; no `wakeup`/`wait4bind` forwarding beyond what the remote
+//! (10 ms). `vcopy` itself does not cross nodes (servers reach remote grants through
+//! `muk::storage::read_granted`/`write_granted` instead); no `wakeup`/`wait4bind` forwarding beyond what the remote
 //! slots give by themselves; the peer list is static.
 
+mod copies;
 mod node;
 mod remote_ep;
 mod served;

@@ -128,6 +128,14 @@ impl Node {
         let cmd = match f.cmd {
             Command::Send => Command::SendAck,
             Command::Sendrec => Command::Reply,
+            Command::CopyRequest => Command::CopyAck,
+            // Not the answer to one of ours (a read's bytes): those are never answered.
+            Command::CopyData
+                if crate::wire::CopyDesc::decode(&f.payload)
+                    .is_ok_and(|d| d.op == crate::wire::CopyOp::Write) =>
+            {
+                Command::CopyAck
+            }
             _ => return,
         };
         let mut ans = Frame::new(cmd, f.dc, f.dst, f.src, f.seq);

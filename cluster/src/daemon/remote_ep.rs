@@ -25,6 +25,8 @@ pub(crate) enum Job {
     Poll,
     /// Make the call a frame from the remote endpoint asks for.
     Deliver(Frame),
+    /// Serve a chunk of a copy against a grant a local endpoint issued to this remote one.
+    Copy(Frame),
     /// Give `client` the reply the far side sent.
     Reply { client: Endpoint, msg: Message },
     /// The far side could not answer `client`'s request.
@@ -155,6 +157,11 @@ fn run(ctx: &Ctx, proc: Proc, rx: &Receiver<Job>, stop: Arc<AtomicBool>) {
                 forward_calls(ctx, &proc);
             }
             Job::Deliver(f) => deliver(ctx, &proc, f),
+            Job::Copy(f) => {
+                if let Some(node) = ctx.node.upgrade() {
+                    let _ = node.send(ctx.peer, &super::copies::serve(&proc, ctx.dcid, &f));
+                }
+            }
             Job::Reply { client, msg } => {
                 // EDVSPROCSTS: the client gave up meanwhile.
                 let _ = proc.reply(client, &msg);

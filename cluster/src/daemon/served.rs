@@ -2,9 +2,10 @@
 //! it mirrors (one thread each), the calls waiting for the far side's answer, and the watcher
 //! loop that announces local binds and wakes the remote slots when their doorbell rings.
 
+use super::copies::{self, Waiting};
 use super::node::{Node, lock};
 use super::remote_ep::{Job, RemoteEp};
-use crate::wire::{Command, Frame};
+use crate::wire::{Command, CopyDesc, CopyOp, Frame};
 use m3ipc::{Dc, Endpoint, Errno, Held, Proc, SlotState, endpoint};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +56,8 @@ pub(crate) struct Served {
     /// Remote slots by `nr`.
     remotes: Mutex<HashMap<i32, RemoteEp>>,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// Chunks of copies against remote grants, waiting for their answers (`copies.rs`).
+    copies: Mutex<HashMap<u64, Waiting>>,
     /// Incoming calls that may block, in flight now (see [`WATCH_POLL`]).
     pub(crate) in_flight: AtomicUsize,
 }
@@ -73,6 +76,7 @@ impl Served {
             local: Mutex::new(local),
             remotes: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            copies: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -182,15 +186,51 @@ impl Served {
         lock(&self.pending).remove(&seq)
     }
 
+    /// The proxy's handle (`None` once closed). Held briefly: the watcher sleeps holding it
+    /// only while nothing is in flight.
+    pub(crate) fn proxy_lock(&self) -> MutexGuard<'_, Option<Proc>> {
+        lock(&self.proxy)
+    }
+
+    /// Remember a chunk of a copy until its answer comes.
+    pub(crate) fn add_copy(&self, seq: u64, w: Waiting) {
+        lock(&self.copies).insert(seq, w);
+    }
+
+    /// Take the chunk `seq` if it waits on `peer`.
+    pub(crate) fn take_copy_if(&self, seq: u64, peer: u32) -> Option<Waiting> {
+        let mut t = lock(&self.copies);
+        match t.get(&seq) {
+            Some(w) if w.peer == peer => t.remove(&seq),
+            _ => None,
+        }
+    }
+
     /// A frame from `peer` for this DC (on the link's reader thread, in order).
     pub(crate) fn on_frame(&self, node: &Node, peer: u32, f: Frame) {
         match f.cmd {
             Command::Bound => self.remote_bound(node, peer, &f),
             Command::Unbound => self.remote_unbound(peer, f.src),
-            Command::Send | Command::Sendrec | Command::Notify | Command::Senda => {
+            // A chunk of a copy against a grant of ours, or the answer to one of our chunks
+            // (a read's bytes come back as CopyData with op read).
+            Command::CopyData | Command::CopyAck
+                if f.cmd == Command::CopyAck
+                    || CopyDesc::decode(&f.payload).is_ok_and(|d| d.op == CopyOp::Read) =>
+            {
+                self.copy_answer(peer, f)
+            }
+            Command::Send
+            | Command::Sendrec
+            | Command::Notify
+            | Command::Senda
+            | Command::CopyRequest
+            | Command::CopyData => {
                 let nr = endpoint::nr(f.src);
                 let rs = lock(&self.remotes);
                 match rs.get(&nr).filter(|r| r.node == peer && r.ep == f.src) {
+                    Some(r) if matches!(f.cmd, Command::CopyRequest | Command::CopyData) => {
+                        r.push(Job::Copy(f))
+                    }
                     Some(r) => r.push(Job::Deliver(f)),
                     None => {
                         drop(rs);
@@ -246,7 +286,7 @@ impl Served {
                     let _ = p.wakeup(f.dst);
                 }
             }
-            // Copies across nodes are not served yet; heartbeats and goodbyes never get here.
+            // Heartbeats and goodbyes never get here.
             _ => {}
         }
     }
@@ -313,6 +353,7 @@ impl Served {
     /// The link to `peer` went down: fail its pending calls and drop its remote slots (their
     /// waiters get `EDVSNOTCONN`).
     pub(crate) fn node_down(&self, peer: u32) {
+        copies::fail_peer(&self.copies, peer);
         let failed: Vec<Pending> = {
             let mut pending = lock(&self.pending);
             let seqs: Vec<u64> = pending
@@ -406,6 +447,7 @@ pub(crate) fn watch(node: &Node, s: &Served) {
         if seen_rings != Some(rings) {
             seen_rings = Some(rings);
             s.poke_all();
+            s.take_copy_requests(node);
         }
         // Relaxed: a hint; a miss costs one WATCH_SLEEP at most.
         if s.in_flight.load(Ordering::Relaxed) == 0 {

@@ -29,6 +29,10 @@ pub enum WireError {
     /// A frame whose payload is text carries bytes that are not UTF-8.
     #[error("a {0:?} frame's text is not UTF-8")]
     BadText(Command),
+    /// A copy frame's descriptor is malformed (unknown op, a length of 0 or above a chunk,
+    /// reserved bytes set, or data that does not match its length).
+    #[error("malformed copy descriptor")]
+    BadCopy,
     /// The decoder already refused this stream.
     #[error("the stream was already refused")]
     Poisoned,

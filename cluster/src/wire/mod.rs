@@ -6,11 +6,13 @@
 //! decoder takes whatever the socket gives (a frame split over reads, several frames in one) and
 //! returns whole frames.
 
+mod copy;
 mod decoder;
 mod error;
 mod frame;
 mod hello;
 
+pub use copy::{CopyDesc, CopyOp};
 pub use decoder::{FrameDecoder, Incoming};
 pub use error::WireError;
 pub use frame::{

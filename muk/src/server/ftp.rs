@@ -232,10 +232,7 @@ impl Ftp {
         r: &FtpRequest,
         m_type: i32,
     ) -> Result<Message> {
-        let path = {
-            let view = ipc.granted(client, r.path.grant)?;
-            r.path.read(&view)?
-        };
+        let path = r.path.fetch(ipc, client)?;
         let l = self.link(ipc)?;
         let (buf, grant) = (l.path, l.path_grant);
         ipc.buffer(buf)?.write_at(0, path.as_bytes())?;

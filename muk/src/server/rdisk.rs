@@ -15,10 +15,10 @@
 use crate::ipc::Ipc;
 use crate::protocol::OK;
 use crate::server::{Handler, Server, serve_requests};
-use crate::storage::grantor_endpoint;
 use crate::storage::rdisk::{
     BLOCK_SIZE, BlockRequest, MAX_BLOCKS, RD_FLUSH, RD_GEOMETRY, RD_READ, RD_WRITE,
 };
+use crate::storage::{grantor_endpoint, is_remote, read_granted, write_granted};
 use m3ipc::{Errno, Message, Result};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -134,17 +134,16 @@ impl Rdisk {
         let r = BlockRequest::decode(m)?;
         let (at, len) = self.span(&r)?;
         let grantor = grantor_endpoint(ipc.dc(), m.m_source, r.grantor)?;
-        let view = ipc.granted(grantor, r.grant)?;
         match &mut self.backing {
             Backing::Memory(bytes) => {
                 let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;
                 let src = bytes.get(at..at + len).ok_or(Errno::EDVSRANGE)?;
-                view.write_at(r.offset, src)?;
+                write_granted(ipc, grantor, r.grant, r.offset, src)?;
             }
             Backing::File { file, scratch } => {
                 let buf = &mut scratch[..len];
                 file.read_exact_at(buf, at).map_err(|_| Errno::EDVSIO)?;
-                view.write_at(r.offset, buf)?;
+                write_granted(ipc, grantor, r.grant, r.offset, buf)?;
             }
         }
         Ok(Message::new(OK))
@@ -154,16 +153,30 @@ impl Rdisk {
         let r = BlockRequest::decode(m)?;
         let (at, len) = self.span(&r)?;
         let grantor = grantor_endpoint(ipc.dc(), m.m_source, r.grantor)?;
-        let view = ipc.granted(grantor, r.grant)?;
         match &mut self.backing {
             Backing::Memory(bytes) => {
                 let at = usize::try_from(at).map_err(|_| Errno::EDVSRANGE)?;
                 let dst = bytes.get_mut(at..at + len).ok_or(Errno::EDVSRANGE)?;
-                write_sparse(&view, r.offset, dst)?;
+                if is_remote(ipc, grantor) {
+                    // The bytes come over the link anyway: fetch them whole, then skip the
+                    // zero pieces as below.
+                    let mut got = vec![0u8; len];
+                    read_granted(ipc, grantor, r.grant, r.offset, &mut got)?;
+                    write_sparse(
+                        |o, p| {
+                            p.copy_from_slice(&got[o..o + p.len()]);
+                            Ok(())
+                        },
+                        dst,
+                    )?;
+                } else {
+                    let view = ipc.granted(grantor, r.grant)?;
+                    write_sparse(|o, p| view.read_at(r.offset + o, p), dst)?;
+                }
             }
             Backing::File { file, scratch } => {
                 let buf = &mut scratch[..len];
-                view.read_at(r.offset, buf)?;
+                read_granted(ipc, grantor, r.grant, r.offset, buf)?;
                 file.write_all_at(buf, at).map_err(|_| Errno::EDVSIO)?;
             }
         }
@@ -178,24 +191,28 @@ impl Rdisk {
     }
 }
 
-/// Copy `dst.len()` bytes of `view` from `off` into the memory disk at `dst`, leaving alone
-/// every page-sized piece where both are all zeros. The memory disk starts zero-filled and
-/// unallocated (the kernel maps a page only when it is written), and the formatter writes
-/// whole zeroed inode tables: skipping those keeps the disk's resident memory to the blocks
-/// that hold something. A zero piece of an untouched page reads the shared zero page.
-fn write_sparse(view: &m3ipc::BufView<'_>, off: usize, dst: &mut [u8]) -> Result<()> {
+/// Copy `dst.len()` bytes of the request's data into the memory disk at `dst`, leaving alone
+/// every page-sized piece where both are all zeros; `fetch(o, piece)` reads the data's bytes
+/// at offset `o` into `piece`. The memory disk starts zero-filled and unallocated (the kernel
+/// maps a page only when it is written), and the formatter writes whole zeroed inode tables:
+/// skipping those keeps the disk's resident memory to the blocks that hold something. A zero
+/// piece of an untouched page reads the shared zero page.
+fn write_sparse(
+    mut fetch: impl FnMut(usize, &mut [u8]) -> Result<()>,
+    dst: &mut [u8],
+) -> Result<()> {
     const PIECE: usize = 4096;
     let mut piece = [0u8; PIECE];
-    let mut from = off;
+    let mut from = 0;
     for d in dst.chunks_mut(PIECE) {
         if is_zero(d) {
             let p = &mut piece[..d.len()];
-            view.read_at(from, p)?;
+            fetch(from, p)?;
             if !is_zero(p) {
                 d.copy_from_slice(p);
             }
         } else {
-            view.read_at(from, d)?;
+            fetch(from, d)?;
         }
         from += d.len();
     }

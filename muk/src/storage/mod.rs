@@ -15,8 +15,11 @@
 pub mod dirent;
 pub mod fs;
 pub mod ftp;
+pub mod granted;
 pub mod path;
 pub mod rdisk;
+
+pub use granted::{is_remote, read_granted, write_granted};
 
 use crate::protocol::OK;
 use m3ipc::{Dc, Endpoint, Errno, Message, Result};

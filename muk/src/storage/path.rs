@@ -11,7 +11,8 @@
 //! servers' own use: FS names a put's temporary file [`PUT_TEMP_PREFIX`] followed by a number
 //! ([`is_put_temp`]), which no request can name, create or list.
 
-use m3ipc::{BufView, Errno, GrantId, Result};
+use crate::ipc::Ipc;
+use m3ipc::{BufView, Endpoint, Errno, GrantId, Result};
 
 /// Longest path a request may carry, in bytes (Linux's `PATH_MAX` less its NUL).
 pub const PATH_MAX: usize = 4095;
@@ -52,24 +53,49 @@ impl PathRef {
     pub fn read(&self, view: &BufView<'_>) -> Result<String> {
         let mut raw = vec![0u8; self.len];
         view.read_at(0, &mut raw)?;
-        let s = String::from_utf8(raw).map_err(|_| Errno::EDVSBADVALUE)?;
-        check(&s)?;
-        Ok(s)
+        parse(raw)
+    }
+
+    /// As [`PathRef::read`], from the grant `grantor` issued this server, wherever the
+    /// grantor is bound ([`super::read_granted`]).
+    pub fn fetch(&self, ipc: &mut dyn Ipc, grantor: Endpoint) -> Result<String> {
+        let mut raw = vec![0u8; self.len];
+        super::read_granted(ipc, grantor, self.grant, 0, &mut raw)?;
+        parse(raw)
     }
 
     /// Read two NUL-separated paths (a rename's source and target).
     pub fn read_pair(&self, view: &BufView<'_>) -> Result<(String, String)> {
         let mut raw = vec![0u8; self.len];
         view.read_at(0, &mut raw)?;
-        let s = String::from_utf8(raw).map_err(|_| Errno::EDVSBADVALUE)?;
-        let (a, b) = s.split_once('\0').ok_or(Errno::EDVSINVAL)?;
-        if a.len() > PATH_MAX || b.len() > PATH_MAX {
-            return Err(Errno::EDVSNAMETOOLONG);
-        }
-        check(a)?;
-        check(b)?;
-        Ok((a.to_string(), b.to_string()))
+        parse_pair(raw)
     }
+
+    /// As [`PathRef::read_pair`], wherever the grantor is bound.
+    pub fn fetch_pair(&self, ipc: &mut dyn Ipc, grantor: Endpoint) -> Result<(String, String)> {
+        let mut raw = vec![0u8; self.len];
+        super::read_granted(ipc, grantor, self.grant, 0, &mut raw)?;
+        parse_pair(raw)
+    }
+}
+
+/// A path's bytes, checked (see [`PathRef::read`]).
+fn parse(raw: Vec<u8>) -> Result<String> {
+    let s = String::from_utf8(raw).map_err(|_| Errno::EDVSBADVALUE)?;
+    check(&s)?;
+    Ok(s)
+}
+
+/// Two NUL-separated paths' bytes, checked (see [`PathRef::read_pair`]).
+fn parse_pair(raw: Vec<u8>) -> Result<(String, String)> {
+    let s = String::from_utf8(raw).map_err(|_| Errno::EDVSBADVALUE)?;
+    let (a, b) = s.split_once('\0').ok_or(Errno::EDVSINVAL)?;
+    if a.len() > PATH_MAX || b.len() > PATH_MAX {
+        return Err(Errno::EDVSNAMETOOLONG);
+    }
+    check(a)?;
+    check(b)?;
+    Ok((a.to_string(), b.to_string()))
 }
 
 /// The start of the name of a put's temporary file (see [`crate::storage::fs::FS_PUT_BEGIN`]):

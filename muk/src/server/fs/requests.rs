@@ -13,7 +13,9 @@ use crate::storage::fs::{
 };
 use crate::storage::path::{PathRef, is_put_temp, split_parent};
 use crate::storage::rdisk::{BLOCK_SIZE, BlockRequest, RD_READ, RD_WRITE};
-use crate::storage::{MAX_CHUNK, grantor_endpoint, pack, reply_result, word_len};
+use crate::storage::{
+    MAX_CHUNK, grantor_endpoint, pack, read_granted, reply_result, word_len, write_granted,
+};
 use m3ipc::{Errno, GrantId, Message, Result};
 use minixfs::{FsError, Ino};
 
@@ -46,9 +48,7 @@ fn fs_err(e: FsError) -> Errno {
 /// The path a request names in `payload[0..2]`.
 fn path_of(cell: &IpcCell<'_>, m: &Message) -> Result<String> {
     let r = PathRef::from_words(m.payload[0], m.payload[1], false)?;
-    let me = cell.borrow();
-    let view = me.granted(m.m_source, r.grant)?;
-    r.read(&view)
+    r.fetch(&mut **cell.borrow_mut(), m.m_source)
 }
 
 /// The directory holding `path` and the last name in it.
@@ -109,9 +109,13 @@ pub(super) fn handle(
                     let n = fs
                         .read(r.ino, r.offset, &mut scratch[..r.len])
                         .map_err(fs_err)?;
-                    let me = cell.borrow();
-                    me.granted(from, r.grant)?
-                        .write_at(r.grant_offset, &scratch[..n])?;
+                    write_granted(
+                        &mut **cell.borrow_mut(),
+                        from,
+                        r.grant,
+                        r.grant_offset,
+                        &scratch[..n],
+                    )?;
                     n
                 }
             };
@@ -130,11 +134,13 @@ pub(super) fn handle(
                     write_direct(cell, fs, rdisk, &r, from, disk, scratch)?
                 }
                 _ => {
-                    {
-                        let me = cell.borrow();
-                        me.granted(from, r.grant)?
-                            .read_at(r.grant_offset, &mut scratch[..r.len])?;
-                    }
+                    read_granted(
+                        &mut **cell.borrow_mut(),
+                        from,
+                        r.grant,
+                        r.grant_offset,
+                        &mut scratch[..r.len],
+                    )?;
                     fs.write(r.ino, r.offset, &scratch[..r.len])
                         .map_err(fs_err)?
                 }
@@ -173,11 +179,7 @@ pub(super) fn handle(
         }
         FS_RENAME => {
             let r = PathRef::from_words(m.payload[0], m.payload[1], true)?;
-            let (from, to) = {
-                let me = cell.borrow();
-                let view = me.granted(m.m_source, r.grant)?;
-                r.read_pair(&view)?
-            };
+            let (from, to) = r.fetch_pair(&mut **cell.borrow_mut(), m.m_source)?;
             let (from_dir, from_name) = parent_of(fs, &from)?;
             let (to_dir, to_name) = parent_of(fs, &to)?;
             fs.rename(from_dir, from_name, to_dir, to_name)
@@ -267,8 +269,7 @@ fn read_direct(
             } else {
                 rest.fill(0);
             }
-            let me = cell.borrow();
-            me.granted(client, r.grant)?.write_at(at + done, rest)?;
+            write_granted(&mut **cell.borrow_mut(), client, r.grant, at + done, rest)?;
         }
         total += len;
     }
@@ -325,9 +326,13 @@ fn write_direct(
     let whole = r.len - r.len % BLOCK_SIZE;
     if done == whole && whole < r.len {
         let rest = &mut scratch[..r.len - whole];
-        cell.borrow()
-            .granted(client, r.grant)?
-            .read_at(r.grant_offset + whole, rest)?;
+        read_granted(
+            &mut **cell.borrow_mut(),
+            client,
+            r.grant,
+            r.grant_offset + whole,
+            rest,
+        )?;
         match fs.write(r.ino, r.offset + whole as u64, rest) {
             Ok(n) => done += n,
             Err(FsError::NoSpace) => {}
@@ -415,8 +420,7 @@ fn readdir(cell: &IpcCell<'_>, fs: &mut Mounted<'_, '_>, m: &Message) -> Result<
         }
     }
     if !out.is_empty() {
-        let me = cell.borrow();
-        me.granted(to, grant)?.write_at(0, &out)?;
+        write_granted(&mut **cell.borrow_mut(), to, grant, 0, &out)?;
     }
     let mut reply = Message::new(OK);
     reply.payload[0] = count as u64;

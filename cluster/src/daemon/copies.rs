@@ -1,0 +1,291 @@
+//! Copies against remote grants ([`m3ipc::remote_copy`]): both ends.
+//!
+//! **Requester's node** (the server's): a server asks the proxy with a `sendrec` carrying a
+//! [`RemoteCopy`]. The watcher takes it from the proxy's mailbox ([`Served::take_copy_requests`])
+//! and starts a copy thread ([`run`]), which cuts the range into chunks of [`COPY_CHUNK`] and
+//! sends them all at once (several in flight): a `CopyRequest` per chunk to read, a `CopyData`
+//! per chunk to write. Each chunk waits in [`Served`]'s copy table by sequence number for its
+//! answer: `CopyData` (a read's bytes, written into the server's local grant to the proxy) or
+//! `CopyAck` (a write done, or a failure). The proxy then replies to the server with `OK` or
+//! the first error. A link that goes down fails its chunks with `EDVSNOTCONN`; a chunk with no
+//! answer within [`COPY_TIMEOUT`] fails the copy with `EDVSTIMEDOUT`. Nothing is resent.
+//!
+//! **Grantor's node**: a `CopyRequest` or a `CopyData` (op write) arrives for a grant that the
+//! local endpoint `dst` issued to the server `src`, a remote slot here. The remote slot's own
+//! thread serves it ([`serve`]): as the server's remote slot it opens the grant
+//! ([`m3ipc::Proc::granted`], so the grant must name that server as grantee, with the rights the
+//! direction needs, and be live now), reads or writes the chunk, and answers. Every field of
+//! the descriptor is checked before use; a malformed one is answered `EDVSBADVALUE`.
+
+use super::node::{Node, lock};
+use super::served::{Served, errno};
+use crate::wire::{COPY_DESC_SIZE, Command, CopyDesc, CopyOp, Frame};
+use m3ipc::remote_copy::{CopyDir, PROXY_OK, RemoteCopy};
+use m3ipc::{Endpoint, Errno, Message, Proc};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Sender, channel};
+use std::time::{Duration, Instant};
+
+/// Bytes of one chunk on the wire: a 1 MiB copy travels as four chunks in flight at once, so
+/// the far side reads the next while the link carries the first.
+pub(crate) const COPY_CHUNK: usize = 256 * 1024;
+/// How long a copy waits for the answers to its chunks.
+pub(crate) const COPY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A chunk's answer: where it starts in the copy, and its bytes (a read) or nothing (a write),
+/// or why it failed.
+pub(crate) type Answer = (usize, Result<Vec<u8>, Errno>);
+
+/// A chunk sent, waiting for its answer.
+pub(crate) struct Waiting {
+    pub(crate) peer: u32,
+    /// Where the chunk starts in the copy.
+    pub(crate) at: usize,
+    /// Its length (a read's answer must carry exactly that).
+    pub(crate) len: usize,
+    pub(crate) tx: Sender<Answer>,
+}
+
+impl Served {
+    /// Take the copy requests waiting in the proxy's mailbox and start a thread for each.
+    /// Anything else sent to the proxy is refused (`EDVSBADREQUEST`).
+    pub(crate) fn take_copy_requests(&self, node: &Node) {
+        let proxy_guard = self.proxy_lock();
+        let Some(p) = proxy_guard.as_ref() else {
+            return;
+        };
+        for _ in 0..64 {
+            let mut m = Message::default();
+            match p.receive(m3ipc::ANY, &mut m, m3ipc::Timeout::NoWait) {
+                Ok(()) => {}
+                // A copy thread's wake-up (or anyone's): nothing to take.
+                Err(Errno::EDVSWOKENUP) => continue,
+                Err(_) => return,
+            }
+            let client = m.m_source;
+            let req = match RemoteCopy::decode(&m) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Not a sendrec (a notification, a send): the reply fails, nothing to do.
+                    let _ = p.reply(client, &Message::new(e.code()));
+                    continue;
+                }
+            };
+            let Some(route) = self.dc.remote_route(req.grantor) else {
+                // Not (or no longer) a remote endpoint of this DC.
+                let _ = p.reply(client, &Message::new(Errno::EDVSENDPOINT.code()));
+                continue;
+            };
+            // Relaxed: a hint for the watcher's pace (see `served::WATCH_POLL`).
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
+            let (n, s) = (node.weak(), self.weak());
+            let peer = route.node;
+            let started = std::thread::Builder::new()
+                .name("m3node-copy".into())
+                .spawn(move || {
+                    let (Some(node), Some(s)) = (n.upgrade(), s.upgrade()) else {
+                        return;
+                    };
+                    let r = run(&node, &s, client, &req, peer);
+                    let code = match r {
+                        Ok(()) => PROXY_OK,
+                        Err(e) => e.code(),
+                    };
+                    if let Some(p) = s.proxy_lock().as_ref() {
+                        // EDVSPROCSTS: the server gave up waiting meanwhile.
+                        let _ = p.reply(client, &Message::new(code));
+                    }
+                    s.in_flight.fetch_sub(1, Ordering::Relaxed);
+                });
+            if started.is_err() {
+                self.in_flight.fetch_sub(1, Ordering::Relaxed);
+                let _ = p.reply(client, &Message::new(Errno::EDVSNOMEM.code()));
+            }
+        }
+    }
+
+    /// An answer to one of our chunks (`CopyData` of a read, or `CopyAck`) from `peer`.
+    pub(crate) fn copy_answer(&self, peer: u32, f: Frame) {
+        let Some(w) = self.take_copy_if(f.seq, peer) else {
+            // Late (the copy gave up) or not ours: dropped.
+            return;
+        };
+        let answer = if f.cmd == Command::CopyAck {
+            if f.rcode == 0 {
+                Ok(Vec::new())
+            } else {
+                Err(errno(f.rcode))
+            }
+        } else {
+            let data = f.payload.get(COPY_DESC_SIZE..).unwrap_or_default();
+            if data.len() == w.len {
+                Ok(data.to_vec())
+            } else {
+                Err(Errno::EDVSBADVALUE)
+            }
+        };
+        let _ = w.tx.send((w.at, answer));
+    }
+}
+
+/// Do one copy for `client` with the node `peer` where its grantor lives.
+fn run(
+    node: &Node,
+    s: &Served,
+    client: Endpoint,
+    req: &RemoteCopy,
+    peer: u32,
+) -> Result<(), Errno> {
+    // A write sends the server's bytes: read them from its local grant to the proxy first.
+    let data = match req.dir {
+        CopyDir::Out => {
+            let g = s.proxy_lock();
+            let p = g.as_ref().ok_or(Errno::EDVSNOTCONN)?;
+            let v = p.granted(client, req.local)?;
+            let mut b = vec![0u8; req.len];
+            v.read_at(req.local_offset, &mut b)?;
+            b
+        }
+        CopyDir::In => Vec::new(),
+    };
+    let (tx, rx) = channel();
+    let mut seqs = Vec::new();
+    let mut result = Ok(());
+    for at in (0..req.len).step_by(COPY_CHUNK) {
+        let len = COPY_CHUNK.min(req.len - at);
+        let desc = CopyDesc {
+            op: match req.dir {
+                CopyDir::In => CopyOp::Read,
+                CopyDir::Out => CopyOp::Write,
+            },
+            grantor: req.grantor,
+            grant: req.grant,
+            offset: (req.offset + at) as u64,
+            // At most COPY_CHUNK.
+            len: len as u32,
+        };
+        let seq = node.next_seq();
+        let cmd = match req.dir {
+            CopyDir::In => Command::CopyRequest,
+            CopyDir::Out => Command::CopyData,
+        };
+        let mut f = Frame::new(cmd, s.dcid, client, req.grantor, seq);
+        f.payload
+            .reserve(COPY_DESC_SIZE + if cmd == Command::CopyData { len } else { 0 });
+        f.payload.extend_from_slice(&desc.encode());
+        if cmd == Command::CopyData {
+            f.payload.extend_from_slice(&data[at..at + len]);
+        }
+        s.add_copy(
+            seq,
+            Waiting {
+                peer,
+                at,
+                len,
+                tx: tx.clone(),
+            },
+        );
+        seqs.push(seq);
+        if node.send(peer, &f).is_err() {
+            result = Err(Errno::EDVSNOTCONN);
+            break;
+        }
+    }
+    drop(tx);
+    let deadline = Instant::now() + COPY_TIMEOUT;
+    let mut answered = 0;
+    while result.is_ok() && answered < seqs.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((at, Ok(bytes))) => {
+                answered += 1;
+                if req.dir == CopyDir::In {
+                    result = write_local(s, client, req, at, &bytes);
+                }
+            }
+            Ok((_, Err(e))) => result = Err(e),
+            Err(_) => result = Err(Errno::EDVSTIMEDOUT),
+        }
+    }
+    // Chunks still unanswered are forgotten: a late answer matches nothing.
+    for seq in seqs {
+        s.take_copy_if(seq, peer);
+    }
+    result
+}
+
+/// Write a read chunk's bytes into the server's local grant to the proxy.
+fn write_local(
+    s: &Served,
+    client: Endpoint,
+    req: &RemoteCopy,
+    at: usize,
+    bytes: &[u8],
+) -> Result<(), Errno> {
+    let g = s.proxy_lock();
+    let p = g.as_ref().ok_or(Errno::EDVSNOTCONN)?;
+    let off = req.local_offset.checked_add(at).ok_or(Errno::EDVSRANGE)?;
+    p.granted(client, req.local)?.write_at(off, bytes)
+}
+
+/// On the grantor's node, as the server's remote slot `proc`: serve one `CopyRequest` or
+/// `CopyData` frame and return the answer to send.
+pub(crate) fn serve(proc: &Proc, dcid: u32, f: &Frame) -> Frame {
+    let mut a = Frame::new(Command::CopyAck, dcid, f.dst, f.src, f.seq);
+    match serve_chunk(proc, f) {
+        Ok(Some(payload)) => {
+            a.cmd = Command::CopyData;
+            a.payload = payload;
+        }
+        Ok(None) => {}
+        Err(e) => a.rcode = e.code(),
+    }
+    a
+}
+
+fn serve_chunk(proc: &Proc, f: &Frame) -> Result<Option<Vec<u8>>, Errno> {
+    let desc = CopyDesc::decode(&f.payload).map_err(|_| Errno::EDVSBADVALUE)?;
+    let data = f.payload.get(COPY_DESC_SIZE..).unwrap_or_default();
+    let wants = match desc.op {
+        CopyOp::Read => f.cmd == Command::CopyRequest,
+        CopyOp::Write => f.cmd == Command::CopyData,
+    };
+    if !wants || !desc.fits(f.cmd, data.len()) || desc.grantor != f.dst {
+        return Err(Errno::EDVSBADVALUE);
+    }
+    let off = usize::try_from(desc.offset).map_err(|_| Errno::EDVSRANGE)?;
+    let view = proc.granted(desc.grantor, desc.grant)?;
+    match desc.op {
+        CopyOp::Read => {
+            let len = desc.len as usize;
+            let mut out = Vec::with_capacity(COPY_DESC_SIZE + len);
+            out.extend_from_slice(&desc.encode());
+            out.resize(COPY_DESC_SIZE + len, 0);
+            view.read_at(off, &mut out[COPY_DESC_SIZE..])?;
+            Ok(Some(out))
+        }
+        CopyOp::Write => {
+            view.write_at(off, data)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The copy table's side of a link that went down: every chunk waiting on `peer` fails.
+pub(crate) fn fail_peer(
+    table: &std::sync::Mutex<std::collections::HashMap<u64, Waiting>>,
+    peer: u32,
+) {
+    let gone: Vec<Waiting> = {
+        let mut t = lock(table);
+        let seqs: Vec<u64> = t
+            .iter()
+            .filter(|(_, w)| w.peer == peer)
+            .map(|(s, _)| *s)
+            .collect();
+        seqs.iter().filter_map(|s| t.remove(s)).collect()
+    };
+    for w in gone {
+        let _ = w.tx.send((w.at, Err(Errno::EDVSNOTCONN)));
+    }
+}

@@ -1,0 +1,533 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Grants across nodes: two nodes on loopback, each its own region directory
+//! (`M3IPC_SHM_DIR`) and node daemon (this test binary again, in the role `daemon`).
+//!
+//! - A server hosted under MUK2 on node 0 reads and writes the granted buffer of a client on
+//!   node 1 through `muk::storage::{read_granted, write_granted}` (the remote path: the daemons
+//!   move the bytes), several MiB each way, bytes checked, and a forged grant is refused.
+//! - `m3ftp --dc DC put/get` from node 1 against `muk2 run --config` (RDISK on an image, FS,
+//!   FTP) on node 0: identical bytes, `fsck.minix -f` clean; an `m3ftp` SIGKILLed mid-put
+//!   leaves the servers healthy (a later put works).
+
+mod support;
+
+use m3cluster::config::NodeConfig;
+use m3cluster::daemon::{Daemon, status};
+use m3ipc::{ANY, Access, Dc, DcConfig, Errno, GrantId, Message, Timeout};
+use muk::host::DEFAULT_STACK;
+use muk::ipc::Ipc;
+use muk::storage::{read_granted, write_granted};
+use muk::{Host, Hosted, Runner, Server};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+use support::disk::{M3FTP, MUK2, Scratch, fsck_clean};
+
+const ROLE: &str = "MUK_TEST_REMOTE_ROLE";
+const LONG: Duration = Duration::from_secs(30);
+/// The grant server's slot (a system process) and its requests.
+const SERVER_NR: i32 = 5;
+const CHECK: i32 = 1000;
+const FILL: i32 = 1001;
+const MIB: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Roles.
+
+/// The bytes of pattern `seed` at `i`.
+fn pattern(seed: u64, i: usize) -> u8 {
+    let x =
+        (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (x >> 29) as u8 ^ (x >> 7) as u8
+}
+
+/// Serves CHECK (read the client's grant: payload grant, offset, len, seed; reply 0 when the
+/// bytes are pattern `seed`, 1 when not, or the error) and FILL (write pattern `seed` there).
+struct GrantServer;
+
+impl Server for GrantServer {
+    fn serve(&mut self, ipc: &mut dyn Ipc) -> m3ipc::Result<()> {
+        loop {
+            let mut m = Message::default();
+            match ipc.receive(ANY, &mut m, Timeout::Forever) {
+                Ok(()) => {}
+                Err(Errno::EDVSSHUTDOWN) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            let (grant, off, len, seed) = (
+                GrantId(m.payload[0]),
+                m.payload[1] as usize,
+                m.payload[2] as usize,
+                m.payload[3],
+            );
+            let mut buf = vec![0u8; len];
+            let r = match m.m_type {
+                CHECK => read_granted(ipc, m.m_source, grant, off, &mut buf).map(|()| {
+                    i32::from(!buf.iter().enumerate().all(|(i, &b)| b == pattern(seed, i)))
+                }),
+                FILL => {
+                    for (i, b) in buf.iter_mut().enumerate() {
+                        *b = pattern(seed, i);
+                    }
+                    write_granted(ipc, m.m_source, grant, off, &buf).map(|()| 0)
+                }
+                _ => Err(Errno::EDVSBADREQUEST),
+            };
+            let code = r.unwrap_or_else(|e| e.code());
+            let _ = ipc.reply(m.m_source, &Message::new(code));
+        }
+    }
+}
+
+fn role_daemon(config: &str) {
+    let c = NodeConfig::load(Path::new(config)).unwrap();
+    let d = Daemon::start(&c).unwrap();
+    println!("@@ READY");
+    // Until the parent closes our standard input.
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    d.stop();
+}
+
+fn role_server(dc: &str) {
+    let dc = Dc::open(dc).unwrap();
+    let host = Host::start(
+        &dc,
+        vec![Hosted {
+            name: "grants".into(),
+            nr: SERVER_NR,
+            stack_size: DEFAULT_STACK,
+            server: Box::new(GrantServer),
+        }],
+        Runner::Coroutines,
+    )
+    .unwrap();
+    println!("@@ READY");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    drop(host.stop());
+}
+
+fn role_client(dc: &str) {
+    let dc = Dc::open(dc).unwrap();
+    let p = muk::ftp_client::bind_user(&dc, "gclient").unwrap();
+    let server = dc
+        .wait4bind(SERVER_NR, Timeout::Millis(20_000))
+        .expect("the server's remote slot");
+    let call = |t: i32, g: GrantId, off: usize, len: usize, seed: u64| {
+        let mut m = Message::new(t);
+        m.payload[0] = g.0;
+        m.payload[1] = off as u64;
+        m.payload[2] = len as u64;
+        m.payload[3] = seed;
+        p.sendrec(server, &mut m, Timeout::Millis(30_000)).unwrap();
+        m.m_type
+    };
+    let h = p.alloc_buffer(MIB).unwrap();
+    let g = p.grant(h, server, 0, MIB, Access::READ_WRITE).unwrap();
+    let view = p.buffer(h).unwrap();
+    let mut moved = 0usize;
+    // Whole buffers and ranges at odd offsets, 8 rounds each way.
+    for round in 0..8u64 {
+        let (off, len) = if round % 2 == 0 {
+            (0, MIB)
+        } else {
+            (123 + round as usize, MIB - 1000)
+        };
+        // Client -> server: the server checks the bytes it reads.
+        let seed = 100 + round;
+        let bytes: Vec<u8> = (0..len).map(|i| pattern(seed, i)).collect();
+        view.write_at(off, &bytes).unwrap();
+        assert_eq!(
+            call(CHECK, g, off, len, seed),
+            0,
+            "round {round}: server read wrong bytes"
+        );
+        assert_eq!(
+            call(CHECK, g, off, len, seed + 1),
+            1,
+            "round {round}: check proves nothing"
+        );
+        // Server -> client: we check what it wrote.
+        let seed = 200 + round;
+        view.fill(0, MIB, 0).unwrap();
+        assert_eq!(call(FILL, g, off, len, seed), 0, "round {round}");
+        let mut back = vec![0u8; len];
+        view.read_at(off, &mut back).unwrap();
+        assert!(
+            back.iter().enumerate().all(|(i, &b)| b == pattern(seed, i)),
+            "round {round}: the server wrote wrong bytes"
+        );
+        let mut before = [0u8; 1];
+        if off > 0 {
+            view.read_at(off - 1, &mut before).unwrap();
+            assert_eq!(before[0], 0, "round {round}: written before the range");
+        }
+        moved += 2 * len;
+    }
+    // The far side's checks hold: a range past the grant, a forged grant, a revoked one.
+    assert_eq!(call(CHECK, g, MIB - 10, 20, 1), Errno::EDVSRANGE.code());
+    assert_eq!(
+        call(CHECK, GrantId(g.0 ^ 0x55), 0, 10, 1),
+        Errno::EDVSPERM.code()
+    );
+    p.revoke(g).unwrap();
+    assert_eq!(call(FILL, g, 0, 10, 1), Errno::EDVSPERM.code());
+    println!("@@ OK {moved}");
+}
+
+fn role_mkdc(name: &str, dcid: u32, node: u32) {
+    let c = DcConfig {
+        dcid,
+        node,
+        ..DcConfig::default()
+    };
+    Dc::create(name, &c).unwrap();
+    println!("@@ READY");
+}
+
+#[test]
+fn child_main() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let args: Vec<String> = role.split(' ').map(String::from).collect();
+    match args[0].as_str() {
+        "daemon" => role_daemon(&args[1]),
+        "server" => role_server(&args[1]),
+        "client" => role_client(&args[1]),
+        "mkdc" => role_mkdc(&args[1], args[2].parse().unwrap(), args[3].parse().unwrap()),
+        r => panic!("unknown role {r}"),
+    }
+    std::process::exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent's side.
+
+/// A child in a role (or another program), its `@@ ` lines; killed on drop.
+struct Kid {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Kid {
+    fn role(dir: &Path, role: &str) -> Kid {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
+            .env(ROLE, role);
+        let name = role.split(' ').next().unwrap_or("child");
+        Kid::spawn(c, dir, &format!("{name}.log"))
+    }
+
+    fn spawn(mut c: Command, dir: &Path, log: &str) -> Kid {
+        let mut child = c
+            .env("M3IPC_SHM_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join(log)).unwrap())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let l = line
+                    .find("@@ ")
+                    .map_or(line.clone(), |i| line[i + 3..].to_string());
+                let _ = tx.send(l);
+            }
+        });
+        Kid { child, lines }
+    }
+
+    /// Wait for a line holding `needle`; the line.
+    #[track_caller]
+    fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {needle:?} within {within:?}: {e}"),
+            }
+        }
+    }
+
+    /// Close its standard input (the roles' "stop") and wait for it to end.
+    fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "a child did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child, not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Two nodes: their region directories, under `s`, and node configs for DC `dc`.
+struct Nodes {
+    dirs: [PathBuf; 2],
+    configs: [PathBuf; 2],
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Nodes {
+    fn new(s: &Scratch, dc: &str) -> Nodes {
+        let ports = [free_port(), free_port()];
+        let mk = |id: usize| {
+            let dir = PathBuf::from(format!(
+                "/dev/shm/m3remote-{}-{}-{id}",
+                std::process::id(),
+                s.dir().file_name().unwrap().to_string_lossy()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("node.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "node = {id}\nlisten = \"127.0.0.1:{}\"\ndcs = [\"{dc}\"]\n[[peer]]\nnode = {}\n\
+                     address = \"127.0.0.1:{}\"\n",
+                    ports[id],
+                    1 - id,
+                    ports[1 - id]
+                ),
+            )
+            .unwrap();
+            (dir, config)
+        };
+        let (d0, c0) = mk(0);
+        let (d1, c1) = mk(1);
+        Nodes {
+            dirs: [d0, d1],
+            configs: [c0, c1],
+        }
+    }
+
+    fn daemon(&self, id: usize) -> Kid {
+        let k = Kid::role(
+            &self.dirs[id],
+            &format!("daemon {}", self.configs[id].display()),
+        );
+        k.wait_for("READY", LONG);
+        k
+    }
+
+    /// Wait until node `id`'s daemon reports its peer connected.
+    fn connected(&self, id: usize) {
+        let deadline = Instant::now() + LONG;
+        loop {
+            if let Ok(st) = status::read(&self.dirs[id].join(status::FILE_NAME))
+                && st.peers.iter().all(|p| p.since.is_some())
+                && !st.peers.is_empty()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {id} never connected");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self, id: usize, name: &str) -> String {
+        std::fs::read_to_string(self.dirs[id].join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for id in 0..2 {
+                for log in [
+                    "daemon.log",
+                    "muk2.log",
+                    "server.log",
+                    "client.log",
+                    "m3ftp.log",
+                ] {
+                    let text = self.log(id, log);
+                    if !text.is_empty() {
+                        eprintln!("--- node {id} {log}:\n{text}");
+                    }
+                }
+            }
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+#[test]
+fn a_server_reads_and_writes_a_remote_clients_grant() {
+    let s = Scratch::new("muk-remote-grant");
+    let dc = format!("rg{}", std::process::id());
+    let nodes = Nodes::new(&s, &dc);
+    for id in 0..2 {
+        Kid::role(&nodes.dirs[id], &format!("mkdc {dc} 11 {id}")).wait_for("READY", LONG);
+    }
+    let d0 = Kid::role(
+        &nodes.dirs[0],
+        &format!("daemon {}", nodes.configs[0].display()),
+    );
+    let d1 = Kid::role(
+        &nodes.dirs[1],
+        &format!("daemon {}", nodes.configs[1].display()),
+    );
+    d0.wait_for("READY", LONG);
+    d1.wait_for("READY", LONG);
+    nodes.connected(0);
+    nodes.connected(1);
+    let server = Kid::role(&nodes.dirs[0], &format!("server {dc}"));
+    server.wait_for("READY", LONG);
+    let client = Kid::role(&nodes.dirs[1], &format!("client {dc}"));
+    let ok = client.wait_for("OK", Duration::from_secs(120));
+    let moved: usize = ok.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(moved >= 14 * MIB, "{ok}");
+    assert!(client.finish().success());
+    assert!(server.finish().success());
+    drop((d0, d1));
+}
+
+/// `m3ftp --dc DC ARGS` on node `dir`.
+fn m3ftp(dir: &Path, dc: &str, args: &[&str]) -> std::process::Output {
+    Command::new(M3FTP)
+        .args(["--dc", dc, "--wait-ms", "20000"])
+        .args(args)
+        .env("M3IPC_SHM_DIR", dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn m3ftp_ok(dir: &Path, dc: &str, args: &[&str]) {
+    let out = m3ftp(dir, dc, args);
+    assert!(
+        out.status.success(),
+        "m3ftp {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The size of the file `remote_storage_m3ftp` moves: `M3_REMOTE_FTP_MIB` MiB (64 by default).
+fn ftp_mib() -> usize {
+    std::env::var("M3_REMOTE_FTP_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+#[test]
+fn m3ftp_on_node_1_against_muk2_storage_on_node_0() {
+    let s = Scratch::new("muk-remote-ftp");
+    let mib = ftp_mib();
+    let image = s.mkfs("disk.img", (mib as u64 * 2 + 16).max(64));
+    let dc = format!("rf{}", std::process::id());
+    let nodes = Nodes::new(&s, &dc);
+    // Node 0: MUK2 creates the DC (id 12) and hosts RDISK, FS, FTP.
+    let config = s.path("muk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dc]\nname = \"{dc}\"\nnode = 0\ndcid = 12\n[[server]]\nname = \"rdisk\"\n\
+             image = \"{}\"\n[[server]]\nname = \"fs\"\nformat = \"never\"\n[[server]]\n\
+             name = \"ftp\"\n",
+            image.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(MUK2);
+    c.args(["run", "--config", config.to_str().unwrap()]);
+    let muk2 = Kid::spawn(c, &nodes.dirs[0], "muk2.log");
+    muk2.wait_for("running; stop with", LONG);
+    // Node 1: the same DC, created empty.
+    Kid::role(&nodes.dirs[1], &format!("mkdc {dc} 12 1")).wait_for("READY", LONG);
+    let _d0 = nodes.daemon(0);
+    let _d1 = nodes.daemon(1);
+    nodes.connected(0);
+    nodes.connected(1);
+
+    let (local, data) = s.random_file("big", mib * MIB, 77);
+    let back = s.path("back");
+    let t = Instant::now();
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["put", local.to_str().unwrap(), "/big"],
+    );
+    let put = t.elapsed();
+    let t = Instant::now();
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["get", "/big", back.to_str().unwrap()],
+    );
+    let get = t.elapsed();
+    eprintln!("remote m3ftp of {mib} MiB: put {put:?}, get {get:?}");
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the bytes came back different"
+    );
+
+    // An m3ftp killed mid-put: the servers stay healthy, a later put and get work.
+    let mut c = Command::new(M3FTP);
+    c.args([
+        "--dc",
+        &dc,
+        "--wait-ms",
+        "20000",
+        "put",
+        local.to_str().unwrap(),
+        "/killed",
+    ]);
+    let victim = Kid::spawn(c, &nodes.dirs[1], "m3ftp.log");
+    std::thread::sleep(Duration::from_millis(300));
+    victim.signal(libc::SIGKILL);
+    drop(victim);
+    let (small, small_data) = s.random_file("small", 3 * MIB + 12345, 78);
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["put", small.to_str().unwrap(), "/after"],
+    );
+    let back2 = s.path("back2");
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["get", "/after", back2.to_str().unwrap()],
+    );
+    assert!(std::fs::read(&back2).unwrap() == small_data);
+
+    // MUK2 stops in order (SIGTERM), then the image is checked.
+    muk2.signal(libc::SIGTERM);
+    assert!(muk2.finish().success(), "{}", nodes.log(0, "muk2.log"));
+    fsck_clean(&image);
+}
