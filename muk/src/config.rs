@@ -1182,6 +1182,22 @@ mod tests {
         assert_eq!(Config::parse(DC_PM).unwrap().cluster, None);
     }
 
+    #[test]
+    fn the_default_configs_cluster_example_parses() {
+        let at = DEFAULT_TOML.find("# [cluster]").unwrap();
+        let example: String = DEFAULT_TOML[at..]
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!(
+            "{DC}dcid = 0\n[[server]]\nname = \"pm\"\n{example}"
+        ))
+        .unwrap();
+        let n = c.cluster.unwrap();
+        assert_eq!((n.node, n.peers.len()), (0, 1));
+    }
+
     const DC_PM: &str = "[dc]\nname = \"t\"\n[[server]]\nname = \"pm\"\n";
 
     #[test]
