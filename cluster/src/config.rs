@@ -20,6 +20,9 @@
 //!
 //! Every mistake is refused with a message that names the key (and the file, from
 //! [`NodeConfig::load`]); unknown keys are mistakes too.
+//!
+//! A program that runs the daemon inside itself for its one DC (MUK2) reads the same keys from a
+//! section of its own file: [`NodeSection`].
 
 use crate::peers::PeerSpec;
 use crate::wire::MAX_NODES;
@@ -83,7 +86,7 @@ struct Raw {
     proxy_nr: std::collections::BTreeMap<String, i32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPeer {
     node: u32,
@@ -114,18 +117,17 @@ impl NodeConfig {
             where_: where_.to_string(),
             message: e.message().to_string(),
         })?;
+        let keys = Keys {
+            node: raw.node,
+            listen: &raw.listen,
+            peers: &raw.peer,
+            peer_table: "[[peer]]",
+        };
         let bad = |message: String| ConfigError::Invalid {
             where_: where_.to_string(),
             message,
         };
-        if raw.node >= MAX_NODES {
-            return Err(bad(format!(
-                "node = {}: a node id is 0..{MAX_NODES}",
-                raw.node
-            )));
-        }
-        let listen =
-            address(&raw.listen).map_err(|e| bad(format!("listen = {:?}: {e}", raw.listen)))?;
+        let (listen, peers) = keys.check().map_err(bad)?;
         if raw.dcs.is_empty() {
             return Err(bad("dcs = []: a node serves at least one DC".into()));
         }
@@ -139,34 +141,6 @@ impl NodeConfig {
             if raw.dcs[..i].contains(name) {
                 return Err(bad(format!("dcs: {name:?} is listed twice")));
             }
-        }
-        let mut peers: Vec<PeerSpec> = Vec::new();
-        for p in &raw.peer {
-            if p.node >= MAX_NODES {
-                return Err(bad(format!(
-                    "[[peer]] node = {}: a node id is 0..{MAX_NODES}",
-                    p.node
-                )));
-            }
-            if p.node == raw.node {
-                return Err(bad(format!(
-                    "[[peer]] node = {}: that is this node's own id",
-                    p.node
-                )));
-            }
-            if peers.iter().any(|q| q.node == p.node) {
-                return Err(bad(format!("[[peer]] node = {} is listed twice", p.node)));
-            }
-            let address = address(&p.address).map_err(|e| {
-                bad(format!(
-                    "[[peer]] node = {}: address = {:?}: {e}",
-                    p.node, p.address
-                ))
-            })?;
-            peers.push(PeerSpec {
-                node: p.node,
-                address,
-            });
         }
         if let Some(name) = raw.proxy_nr.keys().find(|n| !raw.dcs.contains(n)) {
             return Err(bad(format!(
@@ -189,6 +163,107 @@ impl NodeConfig {
             .iter()
             .find(|(n, _)| n == name)
             .map_or(-i32::try_from(nr_tasks).unwrap_or(i32::MAX), |(_, nr)| *nr)
+    }
+}
+
+/// This node's keys as a section of another program's file: `node`, `listen` and the static
+/// peers (`[[peer]]` entries of `node` and `address`), as in `node.toml`; the one DC comes from
+/// that file. MUK2's `[cluster]` section is one:
+///
+/// ```toml
+/// [cluster]
+/// node = 1
+/// listen = "127.0.0.1:7001"
+///
+/// [[cluster.peer]]
+/// node = 0
+/// address = "127.0.0.1:7000"
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    node: u32,
+    listen: String,
+    #[serde(default)]
+    peer: Vec<RawPeer>,
+}
+
+impl NodeSection {
+    /// This node's id as written (checked by [`NodeSection::for_dc`]).
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
+    /// The configuration of a daemon that serves DC `dc` alone, its proxy slot at the default
+    /// nr. `section` names the section's table in messages (`"cluster"`: `[[cluster.peer]]`).
+    ///
+    /// Errors: [`ConfigError::Invalid`], naming the key (no file: the caller has it).
+    pub fn for_dc(&self, section: &str, dc: &str) -> Result<NodeConfig, ConfigError> {
+        let peer_table = format!("[[{section}.peer]]");
+        let keys = Keys {
+            node: self.node,
+            listen: &self.listen,
+            peers: &self.peer,
+            peer_table: &peer_table,
+        };
+        let (listen, peers) = keys.check().map_err(|message| ConfigError::Invalid {
+            where_: String::new(),
+            message,
+        })?;
+        Ok(NodeConfig {
+            node: self.node,
+            listen,
+            dcs: vec![dc.to_string()],
+            peers,
+            proxy_nrs: Vec::new(),
+        })
+    }
+}
+
+/// The keys `node.toml` and a [`NodeSection`] share, checked the same way.
+struct Keys<'a> {
+    node: u32,
+    listen: &'a str,
+    peers: &'a [RawPeer],
+    /// How messages name a peer's table.
+    peer_table: &'a str,
+}
+
+impl Keys<'_> {
+    /// The listen address and the peers; else what is wrong, naming the key.
+    fn check(&self) -> Result<(SocketAddr, Vec<PeerSpec>), String> {
+        let table = self.peer_table;
+        if self.node >= MAX_NODES {
+            return Err(format!("node = {}: a node id is 0..{MAX_NODES}", self.node));
+        }
+        let listen =
+            address(self.listen).map_err(|e| format!("listen = {:?}: {e}", self.listen))?;
+        let mut peers: Vec<PeerSpec> = Vec::new();
+        for p in self.peers {
+            if p.node >= MAX_NODES {
+                return Err(format!(
+                    "{table} node = {}: a node id is 0..{MAX_NODES}",
+                    p.node
+                ));
+            }
+            if p.node == self.node {
+                return Err(format!(
+                    "{table} node = {}: that is this node's own id",
+                    p.node
+                ));
+            }
+            if peers.iter().any(|q| q.node == p.node) {
+                return Err(format!("{table} node = {} is listed twice", p.node));
+            }
+            let address = address(&p.address).map_err(|e| {
+                format!("{table} node = {}: address = {:?}: {e}", p.node, p.address)
+            })?;
+            peers.push(PeerSpec {
+                node: p.node,
+                address,
+            });
+        }
+        Ok((listen, peers))
     }
 }
 
@@ -295,6 +370,51 @@ address = "localhost:7002"
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.proxy_nr("web", 34), 20);
         assert_eq!(c.proxy_nr("DC0", 34), -34);
+    }
+
+    const SECTION: &str = r#"
+node = 1
+listen = "127.0.0.1:7001"
+
+[[peer]]
+node = 0
+address = "127.0.0.1:7000"
+"#;
+
+    fn section(text: &str) -> Result<NodeConfig, String> {
+        let s: NodeSection = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        s.for_dc("cluster", "DC0").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_section_serves_its_one_dc_with_the_same_checks() {
+        let c = section(SECTION).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((c.node, c.listen.port()), (1, 7001));
+        assert_eq!(c.dcs, ["DC0"]);
+        assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.proxy_nr("DC0", 34), -34);
+        let cases = [
+            (
+                SECTION.replace("node = 0", "node = 1"),
+                "[[cluster.peer]] node = 1: that is this node's own id",
+            ),
+            (SECTION.replace("7001\"", "x\""), "listen = \"127.0.0.1:x\""),
+            (
+                SECTION.replace("node = 1", "node = 99"),
+                "node = 99: a node id is 0..32",
+            ),
+            (format!("dcs = [\"x\"]\n{SECTION}"), "unknown field `dcs`"),
+            (
+                SECTION.replace("listen = \"127.0.0.1:7001\"", ""),
+                "missing field `listen`",
+            ),
+        ];
+        for (text, want) in cases {
+            match section(&text) {
+                Ok(c) => panic!("accepted: {c:?}"),
+                Err(e) => assert!(e.contains(want), "{want:?} not in {e:?}"),
+            }
+        }
     }
 
     #[test]

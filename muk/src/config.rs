@@ -35,7 +35,22 @@
 //!
 //! [[server]]
 //! name = "ftp"                   # m3ftpd, for the m3ftp client
+//!
+//! [cluster]                      # optional: the DC spans nodes (see below)
+//! node = 0                       # this node's id (`[dc] node` may be left out, or must agree)
+//! listen = "127.0.0.1:7000"      # where the other nodes reach this one
+//!
+//! [[cluster.peer]]               # one entry per other node
+//! node = 1
+//! address = "127.0.0.1:7001"
 //! ```
+//!
+//! With `[cluster]`, `muk2 run` starts the node daemon of `m3cluster` for its DC inside its own
+//! process (no `dvs node run` beside it): the section has the keys of the daemon's `node.toml`
+//! (its `dcs` is this config's DC) and is checked by the same code
+//! ([`m3cluster::config::NodeSection`]). Every node creates the DC with the same id and limits,
+//! so `[dc] dcid` is required then. The daemon binds the proxy slot, the DC's lowest task slot
+//! (`-tasks`), which no server may then use.
 //!
 //! A known server left out of the config is expected from outside: started as its own process
 //! with `muk2 serve NAME --dc DC`, as the original let a commented-out `*_ep` line run that
@@ -46,6 +61,7 @@ use crate::host::{DEFAULT_STACK, MIN_STACK, Runner};
 use crate::server::fs::FormatPolicy;
 use crate::server::rdisk::DiskSpec;
 use crate::server::{ServerKind, ServerOptions};
+use m3cluster::config::{NodeConfig, NodeSection};
 use m3ipc::endpoint::{HARDWARE, systask};
 use m3ipc::{DcConfig, MAX_NAME};
 use serde::Deserialize;
@@ -74,6 +90,8 @@ pub struct Config {
     pub runner: Runner,
     /// The servers hosted in this process, in boot order (the order of the file).
     pub servers: Vec<ServerSpec>,
+    /// The `[cluster]` section: the node daemon to run for the DC, when it spans nodes.
+    pub cluster: Option<NodeConfig>,
 }
 
 /// The `[dc]` section.
@@ -274,6 +292,9 @@ pub enum ConfigErrorKind {
     /// No `[[server]]` entry.
     #[error("no server to host: list at least one [[server]]")]
     NoServers,
+    /// The `[cluster]` section is wrong, or disagrees with the rest (the text names the key).
+    #[error("[cluster] {0}")]
+    Cluster(String),
     /// A storage setting that is wrong or given to a server that does not take it.
     #[error("server {name:?}: {why}")]
     Storage {
@@ -292,6 +313,8 @@ struct RawConfig {
     dc: Spanned<RawDc>,
     #[serde(default)]
     server: Vec<RawServer>,
+    #[serde(default)]
+    cluster: Option<Spanned<NodeSection>>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -385,7 +408,21 @@ impl Config {
             line: e.span().map(|s| line_of(text, s.start)),
             kind: ConfigErrorKind::Syntax(e.message().trim().to_string()),
         })?;
-        let dc = dc_spec(raw.dc.get_ref(), raw.dc.span(), &at)?;
+        let cluster = match &raw.cluster {
+            None => None,
+            Some(c) => Some(
+                c.get_ref()
+                    .for_dc("cluster", raw.dc.get_ref().name.get_ref())
+                    .map_err(|e| at(c.span(), ConfigErrorKind::Cluster(e.to_string())))?,
+            ),
+        };
+        // `[dc] node` may be left out with `[cluster]`: it is the section's node then.
+        let node = cluster.as_ref().map_or(0, |c| c.node);
+        let dc = dc_spec(raw.dc.get_ref(), raw.dc.span(), node, &at)?;
+        let proxy_nr = match &cluster {
+            None => None,
+            Some(c) => Some(cluster_agrees(c, &raw.dc, &dc, &at)?),
+        };
         if raw.server.is_empty() {
             return Err(at(raw.dc.span(), ConfigErrorKind::NoServers));
         }
@@ -415,6 +452,16 @@ impl Config {
                 None => default_nr(kind, dc.node),
                 Some(nr) => check_nr(name, nr, &dc, &at)?,
             };
+            if proxy_nr == Some(nr) {
+                let span = s.nr.as_ref().map_or(s.name.span(), Spanned::span);
+                return Err(at(
+                    span,
+                    ConfigErrorKind::Cluster(format!(
+                        "needs nr {nr} (the DC's lowest task slot) for the node daemon's proxy, \
+                         but server {name:?} uses it"
+                    )),
+                ));
+            }
             if let Some((other, _)) = servers.iter().find(|(p, _)| p.nr == nr) {
                 let span = s.nr.as_ref().map_or(s.name.span(), Spanned::span);
                 return Err(at(
@@ -458,6 +505,7 @@ impl Config {
                 RawRunner::Threads => Runner::Threads,
             },
             servers: servers.into_iter().map(|(s, _)| s).collect(),
+            cluster,
         })
     }
 
@@ -474,7 +522,43 @@ impl Config {
 
 type At<'a> = dyn Fn(Range<usize>, ConfigErrorKind) -> ConfigError + 'a;
 
-fn dc_spec(raw: &RawDc, table: Range<usize>, at: &At<'_>) -> Result<DcSpec, ConfigError> {
+/// `[cluster]` and `[dc]` agree: the same node, and a fixed DC id (every node must create the DC
+/// with the same one). The proxy slot's nr.
+fn cluster_agrees(
+    cluster: &NodeConfig,
+    raw: &Spanned<RawDc>,
+    dc: &DcSpec,
+    at: &At<'_>,
+) -> Result<i32, ConfigError> {
+    if let Some(n) = &raw.get_ref().node
+        && *n.get_ref() != i64::from(cluster.node)
+    {
+        return Err(at(
+            n.span(),
+            ConfigErrorKind::Cluster(format!(
+                "node = {} but [dc] node = {}: both are this node's id (leave [dc] node out)",
+                cluster.node,
+                n.get_ref()
+            )),
+        ));
+    }
+    if dc.dcid.is_none() {
+        return Err(at(
+            raw.span(),
+            ConfigErrorKind::Cluster(
+                "needs [dc] dcid: every node creates the DC with the same id".into(),
+            ),
+        ));
+    }
+    Ok(cluster.proxy_nr(&dc.name, dc.tasks))
+}
+
+fn dc_spec(
+    raw: &RawDc,
+    table: Range<usize>,
+    default_node: u32,
+    at: &At<'_>,
+) -> Result<DcSpec, ConfigError> {
     let name = raw.name.get_ref();
     let bad_name = |why| {
         Err(at(
@@ -500,7 +584,7 @@ fn dc_spec(raw: &RawDc, table: Range<usize>, at: &At<'_>) -> Result<DcSpec, Conf
         return bad_name("not made of letters, digits, '.', '_' and '-' (not first '.')");
     }
     let node = match &raw.node {
-        None => 0,
+        None => default_node,
         Some(n) => u32::try_from(*n.get_ref())
             .ok()
             .filter(|&v| v < NODES)
@@ -1075,6 +1159,101 @@ mod tests {
         assert_eq!(absolute.0, DiskSpec::Image("/abs/b.img".into()));
         // Without a file, the path stays as written (the working directory's).
         assert_eq!(relative.1, DiskSpec::Image("disks/a.img".into()));
+    }
+
+    const CLUSTER: &str = "[dc]\nname = \"C\"\ndcid = 4\n[[server]]\nname = \"rdisk\"\n\
+                           [cluster]\nnode = 1\nlisten = \"127.0.0.1:7001\"\n\
+                           [[cluster.peer]]\nnode = 0\naddress = \"127.0.0.1:7000\"\n";
+
+    #[test]
+    fn cluster_section_names_the_node_and_its_peers() {
+        let c = Config::parse(CLUSTER).unwrap();
+        let n = c.cluster.as_ref().unwrap();
+        assert_eq!((n.node, n.listen.port()), (1, 7001));
+        assert_eq!(n.dcs, ["C"]);
+        assert_eq!((n.peers[0].node, n.peers[0].address.port()), (0, 7000));
+        // `[dc] node` left out: the section's.
+        assert_eq!(c.dc.node, 1);
+        // SYSTASK of node 1 then.
+        let c = Config::parse(&CLUSTER.replace("\"rdisk\"", "\"systask\"")).unwrap();
+        assert_eq!(c.servers[0].nr, -3);
+        let c = Config::parse(&CLUSTER.replace("dcid = 4", "dcid = 4\nnode = 1")).unwrap();
+        assert_eq!(c.dc.node, 1);
+        assert_eq!(Config::parse(DC_PM).unwrap().cluster, None);
+    }
+
+    #[test]
+    fn the_default_configs_cluster_example_parses() {
+        let at = DEFAULT_TOML.find("# [cluster]").unwrap();
+        let example: String = DEFAULT_TOML[at..]
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!(
+            "{DC}dcid = 0\n[[server]]\nname = \"pm\"\n{example}"
+        ))
+        .unwrap();
+        let n = c.cluster.unwrap();
+        assert_eq!((n.node, n.peers.len()), (0, 1));
+    }
+
+    const DC_PM: &str = "[dc]\nname = \"t\"\n[[server]]\nname = \"pm\"\n";
+
+    #[test]
+    fn a_bad_cluster_section_is_named() {
+        for (text, line, want) in [
+            (
+                CLUSTER.replace("listen = \"127.0.0.1:7001\"", "listen = \"nowhere\""),
+                6,
+                "[cluster] listen = \"nowhere\": not HOST:PORT",
+            ),
+            (
+                CLUSTER.replace("node = 0", "node = 1"),
+                6,
+                "[cluster] [[cluster.peer]] node = 1: that is this node's own id",
+            ),
+            (
+                CLUSTER.replace("node = 1", "node = 40"),
+                6,
+                "[cluster] node = 40: a node id is 0..32",
+            ),
+            (
+                CLUSTER.replace("dcid = 4", "dcid = 4\nnode = 2"),
+                4,
+                "[cluster] node = 1 but [dc] node = 2",
+            ),
+            (
+                CLUSTER.replace("dcid = 4\n", ""),
+                1,
+                "[cluster] needs [dc] dcid",
+            ),
+            (
+                CLUSTER.replace("\"rdisk\"", "\"rdisk\"\nnr = -34"),
+                6,
+                "[cluster] needs nr -34 (the DC's lowest task slot) for the node daemon's proxy, \
+                 but server \"rdisk\" uses it",
+            ),
+            (
+                CLUSTER.replace("listen =", "lisen ="),
+                8,
+                "unknown field `lisen`",
+            ),
+            (
+                CLUSTER.replace("address =", "addr ="),
+                11,
+                "unknown field `addr`",
+            ),
+            (
+                CLUSTER.replace("listen = \"127.0.0.1:7001\"\n", ""),
+                6,
+                "missing field `listen`",
+            ),
+        ] {
+            let e = err(&text);
+            assert!(e.to_string().contains(want), "{want:?} not in {e}");
+            assert_eq!(e.line, Some(line), "{want}: {e}");
+        }
     }
 
     #[test]

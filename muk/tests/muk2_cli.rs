@@ -342,6 +342,63 @@ fn bad_configs_are_refused_clearly() {
 }
 
 #[test]
+fn bad_cluster_sections_are_refused_clearly() {
+    let dir = ShmDir::new("badcluster");
+    let head = "[dc]\nname = \"t\"\ndcid = 3\n[[server]]\nname = \"pm\"\n";
+    let good = "[cluster]\nnode = 0\nlisten = \"127.0.0.1:0\"\n[[cluster.peer]]\nnode = 1\n\
+                address = \"127.0.0.1:9\"\n";
+    refused(
+        &dir,
+        &format!("{head}{}", good.replace("127.0.0.1:0", "nowhere")),
+        &["line 6", "[cluster] listen = \"nowhere\": not HOST:PORT"],
+    );
+    refused(
+        &dir,
+        &format!("{head}{}", good.replace("node = 1", "node = 0")),
+        &[
+            "line 6",
+            "[[cluster.peer]] node = 0: that is this node's own id",
+        ],
+    );
+    refused(
+        &dir,
+        &format!("{head}{}", good.replace("address", "adress")),
+        &["line 11", "unknown field `adress`"],
+    );
+    refused(
+        &dir,
+        &format!("{}{good}", head.replace("dcid = 3\n", "")),
+        &["[cluster] needs [dc] dcid"],
+    );
+    refused(
+        &dir,
+        &format!("{}{good}", head.replace("dcid = 3", "dcid = 3\nnode = 2")),
+        &["line 4", "[cluster] node = 0 but [dc] node = 2"],
+    );
+    // A listen address already taken: the daemon cannot start, the servers stop, the DC goes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = dir.file(
+        "taken.toml",
+        &format!(
+            "{head}{}",
+            good.replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        ),
+    );
+    let out = dir.run(&["run", "--config", config.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the sandbox is off"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "muk2: [cluster]: the node daemon: listen on 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(dir.regions().is_empty(), "left behind: {:?}", dir.regions());
+}
+
+#[test]
 fn split_deployment_passes_the_self_check() {
     let dir = ShmDir::new("split");
     let config = dir.file(

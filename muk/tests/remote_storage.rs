@@ -8,6 +8,9 @@
 //! - `m3ftp --dc DC put/get` from node 1 against `muk2 run --config` (RDISK on an image, FS,
 //!   FTP) on node 0: identical bytes, `fsck.minix -f` clean; an `m3ftp` SIGKILLed mid-put
 //!   leaves the servers healthy (a later put works).
+//! - The same without a separate daemon: two `muk2 run --config` with a `[cluster]` section,
+//!   RDISK alone on node 1, FS and FTP on node 0 (FS finds RDISK through the remote slot); an
+//!   `m3ftp` on node 0 puts and gets a few MiB, and both stop in order, `fsck.minix -f` clean.
 
 mod support;
 
@@ -288,6 +291,8 @@ impl Drop for Kid {
 struct Nodes {
     dirs: [PathBuf; 2],
     configs: [PathBuf; 2],
+    /// Where each node listens.
+    ports: [u16; 2],
 }
 
 fn free_port() -> u16 {
@@ -328,6 +333,7 @@ impl Nodes {
         Nodes {
             dirs: [d0, d1],
             configs: [c0, c1],
+            ports,
         }
     }
 
@@ -353,6 +359,17 @@ impl Nodes {
             assert!(Instant::now() < deadline, "node {id} never connected");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A `[cluster]` section for node `id` (its peer the other node).
+    fn cluster_section(&self, id: usize) -> String {
+        format!(
+            "[cluster]\nnode = {id}\nlisten = \"127.0.0.1:{}\"\n[[cluster.peer]]\nnode = {}\n\
+             address = \"127.0.0.1:{}\"\n",
+            self.ports[id],
+            1 - id,
+            self.ports[1 - id]
+        )
     }
 
     fn log(&self, id: usize, name: &str) -> String {
@@ -529,5 +546,85 @@ fn m3ftp_on_node_1_against_muk2_storage_on_node_0() {
     // MUK2 stops in order (SIGTERM), then the image is checked.
     muk2.signal(libc::SIGTERM);
     assert!(muk2.finish().success(), "{}", nodes.log(0, "muk2.log"));
+    fsck_clean(&image);
+}
+
+#[test]
+fn muk2_run_with_a_cluster_section_spans_two_nodes() {
+    let s = Scratch::new("muk-cluster-run");
+    let image = s.mkfs("disk.img", 32);
+    let dc = format!("rc{}", std::process::id());
+    let nodes = Nodes::new(&s, &dc);
+    let muk2_run = |id: usize, servers: &str| {
+        let config = s.path(&format!("muk{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[dc]\nname = \"{dc}\"\ndcid = 13\n{servers}{}",
+                nodes.cluster_section(id)
+            ),
+        )
+        .unwrap();
+        let mut c = Command::new(MUK2);
+        c.args(["run", "--config", config.to_str().unwrap()]);
+        Kid::spawn(c, &nodes.dirs[id], "muk2.log")
+    };
+    // Node 1: RDISK alone, on the image. Node 0: FS and FTP, which find RDISK on node 1.
+    let n1 = muk2_run(
+        1,
+        &format!(
+            "[[server]]\nname = \"rdisk\"\nimage = \"{}\"\n",
+            image.display()
+        ),
+    );
+    let line = n1.wait_for("node daemon: node 1", LONG);
+    assert!(
+        line.contains(&format!("listening on 127.0.0.1:{}", nodes.ports[1])),
+        "{line}"
+    );
+    n1.wait_for("running; stop with", LONG);
+    let n0 = muk2_run(
+        0,
+        "[[server]]\nname = \"fs\"\nformat = \"never\"\n[[server]]\nname = \"ftp\"\n",
+    );
+    let line = n0.wait_for("expected from outside", LONG);
+    assert!(
+        line.contains("rdisk (nr 3)") && line.contains("or on another node"),
+        "{line}"
+    );
+    n0.wait_for("running; stop with", LONG);
+    nodes.connected(0);
+    nodes.connected(1);
+    // No separate daemon: the status file is the one of the daemon inside each muk2.
+    for id in 0..2 {
+        assert!(
+            nodes.log(id, "muk2.log").contains("the sandbox is off"),
+            "node {id}: {}",
+            nodes.log(id, "muk2.log")
+        );
+    }
+
+    let (local, data) = s.random_file("file", 5 * MIB + 4321, 79);
+    let back = s.path("back");
+    m3ftp_ok(&nodes.dirs[0], &dc, &["put", local.to_str().unwrap(), "/f"]);
+    m3ftp_ok(&nodes.dirs[0], &dc, &["get", "/f", back.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the bytes came back different"
+    );
+
+    // Node 0 first (FS writes back through node 1's RDISK), then node 1; each removes its DC.
+    n0.signal(libc::SIGTERM);
+    assert!(n0.finish().success(), "{}", nodes.log(0, "muk2.log"));
+    n1.signal(libc::SIGTERM);
+    assert!(n1.finish().success(), "{}", nodes.log(1, "muk2.log"));
+    for id in 0..2 {
+        let region = nodes.dirs[id].join(format!("m3ipc-dc-{dc}"));
+        assert!(!region.exists(), "node {id} left {}", region.display());
+        assert!(
+            !nodes.dirs[id].join(status::FILE_NAME).exists(),
+            "node {id} left its daemon's status file"
+        );
+    }
     fsck_clean(&image);
 }

@@ -4,7 +4,8 @@
 //! muk2                                   boot the embedded default config in a private DC,
 //!                                        print the proc table, self-check, exit
 //! muk2 run --config FILE [--threads]     create the config's DC, host its servers until
-//!                                        SIGINT/SIGTERM/SIGHUP, then unbind and remove the DC
+//!                                        SIGINT/SIGTERM/SIGHUP, then unbind and remove the DC;
+//!                                        with [cluster], run the node daemon for it too
 //! muk2 serve NAME --dc DC [--nr N]       run one server as its own process in an existing DC
 //!     [--image F | --memory-mib N] [--format P]   (RDISK's disk, FS's format policy)
 //! muk2 check --dc DC [--expect LIST]     sendrec to each server from this (external) process
@@ -70,7 +71,9 @@ enum Command {
     /// Create the config's DC, host its servers until SIGINT, SIGTERM or SIGHUP, then remove the
     /// DC.
     ///
-    /// Servers the config leaves out are expected from outside (`muk2 serve NAME --dc DC`).
+    /// Servers the config leaves out are expected from outside (`muk2 serve NAME --dc DC`, or
+    /// another node: with a `[cluster]` section the node daemon runs in this process, and the
+    /// sandbox is off).
     Run {
         /// The TOML config (see `muk2 default-config`).
         #[arg(long, short)]

@@ -5,6 +5,7 @@ use crate::hosting::{self, CreatedDc, Watched};
 use crate::signals::{self, Event, Signals};
 use crate::{Error, Result, sandbox, table};
 use clap::Args;
+use m3cluster::daemon::Daemon;
 use m3ipc::Dc;
 use muk::config::{Config, ServerSpec, default_nr};
 use muk::server::fs::FormatPolicy;
@@ -23,6 +24,15 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     } else {
         config.runner
     };
+    if config.cluster.is_some() && sandbox::enabled() {
+        // The node daemon's links need socket, connect, accept and threads started at any time:
+        // far outside the sandbox's list. Said, not silently dropped.
+        muk::diag!(
+            "muk2: [cluster]: the sandbox is off (the node daemon in this process needs sockets \
+             and threads)"
+        );
+        sandbox::set_enabled(false);
+    }
     // Before any thread exists, so that all of them inherit the mask.
     let signals = Signals::block()?;
     let mut created = CreatedDc::create(&config.dc)?;
@@ -35,6 +45,19 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     servers.extend(sandbox::test_server()?);
     let host = Host::start(dc, servers, runner)?;
     let watched = Watched::new(host)?;
+    // The node daemon, once the servers are bound: the peers learn them at the first link.
+    let daemon = match &config.cluster {
+        None => None,
+        Some(node) => match Daemon::start(node) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                let exits = watched.stop();
+                drop(created);
+                let _ = hosting::check_exits(&exits);
+                return Err(Error(format!("[cluster]: the node daemon: {e}")));
+            }
+        },
+    };
     sandbox::lock_down(Some(&mut created), &[])?;
     let dc = created.dc();
     let info = dc.info();
@@ -48,13 +71,36 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
         dc.path().display()
     );
     text.push_str(&table::render(dc));
+    if let (Some(d), Some(node)) = (&daemon, &config.cluster) {
+        let peers: Vec<String> = node
+            .peers
+            .iter()
+            .map(|p| format!("node {} at {}", p.node, p.address))
+            .collect();
+        text.push_str(&format!(
+            "node daemon: node {}, listening on {}, proxy slot {}, peers: {}\n",
+            node.node,
+            d.local_addr().unwrap_or(node.listen),
+            node.proxy_nr(dc.name(), info.config.nr_tasks),
+            if peers.is_empty() {
+                "none".to_string()
+            } else {
+                peers.join(", ")
+            }
+        ));
+    }
     if !external.is_empty() {
         let names: Vec<String> = external
             .iter()
             .map(|k| format!("{} (nr {})", k.name(), default_nr(*k, config.dc.node)))
             .collect();
+        let elsewhere = if daemon.is_some() {
+            " or on another node"
+        } else {
+            ""
+        };
         text.push_str(&format!(
-            "expected from outside: {} (muk2 serve NAME --dc {})\n",
+            "expected from outside: {} (muk2 serve NAME --dc {}{elsewhere})\n",
             names.join(", "),
             dc.name()
         ));
@@ -62,7 +108,13 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     text.push_str(&crate::http_check::urls());
     text.push_str("running; stop with SIGINT or SIGTERM\n");
     print_flush(&text);
+    // Servers first (FS writes its last changes back, perhaps to an RDISK on another node,
+    // through the daemon), then the daemon (goodbyes, remote slots dropped, proxy unbound),
+    // then the DC.
     let outcome = serve_until_signal(&signals, watched);
+    if let Some(d) = daemon {
+        d.stop();
+    }
     drop(created);
     let sig = outcome?;
     muk::diag!(
