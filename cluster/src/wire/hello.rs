@@ -321,6 +321,14 @@ impl Hello {
                 hello.node
             )));
         }
+        // Found by the fuzzer: a peer id we could not name either (nor encode again).
+        if let Some(p) = hello.peer
+            && p >= MAX_NODES
+        {
+            return Err(WireError::BadHello(format!(
+                "peer node id {p} out of range 0..{MAX_NODES}"
+            )));
+        }
         Ok(hello)
     }
 
