@@ -260,3 +260,55 @@ fn a_call_for_a_dc_the_node_does_not_serve_is_nodcnode() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The daemon of the callers' own node is SIGKILLed while they wait (a `sendrec`, a held
+/// `send`): their liveness check finds the proxy dead, `EDVSNOTCONN` within about a second.
+/// Restarted, the daemon mirrors the endpoints again and calls cross once more; nothing of the
+/// failed calls is delivered late (the new calls use other types).
+#[test]
+fn the_callers_daemon_killed_and_restarted() {
+    let mut nodes = cluster(2);
+    let mut s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    let mut c2 = Ep::start(&nodes[1], 8);
+    c.sees(s.ep);
+    c2.sees(s.ep);
+    s.sees(c.ep);
+    c.cmd(&format!("sendrec {} 1000", s.ep));
+    c2.cmd(&format!("send {} 5", s.ep));
+    c.no_result_for(Duration::from_millis(300));
+    let killed = Instant::now();
+    nodes[1].kill_daemon();
+    assert_eq!(c.result(LONG)[0], Errno::EDVSNOTCONN.code());
+    assert_eq!(c2.result(LONG), vec![Errno::EDVSNOTCONN.code()]);
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "learnt it after {took:?}"
+    );
+
+    nodes[1].start_daemon();
+    nodes[1].connected(1);
+    nodes[0].connected(1);
+    c.sees(s.ep);
+    c2.sees(s.ep);
+    s.sees(c.ep);
+    s.sees(c2.ep);
+    s.cmd(&format!("recv {ANY}"));
+    assert_eq!(
+        c.call(&format!("sendrec {} 1002", s.ep)),
+        vec![0, s.ep, 1003]
+    );
+    assert_eq!(s.result(LONG), vec![0, c.ep, 1002]);
+    s.cmd(&format!("recv {ANY}"));
+    assert_eq!(c2.call(&format!("send {} 6", s.ep)), vec![0]);
+    assert_eq!(s.result(LONG), vec![0, c2.ep, 6]);
+    // Nothing else is queued for s (the calls that failed were not delivered).
+    s.cmd(&format!("recv {ANY}"));
+    s.no_result_for(Duration::from_millis(500));
+    assert_eq!(c.call(&format!("notify {}", s.ep)), vec![0]);
+    assert_eq!(
+        s.result(LONG),
+        vec![0, c.ep, notify_from(endpoint::nr(c.ep))]
+    );
+}
