@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use m3cluster::daemon::status;
-use m3ipc::{Dc, Message, Timeout};
+use m3ipc::{ANY, Dc, Message, Timeout};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -81,6 +81,39 @@ pub fn proc_child() {
                 let mut m = Message::new(w[1]);
                 let r = p.sendrec(w[0], &mut m, Timeout::Millis(20_000));
                 format!("{} {} {}", res(r), m.m_source, m.m_type)
+            }
+            // Serve w[0] requests: the i-th must carry sequence number i (payload[0]); a lost,
+            // repeated or reordered request is reported.
+            "serven" => {
+                let mut bad = None;
+                for i in 0..w[0] as u64 {
+                    let mut m = Message::default();
+                    let r = p.receive(ANY, &mut m, Timeout::Millis(20_000));
+                    if r.is_err() || m.payload[0] != i {
+                        bad = Some(format!("{} at {i}: seq {}", res(r), m.payload[0]));
+                        break;
+                    }
+                    m.m_type += 1;
+                    if let Err(e) = p.reply(m.m_source, &m) {
+                        bad = Some(format!("{} at {i}: reply", e.code()));
+                        break;
+                    }
+                }
+                bad.unwrap_or_else(|| "0 served".into())
+            }
+            // Make w[1] sendrecs to w[0], numbered in payload[0]: each answer must be its own.
+            "sendrecn" => {
+                let mut out = "0".to_string();
+                for i in 0..w[1] as u64 {
+                    let mut m = Message::new(1000);
+                    m.payload[0] = i;
+                    let r = p.sendrec(w[0], &mut m, Timeout::Millis(20_000));
+                    if r.is_err() || m.payload[0] != i || m.m_type != 1001 {
+                        out = format!("{} at {i}: seq {}", res(r), m.payload[0]);
+                        break;
+                    }
+                }
+                out
             }
             "notify" => res(p.notify(w[0])).to_string(),
             "senda" => res(p.senda(w[0], &Message::new(w[1]))).to_string(),
