@@ -25,7 +25,8 @@
 //!   nothing in either region shows it in flight, so the harness cannot know when it has landed
 //!   (generated only when the receiver waits for it, where its arrival is the result);
 //! - a `sendrec` as the answer to a remote client awaiting our reply: the far side's reply can
-//!   only come through a call the far daemon did not make (see the report in the issue);
+//!   only come through a call the far daemon did not make (a known gap: `nodes.rs`,
+//!   `a_sendrec_as_the_answer_to_a_remote_client`, ignored);
 //! - `wakeup` of a remote endpoint: not forwarded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
