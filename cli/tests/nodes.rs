@@ -4,335 +4,17 @@
 //! commands on its standard input) bound in one node's directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use m3cluster::daemon::status;
+mod support;
+
 use m3ipc::message::notify_from;
-use m3ipc::{ANY, Dc, Errno, Message, Timeout, endpoint};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, channel};
+use m3ipc::{ANY, Errno, Message, endpoint};
 use std::time::{Duration, Instant};
-
-const ROLE: &str = "DVS_TEST_NODE_ROLE";
-const DC: &str = "nodes";
-const DCID: &str = "7";
-const LONG: Duration = Duration::from_secs(15);
-
-// ---------------------------------------------------------------------------------------------
-// The child: one endpoint, driven by commands, answering `RES rcode [m_source m_type]`.
-
-fn res(r: m3ipc::Result<()>) -> i32 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.code(),
-    }
-}
+use support::{DC, Ep, LONG, cluster, free_port};
 
 #[test]
 fn proc_child() {
-    let Ok(nr) = std::env::var(ROLE) else { return };
-    let dc = Dc::open(DC).unwrap();
-    let p = dc.bind_named(nr.parse().unwrap(), "tproc").unwrap();
-    println!("@@ READY {}", p.endpoint());
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let line = line.unwrap();
-        let w: Vec<i32> = line
-            .split_whitespace()
-            .skip(1)
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("bad command {line:?}")))
-            .collect();
-        let out = match line.split_whitespace().next().unwrap_or("") {
-            // Receive one message; a type in 1000..2000 is a request: reply type + 1.
-            "recv" | "take" => {
-                let mut m = Message::default();
-                let r = p.receive(w[0], &mut m, Timeout::Millis(20_000));
-                if r.is_ok() && (1000..2000).contains(&m.m_type) && line.starts_with("recv") {
-                    p.reply(m.m_source, &Message::new(m.m_type + 1)).unwrap();
-                }
-                format!("{} {} {}", res(r), m.m_source, m.m_type)
-            }
-            // Receive w[1] messages from w[0]: their types must be 0, 1, 2, ...
-            "recvn" => {
-                let mut bad = None;
-                for i in 0..w[1] {
-                    let mut m = Message::default();
-                    let r = p.receive(w[0], &mut m, Timeout::Millis(20_000));
-                    if r.is_err() || m.m_type != i {
-                        bad = Some(format!("{} at {i}: type {}", res(r), m.m_type));
-                        break;
-                    }
-                }
-                bad.unwrap_or_else(|| "0 ordered".into())
-            }
-            "send" => res(p.send(w[0], &Message::new(w[1]), Timeout::Millis(20_000))).to_string(),
-            "sendn" => {
-                let mut rc = 0;
-                for i in 0..w[1] {
-                    rc = res(p.send(w[0], &Message::new(i), Timeout::Millis(20_000)));
-                    if rc != 0 {
-                        break;
-                    }
-                }
-                rc.to_string()
-            }
-            "sendrec" => {
-                let mut m = Message::new(w[1]);
-                let r = p.sendrec(w[0], &mut m, Timeout::Millis(20_000));
-                format!("{} {} {}", res(r), m.m_source, m.m_type)
-            }
-            "notify" => res(p.notify(w[0])).to_string(),
-            "senda" => res(p.senda(w[0], &Message::new(w[1]))).to_string(),
-            "wait4bind" => match dc.wait4bind(w[0], Timeout::Millis(10_000)) {
-                Ok(ep) => format!("0 {ep}"),
-                Err(e) => e.code().to_string(),
-            },
-            _ => "unknown".into(),
-        };
-        println!("@@ RES {out}");
-    }
-    std::process::exit(0);
+    support::proc_child();
 }
-
-/// A running endpoint child.
-struct Ep {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<String>,
-    ep: i32,
-}
-
-impl Ep {
-    fn start(node: &Node, nr: i32) -> Ep {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "proc_child", "--nocapture", "--test-threads=1"])
-            .env(ROLE, nr.to_string())
-            .env("M3IPC_SHM_DIR", &node.dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // The harness may print "test proc_child ... " first on the line.
-                if let Some(i) = line.find("@@ ") {
-                    let _ = tx.send(line[i + 3..].to_string());
-                }
-            }
-        });
-        let mut e = Ep {
-            child,
-            stdin,
-            lines,
-            ep: 0,
-        };
-        let ready = e.line(LONG);
-        e.ep = ready.strip_prefix("READY ").unwrap().parse().unwrap();
-        e
-    }
-
-    #[track_caller]
-    fn line(&self, within: Duration) -> String {
-        self.lines
-            .recv_timeout(within)
-            .unwrap_or_else(|e| panic!("no line from endpoint {} within {within:?}: {e}", self.ep))
-    }
-
-    fn cmd(&mut self, c: &str) {
-        writeln!(self.stdin, "{c}").unwrap();
-    }
-
-    /// The next result: its numbers.
-    #[track_caller]
-    fn result(&self, within: Duration) -> Vec<i32> {
-        let l = self.line(within);
-        let rest = l
-            .strip_prefix("RES ")
-            .unwrap_or_else(|| panic!("not a result: {l}"));
-        rest.split_whitespace()
-            .map(|v| v.parse().unwrap_or(i32::MIN))
-            .collect()
-    }
-
-    #[track_caller]
-    fn call(&mut self, c: &str) -> Vec<i32> {
-        self.cmd(c);
-        self.result(LONG)
-    }
-
-    /// Wait until `ep` is bound (as a remote slot) in this endpoint's node.
-    #[track_caller]
-    fn sees(&mut self, ep: i32) {
-        let deadline = Instant::now() + LONG;
-        // wait4bind returns when the slot is bound, at whatever generation.
-        while self.call(&format!("wait4bind {ep}")) != vec![0, ep] {
-            assert!(Instant::now() < deadline, "{ep} never bound");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    #[track_caller]
-    fn no_result_for(&self, d: Duration) {
-        if let Ok(l) = self.lines.recv_timeout(d) {
-            panic!("endpoint {} answered early: {l}", self.ep);
-        }
-    }
-}
-
-impl Drop for Ep {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Nodes: a region directory, the DC in it, a daemon.
-
-static COUNT: AtomicU32 = AtomicU32::new(0);
-
-struct Node {
-    id: u32,
-    dir: PathBuf,
-    config: PathBuf,
-    daemon: Option<Child>,
-}
-
-fn dvs(dir: &PathBuf, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_dvs"))
-        .args(args)
-        .env("M3IPC_SHM_DIR", dir)
-        .output()
-        .unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Node {
-    fn start_daemon(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_dvs"))
-            .args(["node", "run", "--config"])
-            .arg(&self.config)
-            .env("M3IPC_SHM_DIR", &self.dir)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("daemon.log")).unwrap())
-            .spawn()
-            .unwrap();
-        self.daemon = Some(child);
-    }
-
-    fn kill_daemon(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-    }
-
-    fn status(&self) -> Option<status::NodeStatus> {
-        status::read(&self.dir.join(status::FILE_NAME)).ok()
-    }
-
-    /// Wait until this node's daemon reports every peer connected.
-    fn connected(&self, peers: usize) {
-        let deadline = Instant::now() + LONG;
-        loop {
-            if let Some(st) = self.status()
-                && st.pid == self.daemon.as_ref().map_or(0, Child::id)
-                && st.peers.len() == peers
-                && st.peers.iter().all(|p| p.since.is_some())
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} never connected",
-                self.id
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            // SIGTERM: the daemon stops in order.
-            // SAFETY: kill(2) on our own child's PID.
-            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = d.kill();
-            let _ = d.wait();
-        }
-        if std::thread::panicking() {
-            // What the daemon said helps to understand a failure.
-            let log = std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default();
-            eprintln!("--- node {} daemon log:\n{log}", self.id);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `n` nodes, each with the DC and a running daemon, all connected.
-fn cluster(n: u32) -> Vec<Node> {
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    let tag = COUNT.fetch_add(1, Ordering::Relaxed);
-    let mut nodes: Vec<Node> = (0..n)
-        .map(|id| {
-            let dir = PathBuf::from(format!(
-                "/dev/shm/m3nodes-{}-{tag}-{id}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let out = dvs(
-                &dir,
-                &["dc", "create", DC, "--id", DCID, "--node", &id.to_string()],
-            );
-            assert!(out.status.success(), "{out:?}");
-            let mut text = format!(
-                "node = {id}\nlisten = \"127.0.0.1:{}\"\ndcs = [\"{DC}\"]\n",
-                ports[id as usize]
-            );
-            for p in (0..n).filter(|&p| p != id) {
-                text += &format!(
-                    "[[peer]]\nnode = {p}\naddress = \"127.0.0.1:{}\"\n",
-                    ports[p as usize]
-                );
-            }
-            let config = dir.join("node.toml");
-            std::fs::write(&config, text).unwrap();
-            Node {
-                id,
-                dir,
-                config,
-                daemon: None,
-            }
-        })
-        .collect();
-    for node in &mut nodes {
-        node.start_daemon();
-    }
-    for node in &nodes {
-        node.connected(n as usize - 1);
-    }
-    nodes
-}
-
-// ---------------------------------------------------------------------------------------------
 
 #[test]
 fn every_call_crosses_three_nodes() {
@@ -577,4 +259,80 @@ fn a_call_for_a_dc_the_node_does_not_serve_is_nodcnode() {
         assert!(Instant::now() < deadline, "no answer: {got:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The daemon of the callers' own node is SIGKILLed while they wait (a `sendrec`, a held
+/// `send`): their liveness check finds the proxy dead, `EDVSNOTCONN` within about a second.
+/// Restarted, the daemon mirrors the endpoints again and calls cross once more; nothing of the
+/// failed calls is delivered late (the new calls use other types).
+#[test]
+fn the_callers_daemon_killed_and_restarted() {
+    let mut nodes = cluster(2);
+    let mut s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    let mut c2 = Ep::start(&nodes[1], 8);
+    c.sees(s.ep);
+    c2.sees(s.ep);
+    s.sees(c.ep);
+    c.cmd(&format!("sendrec {} 1000", s.ep));
+    c2.cmd(&format!("send {} 5", s.ep));
+    c.no_result_for(Duration::from_millis(300));
+    let killed = Instant::now();
+    nodes[1].kill_daemon();
+    assert_eq!(c.result(LONG)[0], Errno::EDVSNOTCONN.code());
+    assert_eq!(c2.result(LONG), vec![Errno::EDVSNOTCONN.code()]);
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "learnt it after {took:?}"
+    );
+
+    nodes[1].start_daemon();
+    nodes[1].connected(1);
+    nodes[0].connected(1);
+    c.sees(s.ep);
+    c2.sees(s.ep);
+    s.sees(c.ep);
+    s.sees(c2.ep);
+    s.cmd(&format!("recv {ANY}"));
+    assert_eq!(
+        c.call(&format!("sendrec {} 1002", s.ep)),
+        vec![0, s.ep, 1003]
+    );
+    assert_eq!(s.result(LONG), vec![0, c.ep, 1002]);
+    s.cmd(&format!("recv {ANY}"));
+    assert_eq!(c2.call(&format!("send {} 6", s.ep)), vec![0]);
+    assert_eq!(s.result(LONG), vec![0, c2.ep, 6]);
+    // Nothing else is queued for s (the calls that failed were not delivered).
+    s.cmd(&format!("recv {ANY}"));
+    s.no_result_for(Duration::from_millis(500));
+    assert_eq!(c.call(&format!("notify {}", s.ep)), vec![0]);
+    assert_eq!(
+        s.result(LONG),
+        vec![0, c.ep, notify_from(endpoint::nr(c.ep))]
+    );
+}
+
+/// A server answers its remote client's pending `sendrec` with a `sendrec` of its own: the
+/// request is the client's reply (as on one node), and the client's `reply` must then end the
+/// server's wait.
+///
+/// Known gap, ignored until fixed: the request reaches the client (its remote slot on the
+/// server's node takes it as the reply), but the daemon does not forward it as a request, so
+/// on the client's node the server's remote slot awaits nothing: the client's `reply` fails
+/// with `EDVSPROCSTS` and the server waits until its timeout. Run with `--ignored`.
+#[test]
+#[ignore = "known gap of the node daemon: a sendrec given as a remote client's reply"]
+fn a_sendrec_as_the_answer_to_a_remote_client() {
+    let nodes = cluster(2);
+    let mut s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    c.sees(s.ep);
+    s.sees(c.ep);
+    c.cmd(&format!("sendrec {} 1000", s.ep));
+    assert_eq!(s.call(&format!("take {ANY}")), vec![0, c.ep, 1000]);
+    s.cmd(&format!("sendrec {} 1500", c.ep));
+    assert_eq!(c.result(LONG), vec![0, s.ep, 1500]);
+    assert_eq!(c.call(&format!("reply {} 1501", s.ep)), vec![0]);
+    assert_eq!(s.result(LONG), vec![0, c.ep, 1501]);
 }
