@@ -9,6 +9,7 @@
 use crate::error::{BenchError, Result, io};
 use crate::placement;
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 
 /// First argument of a peer's command line.
@@ -29,11 +30,18 @@ pub struct Peer {
 impl Peer {
     /// Start this executable as a peer in `role` with `args`, and wait for its `READY`.
     pub fn spawn(role: &str, args: &[String]) -> Result<Peer> {
+        Peer::spawn_with_env(role, args, &[])
+    }
+
+    /// [`Peer::spawn`] with these variables added to the peer's environment (a node's region
+    /// directory, `M3IPC_SHM_DIR`, for a peer on another node).
+    pub fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &Path)]) -> Result<Peer> {
         let exe = std::env::current_exe().map_err(io("cannot find this executable"))?;
         let mut child = Command::new(&exe)
             .arg(PEER_CMD)
             .arg(role)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -75,6 +83,11 @@ impl Peer {
             )));
         }
         Ok(line)
+    }
+
+    /// The peer's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The peer's standard input (the pipe scenario writes requests into it).
