@@ -26,6 +26,9 @@ const DCID: u32 = 9;
 /// second).
 const CONNECT_WAIT: Duration = Duration::from_secs(20);
 
+/// A daemon's standard error, in its node's directory.
+const DAEMON_LOG: &str = "daemon.log";
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// The daemon role: `CONFIG CPU DC NODE`. Creates the DC (id [`DCID`], node `NODE`) in this
@@ -52,6 +55,17 @@ pub fn serve_daemon(config: &str, extra: &[String]) -> Result<()> {
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     daemon.stop();
     Ok(())
+}
+
+/// The end of the daemon log in `dir`, for an error message.
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join(DAEMON_LOG)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join(" | ");
+    format!(
+        "daemon log: {}",
+        if tail.is_empty() { "(empty)" } else { &tail }
+    )
 }
 
 /// The two region directories; removed on drop.
@@ -111,8 +125,9 @@ impl TwoNodes {
             std::fs::write(&config, text).map_err(io(format!("{}", config.display())))?;
             configs.push(config);
         }
+        // The daemons' logs (links up and down) stay in their directories; an error quotes them.
         let spawn = |id: usize| {
-            Peer::spawn_with_env(
+            Peer::spawn_logged(
                 DAEMON_ROLE,
                 &[
                     configs[id].display().to_string(),
@@ -121,7 +136,9 @@ impl TwoNodes {
                     id.to_string(),
                 ],
                 &[("M3IPC_SHM_DIR", &dirs.0[id])],
+                &dirs.0[id].join(DAEMON_LOG),
             )
+            .map_err(|e| e.context(log_tail(&dirs.0[id])))
         };
         let daemons = [spawn(0)?, spawn(1)?];
         let nodes = TwoNodes { daemons, dirs, dc };
@@ -144,8 +161,9 @@ impl TwoNodes {
             }
             if Instant::now() >= until {
                 return Err(BenchError::new(format!(
-                    "node {id}'s daemon did not reach the other within {} s",
-                    CONNECT_WAIT.as_secs()
+                    "node {id}'s daemon did not reach the other within {} s; {}",
+                    CONNECT_WAIT.as_secs(),
+                    log_tail(&self.dirs.0[id])
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,8 +1,9 @@
 //! Counting the wake-ups on a path: the voluntary context switches (a thread blocked, then was
 //! woken) of every thread of the processes involved, read from `/proc` before and after, per
-//! operation. Preemptions (involuntary switches) are counted apart: they are the scheduler's
-//! doing, not the path's.
+//! operation, per process and per thread name. Preemptions (involuntary switches) are counted
+//! apart: they are the scheduler's doing, not the path's.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Whose switches are counted.
@@ -14,34 +15,54 @@ pub enum Who {
     ThisThread,
 }
 
+/// One thread's counters: its name, voluntary and involuntary switches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Thread {
+    name: String,
+    voluntary: u64,
+    involuntary: u64,
+}
+
 impl Who {
-    /// The `status` files of its threads now.
-    fn status_files(&self) -> Vec<PathBuf> {
+    /// The `/proc` directories of its threads now, keyed by thread id.
+    fn thread_dirs(&self) -> Vec<(u64, PathBuf)> {
         match self {
-            Who::ThisThread => vec![PathBuf::from("/proc/thread-self/status")],
+            Who::ThisThread => vec![(0, PathBuf::from("/proc/thread-self"))],
             Who::Process(pid) => std::fs::read_dir(format!("/proc/{pid}/task"))
                 .map(|dir| {
                     dir.filter_map(|e| e.ok())
-                        .map(|e| e.path().join("status"))
+                        .filter_map(|e| {
+                            let tid = e.file_name().to_str()?.parse().ok()?;
+                            Some((tid, e.path()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
         }
     }
 
-    /// (voluntary, involuntary) switches of its threads alive now; a thread that ended is lost.
-    fn switches(&self) -> (u64, u64) {
-        self.status_files()
-            .iter()
-            .map(|p| thread_switches(p))
-            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    /// Its threads alive now (a thread that ended is lost).
+    fn threads(&self) -> HashMap<u64, Thread> {
+        self.thread_dirs()
+            .into_iter()
+            .map(|(tid, dir)| (tid, read_thread(&dir)))
+            .collect()
     }
 }
 
-/// The two counters of one thread's status file (zeros if it is gone).
-fn thread_switches(path: &Path) -> (u64, u64) {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    parse_switches(&text)
+/// One thread's name and counters from its `/proc` directory (zeros if it is gone).
+fn read_thread(dir: &Path) -> Thread {
+    let text = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let (voluntary, involuntary) = parse_switches(&text);
+    let name = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .map_or_else(|| "?".to_string(), |n| n.trim().to_string());
+    Thread {
+        name,
+        voluntary,
+        involuntary,
+    }
 }
 
 fn parse_switches(text: &str) -> (u64, u64) {
@@ -57,10 +78,10 @@ fn parse_switches(text: &str) -> (u64, u64) {
     )
 }
 
-/// The counters of some processes at a start, to report per operation later.
+/// The counters of some processes' threads at a start, to report per operation later.
 #[derive(Debug)]
 pub struct WakeCounter {
-    who: Vec<(String, Who, (u64, u64))>,
+    who: Vec<(String, Who, HashMap<u64, Thread>)>,
 }
 
 impl WakeCounter {
@@ -70,15 +91,16 @@ impl WakeCounter {
             who: who
                 .into_iter()
                 .map(|(name, w)| {
-                    let now = w.switches();
+                    let now = w.threads();
                     (name, w, now)
                 })
                 .collect(),
         }
     }
 
-    /// `wake-ups per op: T (name a, ...); preemptions per op: P` over `ops` operations since
-    /// the start; `None` without operations.
+    /// `wake-ups per operation T (name a [thread x, ...], ...); preemptions P` over `ops`
+    /// operations since the start (a thread started since counts from zero); `None` without
+    /// operations. Threads of one name are summed, the busiest named first.
     pub fn report(&self, ops: u64) -> Option<String> {
         if ops == 0 {
             return None;
@@ -86,12 +108,32 @@ impl WakeCounter {
         let per = |n: u64| n as f64 / ops as f64;
         let (mut total, mut preempted) = (0u64, 0u64);
         let mut parts = Vec::new();
-        for (name, w, (v0, i0)) in &self.who {
-            let (v, i) = w.switches();
-            let (dv, di) = (v.saturating_sub(*v0), i.saturating_sub(*i0));
-            total += dv;
-            preempted += di;
-            parts.push(format!("{name} {:.2}", per(dv)));
+        for (label, w, before) in &self.who {
+            let mut by_name: Vec<(String, u64)> = Vec::new();
+            let mut sum = 0u64;
+            for (tid, t) in w.threads() {
+                let t0 = before.get(&tid).cloned().unwrap_or_default();
+                let dv = t.voluntary.saturating_sub(t0.voluntary);
+                preempted += t.involuntary.saturating_sub(t0.involuntary);
+                sum += dv;
+                match by_name.iter_mut().find(|(n, _)| *n == t.name) {
+                    Some((_, v)) => *v += dv,
+                    None => by_name.push((t.name, dv)),
+                }
+            }
+            total += sum;
+            by_name.retain(|&(_, v)| per(v) >= 0.01);
+            by_name.sort_by(|a, b| b.1.cmp(&a.1));
+            let threads = if by_name.len() > 1 {
+                let list: Vec<String> = by_name
+                    .iter()
+                    .map(|(n, v)| format!("{n} {:.2}", per(*v)))
+                    .collect();
+                format!(" [{}]", list.join(", "))
+            } else {
+                String::new()
+            };
+            parts.push(format!("{label} {:.2}{threads}", per(sum)));
         }
         Some(format!(
             "wake-ups per operation {:.2} ({}); preemptions {:.2}; over {ops} operations",
