@@ -31,7 +31,7 @@ const DAEMON_LOG: &str = "daemon.log";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// The daemon role: `CONFIG CPU DC NODE`. Creates the DC (id [`DCID`], node `NODE`) in this
+/// The daemon role: `CONFIG CPU DC NODE`. Creates the DC (a fixed id, node `NODE`) in this
 /// process's region directory, starts the daemon, and serves until its input closes or it is
 /// killed.
 pub fn serve_daemon(config: &str, extra: &[String]) -> Result<()> {

@@ -254,4 +254,22 @@ mod tests {
             assert!(parse_run(bad).is_err(), "{bad:?}");
         }
     }
+
+    #[test]
+    fn roles_refuse_bad_arguments_before_touching_a_dc() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let refused = |r: Result<()>, what: &str| {
+            assert!(r.as_ref().is_err_and(|e| e.0.contains(what)), "{r:?}");
+        };
+        refused(serve_client("nodc", &args(&["put"])), "remote operation");
+        refused(
+            crate::nodes::serve_daemon("no.toml", &args(&["dc"])),
+            "DC NODE",
+        );
+        refused(
+            crate::nodes::serve_daemon("no.toml", &args(&["dc", "x"])),
+            "bad node",
+        );
+        refused(crate::tcp::serve("-", &args(&["udp"])), "TCP mode");
+    }
 }

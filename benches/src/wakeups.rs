@@ -123,7 +123,7 @@ impl WakeCounter {
             }
             total += sum;
             by_name.retain(|&(_, v)| per(v) >= 0.01);
-            by_name.sort_by(|a, b| b.1.cmp(&a.1));
+            by_name.sort_by_key(|t| std::cmp::Reverse(t.1));
             let threads = if by_name.len() > 1 {
                 let list: Vec<String> = by_name
                     .iter()
