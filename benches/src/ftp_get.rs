@@ -134,7 +134,7 @@ pub fn serve_rdisk(dc: &str, extra: &[String]) -> Result<()> {
 
 /// The file's bytes: a pattern whose every byte depends on its offset, so that a chunk in the
 /// wrong place is seen.
-fn pattern(len: usize) -> Vec<u8> {
+pub fn pattern(len: usize) -> Vec<u8> {
     (0..len as u64)
         .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
         .collect()
@@ -147,7 +147,7 @@ fn ftp_err(what: &str) -> impl FnOnce(FtpError) -> BenchError + '_ {
 /// The client side, in the caller's process. Fields drop in order: the client (its grants and
 /// buffers) before the servers, the servers before the DC.
 pub struct FtpGetSession {
-    client: FtpClient,
+    fetcher: Fetcher,
     _host: Peer,
     _rdisk: Option<Peer>,
     _dc: ScratchDc,
@@ -181,12 +181,32 @@ impl FtpGetSession {
         if let Some(cpu) = client_cpu {
             pin(cpu)?;
         }
+        let fetcher = Fetcher::prepare(dc.name())?;
+        Ok(FtpGetSession {
+            fetcher,
+            _host: host,
+            _rdisk: rdisk,
+            _dc: dc,
+        })
+    }
+}
+
+/// An m3ftp client that put the file and fetches it (also the client of the remote GET, on
+/// another node).
+pub struct Fetcher {
+    client: FtpClient,
+}
+
+impl Fetcher {
+    /// Connect to FTP in `dc` (waiting for the servers to come up), put the file and get it
+    /// back once, every byte checked.
+    pub fn prepare(dc: &str) -> Result<Fetcher> {
         let opts = ConnectOptions {
             wait: START_WAIT,
             name: "bench-m3ftp".into(),
             ..ConnectOptions::default()
         };
-        let mut client = FtpClient::connect(dc.name(), &opts).map_err(ftp_err("connect"))?;
+        let mut client = FtpClient::connect(dc, &opts).map_err(ftp_err("connect"))?;
         // FS formats the disk at start: wait (bounded) until it answers.
         let until = Instant::now() + START_WAIT;
         while let Err(e) = client.stat("/") {
@@ -205,19 +225,14 @@ impl FtpGetSession {
                 &mut |_, _| {},
             )
             .map_err(ftp_err("put"))?;
-        let mut session = FtpGetSession {
-            client,
-            _host: host,
-            _rdisk: rdisk,
-            _dc: dc,
-        };
-        session.get(Some(&data))?;
-        Ok(session)
+        let mut fetcher = Fetcher { client };
+        fetcher.get(Some(&data))?;
+        Ok(fetcher)
     }
 
     /// One whole GET into memory; with `expect`, every byte checked against it (else the
     /// length only).
-    fn get(&mut self, expect: Option<&[u8]>) -> Result<()> {
+    pub fn get(&mut self, expect: Option<&[u8]>) -> Result<()> {
         let mut at = 0usize;
         let mut same = true;
         let got = self
@@ -246,7 +261,7 @@ impl FtpGetSession {
 
 impl Session for FtpGetSession {
     fn run(&mut self, n: u64, record: Record<'_>) -> Result<Duration> {
-        timed_loop(n, record, || self.get(None))
+        timed_loop(n, record, || self.fetcher.get(None))
     }
 }
 

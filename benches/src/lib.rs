@@ -6,7 +6,8 @@
 //! are spawned once (this executable re-executed in a role, see [`peer`]) and pinned to stated
 //! CPUs; the caller then plays the timed side in batches ([`session::Session::run`]), timing
 //! each operation with the time-stamp counter ([`clock`]) when asked. Every row has a baseline
-//! measured in the same run ([`scenario::Scenario::baseline`]).
+//! measured in the same run ([`scenario::Scenario::baseline`]). The `remote` group runs a DC
+//! across two nodes on this machine ([`nodes`]) against TCP on the same loopback link ([`tcp`]).
 
 pub mod clock;
 pub mod error;
@@ -14,16 +15,20 @@ pub mod fabric;
 pub mod fan_in;
 pub mod ftp_get;
 pub mod hosted;
+pub mod nodes;
 pub mod notify;
 pub mod peer;
 pub mod percentiles;
 pub mod placement;
 pub mod raw;
+pub mod remote;
 pub mod scenario;
 pub mod scratch;
 pub mod session;
 pub mod shm;
 pub mod stream;
+pub mod tcp;
+pub mod wakeups;
 pub mod zero_copy;
 
 pub use error::{BenchError, Result};

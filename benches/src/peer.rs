@@ -9,6 +9,7 @@
 use crate::error::{BenchError, Result, io};
 use crate::placement;
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 
 /// First argument of a peer's command line.
@@ -29,14 +30,47 @@ pub struct Peer {
 impl Peer {
     /// Start this executable as a peer in `role` with `args`, and wait for its `READY`.
     pub fn spawn(role: &str, args: &[String]) -> Result<Peer> {
+        Peer::spawn_with_env(role, args, &[])
+    }
+
+    /// [`Peer::spawn`] with these variables added to the peer's environment (a node's region
+    /// directory, `M3IPC_SHM_DIR`, for a peer on another node).
+    pub fn spawn_with_env(role: &str, args: &[String], env: &[(&str, &Path)]) -> Result<Peer> {
+        Peer::spawn_full(role, args, env, None)
+    }
+
+    /// [`Peer::spawn_with_env`], the peer's standard error written to the file `log` (created)
+    /// instead of this process's.
+    pub fn spawn_logged(
+        role: &str,
+        args: &[String],
+        env: &[(&str, &Path)],
+        log: &Path,
+    ) -> Result<Peer> {
+        Peer::spawn_full(role, args, env, Some(log))
+    }
+
+    fn spawn_full(
+        role: &str,
+        args: &[String],
+        env: &[(&str, &Path)],
+        log: Option<&Path>,
+    ) -> Result<Peer> {
+        let stderr = match log {
+            Some(path) => {
+                Stdio::from(std::fs::File::create(path).map_err(io(format!("{}", path.display())))?)
+            }
+            None => Stdio::inherit(),
+        };
         let exe = std::env::current_exe().map_err(io("cannot find this executable"))?;
         let mut child = Command::new(&exe)
             .arg(PEER_CMD)
             .arg(role)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(io(format!("cannot start {}", exe.display())))?;
         let stdin = child.stdin.take();
@@ -75,6 +109,11 @@ impl Peer {
             )));
         }
         Ok(line)
+    }
+
+    /// The peer's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The peer's standard input (the pipe scenario writes requests into it).

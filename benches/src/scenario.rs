@@ -10,8 +10,10 @@ use crate::hosted::HostedSession;
 use crate::notify::{self, Mode, NotifySession};
 use crate::placement::Placement;
 use crate::raw::{self, RawSession, Waiter};
+use crate::remote::{self, Op, RemoteSession};
 use crate::session::Session;
 use crate::stream::{self, StreamSession};
+use crate::tcp::{self, TcpSession};
 use crate::zero_copy::{self, Way, ZeroCopySession};
 use m3ipc::WaitPolicy;
 use muk::Runner;
@@ -29,16 +31,19 @@ pub enum Group {
     FanIn,
     /// A 64 MiB m3ftp GET through FTP, FS and RDISK.
     FtpGet,
+    /// Across two nodes over loopback, against TCP on the same link.
+    Remote,
 }
 
 impl Group {
     /// Every group, in order.
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Sendrec,
         Group::Notify,
         Group::ZeroCopy,
         Group::FanIn,
         Group::FtpGet,
+        Group::Remote,
     ];
 
     /// Its name (the criterion bench's name).
@@ -49,6 +54,7 @@ impl Group {
             Group::ZeroCopy => "zero_copy",
             Group::FanIn => "fan_in",
             Group::FtpGet => "ftp_get",
+            Group::Remote => "remote",
         }
     }
 }
@@ -97,6 +103,16 @@ pub enum Kind {
     FanIn(usize),
     /// A whole m3ftp GET of [`ftp_get::FILE_BYTES`] with the servers deployed so.
     FtpGet(Deployment),
+    /// `sendrec` of a message from a client on node 1 to a server on node 0 (two region
+    /// directories and two node daemons on this machine, over loopback).
+    RemoteSendrec,
+    /// A message-sized request and reply over TCP on loopback (the remote sendrec's baseline).
+    TcpPingPong,
+    /// A whole m3ftp GET of [`ftp_get::FILE_BYTES`] by a client on node 1 from MUK2 storage on
+    /// node 0.
+    RemoteFtpGet,
+    /// The same bytes streamed over TCP on loopback (the remote GET's baseline).
+    TcpStream,
 }
 
 /// One row: a kind at a placement.
@@ -129,6 +145,9 @@ impl Scenario {
             Kind::ZcHandle(_) | Kind::ZcVcopy(_) | Kind::ZcSocket(_) => Group::ZeroCopy,
             Kind::FanIn(_) => Group::FanIn,
             Kind::FtpGet(_) => Group::FtpGet,
+            Kind::RemoteSendrec | Kind::TcpPingPong | Kind::RemoteFtpGet | Kind::TcpStream => {
+                Group::Remote
+            }
             _ => Group::Sendrec,
         }
     }
@@ -155,6 +174,10 @@ impl Scenario {
             Kind::ZcSocket(s) => format!("unix-socket-{}", size_label(s)),
             Kind::FanIn(n) => format!("clients-{n}"),
             Kind::FtpGet(d) => format!("{}-{}", d.label(), size_label(ftp_get::FILE_BYTES)),
+            Kind::RemoteSendrec => format!("m3-sendrec-{MESSAGE_BYTES}B"),
+            Kind::TcpPingPong => format!("tcp-ping-pong-{MESSAGE_BYTES}B"),
+            Kind::RemoteFtpGet => format!("m3ftp-get-{}", size_label(ftp_get::FILE_BYTES)),
+            Kind::TcpStream => format!("tcp-stream-{}", size_label(ftp_get::FILE_BYTES)),
         }
     }
 
@@ -183,6 +206,9 @@ impl Scenario {
             (Kind::Muk2, Ok((_, c))) => format!("{} (both)", show(c)),
             (Kind::FanIn(_), Ok((s, c))) => format!("clients {} / server {}", show(c), show(s)),
             (Kind::FtpGet(_), Ok((s, c))) => format!("client {} / servers {}", show(c), show(s)),
+            (Kind::RemoteSendrec | Kind::RemoteFtpGet, Ok((s, c))) => {
+                format!("node 1: {} / node 0: {}", show(c), show(s))
+            }
             (_, Ok((s, c))) => format!("{}/{}", show(c), show(s)),
             (_, Err(_)) => "?".into(),
         }
@@ -192,7 +218,7 @@ impl Scenario {
     pub fn payload_bytes(&self) -> Option<usize> {
         match self.kind {
             Kind::ZcHandle(s) | Kind::ZcVcopy(s) | Kind::ZcSocket(s) => Some(s),
-            Kind::FtpGet(_) => Some(ftp_get::FILE_BYTES),
+            Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream => Some(ftp_get::FILE_BYTES),
             _ => None,
         }
     }
@@ -207,7 +233,10 @@ impl Scenario {
     /// just put): no separate warm-up is needed, and a GET is long enough to cost a --quick run
     /// seconds on a loaded machine.
     pub fn warmed_by_start(&self) -> bool {
-        matches!(self.kind, Kind::FtpGet(_))
+        matches!(
+            self.kind,
+            Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream
+        )
     }
 
     /// Whether one operation may take a scheduler time slice (spinning on one core).
@@ -220,8 +249,8 @@ impl Scenario {
     /// across cores, raw futex on one core (the floors with and without a system call); MUK
     /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process
     /// for an outside call to MUK2 and for notify; the Unix socket of the same size for
-    /// zero-copy; one client for fan-in; everything in MUK2 for the other ftp_get deployments.
-    /// `None` for the baselines themselves.
+    /// zero-copy; one client for fan-in; everything in MUK2 for the other ftp_get deployments;
+    /// TCP on the same loopback link for the remote rows. `None` for the baselines themselves.
     pub fn baseline(&self) -> Option<Scenario> {
         let p = self.placement;
         let floor = Scenario::new(
@@ -250,6 +279,8 @@ impl Scenario {
             Kind::FtpGet(Deployment::Muk | Deployment::RdiskOutside) => {
                 Some(Scenario::new(Kind::FtpGet(Deployment::Muk2), p))
             }
+            Kind::RemoteSendrec => Some(Scenario::new(Kind::TcpPingPong, p)),
+            Kind::RemoteFtpGet => Some(Scenario::new(Kind::TcpStream, p)),
             _ => None,
         }
     }
@@ -286,6 +317,10 @@ impl Scenario {
             Kind::ZcSocket(s) => Box::new(StreamSession::start(stream::Kind::UnixSocket, s, p)?),
             Kind::FanIn(n) => Box::new(FanInSession::start(n, p)?),
             Kind::FtpGet(d) => Box::new(FtpGetSession::start(d, p)?),
+            Kind::RemoteSendrec => Box::new(RemoteSession::start(Op::Sendrec, p)?),
+            Kind::TcpPingPong => Box::new(TcpSession::start(tcp::Mode::PingPong, p)?),
+            Kind::RemoteFtpGet => Box::new(RemoteSession::start(Op::Get, p)?),
+            Kind::TcpStream => Box::new(TcpSession::start(tcp::Mode::Stream, p)?),
         };
         Ok(started)
     }
@@ -343,6 +378,14 @@ pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
         Group::FtpGet => [Deployment::Muk2, Deployment::Muk, Deployment::RdiskOutside]
             .map(|d| Scenario::new(Kind::FtpGet(d), main))
             .to_vec(),
+        Group::Remote => [
+            Kind::RemoteSendrec,
+            Kind::TcpPingPong,
+            Kind::RemoteFtpGet,
+            Kind::TcpStream,
+        ]
+        .map(|k| Scenario::new(k, main))
+        .to_vec(),
     }
 }
 
@@ -365,6 +408,9 @@ pub fn run_role(role: &str, target: &str, extra: &[String]) -> Result<()> {
         fan_in::ROLE => fan_in::serve(target, extra),
         ftp_get::HOST_ROLE => ftp_get::serve_host(target, extra),
         ftp_get::RDISK_ROLE => ftp_get::serve_rdisk(target, extra),
+        crate::nodes::DAEMON_ROLE => crate::nodes::serve_daemon(target, extra),
+        remote::CLIENT_ROLE => remote::serve_client(target, extra),
+        tcp::ROLE => tcp::serve(target, extra),
         _ => Err(BenchError::new(format!("unknown peer role {role:?}"))),
     }
 }
@@ -405,6 +451,16 @@ mod tests {
                 .all(|s| s.name().starts_with("asleep-"))
         );
         assert_eq!(all.iter().filter(|s| s.paused()).count(), 4);
+        // The remote rows run against TCP on the same link, all under one prefix.
+        let remote: Vec<&Scenario> = all.iter().filter(|s| s.group() == Group::Remote).collect();
+        assert_eq!(remote.len(), 4);
+        assert!(remote.iter().all(|s| s.id().starts_with("remote/")));
+        assert!(
+            remote
+                .iter()
+                .all(|s| s.baseline().is_none_or(|b| b.group() == Group::Remote))
+        );
+        assert_eq!(remote.iter().filter(|s| s.baseline().is_none()).count(), 2);
         // One-CPU machines measure only one-core rows, and their baselines are there too.
         let one: Vec<Scenario> = Group::ALL.iter().flat_map(|&g| group(g, false)).collect();
         assert!(one.iter().all(|s| s.placement == Placement::Same));

@@ -46,9 +46,10 @@ pub fn bench_session<F>(
 /// Run every scenario of the catalogue's `g` as a benchmark of `c`'s group named after it.
 pub fn bench_group(c: &mut Criterion, g: Group) {
     let mut group = c.benchmark_group(g.label());
-    if g == Group::FtpGet {
-        // A GET takes tens of milliseconds: a fixed number of GETs per sample, not criterion's
-        // linear ramp (1, 2, ... 10 iterations a sample), keeps the group within seconds.
+    if matches!(g, Group::FtpGet | Group::Remote) {
+        // A GET takes tens of milliseconds (a remote round trip tens of microseconds): a fixed
+        // number of operations per sample, not criterion's linear ramp (1, 2, ... 10
+        // iterations a sample), keeps the group within seconds.
         group.sampling_mode(SamplingMode::Flat);
     }
     for s in scenario::group(g, scenario::two_cpus()) {

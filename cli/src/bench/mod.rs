@@ -228,6 +228,23 @@ mod tests {
             ]
         );
         assert!(choose(true, Some("no-such")).is_empty());
+        // `--only remote` brings the two remote rows and their TCP baselines.
+        let remote: Vec<String> = choose(true, Some("remote"))
+            .iter()
+            .map(|s| s.id())
+            .collect();
+        assert_eq!(remote.len(), 4, "{remote:?}");
+        assert!(remote.iter().all(|id| id.starts_with("remote/")));
+        assert!(
+            remote
+                .iter()
+                .any(|id| id.starts_with("remote/tcp-ping-pong-64B/"))
+        );
+        assert!(
+            remote
+                .iter()
+                .any(|id| id.starts_with("remote/tcp-stream-64M/"))
+        );
         let all = choose(true, None);
         assert!(all.len() > 30 && all.iter().all(|s| s.id().contains('/')));
     }

@@ -134,6 +134,27 @@ fn verdicts(rows: &[Row]) -> Vec<Verdict> {
             met: Some(mb_s >= 1000.0),
         });
     }
+    // Across two nodes on loopback, against TCP on the same link (the wake-ups on the path are
+    // in the row's note).
+    let find = |k| rows.iter().find(|r| r.scenario.kind == k);
+    if let Some(x) = p50_ratio(find(Kind::RemoteSendrec), find(Kind::TcpPingPong)) {
+        v.push(Verdict {
+            target: "Remote sendrec (64 B, two nodes on loopback) p50 <= 1.5x TCP ping-pong",
+            measured: format!("{x:.2}x"),
+            met: Some(x <= 1.5),
+        });
+    }
+    if let (Some(m), Some(t)) = (find(Kind::RemoteFtpGet), find(Kind::TcpStream))
+        && t.msgs_per_s > 0.0
+    {
+        let x = m.msgs_per_s / t.msgs_per_s;
+        let mb_s = |r: &Row| r.msgs_per_s * ftp_get::FILE_BYTES as f64 / 1e6;
+        v.push(Verdict {
+            target: "Remote m3ftp GET (64 MiB) >= 80% of a TCP stream's throughput",
+            measured: format!("{:.0} vs {:.0} MB/s: {:.0}%", mb_s(m), mb_s(t), x * 100.0),
+            met: Some(x >= 0.8),
+        });
+    }
     v
 }
 

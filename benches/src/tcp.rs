@@ -1,0 +1,198 @@
+//! The baselines of the remote rows: two processes over a TCP connection on loopback (the link
+//! the node daemons use), blocking sockets with `TCP_NODELAY`.
+//!
+//! - [`Mode::PingPong`]: a 64-byte request, a 64-byte reply (the remote `sendrec`'s baseline).
+//! - [`Mode::Stream`]: a one-byte request, answered with the 64 MiB file of the m3ftp GET
+//!   (the remote GET's baseline); the client reads it into one reused 1 MiB buffer. The first
+//!   stream, at start, is checked byte for byte.
+//!
+//! The server is a peer process pinned to the server CPU; the caller is the client.
+
+use crate::clock::{Record, timed_loop};
+use crate::error::{BenchError, Result, io};
+use crate::ftp_get::{FILE_BYTES, pattern};
+use crate::peer::{self, Peer};
+use crate::placement::{Placement, pin};
+use crate::scenario::MESSAGE_BYTES;
+use crate::session::{Outcome, Session};
+use crate::wakeups::{WakeCounter, Who};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+/// Peer role: the TCP server.
+pub const ROLE: &str = "tcp-server";
+/// The line after `READY` that gives the server's port.
+const PORT_TAG: &str = "PORT";
+/// The client's read buffer for a stream.
+const READ_CHUNK: usize = 1 << 20;
+/// Longest a read or a write may block (a dead peer).
+const STALL: Duration = Duration::from_secs(30);
+
+/// What the connection carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Message-sized request and reply.
+    PingPong,
+    /// One byte asks for the whole file.
+    Stream,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::PingPong => "ping-pong",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+fn tune(s: &TcpStream) -> Result<()> {
+    s.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
+    s.set_read_timeout(Some(STALL))
+        .and_then(|()| s.set_write_timeout(Some(STALL)))
+        .map_err(io("socket timeouts"))
+}
+
+/// The server role: `ping-pong|stream`. Listens on a loopback port, says it after `READY`,
+/// answers the one connection until it closes.
+pub fn serve(_target: &str, extra: &[String]) -> Result<()> {
+    let mode = match extra.first().map(String::as_str) {
+        Some("ping-pong") => Mode::PingPong,
+        Some("stream") => Mode::Stream,
+        other => return Err(BenchError::new(format!("bad TCP mode {other:?}"))),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("bind a loopback port"))?;
+    let port = listener.local_addr().map_err(io("local address"))?.port();
+    peer::ready()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{PORT_TAG} {port}")
+        .and_then(|()| out.flush())
+        .map_err(io("stdout"))?;
+    let (mut conn, _) = listener.accept().map_err(io("accept"))?;
+    tune(&conn)?;
+    let (mut request, reply) = match mode {
+        Mode::PingPong => (vec![0u8; MESSAGE_BYTES], vec![0x5au8; MESSAGE_BYTES]),
+        Mode::Stream => (vec![0u8; 1], pattern(FILE_BYTES)),
+    };
+    loop {
+        match conn.read_exact(&mut request) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(io("read")(e)),
+        }
+        conn.write_all(&reply).map_err(io("write"))?;
+    }
+}
+
+/// The client side, in the caller's process.
+pub struct TcpSession {
+    mode: Mode,
+    conn: TcpStream,
+    buf: Vec<u8>,
+    ops: u64,
+    wakeups: WakeCounter,
+    _peer: Peer,
+}
+
+impl TcpSession {
+    /// Start the server peer, connect, pin the caller; a stream is fetched once and checked.
+    pub fn start(mode: Mode, placement: Placement) -> Result<TcpSession> {
+        let (server_cpu, client_cpu) = placement.cpus()?;
+        let mut peer = Peer::spawn(
+            ROLE,
+            &["-".into(), peer::cpu_arg(server_cpu), mode.label().into()],
+        )?;
+        let line = peer.read_line()?;
+        let port: u16 = line
+            .strip_prefix(PORT_TAG)
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| BenchError::new(format!("TCP server said {line:?}")))?;
+        if let Some(cpu) = client_cpu {
+            pin(cpu)?;
+        }
+        let conn = TcpStream::connect(("127.0.0.1", port)).map_err(io("connect"))?;
+        tune(&conn)?;
+        let buf = vec![
+            0u8;
+            match mode {
+                Mode::PingPong => MESSAGE_BYTES,
+                Mode::Stream => READ_CHUNK,
+            }
+        ];
+        let who = vec![
+            ("server".into(), Who::Process(peer.pid())),
+            ("client".into(), Who::ThisThread),
+        ];
+        let mut s = TcpSession {
+            mode,
+            conn,
+            buf,
+            ops: 0,
+            wakeups: WakeCounter::start(Vec::new()),
+            _peer: peer,
+        };
+        if mode == Mode::Stream {
+            s.check_stream()?;
+        }
+        // Counted from here: the checked stream is not an operation.
+        s.wakeups = WakeCounter::start(who);
+        Ok(s)
+    }
+
+    /// One stream, every byte compared with the file's.
+    fn check_stream(&mut self) -> Result<()> {
+        let want = pattern(FILE_BYTES);
+        let mut got = Vec::with_capacity(FILE_BYTES);
+        self.conn.write_all(&[1]).map_err(io("write"))?;
+        while got.len() < FILE_BYTES {
+            let left = (FILE_BYTES - got.len()).min(self.buf.len());
+            let n = self.conn.read(&mut self.buf[..left]).map_err(io("read"))?;
+            if n == 0 {
+                return Err(BenchError::new("the TCP server closed mid-stream"));
+            }
+            got.extend_from_slice(&self.buf[..n]);
+        }
+        if got != want {
+            return Err(BenchError::new("the TCP stream brought other bytes"));
+        }
+        Ok(())
+    }
+
+    fn op(&mut self) -> Result<()> {
+        match self.mode {
+            Mode::PingPong => {
+                self.conn.write_all(&self.buf).map_err(io("write"))?;
+                self.conn.read_exact(&mut self.buf).map_err(io("read"))
+            }
+            Mode::Stream => {
+                self.conn.write_all(&[1]).map_err(io("write"))?;
+                let mut left = FILE_BYTES;
+                while left > 0 {
+                    let want = left.min(self.buf.len());
+                    let n = self.conn.read(&mut self.buf[..want]).map_err(io("read"))?;
+                    if n == 0 {
+                        return Err(BenchError::new("the TCP server closed mid-stream"));
+                    }
+                    left -= n;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Session for TcpSession {
+    fn run(&mut self, n: u64, record: Record<'_>) -> Result<Duration> {
+        let took = timed_loop(n, record, || self.op())?;
+        self.ops += n;
+        Ok(took)
+    }
+
+    fn finish(self: Box<Self>) -> Result<Outcome> {
+        Ok(Outcome {
+            peer_samples: None,
+            note: self.wakeups.report(self.ops),
+        })
+    }
+}
