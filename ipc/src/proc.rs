@@ -128,17 +128,25 @@ impl Proc {
     /// The caller must re-check everything it waits for afterwards, not only what the count
     /// says changed: the count may have been written over too.
     pub fn doorbell_wait(&self, seen: u32, timeout: Option<std::time::Duration>) {
+        if let Some((bell, token)) = self.doorbell_prepared(seen) {
+            let _ = bell.sleep(token, timeout.unwrap_or(wait::LIVENESS_TICK));
+        }
+    }
+
+    /// This endpoint's doorbell, announced as slept on, if its count is still `seen`; `None`
+    /// (nothing announced) when the count moved or the slot is out of range.
+    fn doorbell_prepared(
+        &self,
+        seen: u32,
+    ) -> Option<(&crate::doorbell::Doorbell, crate::doorbell::SleepToken)> {
         let region = self.region();
-        let Some(slot) = region.slot(self.idx) else {
-            return;
-        };
-        let bell = region.bell(slot);
+        let bell = region.bell(region.slot(self.idx)?);
         let token = bell.prepare();
         if token.rings() != seen {
             bell.done();
-            return;
+            return None;
         }
-        let _ = bell.sleep(token, timeout.unwrap_or(wait::LIVENESS_TICK));
+        Some((bell, token))
     }
 
     /// [`Proc::doorbell_wait`], with the sleep made by `wait(word, expected, timeout)` instead
@@ -152,17 +160,9 @@ impl Proc {
         timeout: Option<std::time::Duration>,
         wait: impl FnOnce(&std::sync::atomic::AtomicU32, u32, std::time::Duration),
     ) {
-        let region = self.region();
-        let Some(slot) = region.slot(self.idx) else {
-            return;
-        };
-        let bell = region.bell(slot);
-        let token = bell.prepare();
-        if token.rings() != seen {
-            bell.done();
-            return;
+        if let Some((bell, token)) = self.doorbell_prepared(seen) {
+            let _ = bell.sleep_by(token, timeout.unwrap_or(wait::LIVENESS_TICK), wait);
         }
-        let _ = bell.sleep_by(token, timeout.unwrap_or(wait::LIVENESS_TICK), wait);
     }
 
     /// For the one thread that sleeps on this endpoint's doorbell, while it is awake: repair the
