@@ -179,7 +179,13 @@ impl Hello {
         out.extend_from_slice(&self.version.to_le_bytes());
         // check_own bounded the count by MAX_DCS.
         out.extend_from_slice(&(self.dcs.len() as u16).to_le_bytes());
-        out.extend_from_slice(&BYTE_ORDER_MARK.to_ne_bytes());
+        // A hello decoded from a peer of the other byte order encodes as it came.
+        let mark = if self.same_byte_order {
+            BYTE_ORDER_MARK
+        } else {
+            BYTE_ORDER_MARK.swap_bytes()
+        };
+        out.extend_from_slice(&mark.to_ne_bytes());
         out.extend_from_slice(&self.node.to_le_bytes());
         out.extend_from_slice(&self.peer.unwrap_or(ANY_NODE).to_le_bytes());
         out.extend_from_slice(&self.layout_hash.to_le_bytes());
@@ -490,6 +496,7 @@ mod tests {
         b[12..16].reverse();
         let d = Hello::decode(&b).unwrap_or_else(|e| panic!("{e}"));
         assert!(!d.same_byte_order);
+        assert_eq!(bytes(&d), b, "it encodes as it came");
         b[12] = 0x55;
         assert!(Hello::decode(&b).is_err());
     }
