@@ -316,13 +316,9 @@ fn the_callers_daemon_killed_and_restarted() {
 /// A server answers its remote client's pending `sendrec` with a `sendrec` of its own: the
 /// request is the client's reply (as on one node), and the client's `reply` must then end the
 /// server's wait.
-///
-/// Known gap, ignored until fixed: the request reaches the client (its remote slot on the
-/// server's node takes it as the reply), but the daemon does not forward it as a request, so
-/// on the client's node the server's remote slot awaits nothing: the client's `reply` fails
-/// with `EDVSPROCSTS` and the server waits until its timeout. Run with `--ignored`.
+/// The server's node sends that reply as a `ReplyRequest`, so the client's node delivers it
+/// as a `sendrec` of the server's remote slot, whose answer goes back as a `Reply`.
 #[test]
-#[ignore = "known gap of the node daemon: a sendrec given as a remote client's reply"]
 fn a_sendrec_as_the_answer_to_a_remote_client() {
     let nodes = cluster(2);
     let mut s = Ep::start(&nodes[0], 5);

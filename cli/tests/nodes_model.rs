@@ -10,7 +10,7 @@
 //! user on node 1. One operation runs at a time, as in `ipc/tests/model.rs`; after each, the
 //! harness waits until every endpoint shows the model's state on its own node and, for a call
 //! in flight across nodes, on the far node too (the daemon's remote slot of the caller, sending
-//! or awaiting the reply there, its daemon thread asleep).
+//! or awaiting the reply there, shown as blocked).
 //!
 //! Across nodes the sequences run `send`, `sendrec`, `reply` (and a `send` as the reply),
 //! `notify`, `senda`, `receive(ANY)`, `receive(src)` and `rcvrqst` taking remote calls. What the
@@ -33,8 +33,8 @@ mod support;
 
 use m3ipc::message::{is_notify, notify_from};
 use m3ipc::{
-    ANY, Dc, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, Message, Proc, SlotState, Timeout,
-    WaitPolicy,
+    ANY, Dc, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, FLAG_WAITING, Message, Proc, SlotState,
+    Timeout, WaitPolicy,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -188,22 +188,10 @@ fn thread_state(pid: u32, tid: i32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
-/// Whether the daemon thread serving remote slot `nr` in process `pid` sleeps.
-fn daemon_thread_asleep(pid: u32, nr: i32) -> bool {
-    let want = format!("m3node-ep{nr}");
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().any(|t| {
-        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        let tid: i32 = t.file_name().to_string_lossy().parse().unwrap_or(0);
-        comm.trim() == want && thread_state(pid, tid) == Some('S')
-    })
-}
-
 /// The two nodes and their DCs as this process sees them.
 struct Cluster {
-    nodes: Vec<Node>,
+    /// Held for their daemons and region directories, which end with them.
+    _nodes: Vec<Node>,
     dcs: Vec<Dc>,
     controllers: Vec<Proc>,
 }
@@ -224,17 +212,10 @@ impl Cluster {
             .map(|n| dcs[n].bind_named(CONTROLLERS[n], "ctl").unwrap())
             .collect();
         Cluster {
-            nodes,
+            _nodes: nodes,
             dcs,
             controllers,
         }
-    }
-
-    fn daemon_pid(&self, node: usize) -> u32 {
-        self.nodes[node]
-            .daemon
-            .as_ref()
-            .map_or(0, std::process::Child::id)
     }
 }
 
@@ -434,9 +415,8 @@ impl<'c> Harness<'c> {
                     }
                 }
             };
-            // A call to a remote endpoint whose daemon thread here is busy making a blocking
-            // call of that endpoint waits here until that call is done (README, "Several
-            // nodes"): the message is queued, as the model has it, only on this node.
+            // A call to a remote endpoint that is itself blocked in a call across nodes may
+            // still be on its way: the message is queued, as the model has it, on this node.
             let held_here = |to: usize| {
                 self.c.dcs[home].getprocinfo(EPS[to]).is_ok_and(|info| {
                     info.flags & (FLAG_SENDING | FLAG_RECEIVING) != 0
@@ -459,15 +439,13 @@ impl<'c> Harness<'c> {
                     None => !sending && !receiving,
                     // (A `sendrec` shows receiving too while it sends.)
                     Some((FLAG_SENDING, peer)) => {
-                        sending
-                            && info.sendto == peer
-                            && daemon_thread_asleep(self.c.daemon_pid(far), EPS[i])
+                        sending && info.sendto == peer && info.flags & FLAG_WAITING != 0
                     }
                     Some((_, peer)) => {
                         !sending
                             && receiving
                             && info.getfrom == peer
-                            && daemon_thread_asleep(self.c.daemon_pid(far), EPS[i])
+                            && info.flags & FLAG_WAITING != 0
                     }
                 }
             };

@@ -6,9 +6,14 @@
 //! and a restarted node is found again without either side guessing.
 //!
 //! Each live connection has a writer and a reader thread. [`Peers::send`] encodes a frame into
-//! the link's outgoing buffer; the writer takes everything queued at once and writes it with one
-//! `write` (frames that queue up go out together), and sends a heartbeat every
-//! [`HEARTBEAT_EVERY`]. The reader decodes frames and hands them to [`Events::frame`], answers
+//! the link's outgoing buffer and, when nobody is writing on the link, writes the buffer at once
+//! on the caller's thread, without blocking: a call crosses to the peer with no thread hop on
+//! the way out. What the socket does not take at once (its buffer is full) is left at the front
+//! of the buffer for the writer thread, which writes blocking (for 2 s at most); a
+//! frame handler that sends therefore never blocks on a peer that does not read, so two nodes
+//! answering each other's calls cannot wait on each other's full sockets. One writer at a time
+//! takes the whole buffer, so bytes leave in the order they were queued and frames that queue
+//! up go out together. The writer thread also sends a heartbeat every [`HEARTBEAT_EVERY`]. The reader decodes frames and hands them to [`Events::frame`], answers
 //! heartbeats, and declares the link down after [`DEAD_AFTER`] without a byte from the peer (a
 //! peer whose machine vanished, or a cut cable, sends no RST). A link that goes down drops its
 //! queued frames: nothing is resent on the next connection, so nothing is delivered twice; the
@@ -150,11 +155,14 @@ struct LinkState {
     last_error: Option<String>,
     /// This node is shutting down: the writer half-closes once the goodbye is out.
     closing: bool,
+    /// A thread is writing a batch taken from `out` (the writer, or a sender writing
+    /// directly): nobody else writes until it puts back what the socket did not take.
+    writing: bool,
 }
 
 struct Conn {
     generation: u64,
-    stream: TcpStream,
+    stream: Arc<TcpStream>,
     since: SystemTime,
     heartbeat_seq: u64,
     heartbeat_sent: Option<(u64, Instant)>,
@@ -233,9 +241,48 @@ impl Peers {
             st = wait(&link.changed, st, HEARTBEAT_EVERY);
         }
         frame.encode(&mut st.out)?;
-        drop(st);
         link.frames_out.fetch_add(1, Ordering::Relaxed);
-        link.changed.notify_all();
+        if st.writing || st.closing {
+            // The one writing takes it after its batch (the writer thread loops; a direct
+            // writer hands leftovers to the writer thread).
+            drop(st);
+            link.changed.notify_all();
+            return Ok(());
+        }
+        let Some(conn) = st.conn.as_ref() else {
+            return Ok(());
+        };
+        let (stream, generation) = (conn.stream.clone(), conn.generation);
+        st.writing = true;
+        let batch = std::mem::take(&mut st.out);
+        drop(st);
+        let written = send_now(&stream, &batch);
+        let mut st = lock(&link.state);
+        st.writing = false;
+        match written {
+            Ok(n) => {
+                link.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                if n < batch.len() {
+                    // The socket is full: the rest goes first, on the writer thread.
+                    let later = std::mem::take(&mut st.out);
+                    st.out.extend_from_slice(&batch[n..]);
+                    st.out.extend_from_slice(&later);
+                }
+                let leftover = !st.out.is_empty();
+                drop(st);
+                if leftover {
+                    link.changed.notify_all();
+                }
+            }
+            Err(e) => {
+                drop(st);
+                self.shared.teardown(
+                    link,
+                    generation,
+                    &format!("write to node {}: {e}", link.peer),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -385,7 +432,7 @@ impl Shared {
         st.closing = false;
         st.conn = Some(Conn {
             generation,
-            stream,
+            stream: Arc::new(stream),
             since: SystemTime::now(),
             heartbeat_seq: 0,
             heartbeat_sent: None,
@@ -418,6 +465,40 @@ impl Shared {
         link.changed.notify_all();
         self.events.down(link.peer, why);
     }
+}
+
+/// Write as much of `bytes` as the socket takes now, without blocking; the count written.
+fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut done = 0;
+    while done < bytes.len() {
+        let rest = &bytes[done..];
+        // SAFETY: `rest` is a live, initialised slice for the duration of the call, and the
+        // kernel only reads `rest.len()` bytes from it; the descriptor belongs to `stream`,
+        // which outlives the call. MSG_DONTWAIT makes this one call non-blocking without
+        // touching the descriptor's flags (the reader and writer threads share it);
+        // MSG_NOSIGNAL turns a closed peer into EPIPE instead of a SIGPIPE.
+        let n = unsafe {
+            libc::send(
+                stream.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            // Non-negative and at most `rest.len()`: the cast is exact.
+            done += n as usize;
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => break,
+            _ => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -534,7 +615,7 @@ fn write_loop(s: &Arc<Shared>, i: usize, generation: u64, mut stream: TcpStream)
                 let _ = Frame::new(Command::Heartbeat, 0, 0, 0, seq).encode(&mut st.out);
                 next_heartbeat = Instant::now() + HEARTBEAT_EVERY;
             }
-            if !st.out.is_empty() {
+            if !st.out.is_empty() && !st.writing {
                 break;
             }
             let left = next_heartbeat.saturating_duration_since(Instant::now());
@@ -542,10 +623,13 @@ fn write_loop(s: &Arc<Shared>, i: usize, generation: u64, mut stream: TcpStream)
         }
         batch.clear();
         std::mem::swap(&mut batch, &mut st.out);
+        st.writing = true;
         drop(st);
         // Senders waiting for room may go on.
         link.changed.notify_all();
-        if let Err(e) = stream.write_all(&batch) {
+        let r = stream.write_all(&batch);
+        lock(&link.state).writing = false;
+        if let Err(e) = r {
             s.teardown(
                 link,
                 generation,

@@ -79,7 +79,7 @@ outside_loom! {
     pub mod wait;
     mod waker;
 
-    pub use call::{HELD_GRACE, Held, RingCount, Taken};
+    pub use call::{HELD_GRACE, Held, Posted, RingCount, Taken};
     pub use dc::{Created, Dc, DcInfo, ProcInfo};
     pub use endpoint::{ANY, Endpoint, HARDWARE, NONE, SELF, SYSTEM};
     pub use errno::{Errno, Result};
@@ -96,7 +96,7 @@ outside_loom! {
     };
     pub use takeover::TakenOver;
     pub use wait::{Timeout, WaitPolicy};
-    pub use waker::Waker;
+    pub use waker::{BellWatch, Waker};
 
     /// A hash of every constant the region layout depends on. Two builds that disagree on it
     /// refuse each other's regions, and two node daemons that disagree on it refuse each

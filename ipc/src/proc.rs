@@ -195,6 +195,12 @@ impl Proc {
         }
     }
 
+    /// A handle on this endpoint's doorbell that another thread may sleep on (see
+    /// [`crate::BellWatch`]).
+    pub fn bell_watch(&self) -> crate::BellWatch {
+        crate::BellWatch::new(self.dc.clone(), self.idx)
+    }
+
     /// A handle that other threads of this process may use to wake this endpoint: its next (or
     /// current) `receive(ANY)`/`rcvrqst` returns `EDVSWOKENUP`, as after `wakeup(ep)`.
     pub fn waker(&self) -> crate::Waker {

@@ -36,3 +36,41 @@ impl Waker {
         true
     }
 }
+
+/// A thread-safe handle on the doorbell of one bound endpoint (see [`crate::Proc::bell_watch`]),
+/// for the one thread that sleeps on it while other threads use the endpoint's `Proc`. A node
+/// daemon's pump sleeps on its proxy's doorbell this way, which every remote slot shares.
+#[derive(Clone, Debug)]
+pub struct BellWatch {
+    dc: Dc,
+    idx: usize,
+}
+
+impl BellWatch {
+    pub(crate) fn new(dc: Dc, idx: usize) -> BellWatch {
+        BellWatch { dc, idx }
+    }
+
+    /// The ring count now (0 if the slot is out of range).
+    pub fn rings(&self) -> u32 {
+        let region = &self.dc.region;
+        region.slot(self.idx).map_or(0, |s| region.bell(s).rings())
+    }
+
+    /// Sleep until the ring count differs from `seen`, as [`crate::Proc::doorbell_wait`] does
+    /// (bounded by `timeout` and by the liveness tick; at once if it differs already). The
+    /// caller re-checks everything afterwards.
+    pub fn wait(&self, seen: u32, timeout: std::time::Duration) {
+        let region = &self.dc.region;
+        let Some(slot) = region.slot(self.idx) else {
+            return;
+        };
+        let bell = region.bell(slot);
+        let token = bell.prepare();
+        if token.rings() != seen {
+            bell.done();
+            return;
+        }
+        let _ = bell.sleep(token, timeout.min(crate::wait::LIVENESS_TICK));
+    }
+}

@@ -1,7 +1,7 @@
 //! Copies against remote grants ([`m3ipc::remote_copy`]): both ends.
 //!
 //! **Requester's node** (the server's): a server asks the proxy with a `sendrec` carrying a
-//! [`RemoteCopy`]. The watcher takes it from the proxy's mailbox ([`Served::take_copy_requests`])
+//! [`RemoteCopy`]. The pump takes it from the proxy's mailbox ([`Served::take_copy_requests`])
 //! and starts a copy thread ([`run`]), which cuts the range into chunks of [`COPY_CHUNK`] and
 //! sends them all at once (several in flight): a `CopyRequest` per chunk to read, a `CopyData`
 //! per chunk to write. Each chunk waits in [`Served`]'s copy table by sequence number for its
@@ -11,8 +11,8 @@
 //! answer within [`COPY_TIMEOUT`] fails the copy with `EDVSTIMEDOUT`. Nothing is resent.
 //!
 //! **Grantor's node**: a `CopyRequest` or a `CopyData` (op write) arrives for a grant that the
-//! local endpoint `dst` issued to the server `src`, a remote slot here. The remote slot's own
-//! thread serves it ([`serve`]): as the server's remote slot it opens the grant
+//! local endpoint `dst` issued to the server `src`, a remote slot here. The link's reader thread
+//! serves it ([`serve`]): as the server's remote slot it opens the grant
 //! ([`m3ipc::Proc::granted`], so the grant must name that server as grantee, with the rights the
 //! direction needs, and be live now), reads or writes the chunk, and answers. Every field of
 //! the descriptor is checked before use; a malformed one is answered `EDVSBADVALUE`.
@@ -22,7 +22,6 @@ use super::served::{Served, errno};
 use crate::wire::{COPY_DESC_SIZE, Command, CopyDesc, CopyOp, Frame};
 use m3ipc::remote_copy::{CopyDir, PROXY_OK, RemoteCopy};
 use m3ipc::{Endpoint, Errno, Message, Proc};
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -76,8 +75,6 @@ impl Served {
                 let _ = p.reply(client, &Message::new(Errno::EDVSENDPOINT.code()));
                 continue;
             };
-            // Relaxed: a hint for the watcher's pace (see `served::WATCH_POLL`).
-            self.in_flight.fetch_add(1, Ordering::Relaxed);
             let (n, s) = (node.weak(), self.weak());
             let peer = route.node;
             let started = std::thread::Builder::new()
@@ -95,10 +92,8 @@ impl Served {
                         // EDVSPROCSTS: the server gave up waiting meanwhile.
                         let _ = p.reply(client, &Message::new(code));
                     }
-                    s.in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
             if started.is_err() {
-                self.in_flight.fetch_sub(1, Ordering::Relaxed);
                 let _ = p.reply(client, &Message::new(Errno::EDVSNOMEM.code()));
             }
         }

@@ -5,45 +5,48 @@
 //! and limits on every node, and this node's id as `--node`), binds the DC's proxy slot (at
 //! [`NodeConfig::proxy_nr`]) and then:
 //!
-//! - **announces local binds**: a watcher thread per DC rescans the slot table whenever the DC's
+//! - **announces local binds**: the DC's pump thread rescans the slot table whenever the DC's
 //!   bind events move ([`m3ipc::Dc::bind_events`], and at least once a second) and sends
 //!   `Bound{src = endpoint, name}` / `Unbound{src}` to every connected peer that serves the DC;
 //!   a link that comes up gets the full set. A local caller's own endpoint is also announced
 //!   just before its first call is forwarded, on the same link, so the far side always knows
 //!   the source of a call it receives.
 //! - **mirrors the peers' binds** into remote slots ([`m3ipc::Proc::bind_remote`], at the
-//!   remote generation). `Unbound` unbinds the remote slot explicitly (its waiters get the
-//!   local dead-peer errors); a link that goes down drops the remote slots of that node (their
-//!   waiters get `EDVSNOTCONN`). An `nr` bound here and announced by a peer (or by two peers) is
-//!   a conflict: the remote one is refused and logged.
-//! - **forwards outgoing calls**: the watcher sleeps on the proxy's doorbell (which every remote
-//!   slot shares) and, when it rings, asks each remote slot's thread to take its calls
-//!   ([`m3ipc::Proc::take_held`]) and send them as frames. Held `send`s and pending `sendrec`s
-//!   wait in a table by sequence number until the far side answers (`SendAck`, `Reply`); a link
-//!   that goes down fails every one of its pending calls with `EDVSNOTCONN`. Nothing is ever
-//!   resent, so nothing is delivered twice.
-//! - **delivers incoming calls**: each remote endpoint has one thread, which makes its calls
-//!   (ordinary `send`, `sendrec`, `notify`, `senda` as the remote slot) in the order its frames
-//!   arrived, so per-pair order is kept, and answers `Send` with `SendAck{rcode}` once the
-//!   destination received it and `Sendrec` with `Reply`. A frame for a DC this node does not
-//!   serve (or the peer did not say it serves) is answered with `EDVSNODCNODE`.
-//!
+//!   remote generation). `Unbound` unbinds the remote slot (its waiters get the local dead-peer
+//!   errors) once the calls queued before it are made; a link that goes down drops the remote
+//!   slots of that node (their waiters get `EDVSNOTCONN`). An `nr` bound here and announced by
+//!   a peer (or by two peers) is a conflict: the remote one is refused and logged.
+//! - **forwards outgoing calls** (`remote_ep.rs`): the pump sleeps on the proxy's doorbell,
+//!   which every remote slot shares. When it rings, it takes the calls made to each remote
+//!   slot ([`m3ipc::Proc::take_held`]) and writes them to the link on its own thread (the link
+//!   writes without blocking when nobody else writes, see `peers.rs`): one wake-up from the
+//!   caller's ring to the socket. Held `send`s and pending `sendrec`s wait in a table by
+//!   sequence number until the far side answers (`SendAck`, `Reply`); the link's reader thread
+//!   finishes them (`Held::complete`, or a `reply` as the remote slot). A link that goes down
+//!   fails every one of its pending calls with `EDVSNOTCONN`. Nothing is ever resent, so
+//!   nothing is delivered twice. A local `wakeup` of a remote endpoint is forwarded.
+//! - **delivers incoming calls**: the link's reader thread makes each call of a remote
+//!   endpoint as its remote slot without waiting ([`m3ipc::Proc::start_call`]: `send`,
+//!   `sendrec`, `notify`, `senda`), one synchronous call per remote endpoint at a time and
+//!   the rest queued behind it, so per-pair order is kept. The outcome rings the proxy's
+//!   doorbell; the pump polls it and answers `Send` with `SendAck{rcode}` once the destination
+//!   received it and `Sendrec` with `Reply` (a server that answers with a `sendrec` of its own
+//!   gets its request to the client as a `ReplyRequest`, whose answer comes back as a
+//!   `Reply`). A frame for a DC this node does not serve (or the peer did not say it serves)
+//!   is answered with `EDVSNODCNODE`.
 //! - **moves bytes for grants across nodes** (`copies.rs`): a server that must read or write
 //!   the grant of a client bound on another node asks the proxy (one `sendrec` carrying an
 //!   [`m3ipc::remote_copy::RemoteCopy`]); the daemon sends the chunks (`CopyRequest` to read,
 //!   `CopyData` to write, 256 KiB each, all in flight at once) to the client's node, whose
-//!   daemon uses the grant as the server's remote slot and answers (`CopyData`, `CopyAck`).
+//!   reader thread uses the grant as the server's remote slot and answers (`CopyData`,
+//!   `CopyAck`).
 //!
 //! The running daemon rewrites a status file in the region directory every second
 //! ([`status`]); `dvs node status` prints it.
 //!
-//! **Limits of this first version.** One thread per remote endpoint: while it delivers an
-//! incoming call that blocks, calls *to* that endpoint wait here until it is done (its endpoint
-//! is blocked on its own node too, so nothing is lost but a little latency). The threads share
-//! the proxy's doorbell, so one may miss a wake and see its outcome at its next liveness tick
-//! (10 ms). `vcopy` itself does not cross nodes (servers reach remote grants through
-//! `muk::storage::read_granted`/`write_granted` instead); no `wakeup`/`wait4bind` forwarding beyond what the remote
-//! slots give by themselves; the peer list is static.
+//! **Limits.** One pump per DC looks at every remote slot when the doorbell rings: a cost in
+//! remote slots per ring. `vcopy` itself does not cross nodes (servers reach remote grants
+//! through `muk::storage::read_granted`/`write_granted` instead); the peer list is static.
 
 mod copies;
 mod node;
@@ -135,7 +138,7 @@ impl Daemon {
         let mut threads = Vec::new();
         for s in node.served() {
             let (n, s) = (node.clone(), s.clone());
-            threads.push(spawn("m3node-watch", move || served::watch(&n, &s))?);
+            threads.push(spawn("m3node-pump", move || served::pump(&n, &s))?);
         }
         let n = node.clone();
         let listen = config.listen;
@@ -155,7 +158,7 @@ impl Daemon {
         self.node.local_addr()
     }
 
-    /// Stop in order: the watchers end, every peer gets a goodbye and the links close, every
+    /// Stop in order: the pumps end, every peer gets a goodbye and the links close, every
     /// remote slot is dropped (its waiters get `EDVSNOTCONN`), the proxy slots unbind, and the
     /// status file is removed.
     pub fn stop(mut self) {

@@ -1,22 +1,22 @@
 //! One DC served by the daemon: its proxy slot, the local binds it announced, the remote slots
-//! it mirrors (one thread each), the calls waiting for the far side's answer, and the watcher
-//! loop that announces local binds and wakes the remote slots when their doorbell rings.
+//! it mirrors, the calls waiting for the far side's answer, and the pump: the one thread per DC
+//! that sleeps on the proxy's doorbell (which every remote slot shares), and when it rings
+//! forwards the calls made to remote slots and answers the incoming calls that ended
+//! (`remote_ep.rs`). It also announces local binds.
 
 use super::copies::{self, Waiting};
 use super::node::{Node, lock};
-use super::remote_ep::{Job, RemoteEp};
+use super::remote_ep::{Pumped, RemoteEp};
 use crate::wire::{Command, CopyDesc, CopyOp, Frame};
 use m3ipc::{Dc, Endpoint, Errno, Held, Proc, SlotState, endpoint};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-/// How long the watcher sleeps at most between two looks (the doorbell bounds it anyway).
-const WATCH_SLEEP: Duration = Duration::from_millis(10);
-/// While incoming calls are in flight, the watcher polls the doorbell's count at this pace
-/// instead of sleeping on it, so that it never takes a wake meant for one of them.
-const WATCH_POLL: Duration = Duration::from_millis(1);
+/// How long the pump sleeps at most between two looks (the doorbell bounds it anyway); also
+/// the pace of the liveness checks of the calls it makes.
+const PUMP_SLEEP: Duration = Duration::from_millis(10);
 /// A full rescan of the slot table at least this often (a bind event lost to a scribbled
 /// doorbell word, a local process that died without unbinding).
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
@@ -54,12 +54,10 @@ pub(crate) struct Served {
     /// The local binds announced to the peers. Its lock also orders announcements.
     local: Mutex<LocalSet>,
     /// Remote slots by `nr`.
-    remotes: Mutex<HashMap<i32, RemoteEp>>,
+    remotes: Mutex<HashMap<i32, Arc<RemoteEp>>>,
     pending: Mutex<HashMap<u64, Pending>>,
     /// Chunks of copies against remote grants, waiting for their answers (`copies.rs`).
     copies: Mutex<HashMap<u64, Waiting>>,
-    /// Incoming calls that may block, in flight now (see [`WATCH_POLL`]).
-    pub(crate) in_flight: AtomicUsize,
 }
 
 impl Served {
@@ -77,7 +75,6 @@ impl Served {
             remotes: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             copies: Mutex::new(HashMap::new()),
-            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -144,7 +141,7 @@ impl Served {
     }
 
     /// Before a call from local `src` is forwarded: make sure the peers know `src` (a process
-    /// that binds and calls at once may be faster than the watcher). Same link, so the `Bound`
+    /// that binds and calls at once may be faster than the pump). Same link, so the `Bound`
     /// arrives first.
     pub(crate) fn announce_source(&self, node: &Node, src: Endpoint) {
         let nr = endpoint::nr(src);
@@ -186,8 +183,7 @@ impl Served {
         lock(&self.pending).remove(&seq)
     }
 
-    /// The proxy's handle (`None` once closed). Held briefly: the watcher sleeps holding it
-    /// only while nothing is in flight.
+    /// The proxy's handle (`None` once closed). Held briefly: the pump sleeps holding it.
     pub(crate) fn proxy_lock(&self) -> MutexGuard<'_, Option<Proc>> {
         lock(&self.proxy)
     }
@@ -226,17 +222,19 @@ impl Served {
             | Command::CopyRequest
             | Command::CopyData => {
                 let nr = endpoint::nr(f.src);
-                let rs = lock(&self.remotes);
-                match rs.get(&nr).filter(|r| r.node == peer && r.ep == f.src) {
+                let r = lock(&self.remotes)
+                    .get(&nr)
+                    .filter(|r| r.node == peer && r.ep == f.src)
+                    .cloned();
+                match r {
                     Some(r) if matches!(f.cmd, Command::CopyRequest | Command::CopyData) => {
-                        r.push(Job::Copy(f))
+                        if let Some(a) = r.serve_copy(self.dcid, &f) {
+                            let _ = node.send(peer, &a);
+                        }
                     }
-                    Some(r) => r.push(Job::Deliver(f)),
-                    None => {
-                        drop(rs);
-                        // The source is not (or no longer) bound there as far as we know.
-                        node.refuse(peer, &f, Errno::EDVSSRCDIED);
-                    }
+                    Some(r) => r.deliver(node, self, f),
+                    // The source is not (or no longer) bound there as far as we know.
+                    None => node.refuse(peer, &f, Errno::EDVSSRCDIED),
                 }
             }
             Command::SendAck => {
@@ -256,7 +254,7 @@ impl Served {
                     };
                 }
             }
-            Command::Reply => {
+            Command::Reply | Command::ReplyRequest => {
                 let p = {
                     let mut pending = lock(&self.pending);
                     match pending.get(&f.seq) {
@@ -266,19 +264,22 @@ impl Served {
                         _ => None,
                     }
                 };
-                if let Some(Pending::Sendrec { via, client, .. }) = p {
-                    let job = if f.rcode == 0 {
-                        Job::Reply { client, msg: f.msg }
-                    } else {
-                        Job::FailRequest {
-                            client,
-                            why: errno(f.rcode),
-                        }
-                    };
-                    // A remote slot already gone has failed its client itself.
-                    if let Some(r) = lock(&self.remotes).get(&via) {
-                        r.push(job);
+                let Some(Pending::Sendrec { via, client, .. }) = p else {
+                    return;
+                };
+                // A remote slot already gone has failed its client itself.
+                let Some(r) = lock(&self.remotes).get(&via).cloned() else {
+                    return;
+                };
+                let ask = <[u8; 8]>::try_from(f.payload.as_slice()).ok();
+                match (f.cmd, ask) {
+                    (Command::ReplyRequest, Some(seq)) => {
+                        r.reply_request(node, self, client, f.msg, u64::from_le_bytes(seq))
                     }
+                    // The decoder keeps a ReplyRequest's payload at 8 bytes.
+                    (Command::ReplyRequest, None) => r.reply(client, Err(Errno::EDVSBADVALUE)),
+                    _ if f.rcode == 0 => r.reply(client, Ok(f.msg)),
+                    _ => r.reply(client, Err(errno(f.rcode))),
                 }
             }
             Command::Wakeup => {
@@ -312,7 +313,7 @@ impl Served {
         };
         // A newer binding replaces an older one of the same node (its Unbound was lost).
         if let Some(old) = old {
-            old.finish(Job::Unbind);
+            old.unbind_now();
         }
         let bound = {
             let proxy = lock(&self.proxy);
@@ -321,8 +322,9 @@ impl Served {
         };
         match bound {
             Ok(proc) => {
-                let r = RemoteEp::start(node, self, proc, peer);
-                lock(&self.remotes).insert(nr, r);
+                lock(&self.remotes).insert(nr, Arc::new(RemoteEp::new(proc, peer)));
+                // Calls may be waiting already.
+                self.wake_pump();
             }
             Err(Errno::EDVSSLOTUSED) => eprintln!(
                 "m3node {}: DC {}: node {peer} announces nr {nr} ({name:?}), which is bound on \
@@ -339,14 +341,30 @@ impl Served {
     fn remote_unbound(&self, peer: u32, ep: Endpoint) {
         let nr = endpoint::nr(ep);
         let r = {
-            let mut rs = lock(&self.remotes);
-            if !rs.get(&nr).is_some_and(|r| r.node == peer && r.ep == ep) {
-                return;
+            let rs = lock(&self.remotes);
+            match rs.get(&nr) {
+                Some(r) if r.node == peer && r.ep == ep => r.clone(),
+                _ => return,
             }
-            rs.remove(&nr)
         };
-        if let Some(r) = r {
-            r.finish(Job::Unbind);
+        // With calls still queued it stays until the pump has made them.
+        if r.unbind() == Pumped::Gone {
+            self.forget(nr, &r);
+        }
+    }
+
+    /// Forget remote slot `r` at `nr` (if it is still the one there).
+    fn forget(&self, nr: i32, r: &Arc<RemoteEp>) {
+        let mut rs = lock(&self.remotes);
+        if rs.get(&nr).is_some_and(|x| Arc::ptr_eq(x, r)) {
+            rs.remove(&nr);
+        }
+    }
+
+    /// Make the pump look now (a remote slot was added, or work waits).
+    fn wake_pump(&self) {
+        if let Some(p) = lock(&self.proxy).as_ref() {
+            let _ = p.waker().wake();
         }
     }
 
@@ -370,7 +388,7 @@ impl Served {
             // A pending sendrec's client waits on a remote slot of that node: dropping the
             // slot below fails it with EDVSNOTCONN.
         }
-        let gone: Vec<RemoteEp> = {
+        let gone: Vec<Arc<RemoteEp>> = {
             let mut rs = lock(&self.remotes);
             let nrs: Vec<i32> = rs
                 .iter()
@@ -379,29 +397,33 @@ impl Served {
                 .collect();
             nrs.iter().filter_map(|n| rs.remove(n)).collect()
         };
-        for r in &gone {
-            r.give_up();
-        }
         for r in gone {
-            r.finish(Job::Drop);
+            r.drop_slot();
         }
     }
 
-    /// Ask every remote slot's thread to take its calls.
-    fn poke_all(&self) {
-        for r in lock(&self.remotes).values() {
-            r.poke();
+    /// The pump's look at every remote slot; whether one has more to take at once.
+    fn pump_all(&self, node: &Node, tick: bool) -> bool {
+        let all: Vec<(i32, Arc<RemoteEp>)> = lock(&self.remotes)
+            .iter()
+            .map(|(n, r)| (*n, r.clone()))
+            .collect();
+        let mut more = false;
+        for (nr, r) in all {
+            match r.pump(node, self, tick) {
+                Pumped::Idle => {}
+                Pumped::More => more = true,
+                Pumped::Gone => self.forget(nr, &r),
+            }
         }
+        more
     }
 
     /// The daemon stops: drop every remote slot, then unbind the proxy.
     pub(crate) fn close(&self) {
-        let gone: Vec<RemoteEp> = lock(&self.remotes).drain().map(|(_, r)| r).collect();
-        for r in &gone {
-            r.give_up();
-        }
+        let gone: Vec<Arc<RemoteEp>> = lock(&self.remotes).drain().map(|(_, r)| r).collect();
         for r in gone {
-            r.finish(Job::Drop);
+            r.drop_slot();
         }
         lock(&self.pending).clear();
         if let Some(p) = lock(&self.proxy).take() {
@@ -424,12 +446,17 @@ pub(crate) fn errno(code: i32) -> Errno {
     Errno::from_code(code).unwrap_or(Errno::EDVSGENERIC)
 }
 
-/// The watcher of one DC: announces local binds, and wakes the remote slots' threads when the
-/// proxy's doorbell rings. Ends when the daemon stops.
-pub(crate) fn watch(node: &Node, s: &Served) {
+/// The pump of one DC: sleeps on the proxy's doorbell and, when it rings, forwards the calls
+/// made to remote slots, answers the incoming calls that ended, and takes the copy requests
+/// made to the proxy; announces local binds. Ends when the daemon stops.
+pub(crate) fn pump(node: &Node, s: &Served) {
+    let Some(bell) = lock(&s.proxy).as_ref().map(|p| p.bell_watch()) else {
+        return;
+    };
     let mut seen_binds = None;
     let mut seen_rings = None;
     let mut last_full = Instant::now();
+    let mut last_tick = Instant::now();
     while !node.stopping.load(Ordering::Relaxed) {
         let binds = s.dc.bind_events();
         if seen_binds != Some(binds) || last_full.elapsed() >= RESCAN_EVERY {
@@ -440,22 +467,19 @@ pub(crate) fn watch(node: &Node, s: &Served) {
             seen_binds = Some(binds);
             s.rescan(node);
         }
-        let rings = match lock(&s.proxy).as_ref() {
-            Some(p) => p.doorbell_rings(),
-            None => return,
-        };
-        if seen_rings != Some(rings) {
+        let rings = bell.rings();
+        let tick = last_tick.elapsed() >= PUMP_SLEEP;
+        let mut more = false;
+        if seen_rings != Some(rings) || tick {
             seen_rings = Some(rings);
-            s.poke_all();
+            if tick {
+                last_tick = Instant::now();
+            }
+            more = s.pump_all(node, tick);
             s.take_copy_requests(node);
         }
-        // Relaxed: a hint; a miss costs one WATCH_SLEEP at most.
-        if s.in_flight.load(Ordering::Relaxed) == 0 {
-            if let Some(p) = lock(&s.proxy).as_ref() {
-                p.doorbell_wait(rings, Some(WATCH_SLEEP));
-            }
-        } else {
-            std::thread::sleep(WATCH_POLL);
+        if !more {
+            bell.wait(rings, PUMP_SLEEP);
         }
     }
 }

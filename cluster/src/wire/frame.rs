@@ -60,6 +60,11 @@ pub enum Command {
     Senda = 21,
     /// `wakeup(dst)` from `src`.
     Wakeup = 22,
+    /// The reply to the [`Command::Sendrec`] with this `seq` is a request of its own: the
+    /// replier answered with a `sendrec` (`src` the replier, `dst` the client). Deliver it as
+    /// the reply; the client's answer goes back as a [`Command::Reply`] whose `seq` is the
+    /// payload (8 bytes, little endian).
+    ReplyRequest = 23,
     /// `src` is now bound on the sending node; the payload is its name (UTF-8, may be empty).
     Bound = 32,
     /// `src` is no longer bound on the sending node; `rcode` says why.
@@ -90,7 +95,7 @@ pub enum PayloadRule {
 
 impl Command {
     /// Every command, in wire order.
-    pub const ALL: [Command; 15] = [
+    pub const ALL: [Command; 16] = [
         Command::Heartbeat,
         Command::HeartbeatAck,
         Command::Goodbye,
@@ -101,6 +106,7 @@ impl Command {
         Command::Notify,
         Command::Senda,
         Command::Wakeup,
+        Command::ReplyRequest,
         Command::Bound,
         Command::Unbound,
         Command::CopyRequest,
@@ -126,6 +132,7 @@ impl Command {
                 min: COPY_DESC_SIZE,
                 max: MAX_PAYLOAD,
             },
+            Command::ReplyRequest => PayloadRule::Bytes { min: 8, max: 8 },
             _ => PayloadRule::Empty,
         }
     }

@@ -25,7 +25,7 @@ use std::fmt;
 /// The first eight bytes on every connection.
 pub const MAGIC: [u8; 8] = *b"M3IPCNET";
 /// The protocol this build speaks. A peer that speaks another is refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Node ids are `0..MAX_NODES`.
 pub const MAX_NODES: u32 = 32;
 /// Bytes of a hello's fixed part.
@@ -445,11 +445,14 @@ mod tests {
         let mut t = Hello::new(1, Some(0), vec![dc("DC0", 0), dc("other", 9)]);
         assert_eq!(ours.check_peer(&t), Ok(()));
 
-        t.version = 2;
+        t.version = PROTOCOL_VERSION + 1;
         let e = ours.check_peer(&t).map(|_| ()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "protocol version mismatch: this node speaks 1, the peer 2"
+            format!(
+                "protocol version mismatch: this node speaks {PROTOCOL_VERSION}, the peer {}",
+                PROTOCOL_VERSION + 1
+            )
         );
         t.version = PROTOCOL_VERSION;
 

@@ -201,6 +201,38 @@ impl Proc {
         expiry: Option<Errno>,
     ) -> Result<()> {
         let env = &me.envelopes[SYNC];
+        let Some(posted) = self.post_sync(me, &peer, phase, m) else {
+            Counters::bump(&me.counters.sent);
+            self.last_peer.set(Some(peer.idx));
+            return Ok(());
+        };
+        let peer_idx = peer.idx;
+        let mut out = Outgoing {
+            proc: self,
+            me,
+            env,
+            posted,
+            peer,
+            reply: m,
+            expired_at: None,
+            expiry,
+        };
+        let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
+        self.end_transmit(me, peer_idx, r.is_ok());
+        r
+    }
+
+    /// Post `m` in the synchronous envelope for `peer` (stamping `m_source`). `None` when it
+    /// was handed straight to a receiver waiting with its inbox open (a `send` is then
+    /// complete); else the state posted, which [`Outgoing`] follows to the outcome.
+    pub(super) fn post_sync(
+        &self,
+        me: &Slot,
+        peer: &Peer<'_>,
+        phase: Phase,
+        m: &mut Message,
+    ) -> Option<EnvState> {
+        let env = &me.envelopes[SYNC];
         let st = env.load();
         if !matches!(
             st.phase(),
@@ -217,36 +249,26 @@ impl Proc {
         // A direct hand-off must not overtake one of our own `senda` messages still queued
         // for the same receiver: messages from one sender arrive in the order sent.
         let may_hand_off = !async_pending_to(me, peer.idx);
-        if phase == Phase::PendingSend && may_hand_off && self.hand_off(&peer, m) {
-            Counters::bump(&me.counters.sent);
-            self.last_peer.set(Some(peer.idx));
-            return Ok(());
+        if phase == Phase::PendingSend && may_hand_off && self.hand_off(peer, m) {
+            return None;
         }
-        let posted = match phase {
-            Phase::PendingSendrec => self.post_request(env, &peer, m, may_hand_off),
-            _ => self.post(env, &peer, phase, m),
-        };
-        let peer_idx = peer.idx;
-        let mut out = Outgoing {
-            proc: self,
-            me,
-            env,
-            posted,
-            peer,
-            reply: m,
-            expired_at: None,
-            expiry,
-        };
-        let r = self.block(me, Some(peer_idx), true, timeout, &mut out);
+        Some(match phase {
+            Phase::PendingSendrec => self.post_request(env, peer, m, may_hand_off),
+            _ => self.post(env, peer, phase, m),
+        })
+    }
+
+    /// A `send` or `sendrec` to slot `peer_idx` ended: clear the blocked flags its first tick
+    /// set, and count it if it succeeded.
+    pub(super) fn end_transmit(&self, me: &Slot, peer_idx: usize, ok: bool) {
         if me.flags.load(Ordering::Relaxed) & FLAG_WAITING != 0 {
             me.flags
                 .fetch_and(!(FLAG_WAITING | FLAG_SENDREC), Ordering::Relaxed);
         }
-        if r.is_ok() {
+        if ok {
             Counters::bump(&me.counters.sent);
             self.last_peer.set(Some(peer_idx));
         }
-        r
     }
 }
 
@@ -262,17 +284,17 @@ fn receiving_from(peer: &Peer<'_>, me: i32) -> bool {
 }
 
 /// A `send` or `sendrec` in flight.
-struct Outgoing<'a> {
-    proc: &'a Proc,
-    me: &'a Slot,
-    env: &'a Envelope,
-    posted: EnvState,
-    peer: Peer<'a>,
-    reply: &'a mut Message,
+pub(super) struct Outgoing<'a> {
+    pub(super) proc: &'a Proc,
+    pub(super) me: &'a Slot,
+    pub(super) env: &'a Envelope,
+    pub(super) posted: EnvState,
+    pub(super) peer: Peer<'a>,
+    pub(super) reply: &'a mut Message,
     /// When the timeout first expired while a reply was being written.
-    expired_at: Option<Instant>,
+    pub(super) expired_at: Option<Instant>,
     /// The error to report on expiry instead of the wait's own (a NOWAIT send given grace).
-    expiry: Option<Errno>,
+    pub(super) expiry: Option<Errno>,
 }
 
 impl Outgoing<'_> {
@@ -302,7 +324,7 @@ impl Outgoing<'_> {
     /// Give the call up for a reason that ends it whatever its fate (the link to a remote
     /// destination is gone, the DC was removed): withdraw it, or leave the hold of a remote
     /// slot's proxy (whose later outcome then fails cleanly at the proxy, see `Held`).
-    fn give_up(&mut self, why: Errno) -> Option<Result<()>> {
+    pub(super) fn give_up(&mut self, why: Errno) -> Option<Result<()>> {
         if let Some(r) = self.withdraw(why) {
             return Some(r);
         }
