@@ -313,6 +313,24 @@ fn the_callers_daemon_killed_and_restarted() {
     );
 }
 
+/// `wakeup` of a remote endpoint: its `receive(ANY)` on its own node returns `EDVSWOKENUP`,
+/// and a later `receive` still gets the messages sent after.
+#[test]
+fn a_wakeup_crosses_nodes() {
+    let nodes = cluster(2);
+    let mut s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    c.sees(s.ep);
+    s.sees(c.ep);
+    s.cmd(&format!("recv {ANY}"));
+    s.no_result_for(Duration::from_millis(200));
+    assert_eq!(c.call(&format!("wakeup {}", s.ep)), vec![0]);
+    assert_eq!(s.result(LONG)[0], Errno::EDVSWOKENUP.code());
+    s.cmd(&format!("recv {ANY}"));
+    assert_eq!(c.call(&format!("send {} 7", s.ep)), vec![0]);
+    assert_eq!(s.result(LONG), vec![0, c.ep, 7]);
+}
+
 /// A server answers its remote client's pending `sendrec` with a `sendrec` of its own: the
 /// request is the client's reply (as on one node), and the client's `reply` must then end the
 /// server's wait.

@@ -117,6 +117,7 @@ pub fn proc_child() {
             }
             "reply" => res(p.reply(w[0], &Message::new(w[1]))).to_string(),
             "notify" => res(p.notify(w[0])).to_string(),
+            "wakeup" => res(p.wakeup(w[0])).to_string(),
             "senda" => res(p.senda(w[0], &Message::new(w[1]))).to_string(),
             "wait4bind" => match dc.wait4bind(w[0], Timeout::Millis(10_000)) {
                 Ok(ep) => format!("0 {ep}"),
