@@ -240,33 +240,45 @@ impl Peers {
             }
             st = wait(&link.changed, st, HEARTBEAT_EVERY);
         }
-        frame.encode(&mut st.out)?;
+        // Checked before anything is queued: a frame the peer would refuse is never sent.
+        let head = frame.encode_head()?;
         link.frames_out.fetch_add(1, Ordering::Relaxed);
-        if st.writing || st.closing {
+        let conn = st.conn.as_ref().map(|c| (c.stream.clone(), c.generation));
+        let (Some((stream, generation)), false, false) = (conn, st.writing, st.closing) else {
             // The one writing takes it after its batch (the writer thread loops; a direct
             // writer hands leftovers to the writer thread).
+            st.out.extend_from_slice(&head);
+            st.out.extend_from_slice(&frame.payload);
             drop(st);
             link.changed.notify_all();
             return Ok(());
-        }
-        let Some(conn) = st.conn.as_ref() else {
-            return Ok(());
         };
-        let (stream, generation) = (conn.stream.clone(), conn.generation);
         st.writing = true;
-        let batch = std::mem::take(&mut st.out);
+        let mut earlier = std::mem::take(&mut st.out);
         drop(st);
-        let written = send_now(&stream, &batch);
+        // The payload goes from the frame to the socket, not through the buffer.
+        let parts = [&earlier[..], &head[..], &frame.payload[..]];
+        let written = send_now(&stream, &parts);
         let mut st = lock(&link.state);
         st.writing = false;
         match written {
             Ok(n) => {
                 link.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                if n < batch.len() {
+                let total: usize = parts.iter().map(|p| p.len()).sum();
+                if n < total {
                     // The socket is full: the rest goes first, on the writer thread.
                     let later = std::mem::take(&mut st.out);
-                    st.out.extend_from_slice(&batch[n..]);
+                    let mut skip = n;
+                    for p in parts {
+                        let from = skip.min(p.len());
+                        skip -= from;
+                        st.out.extend_from_slice(&p[from..]);
+                    }
                     st.out.extend_from_slice(&later);
+                } else if st.out.is_empty() {
+                    // Keep the buffer's capacity for the next frames.
+                    earlier.clear();
+                    st.out = earlier;
                 }
                 let leftover = !st.out.is_empty();
                 drop(st);
@@ -467,27 +479,51 @@ impl Shared {
     }
 }
 
-/// Write as much of `bytes` as the socket takes now, without blocking; the count written.
-fn send_now(stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+/// Write as much of `parts`, one after the other, as the socket takes now, without blocking;
+/// the count written.
+fn send_now(stream: &TcpStream, parts: &[&[u8]; 3]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut done = 0;
-    while done < bytes.len() {
-        let rest = &bytes[done..];
-        // SAFETY: `rest` is a live, initialised slice for the duration of the call, and the
-        // kernel only reads `rest.len()` bytes from it; the descriptor belongs to `stream`,
-        // which outlives the call. MSG_DONTWAIT makes this one call non-blocking without
-        // touching the descriptor's flags (the reader and writer threads share it);
-        // MSG_NOSIGNAL turns a closed peer into EPIPE instead of a SIGPIPE.
+    while done < total {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 3];
+        let mut used = 0;
+        let mut skip = done;
+        for p in parts {
+            let from = skip.min(p.len());
+            skip -= from;
+            let rest = &p[from..];
+            if !rest.is_empty() {
+                iov[used] = libc::iovec {
+                    iov_base: rest.as_ptr().cast_mut().cast(),
+                    iov_len: rest.len(),
+                };
+                used += 1;
+            }
+        }
+        // SAFETY: all-zero is a valid `msghdr` (no name, no control data); the fields set
+        // below point at `iov`, which lives until the call returns.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = used;
+        // SAFETY: each iovec points into a live slice of `parts` for the duration of the call
+        // and the kernel only reads from them (sendmsg does not write through `iov_base`);
+        // `msg` is valid as argued above; the descriptor belongs to `stream`, which outlives
+        // the call. MSG_DONTWAIT makes this one call non-blocking without touching the
+        // descriptor's flags (the reader and writer threads share it); MSG_NOSIGNAL turns a
+        // closed peer into EPIPE instead of a SIGPIPE.
         let n = unsafe {
-            libc::send(
+            libc::sendmsg(
                 stream.as_raw_fd(),
-                rest.as_ptr().cast(),
-                rest.len(),
+                &msg,
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
         };
         if n >= 0 {
-            // Non-negative and at most `rest.len()`: the cast is exact.
+            // Non-negative and at most the bytes offered: the cast is exact.
             done += n as usize;
             continue;
         }

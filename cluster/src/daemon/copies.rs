@@ -2,7 +2,7 @@
 //!
 //! **Requester's node** (the server's): a server asks the proxy with a `sendrec` carrying a
 //! [`RemoteCopy`]. The pump takes it from the proxy's mailbox ([`Served::take_copy_requests`])
-//! and starts a copy thread ([`run`]), which cuts the range into chunks of [`COPY_CHUNK`] and
+//! and queues it for a copy worker (threads kept while copies come), which cuts the range into chunks of [`COPY_CHUNK`] and
 //! sends them all at once (several in flight): a `CopyRequest` per chunk to read, a `CopyData`
 //! per chunk to write. Each chunk waits in [`Served`]'s copy table by sequence number for its
 //! answer: `CopyData` (a read's bytes, written into the server's local grant to the proxy) or
@@ -22,7 +22,9 @@ use super::served::{Served, errno};
 use crate::wire::{COPY_DESC_SIZE, Command, CopyDesc, CopyOp, Frame};
 use m3ipc::remote_copy::{CopyDir, PROXY_OK, RemoteCopy};
 use m3ipc::{Endpoint, Errno, Message, Proc};
-use std::sync::mpsc::{Sender, channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bytes of one chunk on the wire: a 1 MiB copy travels as four chunks in flight at once, so
@@ -75,26 +77,13 @@ impl Served {
                 let _ = p.reply(client, &Message::new(Errno::EDVSENDPOINT.code()));
                 continue;
             };
-            let (n, s) = (node.weak(), self.weak());
-            let peer = route.node;
-            let started = std::thread::Builder::new()
-                .name("m3node-copy".into())
-                .spawn(move || {
-                    let (Some(node), Some(s)) = (n.upgrade(), s.upgrade()) else {
-                        return;
-                    };
-                    let r = run(&node, &s, client, &req, peer);
-                    let code = match r {
-                        Ok(()) => PROXY_OK,
-                        Err(e) => e.code(),
-                    };
-                    if let Some(p) = s.proxy_lock().as_ref() {
-                        // EDVSPROCSTS: the server gave up waiting meanwhile.
-                        let _ = p.reply(client, &Message::new(code));
-                    }
-                });
-            if started.is_err() {
-                let _ = p.reply(client, &Message::new(Errno::EDVSNOMEM.code()));
+            let job = CopyJob {
+                client,
+                req,
+                peer: route.node,
+            };
+            if let Err(code) = self.copy_workers.start(node, self, job) {
+                let _ = p.reply(client, &Message::new(code.code()));
             }
         }
     }
@@ -124,25 +113,13 @@ impl Served {
 }
 
 /// Do one copy for `client` with the node `peer` where its grantor lives.
-fn run(
+pub(crate) fn run(
     node: &Node,
     s: &Served,
     client: Endpoint,
     req: &RemoteCopy,
     peer: u32,
 ) -> Result<(), Errno> {
-    // A write sends the server's bytes: read them from its local grant to the proxy first.
-    let data = match req.dir {
-        CopyDir::Out => {
-            let g = s.proxy_lock();
-            let p = g.as_ref().ok_or(Errno::EDVSNOTCONN)?;
-            let v = p.granted(client, req.local)?;
-            let mut b = vec![0u8; req.len];
-            v.read_at(req.local_offset, &mut b)?;
-            b
-        }
-        CopyDir::In => Vec::new(),
-    };
     let (tx, rx) = channel();
     let mut seqs = Vec::new();
     let mut result = Ok(());
@@ -169,7 +146,20 @@ fn run(
             .reserve(COPY_DESC_SIZE + if cmd == Command::CopyData { len } else { 0 });
         f.payload.extend_from_slice(&desc.encode());
         if cmd == Command::CopyData {
-            f.payload.extend_from_slice(&data[at..at + len]);
+            // A write sends the server's bytes: straight from its local grant to the proxy
+            // into the frame.
+            f.payload.resize(COPY_DESC_SIZE + len, 0);
+            let off = req.local_offset.checked_add(at).ok_or(Errno::EDVSRANGE);
+            let read = off.and_then(|off| {
+                let g = s.proxy_lock();
+                let p = g.as_ref().ok_or(Errno::EDVSNOTCONN)?;
+                p.granted(client, req.local)?
+                    .read_at(off, &mut f.payload[COPY_DESC_SIZE..])
+            });
+            if let Err(e) = read {
+                result = Err(e);
+                break;
+            }
         }
         s.add_copy(
             seq,
@@ -282,5 +272,107 @@ pub(crate) fn fail_peer(
     };
     for w in gone {
         let _ = w.tx.send((w.at, Err(Errno::EDVSNOTCONN)));
+    }
+}
+
+/// A copy the pump took from the proxy's mailbox, for a worker.
+pub(crate) struct CopyJob {
+    client: Endpoint,
+    req: RemoteCopy,
+    peer: u32,
+}
+
+/// Most copy workers per DC: copies of different servers run side by side up to this many.
+const MAX_WORKERS: usize = 4;
+/// A worker idle this long ends.
+const WORKER_IDLE: Duration = Duration::from_secs(30);
+
+/// The threads that run copies: started when a copy finds none idle, kept while work comes.
+pub(crate) struct CopyWorkers {
+    jobs: Mutex<Option<Sender<CopyJob>>>,
+    queue: Arc<Mutex<Receiver<CopyJob>>>,
+    /// Workers running, and those of them waiting for a job.
+    running: AtomicUsize,
+    idle: Arc<AtomicUsize>,
+}
+
+impl CopyWorkers {
+    pub(crate) fn new() -> CopyWorkers {
+        let (tx, rx) = channel();
+        CopyWorkers {
+            jobs: Mutex::new(Some(tx)),
+            queue: Arc::new(Mutex::new(rx)),
+            running: AtomicUsize::new(0),
+            idle: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Queue `job`, starting a worker if none is idle. Errors: no worker could be started
+    /// (`EDVSNOMEM`), or the daemon stops (`EDVSNOTCONN`).
+    fn start(&self, node: &Node, s: &Served, job: CopyJob) -> Result<(), Errno> {
+        let sent = lock(&self.jobs)
+            .as_ref()
+            .map(|tx| tx.send(job).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Err(Errno::EDVSNOTCONN);
+        }
+        // Relaxed: a hint; a worker that goes idle a moment later takes the job anyway, and a
+        // worker too many ends when it idles.
+        if self.idle.load(Ordering::Relaxed) > 0
+            || self.running.load(Ordering::Relaxed) >= MAX_WORKERS
+        {
+            return Ok(());
+        }
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let (n, w) = (node.weak(), s.weak());
+        let (queue, idle) = (self.queue.clone(), self.idle.clone());
+        let started = std::thread::Builder::new()
+            .name("m3node-copy".into())
+            .spawn(move || work(&n, &w, &queue, &idle));
+        if started.is_err() {
+            self.running.fetch_sub(1, Ordering::Relaxed);
+            // A running worker takes the job later; with none, nobody will.
+            if self.running.load(Ordering::Relaxed) == 0 {
+                return Err(Errno::EDVSNOMEM);
+            }
+        }
+        Ok(())
+    }
+
+    /// The daemon stops: workers end once the queue is empty.
+    pub(crate) fn close(&self) {
+        lock(&self.jobs).take();
+    }
+}
+
+/// A worker: run copies until none comes for [`WORKER_IDLE`] or the daemon stops.
+fn work(
+    node: &std::sync::Weak<Node>,
+    s: &std::sync::Weak<Served>,
+    queue: &Mutex<Receiver<CopyJob>>,
+    idle: &AtomicUsize,
+) {
+    loop {
+        idle.fetch_add(1, Ordering::Relaxed);
+        let job = lock(queue).recv_timeout(WORKER_IDLE);
+        idle.fetch_sub(1, Ordering::Relaxed);
+        let Ok(job) = job else {
+            break;
+        };
+        let (Some(node), Some(s)) = (node.upgrade(), s.upgrade()) else {
+            break;
+        };
+        let code = match run(&node, &s, job.client, &job.req, job.peer) {
+            Ok(()) => PROXY_OK,
+            Err(e) => e.code(),
+        };
+        if let Some(p) = s.proxy_lock().as_ref() {
+            // EDVSPROCSTS: the server gave up waiting meanwhile.
+            let _ = p.reply(job.client, &Message::new(code));
+        }
+    }
+    if let Some(s) = s.upgrade() {
+        s.copy_workers.running.fetch_sub(1, Ordering::Relaxed);
     }
 }

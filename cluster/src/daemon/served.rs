@@ -4,7 +4,7 @@
 //! forwards the calls made to remote slots and answers the incoming calls that ended
 //! (`remote_ep.rs`). It also announces local binds.
 
-use super::copies::{self, Waiting};
+use super::copies::{self, CopyWorkers, Waiting};
 use super::node::{Node, lock};
 use super::remote_ep::{Pumped, RemoteEp};
 use crate::wire::{Command, CopyDesc, CopyOp, Frame};
@@ -58,6 +58,8 @@ pub(crate) struct Served {
     pending: Mutex<HashMap<u64, Pending>>,
     /// Chunks of copies against remote grants, waiting for their answers (`copies.rs`).
     copies: Mutex<HashMap<u64, Waiting>>,
+    /// The threads that run those copies.
+    pub(crate) copy_workers: CopyWorkers,
 }
 
 impl Served {
@@ -75,6 +77,7 @@ impl Served {
             remotes: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             copies: Mutex::new(HashMap::new()),
+            copy_workers: CopyWorkers::new(),
         })
     }
 
@@ -421,6 +424,7 @@ impl Served {
 
     /// The daemon stops: drop every remote slot, then unbind the proxy.
     pub(crate) fn close(&self) {
+        self.copy_workers.close();
         let gone: Vec<Arc<RemoteEp>> = lock(&self.remotes).drain().map(|(_, r)| r).collect();
         for r in gone {
             r.drop_slot();

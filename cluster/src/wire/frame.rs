@@ -197,23 +197,37 @@ impl Frame {
     /// Errors: [`WireError::BadPayload`] when the payload breaks the command's rule (the peer
     /// would refuse it); nothing is appended then.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let head = self.encode_head()?;
+        out.reserve(self.wire_len());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&self.payload);
+        Ok(())
+    }
+
+    /// The frame's bytes before its payload (header and message), for a writer that sends the
+    /// payload from where it lies. Errors as [`Frame::encode`].
+    pub fn encode_head(&self) -> Result<[u8; FRAME_SIZE], WireError> {
         check_payload(self.cmd, self.payload.len())?;
         if let PayloadRule::Text(_) = self.cmd.payload_rule() {
             std::str::from_utf8(&self.payload).map_err(|_| WireError::BadText(self.cmd))?;
         }
-        out.reserve(self.wire_len());
-        out.extend_from_slice(&(self.cmd as u16).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&self.dc.to_le_bytes());
-        out.extend_from_slice(&self.src.to_le_bytes());
-        out.extend_from_slice(&self.dst.to_le_bytes());
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.rcode.to_le_bytes());
+        let mut head = [0u8; FRAME_SIZE];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            head[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&(self.cmd as u16).to_le_bytes());
+        put(&0u16.to_le_bytes());
+        put(&self.dc.to_le_bytes());
+        put(&self.src.to_le_bytes());
+        put(&self.dst.to_le_bytes());
+        put(&self.seq.to_le_bytes());
+        put(&self.rcode.to_le_bytes());
         // check_payload bounded the length by MAX_PAYLOAD, which fits in a u32.
-        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(bytemuck::bytes_of(&self.msg));
-        out.extend_from_slice(&self.payload);
-        Ok(())
+        put(&(self.payload.len() as u32).to_le_bytes());
+        put(bytemuck::bytes_of(&self.msg));
+        Ok(head)
     }
 }
 
