@@ -7,7 +7,9 @@
 //! CPUs; the caller then plays the timed side in batches ([`session::Session::run`]), timing
 //! each operation with the time-stamp counter ([`clock`]) when asked. Every row has a baseline
 //! measured in the same run ([`scenario::Scenario::baseline`]). The `remote` group runs a DC
-//! across two nodes on this machine ([`nodes`]) against TCP on the same loopback link ([`tcp`]).
+//! across two nodes on this machine ([`nodes`]) against TCP on the same loopback link ([`tcp`]);
+//! the `web` group runs MUK2's web server against nginx ([`web`], [`nginx`]) with a load
+//! generator of its own ([`http_load`]).
 
 pub mod clock;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod fabric;
 pub mod fan_in;
 pub mod ftp_get;
 pub mod hosted;
+pub mod http_load;
+pub mod nginx;
 pub mod nodes;
 pub mod notify;
 pub mod peer;
@@ -29,6 +33,7 @@ pub mod shm;
 pub mod stream;
 pub mod tcp;
 pub mod wakeups;
+pub mod web;
 pub mod zero_copy;
 
 pub use error::{BenchError, Result};

@@ -14,6 +14,7 @@ use crate::remote::{self, Op, RemoteSession};
 use crate::session::Session;
 use crate::stream::{self, StreamSession};
 use crate::tcp::{self, TcpSession};
+use crate::web::{self, WebLoad, WebServer, WebSession};
 use crate::zero_copy::{self, Way, ZeroCopySession};
 use m3ipc::WaitPolicy;
 use muk::Runner;
@@ -33,17 +34,20 @@ pub enum Group {
     FtpGet,
     /// Across two nodes over loopback, against TCP on the same link.
     Remote,
+    /// The MUK2 web server against nginx over loopback.
+    Web,
 }
 
 impl Group {
     /// Every group, in order.
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Sendrec,
         Group::Notify,
         Group::ZeroCopy,
         Group::FanIn,
         Group::FtpGet,
         Group::Remote,
+        Group::Web,
     ];
 
     /// Its name (the criterion bench's name).
@@ -55,6 +59,7 @@ impl Group {
             Group::FanIn => "fan_in",
             Group::FtpGet => "ftp_get",
             Group::Remote => "remote",
+            Group::Web => "web",
         }
     }
 }
@@ -113,6 +118,9 @@ pub enum Kind {
     RemoteFtpGet,
     /// The same bytes streamed over TCP on loopback (the remote GET's baseline).
     TcpStream,
+    /// HTTP GETs of this load from this server (the MUK2 web server, or nginx as its
+    /// baseline).
+    Web(WebServer, WebLoad),
 }
 
 /// One row: a kind at a placement.
@@ -148,6 +156,7 @@ impl Scenario {
             Kind::RemoteSendrec | Kind::TcpPingPong | Kind::RemoteFtpGet | Kind::TcpStream => {
                 Group::Remote
             }
+            Kind::Web(..) => Group::Web,
             _ => Group::Sendrec,
         }
     }
@@ -178,6 +187,7 @@ impl Scenario {
             Kind::TcpPingPong => format!("tcp-ping-pong-{MESSAGE_BYTES}B"),
             Kind::RemoteFtpGet => format!("m3ftp-get-{}", size_label(ftp_get::FILE_BYTES)),
             Kind::TcpStream => format!("tcp-stream-{}", size_label(ftp_get::FILE_BYTES)),
+            Kind::Web(server, load) => format!("{}-{}", server.label(), load.label()),
         }
     }
 
@@ -219,6 +229,7 @@ impl Scenario {
         match self.kind {
             Kind::ZcHandle(s) | Kind::ZcVcopy(s) | Kind::ZcSocket(s) => Some(s),
             Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream => Some(ftp_get::FILE_BYTES),
+            Kind::Web(_, WebLoad::Big) => Some(web::BIG_BYTES),
             _ => None,
         }
     }
@@ -235,8 +246,17 @@ impl Scenario {
     pub fn warmed_by_start(&self) -> bool {
         matches!(
             self.kind,
-            Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream
+            Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream | Kind::Web(_, WebLoad::Big)
         )
+    }
+
+    /// Why it cannot run on this machine, if it cannot (nginx not installed): such a row is
+    /// skipped, saying so, and the rows measured against it have no ratio.
+    pub fn unavailable(&self) -> Option<String> {
+        match self.kind {
+            Kind::Web(WebServer::Nginx, _) => crate::nginx::find().err(),
+            _ => None,
+        }
     }
 
     /// Whether one operation may take a scheduler time slice (spinning on one core).
@@ -250,7 +270,8 @@ impl Scenario {
     /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process
     /// for an outside call to MUK2 and for notify; the Unix socket of the same size for
     /// zero-copy; one client for fan-in; everything in MUK2 for the other ftp_get deployments;
-    /// TCP on the same loopback link for the remote rows. `None` for the baselines themselves.
+    /// TCP on the same loopback link for the remote rows; nginx (one worker, same placement) for
+    /// the MUK2 web server. `None` for the baselines themselves.
     pub fn baseline(&self) -> Option<Scenario> {
         let p = self.placement;
         let floor = Scenario::new(
@@ -281,6 +302,9 @@ impl Scenario {
             }
             Kind::RemoteSendrec => Some(Scenario::new(Kind::TcpPingPong, p)),
             Kind::RemoteFtpGet => Some(Scenario::new(Kind::TcpStream, p)),
+            Kind::Web(WebServer::Muk2, load) => {
+                Some(Scenario::new(Kind::Web(WebServer::Nginx, load), p))
+            }
             _ => None,
         }
     }
@@ -321,6 +345,7 @@ impl Scenario {
             Kind::TcpPingPong => Box::new(TcpSession::start(tcp::Mode::PingPong, p)?),
             Kind::RemoteFtpGet => Box::new(RemoteSession::start(Op::Get, p)?),
             Kind::TcpStream => Box::new(TcpSession::start(tcp::Mode::Stream, p)?),
+            Kind::Web(server, load) => Box::new(WebSession::start(server, load, p)?),
         };
         Ok(started)
     }
@@ -386,6 +411,12 @@ pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
         ]
         .map(|k| Scenario::new(k, main))
         .to_vec(),
+        Group::Web => each(&[
+            Kind::Web(WebServer::Muk2, WebLoad::Big),
+            Kind::Web(WebServer::Nginx, WebLoad::Big),
+            Kind::Web(WebServer::Muk2, WebLoad::Small),
+            Kind::Web(WebServer::Nginx, WebLoad::Small),
+        ]),
     }
 }
 
@@ -411,6 +442,7 @@ pub fn run_role(role: &str, target: &str, extra: &[String]) -> Result<()> {
         crate::nodes::DAEMON_ROLE => crate::nodes::serve_daemon(target, extra),
         remote::CLIENT_ROLE => remote::serve_client(target, extra),
         tcp::ROLE => tcp::serve(target, extra),
+        web::HOST_ROLE => web::serve_host(target, extra),
         _ => Err(BenchError::new(format!("unknown peer role {role:?}"))),
     }
 }
@@ -461,6 +493,14 @@ mod tests {
                 .all(|s| s.baseline().is_none_or(|b| b.group() == Group::Remote))
         );
         assert_eq!(remote.iter().filter(|s| s.baseline().is_none()).count(), 2);
+        // The web rows: MUK2 against nginx, both loads, both placements.
+        let web: Vec<&Scenario> = all.iter().filter(|s| s.group() == Group::Web).collect();
+        assert_eq!(web.len(), 8);
+        assert!(web.iter().all(|s| s.id().starts_with("web/")));
+        assert!(web.iter().all(|s| s.baseline().is_none_or(|b| {
+            b.placement == s.placement && matches!(b.kind, Kind::Web(WebServer::Nginx, _))
+        })));
+        assert_eq!(web.iter().filter(|s| s.baseline().is_none()).count(), 4);
         // One-CPU machines measure only one-core rows, and their baselines are there too.
         let one: Vec<Scenario> = Group::ALL.iter().flat_map(|&g| group(g, false)).collect();
         assert!(one.iter().all(|s| s.placement == Placement::Same));

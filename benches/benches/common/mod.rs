@@ -46,7 +46,7 @@ pub fn bench_session<F>(
 /// Run every scenario of the catalogue's `g` as a benchmark of `c`'s group named after it.
 pub fn bench_group(c: &mut Criterion, g: Group) {
     let mut group = c.benchmark_group(g.label());
-    if matches!(g, Group::FtpGet | Group::Remote) {
+    if matches!(g, Group::FtpGet | Group::Remote | Group::Web) {
         // A GET takes tens of milliseconds (a remote round trip tens of microseconds): a fixed
         // number of operations per sample, not criterion's linear ramp (1, 2, ... 10
         // iterations a sample), keeps the group within seconds.
@@ -54,6 +54,10 @@ pub fn bench_group(c: &mut Criterion, g: Group) {
     }
     for s in scenario::group(g, scenario::two_cpus()) {
         if s.paused() {
+            continue;
+        }
+        if let Some(why) = s.unavailable() {
+            eprintln!("{}: skipped: {why}", s.id());
             continue;
         }
         bench_scenario(&mut group, &s);

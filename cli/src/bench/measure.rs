@@ -60,14 +60,25 @@ pub struct Row {
     pub note: Option<String>,
 }
 
-/// Measure every scenario in order; stop at the first failure or at Ctrl-C.
-pub fn measure_all(scenarios: &[Scenario], budget: &Budget) -> Result<Vec<Row>> {
+/// A scenario this machine cannot run, and why (nginx not installed).
+pub type Skipped = (Scenario, String);
+
+/// Measure every scenario in order, skipping those this machine cannot run (returned apart,
+/// with the reason); stop at the first failure or at Ctrl-C.
+pub fn measure_all(scenarios: &[Scenario], budget: &Budget) -> Result<(Vec<Row>, Vec<Skipped>)> {
     let bar = ProgressBar::new(scenarios.len() as u64);
     if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}] {msg}") {
         bar.set_style(style);
     }
     let mut rows = Vec::with_capacity(scenarios.len());
+    let mut skipped = Vec::new();
     for s in scenarios {
+        if let Some(why) = s.unavailable() {
+            eprintln!("dvs bench: {}: skipped: {why}", s.id());
+            skipped.push((*s, why));
+            bar.inc(1);
+            continue;
+        }
         if bar.is_hidden() {
             eprintln!("dvs bench: {} ...", s.id());
         }
@@ -91,7 +102,7 @@ pub fn measure_all(scenarios: &[Scenario], budget: &Budget) -> Result<Vec<Row>> 
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(rows)
+    Ok((rows, skipped))
 }
 
 fn grow(chunk: u64, took: Duration) -> u64 {

@@ -87,19 +87,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         eprintln!("{w}");
     }
     let overhead = m3_benches::clock::overhead_ns();
-    let rows = measure::measure_all(&chosen, &budget)?;
+    let (rows, skipped) = measure::measure_all(&chosen, &budget)?;
     let load = load::Load {
         start,
         end: load::now(),
     };
     let rows = measure::with_ratios(rows);
     let mut text = render(&rows);
+    for (s, why) in &skipped {
+        let _ = writeln!(text, "{}: skipped: {why}", s.id());
+    }
     let _ = writeln!(
         text,
         "Timer: two time-stamp counter reads cost {overhead} ns here, included once in every \
          sample."
     );
-    text.push_str(&targets::render(&rows));
+    text.push_str(&targets::render(&rows, &skipped));
     let _ = writeln!(text, "{}", load.line());
     print_text(&text)?;
     for w in [
@@ -244,6 +247,16 @@ mod tests {
             remote
                 .iter()
                 .any(|id| id.starts_with("remote/tcp-stream-64M/"))
+        );
+        // `--only web` brings the MUK2 web rows and their nginx baselines, both placements.
+        let web: Vec<String> = choose(true, Some("web/muk2"))
+            .iter()
+            .map(|s| s.id())
+            .collect();
+        assert_eq!(web.len(), 8, "{web:?}");
+        assert_eq!(
+            web.iter().filter(|id| id.starts_with("web/nginx-")).count(),
+            4
         );
         let all = choose(true, None);
         assert!(all.len() > 30 && all.iter().all(|s| s.id().contains('/')));

@@ -2,11 +2,12 @@
 //! baseline from the same run). The iceoryx2 target needs the criterion bench, where iceoryx2
 //! is a dependency: it is named here, not measured.
 
-use super::measure::Row;
+use super::measure::{Row, Skipped};
 use crate::table::{Align, Table};
 use m3_benches::ftp_get::{self, Deployment};
 use m3_benches::percentiles::Nanos;
 use m3_benches::placement::Placement;
+use m3_benches::web::{self, WebLoad, WebServer};
 use m3_benches::{Kind, Scenario};
 use m3ipc::WaitPolicy;
 
@@ -27,7 +28,7 @@ fn p50_ratio(a: Option<&Row>, b: Option<&Row>) -> Option<f64> {
     (b.latency.p50 > 0).then(|| a.latency.p50 as f64 / b.latency.p50 as f64)
 }
 
-fn verdicts(rows: &[Row]) -> Vec<Verdict> {
+fn verdicts(rows: &[Row], skipped: &[Skipped]) -> Vec<Verdict> {
     use Placement::{Different, Same};
     let mut v = Vec::new();
     let muk2 = rows.iter().find(|r| r.scenario.kind == Kind::Muk2);
@@ -155,12 +156,76 @@ fn verdicts(rows: &[Row]) -> Vec<Verdict> {
             met: Some(x >= 0.8),
         });
     }
+    web_verdicts(rows, skipped, &mut v);
     v
 }
 
+/// Issue 15: the MUK2 web server against nginx's one worker, same run, same placement.
+fn web_verdicts(rows: &[Row], skipped: &[Skipped], v: &mut Vec<Verdict>) {
+    for load in [WebLoad::Big, WebLoad::Small] {
+        for p in [Placement::Different, Placement::Same] {
+            let muk2 = Scenario::new(Kind::Web(WebServer::Muk2, load), p);
+            let nginx = Scenario::new(Kind::Web(WebServer::Nginx, load), p);
+            let target = match (load, p) {
+                (WebLoad::Big, Placement::Same) => {
+                    "Web GET of 64 MiB >= 0.8x nginx's throughput (same core)"
+                }
+                (WebLoad::Big, _) => {
+                    "Web GET of 64 MiB >= 0.8x nginx's throughput (different cores)"
+                }
+                (WebLoad::Small, Placement::Same) => {
+                    "Web 4 KiB GETs, 16 connections >= 1.0x nginx's requests/s (same core)"
+                }
+                (WebLoad::Small, _) => {
+                    "Web 4 KiB GETs, 16 connections >= 1.0x nginx's requests/s (different cores)"
+                }
+            };
+            let Some(m) = rows.iter().find(|r| r.scenario == muk2) else {
+                continue;
+            };
+            if let Some((_, why)) = skipped.iter().find(|(s, _)| *s == nginx) {
+                v.push(Verdict {
+                    target,
+                    measured: format!("not compared: {why}"),
+                    met: None,
+                });
+                continue;
+            }
+            let Some(n) = rows.iter().find(|r| r.scenario == nginx) else {
+                continue;
+            };
+            if n.msgs_per_s <= 0.0 {
+                continue;
+            }
+            let x = m.msgs_per_s / n.msgs_per_s;
+            let (measured, floor) = match load {
+                WebLoad::Big => {
+                    let mb_s = |r: &Row| r.msgs_per_s * web::BIG_BYTES as f64 / 1e6;
+                    (
+                        format!("{:.0} vs {:.0} MB/s: {x:.2}x", mb_s(m), mb_s(n)),
+                        0.8,
+                    )
+                }
+                WebLoad::Small => (
+                    format!(
+                        "{:.0} vs {:.0} requests/s: {x:.2}x",
+                        m.msgs_per_s, n.msgs_per_s
+                    ),
+                    1.0,
+                ),
+            };
+            v.push(Verdict {
+                target,
+                measured,
+                met: Some(x >= floor),
+            });
+        }
+    }
+}
+
 /// The targets as a table (empty when no row bears on any).
-pub fn render(rows: &[Row]) -> String {
-    let v = verdicts(rows);
+pub fn render(rows: &[Row], skipped: &[Skipped]) -> String {
+    let v = verdicts(rows, skipped);
     if v.is_empty() {
         return String::new();
     }

@@ -80,6 +80,9 @@ impl Default for Limits {
 const FILE_STEP: usize = 256 * 1024;
 /// Bytes read from a socket per read.
 const READ_STEP: usize = 8 * 1024;
+/// A file body's next step is read behind pending output of at most this many bytes (a
+/// response head), so that both go out in one write.
+const TOP_UP_BELOW: usize = 16 * 1024;
 /// The listener's token.
 const LISTENER: u64 = 0;
 
@@ -95,6 +98,8 @@ struct Conn {
     close_after: bool,
     /// The peer closed its sending half: no more requests.
     read_closed: bool,
+    /// A read may find bytes: set by a readable event, cleared by a read that came short.
+    may_read: bool,
     /// When the current wait (for a head, or for the peer to take output) started.
     since: Instant,
 }
@@ -111,6 +116,8 @@ pub(crate) fn serve(
     let mut free: Vec<usize> = Vec::new();
     let mut generation: u64 = 0;
     let mut events: Vec<IoEvent> = Vec::new();
+    // Every socket read lands here first (no buffer zeroed per read).
+    let mut scratch = vec![0u8; READ_STEP];
     let mut next_sweep = Instant::now() + Duration::from_secs(1);
     let sweep_every = (limits.head_timeout.min(limits.idle_timeout) / 4)
         .clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -145,7 +152,8 @@ pub(crate) fn serve(
             if c.token != ev.token {
                 continue;
             }
-            if !drive(site, ipc, c) {
+            c.may_read |= ev.readable;
+            if !drive(site, ipc, c, &mut scratch) {
                 close(ipc, &mut conns, &mut free, i);
             }
         }
@@ -204,6 +212,7 @@ fn accept_all(
                 file: None,
                 close_after: false,
                 read_closed: false,
+                may_read: true,
                 since: Instant::now(),
             });
         }
@@ -244,9 +253,35 @@ fn sweep(ipc: &mut dyn Ipc, conns: &mut [Option<Conn>], free: &mut Vec<usize>, l
 }
 
 /// Make all the progress the socket allows; `false`: close the connection.
-fn drive(site: &mut dyn Site, ipc: &mut dyn Ipc, c: &mut Conn) -> bool {
+///
+/// Per request on a keep-alive connection this makes one read (the request) and one write
+/// (the head and, for a file of up to [`FILE_STEP`] bytes, its whole body: one segment for the
+/// client to wake up to, not two), and no read that would block when the last one came short
+/// (an edge-triggered socket reports the next bytes anew).
+fn drive(site: &mut dyn Site, ipc: &mut dyn Ipc, c: &mut Conn, scratch: &mut [u8]) -> bool {
     loop {
-        // 1. Write what is pending.
+        // 1. The next step of a file body, behind what is pending (a response head): read
+        //    before the head is written, so that both go out in one write.
+        if let Some((ino, next, end)) = c.file
+            && c.out.len() - c.out_at <= TOP_UP_BELOW
+        {
+            if next >= end {
+                c.file = None;
+            } else {
+                c.out.drain(..c.out_at);
+                c.out_at = 0;
+                let want = usize::try_from(end - next)
+                    .unwrap_or(FILE_STEP)
+                    .min(FILE_STEP);
+                match site.read(ipc, ino, next, want, &mut c.out) {
+                    Ok(n) if n > 0 => c.file = Some((ino, next + n as u64, end)),
+                    // The file shrank or FS failed mid-body: the length is promised, so the
+                    // only honest end is closing.
+                    _ => return false,
+                }
+            }
+        }
+        // 2. Write what is pending.
         while c.out_at < c.out.len() {
             match c.stream.write(&c.out[c.out_at..]) {
                 Ok(0) => return false,
@@ -261,22 +296,8 @@ fn drive(site: &mut dyn Site, ipc: &mut dyn Ipc, c: &mut Conn) -> bool {
         }
         c.out.clear();
         c.out_at = 0;
-        // 2. The next step of a file body.
-        if let Some((ino, next, end)) = c.file {
-            if next >= end {
-                c.file = None;
-            } else {
-                let want = usize::try_from(end - next)
-                    .unwrap_or(FILE_STEP)
-                    .min(FILE_STEP);
-                match site.read(ipc, ino, next, want, &mut c.out) {
-                    Ok(n) if n > 0 => c.file = Some((ino, next + n as u64, end)),
-                    // The file shrank or FS failed mid-body: the length is promised, so the
-                    // only honest end is closing.
-                    _ => return false,
-                }
-                continue;
-            }
+        if c.file.is_some() {
+            continue;
         }
         // 3. The response is out.
         if c.close_after {
@@ -309,22 +330,24 @@ fn drive(site: &mut dyn Site, ipc: &mut dyn Ipc, c: &mut Conn) -> bool {
             // Half-closed and no whole request left: the peer is done.
             return false;
         }
-        let at = c.input.len();
-        c.input.resize(at + READ_STEP, 0);
-        match c.stream.read(&mut c.input[at..]) {
-            Ok(0) => {
-                c.input.truncate(at);
-                c.read_closed = true;
+        if !c.may_read {
+            // The last read came short: the socket reports the next bytes.
+            return true;
+        }
+        match c.stream.read(scratch) {
+            Ok(0) => c.read_closed = true,
+            Ok(n) => {
+                c.input.extend_from_slice(&scratch[..n]);
+                c.may_read = n == scratch.len();
             }
-            Ok(n) => c.input.truncate(at + n),
-            Err(e) => {
-                c.input.truncate(at);
-                match e.kind() {
-                    ErrorKind::WouldBlock => return true,
-                    ErrorKind::Interrupted => {}
-                    _ => return false,
+            Err(e) => match e.kind() {
+                ErrorKind::WouldBlock => {
+                    c.may_read = false;
+                    return true;
                 }
-            }
+                ErrorKind::Interrupted => {}
+                _ => return false,
+            },
         }
     }
 }

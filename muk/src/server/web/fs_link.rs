@@ -1,9 +1,16 @@
 //! The web server's way to FS: a path buffer granted to FS (READ) and a data buffer granted
-//! to FS (WRITE), so that file data comes by grant, as FTP's does.
+//! to FS (WRITE), so that file data comes by grant, as FTP's does. The data buffer is also
+//! granted to RDISK (WRITE), whose endpoint FS names (`FS_INFO`): FS then has RDISK copy a
+//! read's whole blocks straight from the disk into it (once, as for an m3ftp client), instead
+//! of reading them through its cache and copying them twice. That needs the web server to be
+//! a system process (FS lets only those name a grantor); if FS refuses, reads go through FS's
+//! cache.
 
 use crate::ipc::Ipc;
 use crate::storage::dirent::{self, Listed};
-use crate::storage::fs::{DataRequest, FS_LOOKUP, FS_READ, FS_READDIR, Grantor, decode_stat};
+use crate::storage::fs::{
+    DataRequest, FS_INFO, FS_LOOKUP, FS_READ, FS_READDIR, Grantor, decode_stat,
+};
 use crate::storage::path::{PATH_BUFFER, PATH_MAX, PathRef};
 use crate::storage::reply_result;
 use m3ipc::{Access, Endpoint, Errno, GrantId, Handle, Message, Result, Timeout};
@@ -22,6 +29,8 @@ struct Link {
     path_grant: GrantId,
     data: Handle,
     data_grant: GrantId,
+    /// The data buffer granted to RDISK, while FS takes direct reads.
+    disk_grant: Option<GrantId>,
 }
 
 /// The link to the FS at a slot, made on demand and re-made when that FS changes.
@@ -46,6 +55,9 @@ impl FsLink {
         {
             let _ = ipc.revoke(old.path_grant);
             let _ = ipc.revoke(old.data_grant);
+            if let Some(g) = old.disk_grant {
+                let _ = ipc.revoke(g);
+            }
             let _ = ipc.release_buffer(old.path);
             let _ = ipc.release_buffer(old.data);
         }
@@ -63,12 +75,14 @@ impl FsLink {
                 .and_then(|p| Ok((p, ipc.grant(data, fs, 0, DATA_BUFFER, Access::WRITE)?)));
             match grants {
                 Ok((path_grant, data_grant)) => {
+                    let disk_grant = disk_grant(ipc, fs, data);
                     self.link = Some(Link {
                         fs,
                         path,
                         path_grant,
                         data,
                         data_grant,
+                        disk_grant,
                     });
                 }
                 Err(e) => {
@@ -132,12 +146,12 @@ impl FsLink {
         len: usize,
         out: &mut Vec<u8>,
     ) -> Result<usize> {
-        let (buf, grant) = {
+        let (buf, grant, disk) = {
             let l = self.link(ipc)?;
-            (l.data, l.data_grant)
+            (l.data, l.data_grant, l.disk_grant)
         };
         let len = len.min(DATA_BUFFER);
-        let req = DataRequest {
+        let mut req = DataRequest {
             ino,
             offset,
             len,
@@ -146,7 +160,24 @@ impl FsLink {
             grantor: Grantor::Requester,
             disk_grant: None,
         };
-        let n = self.call(ipc, &mut req.encode(FS_READ))?.payload[0] as usize;
+        if disk.is_some() {
+            // Our own grants, named as a system process names a client's.
+            req.grantor = Grantor::Client(ipc.endpoint());
+            req.disk_grant = disk;
+        }
+        let n = match self.call(ipc, &mut req.encode(FS_READ)) {
+            Err(Errno::EDVSPERM) if disk.is_some() => {
+                // Not a system process: FS reads through its cache from now on.
+                if let Some(g) = self.link.as_mut().and_then(|l| l.disk_grant.take()) {
+                    let _ = ipc.revoke(g);
+                }
+                req.grantor = Grantor::Requester;
+                req.disk_grant = None;
+                self.call(ipc, &mut req.encode(FS_READ))?
+            }
+            r => r?,
+        }
+        .payload[0] as usize;
         if n > len {
             return Err(Errno::EDVSIO);
         }
@@ -192,4 +223,19 @@ impl FsLink {
         all.truncate(MAX_LISTED);
         Ok(all)
     }
+}
+
+/// The data buffer `data` granted to the RDISK below `fs` (WRITE), if FS names one and the
+/// grant can be made; `None` leaves reads to FS's cache.
+fn disk_grant(ipc: &mut dyn Ipc, fs: Endpoint, data: Handle) -> Option<GrantId> {
+    let mut m = Message::new(FS_INFO);
+    ipc.sendrec(fs, &mut m, FS_TIMEOUT).ok()?;
+    reply_result(&m).ok()?;
+    // payload[4]: RDISK's endpoint in the low half, 1 in the high half once FS has mounted.
+    let w = m.payload[4];
+    if w >> 32 != 1 {
+        return None;
+    }
+    let rdisk = w as u32 as Endpoint;
+    ipc.grant(data, rdisk, 0, DATA_BUFFER, Access::WRITE).ok()
 }
