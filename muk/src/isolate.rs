@@ -165,10 +165,8 @@ fn enter(files: &[PathBuf]) -> Setup {
         .map_err(|e| format!("reading the outer identity from /proc: {e}"))?;
     let name = b"muk2";
     // SAFETY: `name` is valid for its length.
-    check(
-        unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) },
-        "sethostname",
-    )?;
+    let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
+    check(rc, "sethostname")?;
     loopback_up()?;
     new_root(files)?;
     Ok(id)
@@ -200,17 +198,13 @@ fn loopback_up() -> Result<(), String> {
         *d = *s as libc::c_char;
     }
     // SAFETY: `req` is a live ifreq naming `lo`; SIOCGIFFLAGS fills in its flags.
-    check(
-        unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) },
-        "reading lo's flags",
-    )?;
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+    check(rc, "reading lo's flags")?;
     // SAFETY: the union member SIOCGIFFLAGS just wrote.
     unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
     // SAFETY: as above, with the flags to set.
-    check(
-        unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) },
-        "bringing lo up",
-    )
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+    check(rc, "bringing lo up")
 }
 
 /// Mount `src` on `dst` (a thin wrapper that names the step in its error).
@@ -300,10 +294,8 @@ fn new_root(files: &[PathBuf]) -> Result<(), String> {
     let rc = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
     check(rc as libc::c_int, "pivot_root")?;
     // SAFETY: a NUL-terminated literal.
-    check(
-        unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) },
-        "detaching the old root",
-    )?;
+    let rc = unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) };
+    check(rc, "detaching the old root")?;
     std::env::set_current_dir("/").map_err(|e| format!("/: {e}"))?;
     mount(
         None,

@@ -198,10 +198,8 @@ fn an_isolated_muk2_sees_nothing_of_the_host_and_serves_outside_clients() {
 
     // An orderly stop: exit 0, the DC removed by the supervisor, the image clean.
     // SAFETY: kill has no memory effects; the child is not reaped yet, so its pid is ours.
-    assert_eq!(
-        unsafe { libc::kill(run.0.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    let rc = unsafe { libc::kill(run.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
     let status = run.0.wait().unwrap();
     let mut err = String::new();
     run.0
