@@ -134,13 +134,19 @@ impl ProcessId {
             return false;
         }
         if isolated() {
-            return outer_self().is_none_or(|me| me.pid != self.pid || me.start == self.start);
+            return alive_seen_from_inside(outer_self(), self);
         }
         match stat(self.pid) {
             Some(s) => s.start == self.start && s.state != 'Z' && s.state != 'X',
             None => false,
         }
     }
+}
+
+/// The judgement of an isolated process `me` (its outer identity; `None` in a child it forked)
+/// on `other`, a valid PID: itself by start time, anyone else alive (unknown).
+fn alive_seen_from_inside(me: Option<ProcessId>, other: ProcessId) -> bool {
+    me.is_none_or(|me| me.pid != other.pid || me.start == other.start)
 }
 
 /// The fields of `/proc/PID/stat` we need.
@@ -266,6 +272,19 @@ mod tests {
         assert_eq!(s.start, me.start);
         assert!(me.is_alive());
         assert!(read_stat(u32::MAX >> 1).is_none());
+    }
+
+    #[test]
+    fn inside_a_pid_namespace_only_its_own_pid_is_judged() {
+        let me = ProcessId {
+            pid: 4000,
+            start: 77,
+        };
+        let at = |pid, start| ProcessId { pid, start };
+        assert!(alive_seen_from_inside(Some(me), me));
+        assert!(!alive_seen_from_inside(Some(me), at(4000, 78)), "an earlier 4000");
+        assert!(alive_seen_from_inside(Some(me), at(4001, 1)), "an outside PID");
+        assert!(alive_seen_from_inside(None, at(4000, 78)), "from a forked child");
     }
 
     #[test]

@@ -73,12 +73,24 @@ pub fn run(mut config: Config, runner: Runner) -> Result<()> {
         // The child: close the parent's end (the child's copy of it), then host.
         // SAFETY: a descriptor of this process's copy that nothing else in it uses.
         unsafe { libc::close(told_r_fd) };
-        match setup.map_err(Error).and_then(|outer| {
+        let mut told = File::from(told_w);
+        let opened = setup.map_err(Error).and_then(|outer| {
             // SAFETY: the child is single-threaded here (spawn checked the parent was); the
             // region directory is bound at its canonical path in the new root.
             unsafe { std::env::set_var("M3IPC_SHM_DIR", &region_dir) };
-            let dc = Dc::open(name)?;
-            let created = CreatedDc::created_by_parent(dc, File::from(told_w));
+            Ok((outer, Dc::open(name)?))
+        });
+        let hosted = match opened {
+            Ok(it) => Ok(it),
+            Err(e) => {
+                // Nothing was bound: the DC is of no use to anyone, let the parent remove it.
+                use std::io::Write;
+                let _ = told.write_all(crate::sandbox::REMOVE);
+                Err(e)
+            }
+        };
+        match hosted.and_then(|(outer, dc)| {
+            let created = CreatedDc::created_by_parent(dc, told);
             print_flush(&format!(
                 "muk2: isolated in its own namespaces (pid {} outside)\n",
                 outer.pid
