@@ -147,8 +147,32 @@ fn c_client_and_rust_server() {
 
 #[test]
 fn c_client_and_a_running_muk2() {
+    c_client_against_muk2(false);
+}
+
+/// The same C client against `muk2 run --isolate`: the unikernel in namespaces of its own (its
+/// other isolation checks are in `muk/tests/isolate.rs`).
+#[test]
+fn c_client_and_an_isolated_muk2() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let userns = || {
+        std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "--pid", "--fork"])
+            .args(["--net", "--ipc", "--uts", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !root && !userns() {
+        eprintln!("needs root or unprivileged user namespaces: skipped");
+        return;
+    }
+    c_client_against_muk2(true);
+}
+
+fn c_client_against_muk2(isolate: bool) {
     use muk::protocol as p;
-    let bin = build_dir("muk2");
+    let bin = build_dir(if isolate { "muk2-isolated" } else { "muk2" });
     let defines: Vec<String> = [
         ("ECHO_ECHO", p::ECHO_ECHO),
         ("PM_REGISTER", p::PM_REGISTER),
@@ -171,8 +195,14 @@ fn c_client_and_a_running_muk2() {
     let mut muk2 = Running::start({
         let mut c = shm.cmd(&support::muk2());
         c.arg("run").arg("--config").arg(&config);
+        if isolate {
+            c.arg("--isolate");
+        }
         c
     });
+    if isolate {
+        muk2.wait_line("isolated in its own namespaces");
+    }
     muk2.wait_line("running; stop with SIGINT or SIGTERM");
 
     let mut c = shm.cmd(&client);

@@ -32,6 +32,10 @@ fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
         return false;
     }
+    if crate::owner::isolated() {
+        // Another PID namespace's PID, or our own binding: alive (see `owner.rs`).
+        return true;
+    }
     // SAFETY: kill with signal 0 sends nothing; it only checks that the PID exists.
     let exists = unsafe { libc::kill(pid as i32, 0) } == 0
         || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);

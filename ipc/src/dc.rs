@@ -569,7 +569,7 @@ impl Dc {
     pub fn wait4bind(&self, ep: Endpoint, timeout: Timeout) -> Result<Endpoint> {
         let target = self.bind_target(ep)?;
         self.wait_bind_event(timeout, || match target {
-            None => self.getep(std::process::id()).ok(),
+            None => self.getep(ProcessId::current().pid).ok(),
             Some(idx) => {
                 let w = self.region.slot(idx)?.owner();
                 (w.state() == SlotState::Bound)

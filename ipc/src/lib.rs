@@ -84,7 +84,7 @@ outside_loom! {
     pub use endpoint::{ANY, Endpoint, HARDWARE, NONE, SELF, SYSTEM};
     pub use errno::{Errno, Result};
     pub use message::Message;
-    pub use owner::pin_proc_dir;
+    pub use owner::{OuterIdentity, assume_outer_identity, pin_proc_dir};
     pub use pool::{Access, BufView, CopyRef, GrantId, Handle, Holdings, PoolInfo};
     pub use privilege::{Call, CallSet, Priv};
     pub use proc::Proc;

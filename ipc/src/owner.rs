@@ -4,6 +4,25 @@
 //! since boot). A PID that the kernel has given to a new process has a different start time, so
 //! PID reuse never makes a dead owner look alive. A zombie (killed but not yet reaped by its
 //! parent) counts as dead: it will never touch the region again.
+//!
+//! # A process in a PID namespace of its own
+//!
+//! Owner words name processes by their PID in the *outer* PID namespace, the one the DC's other
+//! processes share (`muk2 run --isolate` runs the unikernel in a namespace of its own). A process
+//! in a child namespace sees itself under another PID and cannot see the outer processes at all,
+//! so it calls [`assume_outer_identity`] once, while `/proc` is still the outer one. From then
+//! on:
+//! - its binds record its outer PID and start time, so outer processes judge its slots as they
+//!   judge any other (alive while it runs, released once it died);
+//! - it judges every *other* owner as alive: their PIDs cannot be resolved here (a PID it could
+//!   look up would name some process of its own namespace, not the owner), and calling them dead
+//!   would release the slots of live clients. Its own PID is still judged by start time.
+//!
+//! The cost: this process never releases the slot of an outer process that died; an outer
+//! process does (its next bind of that slot, a peer's liveness tick, `dvs dc ls`, or the parent
+//! `muk2 run --isolate` leaves outside, which releases dead owners' slots every few hundred
+//! milliseconds). Until then a reply to the dead client goes to its slot and is dropped with it.
+//! Nothing read from the region can make this panic or loop: the rule only widens "alive".
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -19,10 +38,68 @@ pub(crate) struct ProcessId {
 
 static CURRENT: OnceLock<(u32, u64)> = OnceLock::new();
 
+/// Set by [`assume_outer_identity`]: the PID this process has in its own namespace, and its
+/// identity in the outer one.
+static OUTER: OnceLock<(u32, ProcessId)> = OnceLock::new();
+
+/// The outer identity of this process, if it assumed one (and is the process that did: a child
+/// it forks has another PID here and does not inherit it).
+fn outer_self() -> Option<ProcessId> {
+    OUTER
+        .get()
+        .filter(|(local, _)| *local == std::process::id())
+        .map(|&(_, id)| id)
+}
+
+/// Whether this process (or the process it was forked from) assumed an outer identity: the
+/// owners it cannot resolve then count as alive (see the module doc).
+pub(crate) fn isolated() -> bool {
+    OUTER.get().is_some()
+}
+
+/// This process's PID and start time in the outer PID namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OuterIdentity {
+    /// PID in the outer namespace (what owner words record).
+    pub pid: u32,
+    /// Start time in clock ticks since boot (the same in every PID namespace).
+    pub start: u64,
+}
+
+/// Take this process's identity in the outer PID namespace from `proc_dir`, a `/proc` mounted
+/// for that namespace (the outer `/proc`, before a new one replaces it): `PID/stat` read through
+/// its `self` link gives the PID the outer namespace knows this process by. Every later bind of
+/// this process records that identity, and liveness checks in this process count every owner
+/// other than itself as alive (see the module doc). Call it once, before the first bind; a
+/// second call fails.
+///
+/// Errors: `proc_dir/self/stat` unreadable or malformed, or a second call.
+pub fn assume_outer_identity(proc_dir: &std::path::Path) -> std::io::Result<OuterIdentity> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let text = std::fs::read_to_string(proc_dir.join("self/stat"))?;
+    let pid: u32 = text
+        .split_ascii_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .filter(|&p| p > 0 && p <= i32::MAX as u32)
+        .ok_or_else(|| bad("no PID in self/stat"))?;
+    let start = parse_stat(&text)
+        .ok_or_else(|| bad("no start time in self/stat"))?
+        .start;
+    let id = ProcessId { pid, start };
+    OUTER
+        .set((std::process::id(), id))
+        .map_err(|_| bad("the outer identity was assumed already"))?;
+    Ok(OuterIdentity { pid, start })
+}
+
 impl ProcessId {
     /// The calling process. The start time is read once per process (a forked child, which has
-    /// another PID, reads its own).
+    /// another PID, reads its own). A process that assumed an outer identity gets that.
     pub(crate) fn current() -> ProcessId {
+        if let Some(id) = outer_self() {
+            return id;
+        }
         let pid = std::process::id();
         if let Some(&(p, start)) = CURRENT.get()
             && p == pid
@@ -34,10 +111,14 @@ impl ProcessId {
         ProcessId { pid, start }
     }
 
-    /// The live process `pid` (not a zombie), with its start time; `None` when there is none.
+    /// The live process `pid` (not a zombie), with its start time; `None` when there is none,
+    /// and in an isolated process for every PID but its own (it cannot learn their start time).
     pub(crate) fn of(pid: u32) -> Option<ProcessId> {
         if pid == 0 || pid > i32::MAX as u32 {
             return None;
+        }
+        if isolated() {
+            return outer_self().filter(|me| me.pid == pid);
         }
         let s = stat(pid)?;
         (s.state != 'Z' && s.state != 'X').then_some(ProcessId {
@@ -46,16 +127,26 @@ impl ProcessId {
         })
     }
 
-    /// Whether this process is still alive (and not a zombie).
+    /// Whether this process is still alive (and not a zombie). In an isolated process: any
+    /// other process counts as alive (it cannot be resolved here), this one by its start time.
     pub(crate) fn is_alive(self) -> bool {
         if self.pid == 0 || self.pid > i32::MAX as u32 {
             return false;
+        }
+        if isolated() {
+            return alive_seen_from_inside(outer_self(), self);
         }
         match stat(self.pid) {
             Some(s) => s.start == self.start && s.state != 'Z' && s.state != 'X',
             None => false,
         }
     }
+}
+
+/// The judgement of an isolated process `me` (its outer identity; `None` in a child it forked)
+/// on `other`, a valid PID: itself by start time, anyone else alive (unknown).
+fn alive_seen_from_inside(me: Option<ProcessId>, other: ProcessId) -> bool {
+    me.is_none_or(|me| me.pid != other.pid || me.start == other.start)
 }
 
 /// The fields of `/proc/PID/stat` we need.
@@ -181,6 +272,19 @@ mod tests {
         assert_eq!(s.start, me.start);
         assert!(me.is_alive());
         assert!(read_stat(u32::MAX >> 1).is_none());
+    }
+
+    #[test]
+    fn inside_a_pid_namespace_only_its_own_pid_is_judged() {
+        let me = ProcessId {
+            pid: 4000,
+            start: 77,
+        };
+        let at = |pid, start| ProcessId { pid, start };
+        assert!(alive_seen_from_inside(Some(me), me));
+        assert!(!alive_seen_from_inside(Some(me), at(4000, 78)), "an earlier 4000");
+        assert!(alive_seen_from_inside(Some(me), at(4001, 1)), "an outside PID");
+        assert!(alive_seen_from_inside(None, at(4000, 78)), "from a forked child");
     }
 
     #[test]

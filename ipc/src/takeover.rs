@@ -136,7 +136,8 @@ impl core::fmt::Display for TakenOver {
 /// to the PID alone: a reused PID then keeps the region, which errs on the safe side.
 pub(crate) fn creator_alive(id: ProcessId) -> bool {
     match id.start {
-        0 => ProcessId::of(id.pid).is_some(),
+        // An isolated process resolves no other PID: alive, the safe side.
+        0 => ProcessId::of(id.pid).is_some() || crate::owner::isolated(),
         _ => id.is_alive(),
     }
 }

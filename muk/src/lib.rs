@@ -18,6 +18,7 @@ pub mod diag;
 pub mod ftp_client;
 pub mod host;
 pub mod ipc;
+pub mod isolate;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;

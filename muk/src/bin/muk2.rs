@@ -4,8 +4,9 @@
 //! muk2                                   boot the embedded default config in a private DC,
 //!                                        print the proc table, self-check, exit
 //! muk2 run --config FILE [--threads]     create the config's DC, host its servers until
-//!                                        SIGINT/SIGTERM/SIGHUP, then unbind and remove the DC;
-//!                                        with [cluster], run the node daemon for it too
+//!     [--isolate]                        SIGINT/SIGTERM/SIGHUP, then unbind and remove the DC;
+//!                                        with [cluster], run the node daemon for it too;
+//!                                        --isolate: in namespaces of its own (`isolate`)
 //! muk2 serve NAME --dc DC [--nr N]       run one server as its own process in an existing DC
 //!     [--image F | --memory-mib N] [--format P]   (RDISK's disk, FS's format policy)
 //! muk2 check --dc DC [--expect LIST]     sendrec to each server from this (external) process
@@ -27,6 +28,8 @@ mod check;
 mod hosting;
 #[path = "muk2/http_check.rs"]
 mod http_check;
+#[path = "muk2/isolate.rs"]
+mod isolate;
 #[path = "muk2/output.rs"]
 mod output;
 #[path = "muk2/run.rs"]
@@ -81,6 +84,11 @@ enum Command {
         /// Run every server on its own OS thread (MUK) instead of as coroutines (MUK2).
         #[arg(long)]
         threads: bool,
+        /// Run the unikernel in new user, mount, PID, IPC, UTS and network (loopback only)
+        /// namespaces, in a root that holds only its DC's files and its disk images; this
+        /// process stays outside to remove the DC and release dead clients' slots.
+        #[arg(long)]
+        isolate: bool,
     },
     /// Run one server as its own process in an existing DC, until SIGINT, SIGTERM or SIGHUP.
     Serve {
@@ -166,7 +174,11 @@ fn main() -> ExitCode {
     sandbox::set_enabled(!cli.no_sandbox);
     let result = match cli.command {
         None => boot::run(),
-        Some(Command::Run { config, threads }) => run::run(&config, threads),
+        Some(Command::Run {
+            config,
+            threads,
+            isolate,
+        }) => run::run(&config, threads, isolate),
         Some(Command::Serve {
             name,
             dc,

@@ -12,7 +12,17 @@ use std::sync::mpsc;
 /// the sandbox by its helper process, see `sandbox`).
 pub struct CreatedDc {
     dc: Dc,
-    janitor: Option<crate::sandbox::Janitor>,
+    removal: Removal,
+}
+
+/// Who removes the DC when the [`CreatedDc`] is dropped.
+enum Removal {
+    /// This process.
+    Here,
+    /// The sandbox's helper process.
+    Janitor(crate::sandbox::Janitor),
+    /// The parent outside the namespaces of `--isolate`, told through this pipe.
+    Parent(std::fs::File),
 }
 
 impl CreatedDc {
@@ -36,7 +46,7 @@ impl CreatedDc {
         // From here on a failure removes the DC (drop).
         let created = CreatedDc {
             dc: taken.dc,
-            janitor: None,
+            removal: Removal::Here,
         };
         if gid.is_some() {
             created.dc.share(gid, spec.mode).map_err(|e| {
@@ -56,18 +66,48 @@ impl CreatedDc {
         &self.dc
     }
 
+    /// The DC created by the parent of `muk2 run --isolate`, which removes it when told through
+    /// `pipe` (written when this is dropped: the stop was orderly).
+    pub fn created_by_parent(dc: Dc, pipe: std::fs::File) -> CreatedDc {
+        CreatedDc {
+            dc,
+            removal: Removal::Parent(pipe),
+        }
+    }
+
     /// Leave the removal to `janitor` (the sandbox forbids it to this process).
     pub fn hand_removal_to(&mut self, janitor: crate::sandbox::Janitor) {
-        self.janitor = Some(janitor);
+        self.removal = Removal::Janitor(janitor);
+    }
+
+    /// The pipe to the parent that removes the DC, if one does (the sandbox lets it be written).
+    pub fn parent_pipe(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match &self.removal {
+            Removal::Parent(f) => Some(f.as_raw_fd()),
+            _ => None,
+        }
     }
 }
 
 impl Drop for CreatedDc {
     fn drop(&mut self) {
-        if let Some(j) = self.janitor.take() {
-            j.finish();
-        } else if let Err(e) = Dc::remove(self.dc.name()) {
-            muk::diag!("muk2: removing DC {}: {e}", self.dc.name());
+        match std::mem::replace(&mut self.removal, Removal::Here) {
+            Removal::Janitor(j) => j.finish(),
+            Removal::Parent(mut pipe) => {
+                use std::io::Write;
+                if let Err(e) = pipe.write_all(crate::sandbox::REMOVE) {
+                    muk::diag!(
+                        "muk2: telling the parent to remove DC {}: {e}",
+                        self.dc.name()
+                    );
+                }
+            }
+            Removal::Here => {
+                if let Err(e) = Dc::remove(self.dc.name()) {
+                    muk::diag!("muk2: removing DC {}: {e}", self.dc.name());
+                }
+            }
         }
     }
 }

@@ -17,13 +17,16 @@ use std::path::{Path, PathBuf};
 
 /// `muk2 run`: create the config's DC, host its servers, stop on SIGINT/SIGTERM/SIGHUP, remove
 /// the DC.
-pub fn run(path: &Path, threads: bool) -> Result<()> {
+pub fn run(path: &Path, threads: bool, isolate: bool) -> Result<()> {
     let config = Config::load(path).map_err(|e| Error(format!("{}: {e}", path.display())))?;
     let runner = if threads {
         Runner::Threads
     } else {
         config.runner
     };
+    if isolate {
+        return crate::isolate::run(config, runner);
+    }
     if config.cluster.is_some() && sandbox::enabled() {
         // The node daemon's links need socket, connect, accept and threads started at any time:
         // far outside the sandbox's list. Said, not silently dropped.
@@ -35,7 +38,18 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     }
     // Before any thread exists, so that all of them inherit the mask.
     let signals = Signals::block()?;
-    let mut created = CreatedDc::create(&config.dc)?;
+    let created = CreatedDc::create(&config.dc)?;
+    host(&config, runner, &signals, created)
+}
+
+/// The body of `muk2 run` once its DC exists (here, or under `--isolate` in the child of the
+/// process that created it): host the servers until a stop signal, then remove the DC.
+pub fn host(
+    config: &Config,
+    runner: Runner,
+    signals: &Signals,
+    mut created: CreatedDc,
+) -> Result<()> {
     let dc = created.dc();
     let mut servers = config
         .servers
@@ -43,6 +57,7 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
         .map(hosting::hosted)
         .collect::<Result<Vec<_>>>()?;
     servers.extend(sandbox::test_server()?);
+    servers.extend(crate::isolate::probe_server()?);
     let host = Host::start(dc, servers, runner)?;
     let watched = Watched::new(host)?;
     // The node daemon, once the servers are bound: the peers learn them at the first link.
@@ -111,7 +126,7 @@ pub fn run(path: &Path, threads: bool) -> Result<()> {
     // Servers first (FS writes its last changes back, perhaps to an RDISK on another node,
     // through the daemon), then the daemon (goodbyes, remote slots dropped, proxy unbound),
     // then the DC.
-    let outcome = serve_until_signal(&signals, watched);
+    let outcome = serve_until_signal(signals, watched);
     if let Some(d) = daemon {
         d.stop();
     }

@@ -51,7 +51,10 @@ pub fn lock_down(created: Option<&mut CreatedDc>, children: &[u32]) -> Result<()
             .iter()
             .any(|s| muk::sockets::announced(s).is_some()),
     };
-    if let Some(created) = created {
+    if let Some(fd) = created.as_ref().and_then(|c| c.parent_pipe()) {
+        // Under --isolate the parent outside removes the DC: the pipe to it is all we need.
+        settings.write_fds.push(fd);
+    } else if let Some(created) = created {
         let janitor = Janitor::spawn(created.dc().name())?;
         settings.children.push(janitor.child.id());
         settings
@@ -114,7 +117,7 @@ impl Janitor {
 }
 
 /// What the unikernel writes to the helper when its stop was orderly.
-const REMOVE: &[u8] = b"remove\n";
+pub const REMOVE: &[u8] = b"remove\n";
 
 /// `muk2 remove-dc-at-eof NAME`: wait for standard input to close; remove DC `NAME` if the
 /// unikernel said so first (an orderly stop). Without that word the unikernel died (a forbidden
