@@ -11,6 +11,9 @@
 //! - The same without a separate daemon: two `muk2 run --config` with a `[cluster]` section,
 //!   RDISK alone on node 1, FS and FTP on node 0 (FS finds RDISK through the remote slot); an
 //!   `m3ftp` on node 0 puts and gets a few MiB, and both stop in order, `fsck.minix -f` clean.
+//! - Three nodes: FS and FTP on node 0 (`muk2 run` with `[cluster]`), RDISK on node 2 (`muk2
+//!   serve rdisk`, its own daemon), `m3ftp` on node 1 (its own daemon): put and get, identical
+//!   bytes, `fsck.minix -f` clean. `M3_REMOTE_FTP_MIB` sets the size of the m3ftp tests' file.
 
 mod support;
 
@@ -287,12 +290,13 @@ impl Drop for Kid {
     }
 }
 
-/// Two nodes: their region directories, under `s`, and node configs for DC `dc`.
+/// Two or three nodes: their region directories, under `/dev/shm`, and node configs for DC
+/// `dc` (every node a peer of every other).
 struct Nodes {
-    dirs: [PathBuf; 2],
-    configs: [PathBuf; 2],
+    dirs: Vec<PathBuf>,
+    configs: Vec<PathBuf>,
     /// Where each node listens.
-    ports: [u16; 2],
+    ports: Vec<u16>,
 }
 
 fn free_port() -> u16 {
@@ -305,8 +309,17 @@ fn free_port() -> u16 {
 
 impl Nodes {
     fn new(s: &Scratch, dc: &str) -> Nodes {
-        let ports = [free_port(), free_port()];
-        let mk = |id: usize| {
+        Nodes::several(s, dc, 2)
+    }
+
+    fn several(s: &Scratch, dc: &str, n: usize) -> Nodes {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut nodes = Nodes {
+            dirs: Vec::new(),
+            configs: Vec::new(),
+            ports,
+        };
+        for id in 0..n {
             let dir = PathBuf::from(format!(
                 "/dev/shm/m3remote-{}-{}-{id}",
                 std::process::id(),
@@ -315,26 +328,29 @@ impl Nodes {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             let config = dir.join("node.toml");
-            std::fs::write(
-                &config,
-                format!(
-                    "node = {id}\nlisten = \"127.0.0.1:{}\"\ndcs = [\"{dc}\"]\n[[peer]]\nnode = {}\n\
-                     address = \"127.0.0.1:{}\"\n",
-                    ports[id],
-                    1 - id,
-                    ports[1 - id]
-                ),
-            )
-            .unwrap();
-            (dir, config)
-        };
-        let (d0, c0) = mk(0);
-        let (d1, c1) = mk(1);
-        Nodes {
-            dirs: [d0, d1],
-            configs: [c0, c1],
-            ports,
+            let mut text = format!(
+                "node = {id}\nlisten = \"127.0.0.1:{}\"\ndcs = [\"{dc}\"]\n",
+                nodes.ports[id]
+            );
+            text += &nodes.peers(id, "peer");
+            std::fs::write(&config, text).unwrap();
+            nodes.dirs.push(dir);
+            nodes.configs.push(config);
         }
+        nodes
+    }
+
+    /// The `[[TABLE]]` entries of node `id`'s peers: every other node.
+    fn peers(&self, id: usize, table: &str) -> String {
+        (0..self.ports.len())
+            .filter(|&p| p != id)
+            .map(|p| {
+                format!(
+                    "[[{table}]]\nnode = {p}\naddress = \"127.0.0.1:{}\"\n",
+                    self.ports[p]
+                )
+            })
+            .collect()
     }
 
     fn daemon(&self, id: usize) -> Kid {
@@ -346,13 +362,13 @@ impl Nodes {
         k
     }
 
-    /// Wait until node `id`'s daemon reports its peer connected.
+    /// Wait until node `id`'s daemon reports every other node connected.
     fn connected(&self, id: usize) {
         let deadline = Instant::now() + LONG;
         loop {
             if let Ok(st) = status::read(&self.dirs[id].join(status::FILE_NAME))
                 && st.peers.iter().all(|p| p.since.is_some())
-                && !st.peers.is_empty()
+                && st.peers.len() == self.dirs.len() - 1
             {
                 return;
             }
@@ -361,15 +377,36 @@ impl Nodes {
         }
     }
 
-    /// A `[cluster]` section for node `id` (its peer the other node).
+    /// A `[cluster]` section for node `id` (its peers every other node).
     fn cluster_section(&self, id: usize) -> String {
         format!(
-            "[cluster]\nnode = {id}\nlisten = \"127.0.0.1:{}\"\n[[cluster.peer]]\nnode = {}\n\
-             address = \"127.0.0.1:{}\"\n",
+            "[cluster]\nnode = {id}\nlisten = \"127.0.0.1:{}\"\n{}",
             self.ports[id],
-            1 - id,
-            self.ports[1 - id]
+            self.peers(id, "cluster.peer")
         )
+    }
+
+    /// The bytes node `id`'s daemon has sent to and received from each peer: `(peer, out,
+    /// in)`, as its status file says. The file is rewritten every second: this waits, up to
+    /// 5 s, until the totals over all peers both reach `at_least`.
+    fn link_bytes(&self, id: usize, at_least: u64) -> Vec<(u32, u64, u64)> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let links: Vec<(u32, u64, u64)> = status::read(&self.dirs[id].join(status::FILE_NAME))
+                .map(|st| {
+                    st.peers
+                        .iter()
+                        .map(|p| (p.node, p.bytes_out, p.bytes_in))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let out: u64 = links.iter().map(|l| l.1).sum();
+            let inn: u64 = links.iter().map(|l| l.2).sum();
+            if out.min(inn) >= at_least || Instant::now() >= deadline {
+                return links;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn log(&self, id: usize, name: &str) -> String {
@@ -380,12 +417,13 @@ impl Nodes {
 impl Drop for Nodes {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for id in 0..2 {
+            for id in 0..self.dirs.len() {
                 for log in [
                     "daemon.log",
                     "muk2.log",
                     "server.log",
                     "client.log",
+                    "rdisk.log",
                     "m3ftp.log",
                 ] {
                     let text = self.log(id, log);
@@ -626,5 +664,119 @@ fn muk2_run_with_a_cluster_section_spans_two_nodes() {
             "node {id} left its daemon's status file"
         );
     }
+    fsck_clean(&image);
+}
+
+/// The storage on two other nodes: the file lives on node 2's disk, FS and FTP on node 0, the
+/// client on node 1. Every block FS reads or writes crosses node 0 <-> node 2, every byte of
+/// the file node 1 <-> node 0.
+///
+/// - Node 0: `muk2 run` with a `[cluster]` section (its daemon in-process), FS and FTP.
+/// - Node 1: the DC created empty, a separate node daemon, `m3ftp put/get`.
+/// - Node 2: the DC created empty, a separate node daemon, `muk2 serve rdisk --image`.
+///
+/// `M3_REMOTE_FTP_MIB` sets the file's size (64 MiB by default).
+#[test]
+fn m3ftp_on_node_1_fs_on_node_0_rdisk_on_node_2() {
+    let s = Scratch::new("muk-remote-three");
+    let mib = ftp_mib();
+    let image = s.mkfs("disk.img", (mib as u64 * 2 + 16).max(64));
+    let dc = format!("r3{}", std::process::id());
+    let nodes = Nodes::several(&s, &dc, 3);
+    // Nodes 1 and 2: the DC (id 14) created empty, each with its daemon.
+    for id in 1..3 {
+        Kid::role(&nodes.dirs[id], &format!("mkdc {dc} 14 {id}")).wait_for("READY", LONG);
+    }
+    let d1 = nodes.daemon(1);
+    let d2 = nodes.daemon(2);
+    // Node 2: RDISK on the image, its own process (RDISK's well-known slot, 3).
+    let mut c = Command::new(MUK2);
+    c.args([
+        "serve",
+        "rdisk",
+        "--image",
+        image.to_str().unwrap(),
+        "--dc",
+        &dc,
+    ]);
+    let rdisk = Kid::spawn(c, &nodes.dirs[2], "rdisk.log");
+    rdisk.wait_for("rdisk serving at nr 3", LONG);
+    // Node 0: FS and FTP, with the daemon inside MUK2; FS finds RDISK on node 2.
+    let config = s.path("muk0.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dc]\nname = \"{dc}\"\ndcid = 14\n[[server]]\nname = \"fs\"\nformat = \"never\"\n\
+             [[server]]\nname = \"ftp\"\n{}",
+            nodes.cluster_section(0)
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(MUK2);
+    c.args(["run", "--config", config.to_str().unwrap()]);
+    let muk2 = Kid::spawn(c, &nodes.dirs[0], "muk2.log");
+    let line = muk2.wait_for("expected from outside", LONG);
+    assert!(line.contains("rdisk (nr 3)"), "{line}");
+    muk2.wait_for("running; stop with", LONG);
+    for id in 0..3 {
+        nodes.connected(id);
+    }
+
+    let (local, data) = s.random_file("big", mib * MIB, 80);
+    let back = s.path("back");
+    let t = Instant::now();
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["put", local.to_str().unwrap(), "/big"],
+    );
+    let put = t.elapsed();
+    let t = Instant::now();
+    m3ftp_ok(
+        &nodes.dirs[1],
+        &dc,
+        &["get", "/big", back.to_str().unwrap()],
+    );
+    let get = t.elapsed();
+    let rate = |d: Duration| mib as f64 / d.as_secs_f64().max(1e-9);
+    eprintln!(
+        "three-node m3ftp of {mib} MiB: put {put:?} ({:.1} MiB/s), get {get:?} ({:.1} MiB/s), \
+         load average {}",
+        rate(put),
+        rate(get),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "the bytes came back different"
+    );
+    drop(data);
+    // The file left node 1 (put) and came back to it (get) over its links. (RDISK copies
+    // whole blocks straight between the client's buffer and the disk: most bytes go node 1 <->
+    // node 2, never through node 0.)
+    let size = (mib * MIB) as u64;
+    let links = nodes.link_bytes(1, size);
+    eprintln!(
+        "node 1's links (peer, bytes out, bytes in): {links:?}; node 2's: {:?}",
+        nodes.link_bytes(2, 0)
+    );
+    let out: u64 = links.iter().map(|l| l.1).sum();
+    let inn: u64 = links.iter().map(|l| l.2).sum();
+    assert!(
+        out >= size && inn >= size,
+        "node 1 sent {out} and received {inn} bytes for a file of {size}"
+    );
+
+    // FS first (its last writes go to node 2's RDISK through both daemons), then RDISK.
+    muk2.signal(libc::SIGTERM);
+    assert!(muk2.finish().success(), "{}", nodes.log(0, "muk2.log"));
+    rdisk.signal(libc::SIGTERM);
+    assert!(rdisk.finish().success(), "{}", nodes.log(2, "rdisk.log"));
+    let region = nodes.dirs[0].join(format!("m3ipc-dc-{dc}"));
+    assert!(!region.exists(), "node 0 left {}", region.display());
+    assert!(d1.finish().success(), "{}", nodes.log(1, "daemon.log"));
+    assert!(d2.finish().success(), "{}", nodes.log(2, "daemon.log"));
     fsck_clean(&image);
 }

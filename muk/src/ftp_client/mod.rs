@@ -208,8 +208,22 @@ impl FtpClient {
         // RDISK may copy a GET's blocks straight into the buffer and a PUT's straight out of
         // it; without this grant FS copies them (an RDISK we cannot grant to is no error).
         let disk_grant = rdisk.and_then(|ep| {
-            proc.grant(data_buf, ep, 0, MAX_CHUNK, Access::READ_WRITE)
-                .ok()
+            let g = proc
+                .grant(data_buf, ep, 0, MAX_CHUNK, Access::READ_WRITE)
+                .ok()?;
+            // Introduce ourselves to RDISK before FS names our grant to it. In a DC spanning
+            // nodes, RDISK's node learns our binding from our node's daemon, on the link to
+            // RDISK's node; FS's request naming our grant may come by another link (FS on a
+            // third node) and overtake it, and an RDISK that does not know us yet would look
+            // for the grant on its own node. This call travels behind the announcement on the
+            // same link: once RDISK answers, it knows us. Any failure: FS copies instead.
+            match crate::storage::rdisk::geometry(&proc, ep, timeout) {
+                Ok(_) => Some(g),
+                Err(_) => {
+                    let _ = proc.revoke(g);
+                    None
+                }
+            }
         });
         Ok(FtpClient {
             proc,
