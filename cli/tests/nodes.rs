@@ -313,6 +313,23 @@ fn the_callers_daemon_killed_and_restarted() {
     );
 }
 
+/// `vcopy` between a grant of an endpoint on node 1 and a buffer of a server on node 0, both
+/// ways, at sizes up to 1 MiB (one call): the bytes cross the daemons intact.
+#[test]
+fn vcopy_crosses_nodes() {
+    let nodes = cluster(2);
+    let mut s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    c.sees(s.ep);
+    s.sees(c.ep);
+    for len in [1, 4096, 300_000, 1 << 20] {
+        s.cmd("copyback");
+        c.cmd(&format!("lend {} {len}", s.ep));
+        assert_eq!(s.result(LONG), vec![0, 0, 1], "server side, {len} bytes");
+        assert_eq!(c.result(LONG), vec![0, 1], "client side, {len} bytes");
+    }
+}
+
 /// `wakeup` of a remote endpoint: its `receive(ANY)` on its own node returns `EDVSWOKENUP`,
 /// and a later `receive` still gets the messages sent after.
 #[test]

@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use m3cluster::daemon::status;
-use m3ipc::{ANY, Dc, Message, Timeout};
+use m3ipc::{ANY, Access, Dc, GrantId, Message, SELF, Timeout};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -26,6 +26,14 @@ fn res(r: m3ipc::Result<()>) -> i32 {
         Ok(()) => 0,
         Err(e) => e.code(),
     }
+}
+
+fn pattern1(i: usize) -> u8 {
+    (i * 7 + 1) as u8
+}
+
+fn pattern2(i: usize) -> u8 {
+    (i * 3 + 5) as u8
 }
 
 /// The child role: when this test binary runs as an endpoint child (its test `proc_child`
@@ -118,6 +126,47 @@ pub fn proc_child() {
             "reply" => res(p.reply(w[0], &Message::new(w[1]))).to_string(),
             "notify" => res(p.notify(w[0])).to_string(),
             "wakeup" => res(p.wakeup(w[0])).to_string(),
+            // Lend w[1] bytes (pattern 1) to w[0] by a READ+WRITE grant in a sendrec; after
+            // the reply the buffer must hold pattern 2: "rc 1" when it does.
+            "lend" => {
+                let len = w[1] as usize;
+                let h = p.alloc_buffer(len).unwrap();
+                let bytes: Vec<u8> = (0..len).map(pattern1).collect();
+                p.buffer(h).unwrap().write_at(0, &bytes).unwrap();
+                let g = p.grant(h, w[0], 0, len, Access::READ_WRITE).unwrap();
+                let mut m = Message::new(3000);
+                m.payload[0] = g.0;
+                m.payload[1] = len as u64;
+                let r = p.sendrec(w[0], &mut m, Timeout::Millis(20_000));
+                let mut back = vec![0u8; len];
+                p.buffer(h).unwrap().read_at(0, &mut back).unwrap();
+                let good = back.iter().enumerate().all(|(i, b)| *b == pattern2(i));
+                p.release_buffer(h).unwrap();
+                format!("{} {}", res(r), u8::from(good))
+            }
+            // Take a `lend` request: vcopy its grant into a buffer of ours (must read pattern
+            // 1), write pattern 2 back by vcopy, reply. "rc_in rc_out 1" when the bytes match.
+            "copyback" => {
+                let mut m = Message::default();
+                let r = p.receive(ANY, &mut m, Timeout::Millis(20_000));
+                if r.is_err() {
+                    format!("{} 0 0", res(r))
+                } else {
+                    let (client, g, len) =
+                        (m.m_source, GrantId(m.payload[0]), m.payload[1] as usize);
+                    let h = p.alloc_buffer(len).unwrap();
+                    let rin = p.vcopy(client, g, 0, SELF, h, 0, len);
+                    let mut got = vec![0u8; len];
+                    p.buffer(h).unwrap().read_at(0, &mut got).unwrap();
+                    let good = got.iter().enumerate().all(|(i, b)| *b == pattern1(i));
+                    let bytes: Vec<u8> = (0..len).map(pattern2).collect();
+                    p.buffer(h).unwrap().write_at(0, &bytes).unwrap();
+                    let rout = p.vcopy(SELF, h, 0, client, g, 0, len);
+                    p.release_buffer(h).unwrap();
+                    p.reply(client, &Message::new(0)).unwrap();
+                    format!("{} {} {}", res(rin), res(rout), u8::from(good))
+                }
+            }
             "senda" => res(p.senda(w[0], &Message::new(w[1]))).to_string(),
             "wait4bind" => match dc.wait4bind(w[0], Timeout::Millis(10_000)) {
                 Ok(ep) => format!("0 {ep}"),

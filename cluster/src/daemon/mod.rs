@@ -45,8 +45,9 @@
 //! ([`status`]); `dvs node status` prints it.
 //!
 //! **Limits.** One pump per DC looks at every remote slot when the doorbell rings: a cost in
-//! remote slots per ring. `vcopy` itself does not cross nodes (servers reach remote grants
-//! through `muk::storage::read_granted`/`write_granted` instead); the peer list is static.
+//! remote slots per ring. Binds are announced on each link separately, so a third node may
+//! see a call naming an endpoint before that endpoint's `Bound` (no order across links); the
+//! peer list is static.
 
 mod copies;
 mod node;

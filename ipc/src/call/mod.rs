@@ -14,6 +14,7 @@ mod receive;
 mod reply;
 mod send;
 mod vcopy;
+mod vcopy_across;
 
 pub use hosted::RingCount;
 pub use posted::Posted;

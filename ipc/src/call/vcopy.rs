@@ -1,5 +1,6 @@
 //! `vcopy`.
 
+use super::vcopy_across::Named;
 use crate::endpoint::{ANY, Endpoint, NONE, SELF};
 use crate::errno::{Errno, Result};
 use crate::mailbox::{EnvState, Phase, SYNC};
@@ -68,6 +69,13 @@ impl Proc {
     /// needed), `EDVSACCES` (granted to another endpoint, or without READ/WRITE), `EDVSRANGE`
     /// (outside the grant or buffer).
     ///
+    /// Across nodes (one side an endpoint bound on another node of the DC): the bytes move
+    /// through the node daemons, in chunks with several in flight; the remote side must be a
+    /// grant of that endpoint to the caller and the local side a buffer the caller owns
+    /// (`EDVSXDEV` otherwise, and for two remote sides); the far node checks the grant as
+    /// above, and the link's errors apply (`EDVSNOTCONN`, `EDVSTIMEDOUT`). See
+    /// `call/vcopy_across.rs`.
+    ///
     /// Limit: a party that dies during the copy has its buffers returned to the pool by its
     /// cleanup, possibly while the bytes are copied: they then land in (or come from) a free
     /// block, never outside the pool. A client held longer than 100 ms past its own deadline
@@ -88,6 +96,24 @@ impl Proc {
         let pool = self.pool()?;
         if len > MAX_BUFFER {
             return Err(Errno::EDVSRANGE);
+        }
+        if let Some((route, remote_is_source)) = self.remote_side(src_ep, dst_ep) {
+            let src = Named {
+                ep: src_ep,
+                what: src.into(),
+                off: src_off,
+            };
+            let dst = Named {
+                ep: dst_ep,
+                what: dst.into(),
+                off: dst_off,
+            };
+            let (remote, local) = if remote_is_source {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
+            return self.vcopy_across(route, remote, local, remote_is_source, len);
         }
         let src = self.side(src_ep, Role::Source, src.into(), src_off)?;
         let dst = self.side(dst_ep, Role::Destination, dst.into(), dst_off)?;
