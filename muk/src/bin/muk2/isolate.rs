@@ -65,7 +65,10 @@ pub fn run(mut config: Config, runner: Runner) -> Result<()> {
     }
     let (told_r, told_w) = pipe()?;
     let told_r_fd = told_r.as_raw_fd();
-    let plan = muk::isolate::Plan { files };
+    let plan = muk::isolate::Plan {
+        files,
+        interface: config.isolate.clone(),
+    };
     let config = &config;
     let signals_ref = &signals;
     let name = dc_name.as_str();
