@@ -128,7 +128,11 @@ pub struct InterfaceAddress {
 impl InterfaceAddress {
     /// The netmask of the prefix (`/24`: 255.255.255.0).
     pub fn netmask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0))
+        Ipv4Addr::from(
+            u32::MAX
+                .checked_shl(32 - u32::from(self.prefix))
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -1418,7 +1422,11 @@ mod tests {
         assert_eq!(c.isolate.as_ref().map(|i| i.address), Some(None));
         assert_eq!(c.servers[0].options.address, None);
         assert_eq!(Config::parse(&format!("{DC}{net}")).unwrap().isolate, None);
-        let masks = [(1, [128, 0, 0, 0]), (30, [255, 255, 255, 252]), (32, [255; 4])];
+        let masks = [
+            (1, [128, 0, 0, 0]),
+            (30, [255, 255, 255, 252]),
+            (32, [255; 4]),
+        ];
         for (prefix, mask) in masks {
             let a = InterfaceAddress { ip: a.ip, prefix };
             assert_eq!(a.netmask(), Ipv4Addr::from(mask), "/{prefix}");
@@ -1429,16 +1437,40 @@ mod tests {
     fn a_bad_isolate_section_is_named() {
         let pm = "[[server]]\nname = \"pm\"\n";
         for (section, want) in [
-            ("interface = \"\"", "interface \"\" is not an interface name"),
-            ("interface = \"a-very-long-name0\"", "is not an interface name (1..=15"),
+            (
+                "interface = \"\"",
+                "interface \"\" is not an interface name",
+            ),
+            (
+                "interface = \"a-very-long-name0\"",
+                "is not an interface name (1..=15",
+            ),
             ("interface = \"a/b\"", "interface \"a/b\" is not"),
             ("interface = \"eth0:1\"", "interface \"eth0:1\" is not"),
-            ("interface = \"x\"\naddress = \"10.9.0.2\"", "with its prefix length"),
-            ("interface = \"x\"\naddress = \"10.9.0.2/33\"", "\"10.9.0.2/33\" is not"),
-            ("interface = \"x\"\naddress = \"10.9.0.2/0\"", "\"10.9.0.2/0\" is not"),
-            ("interface = \"x\"\naddress = \"fd00::2/64\"", "is not an IPv4 address"),
-            ("interface = \"x\"\naddress = \"127.0.0.2/8\"", "cannot be an interface's"),
-            ("interface = \"x\"\naddress = \"0.0.0.0/8\"", "cannot be an interface's"),
+            (
+                "interface = \"x\"\naddress = \"10.9.0.2\"",
+                "with its prefix length",
+            ),
+            (
+                "interface = \"x\"\naddress = \"10.9.0.2/33\"",
+                "\"10.9.0.2/33\" is not",
+            ),
+            (
+                "interface = \"x\"\naddress = \"10.9.0.2/0\"",
+                "\"10.9.0.2/0\" is not",
+            ),
+            (
+                "interface = \"x\"\naddress = \"fd00::2/64\"",
+                "is not an IPv4 address",
+            ),
+            (
+                "interface = \"x\"\naddress = \"127.0.0.2/8\"",
+                "cannot be an interface's",
+            ),
+            (
+                "interface = \"x\"\naddress = \"0.0.0.0/8\"",
+                "cannot be an interface's",
+            ),
             ("interface = \"x\"\nmtu = 1500", "unknown field `mtu`"),
             ("address = \"10.9.0.2/24\"", "missing field `interface`"),
         ] {

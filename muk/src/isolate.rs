@@ -347,9 +347,9 @@ pub fn check_interface(name: &str) -> Result<(), IsolateError> {
     let mut req = ifreq(name);
     // SAFETY: `req` is a live ifreq naming the interface; SIOCGIFADDR fills in its address.
     if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFADDR, &mut req) } == 0 {
-        return Err(refuse(
-            "is in use: it has an IPv4 address on the host (`ip addr flush dev` frees it)".into(),
-        ));
+        return Err(refuse(format!(
+            "is in use: it has an IPv4 address on the host (`ip addr flush dev {name}` frees it)"
+        )));
     }
     Ok(())
 }
@@ -465,8 +465,7 @@ fn netlink_move(index: u32, pid: u32) -> std::io::Result<()> {
             got.get(o..o + 4)
                 .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let (Some(kind), Some(seq), Some(code)) = (u16_at(4), u32_at(8), u32_at(NLMSG_HDR))
-        else {
+        let (Some(kind), Some(seq), Some(code)) = (u16_at(4), u32_at(8), u32_at(NLMSG_HDR)) else {
             return Err(std::io::Error::other("a short netlink answer"));
         };
         if kind != libc::NLMSG_ERROR as u16 || seq != SEQ {
@@ -479,7 +478,9 @@ fn netlink_move(index: u32, pid: u32) -> std::io::Result<()> {
             e => Err(std::io::Error::from_raw_os_error(-e)),
         };
     }
-    Err(std::io::Error::other("no answer from the kernel to the netlink request"))
+    Err(std::io::Error::other(
+        "no answer from the kernel to the netlink request",
+    ))
 }
 
 /// Mount `src` on `dst` (a thin wrapper that names the step in its error).
