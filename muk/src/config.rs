@@ -1316,20 +1316,39 @@ mod tests {
         assert_eq!(Config::parse(DC_PM).unwrap().cluster, None);
     }
 
-    #[test]
-    fn the_default_configs_cluster_example_parses() {
-        let at = DEFAULT_TOML.find("# [cluster]").unwrap();
-        let example: String = DEFAULT_TOML[at..]
+    /// The commented-out example of the default config from line `start` to the end of its
+    /// comment block, uncommented.
+    fn default_example(start: &str) -> String {
+        let at = DEFAULT_TOML.find(start).unwrap();
+        DEFAULT_TOML[at..]
             .lines()
+            .take_while(|l| l.starts_with('#'))
             .map(|l| l.trim_start_matches('#').trim_start())
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+    }
+
+    #[test]
+    fn the_default_configs_cluster_example_parses() {
+        let example = default_example("# [cluster]");
         let c = Config::parse(&format!(
             "{DC}dcid = 0\n[[server]]\nname = \"pm\"\n{example}"
         ))
         .unwrap();
         let n = c.cluster.unwrap();
         assert_eq!((n.node, n.peers.len()), (0, 1));
+    }
+
+    #[test]
+    fn the_default_configs_isolate_example_parses() {
+        let example = default_example("# [isolate]");
+        let c = Config::parse(&format!("{DEFAULT_TOML}{example}\n")).unwrap();
+        let i = c.isolate.unwrap();
+        assert_eq!(i.interface, "veth-m3");
+        assert_eq!(
+            i.address.map(|a| a.to_string()).as_deref(),
+            Some("10.9.0.2/24")
+        );
     }
 
     const DC_PM: &str = "[dc]\nname = \"t\"\n[[server]]\nname = \"pm\"\n";

@@ -3,7 +3,8 @@
 //!
 //! The process started by the operator creates the DC (so it is the DC's creator, alive as long
 //! as the unikernel is) and clones the unikernel into new user, mount, PID, IPC, UTS and network
-//! namespaces, whose root holds only the DC's region and pool files and the disk images. It then
+//! namespaces, whose root holds only the DC's region and pool files and the disk images, and
+//! moves the config's `[isolate] interface`, if any, into its network namespace. It then
 //! stays outside, in the namespaces of the DC's other processes, and:
 //! - forwards SIGINT, SIGTERM and SIGHUP to the unikernel (which stops in order);
 //! - every [`REAP_EVERY`] releases the slots of processes that died: the unikernel cannot see
