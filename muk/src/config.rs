@@ -43,6 +43,10 @@
 //! [[cluster.peer]]               # one entry per other node
 //! node = 1
 //! address = "127.0.0.1:7001"
+//!
+//! [isolate]                      # optional, `muk2 run --isolate` only: a network interface
+//! interface = "veth-m3"          # moved into the unikernel's network namespace,
+//! address = "10.9.0.2/24"        # optional: its IPv4 address and prefix, set there
 //! ```
 //!
 //! With `[cluster]`, `muk2 run` starts the node daemon of `m3cluster` for its DC inside its own
@@ -51,6 +55,10 @@
 //! ([`m3cluster::config::NodeSection`]). Every node creates the DC with the same id and limits,
 //! so `[dc] dcid` is required then. The daemon binds the proxy slot, the DC's lowest task slot
 //! (`-tasks`), which no server may then use.
+//!
+//! With `[isolate]`, web and IS listen on the interface's address unless their own `address`
+//! says otherwise (their default, 127.0.0.1, would be the unikernel's own loopback, reachable
+//! from nowhere else).
 //!
 //! A known server left out of the config is expected from outside: started as its own process
 //! with `muk2 serve NAME --dc DC`, as the original let a commented-out `*_ep` line run that
@@ -65,6 +73,7 @@ use m3cluster::config::{NodeConfig, NodeSection};
 use m3ipc::endpoint::{HARDWARE, systask};
 use m3ipc::{DcConfig, MAX_NAME};
 use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
@@ -92,7 +101,49 @@ pub struct Config {
     pub servers: Vec<ServerSpec>,
     /// The `[cluster]` section: the node daemon to run for the DC, when it spans nodes.
     pub cluster: Option<NodeConfig>,
+    /// The `[isolate]` section: the interface `muk2 run --isolate` moves in, when it names one.
+    pub isolate: Option<IsolateSpec>,
 }
+
+/// The `[isolate]` section: a network interface of the host to move into the isolated
+/// unikernel's network namespace (which otherwise has only its own loopback).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsolateSpec {
+    /// The interface's name on the host (1..=15 bytes, no `/`, `:` or white space).
+    pub interface: String,
+    /// Its IPv4 address and prefix length, set inside; `None`: the interface is only brought
+    /// up (its addresses are someone else's business).
+    pub address: Option<InterfaceAddress>,
+}
+
+/// An IPv4 address with its prefix length (`10.9.0.2/24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    /// The address.
+    pub ip: Ipv4Addr,
+    /// The prefix length, 1..=32.
+    pub prefix: u8,
+}
+
+impl InterfaceAddress {
+    /// The netmask of the prefix (`/24`: 255.255.255.0).
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(
+            u32::MAX
+                .checked_shl(32 - u32::from(self.prefix))
+                .unwrap_or(0),
+        )
+    }
+}
+
+impl std::fmt::Display for InterfaceAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.ip, self.prefix)
+    }
+}
+
+/// Longest interface name the kernel takes (`IFNAMSIZ` less its NUL).
+pub const MAX_INTERFACE_NAME: usize = 15;
 
 /// The `[dc]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,6 +346,9 @@ pub enum ConfigErrorKind {
     /// The `[cluster]` section is wrong, or disagrees with the rest (the text names the key).
     #[error("[cluster] {0}")]
     Cluster(String),
+    /// The `[isolate]` section is wrong (the text names the key).
+    #[error("[isolate] {0}")]
+    Isolate(String),
     /// A storage setting that is wrong or given to a server that does not take it.
     #[error("server {name:?}: {why}")]
     Storage {
@@ -315,6 +369,16 @@ struct RawConfig {
     server: Vec<RawServer>,
     #[serde(default)]
     cluster: Option<Spanned<NodeSection>>,
+    #[serde(default)]
+    isolate: Option<RawIsolate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIsolate {
+    interface: Spanned<String>,
+    #[serde(default)]
+    address: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -498,6 +562,21 @@ impl Config {
                 _ => None,
             };
         }
+        let isolate = raw
+            .isolate
+            .as_ref()
+            .map(|i| isolate_spec(i, &at))
+            .transpose()?;
+        // Isolated, 127.0.0.1 is the unikernel's own loopback: listen on the interface.
+        if let Some(a) = isolate.as_ref().and_then(|i| i.address) {
+            for (spec, _) in &mut servers {
+                if matches!(spec.kind, ServerKind::Web | ServerKind::Is)
+                    && spec.options.address.is_none()
+                {
+                    spec.options.address = Some(IpAddr::V4(a.ip));
+                }
+            }
+        }
         Ok(Config {
             dc,
             runner: match raw.runner {
@@ -506,6 +585,7 @@ impl Config {
             },
             servers: servers.into_iter().map(|(s, _)| s).collect(),
             cluster,
+            isolate,
         })
     }
 
@@ -782,6 +862,60 @@ fn storage_options(
         opts.web_root = Some(root.get_ref().clone());
     }
     Ok(opts)
+}
+
+/// The `[isolate]` section: a name the kernel could give an interface, and an IPv4 address with
+/// its prefix.
+fn isolate_spec(raw: &RawIsolate, at: &At<'_>) -> Result<IsolateSpec, ConfigError> {
+    let name = raw.interface.get_ref();
+    let bad = |span: Range<usize>, why: String| at(span, ConfigErrorKind::Isolate(why));
+    if name.is_empty()
+        || name.len() > MAX_INTERFACE_NAME
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(bad(
+            raw.interface.span(),
+            format!(
+                "interface {name:?} is not an interface name (1..={MAX_INTERFACE_NAME} bytes, \
+                 no '/', ':' or white space)"
+            ),
+        ));
+    }
+    let address = match &raw.address {
+        None => None,
+        Some(raw_addr) => {
+            let text = raw_addr.get_ref();
+            let parsed = text.split_once('/').and_then(|(ip, prefix)| {
+                let ip: Ipv4Addr = ip.parse().ok()?;
+                let prefix: u8 = prefix.parse().ok().filter(|p| (1..=32).contains(p))?;
+                Some(InterfaceAddress { ip, prefix })
+            });
+            let a = parsed.ok_or_else(|| {
+                bad(
+                    raw_addr.span(),
+                    format!(
+                        "address {text:?} is not an IPv4 address with its prefix length \
+                         (e.g. \"10.9.0.2/24\", prefix 1..=32)"
+                    ),
+                )
+            })?;
+            if a.ip.is_unspecified() || a.ip.is_loopback() || a.ip.is_multicast() {
+                return Err(bad(
+                    raw_addr.span(),
+                    format!("address {text:?} cannot be an interface's own address"),
+                ));
+            }
+            Some(a)
+        }
+    };
+    Ok(IsolateSpec {
+        interface: name.clone(),
+        address,
+    })
 }
 
 fn check_stack(name: &str, kib: &Spanned<i64>, at: &At<'_>) -> Result<usize, ConfigError> {
@@ -1182,20 +1316,39 @@ mod tests {
         assert_eq!(Config::parse(DC_PM).unwrap().cluster, None);
     }
 
-    #[test]
-    fn the_default_configs_cluster_example_parses() {
-        let at = DEFAULT_TOML.find("# [cluster]").unwrap();
-        let example: String = DEFAULT_TOML[at..]
+    /// The commented-out example of the default config from line `start` to the end of its
+    /// comment block, uncommented.
+    fn default_example(start: &str) -> String {
+        let at = DEFAULT_TOML.find(start).unwrap();
+        DEFAULT_TOML[at..]
             .lines()
+            .take_while(|l| l.starts_with('#'))
             .map(|l| l.trim_start_matches('#').trim_start())
             .collect::<Vec<_>>()
-            .join("\n");
+            .join("\n")
+    }
+
+    #[test]
+    fn the_default_configs_cluster_example_parses() {
+        let example = default_example("# [cluster]");
         let c = Config::parse(&format!(
             "{DC}dcid = 0\n[[server]]\nname = \"pm\"\n{example}"
         ))
         .unwrap();
         let n = c.cluster.unwrap();
         assert_eq!((n.node, n.peers.len()), (0, 1));
+    }
+
+    #[test]
+    fn the_default_configs_isolate_example_parses() {
+        let example = default_example("# [isolate]");
+        let c = Config::parse(&format!("{DEFAULT_TOML}{example}\n")).unwrap();
+        let i = c.isolate.unwrap();
+        assert_eq!(i.interface, "veth-m3");
+        assert_eq!(
+            i.address.map(|a| a.to_string()).as_deref(),
+            Some("10.9.0.2/24")
+        );
     }
 
     const DC_PM: &str = "[dc]\nname = \"t\"\n[[server]]\nname = \"pm\"\n";
@@ -1253,6 +1406,96 @@ mod tests {
             let e = err(&text);
             assert!(e.to_string().contains(want), "{want:?} not in {e}");
             assert_eq!(e.line, Some(line), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn isolate_section_names_an_interface_and_web_and_is_listen_on_it() {
+        let net = "[[server]]\nname = \"web\"\n[[server]]\nname = \"is\"\n\
+                   address = \"0.0.0.0\"\n";
+        let c = Config::parse(&format!(
+            "{DC}{net}[isolate]\ninterface = \"veth-m3\"\naddress = \"10.9.0.2/24\"\n"
+        ))
+        .unwrap();
+        let a = InterfaceAddress {
+            ip: Ipv4Addr::new(10, 9, 0, 2),
+            prefix: 24,
+        };
+        assert_eq!(
+            c.isolate,
+            Some(IsolateSpec {
+                interface: "veth-m3".into(),
+                address: Some(a),
+            })
+        );
+        assert_eq!(a.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(a.to_string(), "10.9.0.2/24");
+        // Web had no address: the interface's. IS said its own: kept.
+        assert_eq!(c.servers[0].options.address, Some(IpAddr::V4(a.ip)));
+        assert_eq!(
+            c.servers[1].options.address,
+            Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        );
+        // Without an address the interface is only moved; web keeps its default.
+        let c = Config::parse(&format!("{DC}{net}[isolate]\ninterface = \"eth1\"\n")).unwrap();
+        assert_eq!(c.isolate.as_ref().map(|i| i.address), Some(None));
+        assert_eq!(c.servers[0].options.address, None);
+        assert_eq!(Config::parse(&format!("{DC}{net}")).unwrap().isolate, None);
+        let masks = [
+            (1, [128, 0, 0, 0]),
+            (30, [255, 255, 255, 252]),
+            (32, [255; 4]),
+        ];
+        for (prefix, mask) in masks {
+            let a = InterfaceAddress { ip: a.ip, prefix };
+            assert_eq!(a.netmask(), Ipv4Addr::from(mask), "/{prefix}");
+        }
+    }
+
+    #[test]
+    fn a_bad_isolate_section_is_named() {
+        let pm = "[[server]]\nname = \"pm\"\n";
+        for (section, want) in [
+            (
+                "interface = \"\"",
+                "interface \"\" is not an interface name",
+            ),
+            (
+                "interface = \"a-very-long-name0\"",
+                "is not an interface name (1..=15",
+            ),
+            ("interface = \"a/b\"", "interface \"a/b\" is not"),
+            ("interface = \"eth0:1\"", "interface \"eth0:1\" is not"),
+            (
+                "interface = \"x\"\naddress = \"10.9.0.2\"",
+                "with its prefix length",
+            ),
+            (
+                "interface = \"x\"\naddress = \"10.9.0.2/33\"",
+                "\"10.9.0.2/33\" is not",
+            ),
+            (
+                "interface = \"x\"\naddress = \"10.9.0.2/0\"",
+                "\"10.9.0.2/0\" is not",
+            ),
+            (
+                "interface = \"x\"\naddress = \"fd00::2/64\"",
+                "is not an IPv4 address",
+            ),
+            (
+                "interface = \"x\"\naddress = \"127.0.0.2/8\"",
+                "cannot be an interface's",
+            ),
+            (
+                "interface = \"x\"\naddress = \"0.0.0.0/8\"",
+                "cannot be an interface's",
+            ),
+            ("interface = \"x\"\nmtu = 1500", "unknown field `mtu`"),
+            ("address = \"10.9.0.2/24\"", "missing field `interface`"),
+        ] {
+            let e = err(&format!("{DC}{pm}[isolate]\n{section}\n"));
+            assert!(e.to_string().contains(want), "{want:?} not in {e}");
+            assert!(e.line.is_some_and(|l| l >= 5), "{want}: {e}");
         }
     }
 

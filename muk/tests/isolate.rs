@@ -214,3 +214,232 @@ fn an_isolated_muk2_sees_nothing_of_the_host_and_serves_outside_clients() {
     drop(dc);
     fsck_clean(&image);
 }
+
+/// `muk2 run ARGS` to its end: exit status and stderr.
+fn muk2_fails(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = Command::new(MUK2)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A config naming interface `iface` (with `address`, when given) under `[isolate]`.
+fn isolate_config(scratch: &Scratch, dc_name: &str, iface: &str, address: Option<&str>) -> String {
+    let config = scratch.path(&format!("{dc_name}.toml"));
+    let mut text =
+        muk::config::DEFAULT_TOML.replace("name = \"muk2\"", &format!("name = \"{dc_name}\""));
+    text.push_str(&format!("\n[isolate]\ninterface = \"{iface}\"\n"));
+    if let Some(a) = address {
+        text.push_str(&format!("address = \"{a}\"\n"));
+    }
+    std::fs::write(&config, text).unwrap();
+    config.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_interface_that_is_not_there_or_without_isolate_is_refused() {
+    let scratch = Scratch::new("isolate-iface-errors");
+    let dc_name = format!("isx{}", std::process::id());
+    let config = isolate_config(&scratch, &dc_name, "m3-nosuch0", Some("10.231.9.2/24"));
+    let (status, err) = muk2_fails(&["run", "--isolate", "--config", &config]);
+    assert!(!status.success());
+    assert!(
+        err.contains("[isolate] interface \"m3-nosuch0\": no such interface"),
+        "{err}"
+    );
+    let (status, err) = muk2_fails(&["run", "--config", &config]);
+    assert!(!status.success());
+    assert!(
+        err.contains("[isolate] names interface \"m3-nosuch0\"")
+            && err.contains("only `muk2 run --isolate` has"),
+        "{err}"
+    );
+    // The loopback is the host's own and cannot move.
+    let config = isolate_config(&scratch, &dc_name, "lo", None);
+    let (status, err) = muk2_fails(&["run", "--isolate", "--config", &config]);
+    assert!(!status.success());
+    assert!(err.contains("interface \"lo\": is a loopback"), "{err}");
+    // Nothing was left behind.
+    assert!(Dc::open(&dc_name).is_err());
+}
+
+/// `ip ARGS`: its output, or why it failed.
+fn ip(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(support::disk::tool("ip"))
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip (iproute2): {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A veth pair, deleted on drop (deleting one end deletes both; after the unikernel's network
+/// namespace is gone, so is the pair, and there is nothing left to delete).
+struct Veth {
+    host: String,
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.host]);
+    }
+}
+
+/// One `GET` with `Connection: close`: status and body.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head from {addr}{path}"));
+    let status = std::str::from_utf8(&all[9..12]).unwrap().parse().unwrap();
+    (status, all.split_off(end + 4))
+}
+
+/// The address after `prefix` (`web: http://ADDR/`) in the boot output.
+fn announced(seen: &[String], prefix: &str) -> std::net::SocketAddr {
+    seen.iter()
+        .find_map(|l| l.strip_prefix(prefix)?.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {seen:?}"))
+}
+
+#[test]
+fn an_interface_named_in_the_config_carries_http_to_an_isolated_muk2() {
+    if euid() != 0 {
+        eprintln!("needs root (a veth pair, moved into another namespace): skipped");
+        return;
+    }
+    let me = std::process::id();
+    let (inside, host) = (format!("m3i{me}"), format!("m3h{me}"));
+    // A /24 of 10.231.0.0/16 of this test's own, by PID.
+    let net = format!("10.231.{}", me % 250);
+    if let Err(e) = ip(&[
+        "link", "add", &inside, "type", "veth", "peer", "name", &host,
+    ]) {
+        eprintln!("cannot make a veth pair here (no CAP_NET_ADMIN?): skipped ({e})");
+        return;
+    }
+    let _veth = Veth { host: host.clone() };
+    ip(&["addr", "add", &format!("{net}.1/24"), "dev", &host]).unwrap();
+    ip(&["link", "set", &host, "up"]).unwrap();
+
+    let scratch = Scratch::new("isolate-iface");
+    let dc_name = format!("isi{me}");
+    let config = isolate_config(&scratch, &dc_name, &inside, Some(&format!("{net}.2/24")));
+    let args = ["run", "--isolate", "--config", config.as_str()];
+
+    // Up on the host: in use, refused.
+    ip(&["link", "set", &inside, "up"]).unwrap();
+    let (status, err) = muk2_fails(&args);
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!("interface \"{inside}\": is in use: it is up")),
+        "{err}"
+    );
+    ip(&["link", "set", &inside, "down"]).unwrap();
+    // With an address on the host: in use too.
+    ip(&["addr", "add", &format!("{net}.3/24"), "dev", &inside]).unwrap();
+    let (status, err) = muk2_fails(&args);
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!(
+            "interface \"{inside}\": is in use: it has an IPv4 address"
+        )),
+        "{err}"
+    );
+    ip(&["addr", "flush", "dev", &inside]).unwrap();
+
+    let mut run = Isolated(
+        Command::new(MUK2)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut seen = Vec::new();
+    for line in BufReader::new(run.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("running; stop with");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    if !seen.iter().any(|l| l.contains("running; stop with")) {
+        let mut err = String::new();
+        let _ = run.0.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("muk2 run --isolate did not start: {seen:?}\n{err}");
+    }
+    // The interface left the host's namespace; web and IS listen on its address.
+    assert!(
+        ip(&["link", "show", &inside]).is_err(),
+        "{inside} is still here"
+    );
+    let web = announced(&seen, "web: http://");
+    let is = announced(&seen, "is:  http://");
+    let want: std::net::IpAddr = format!("{net}.2").parse().unwrap();
+    assert_eq!((web.ip(), is.ip()), (want, want), "{seen:?}");
+
+    // A file put through FTP (over the region), fetched over the link from the host's end.
+    let (local, data) = scratch.random_file("page.bin", 200_000, 7);
+    m3ftp_ok(&dc_name, &["put", local.to_str().unwrap(), "/page.bin"]);
+    let (status, body) = http_get(web, "/page.bin");
+    assert_eq!(status, 200);
+    assert!(
+        body == data,
+        "the web server sent {} other bytes",
+        body.len()
+    );
+    let (status, body) = http_get(web, "/no-such-file");
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = http_get(is, "/api/state");
+    let json = String::from_utf8_lossy(&body);
+    assert!(
+        status == 200 && json.contains("\"procs\":["),
+        "{status} {json}"
+    );
+
+    // An orderly stop; the namespace goes, and the veth pair with it.
+    // SAFETY: kill has no memory effects; the child is not reaped yet, so its pid is ours.
+    let rc = unsafe { libc::kill(run.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = run.0.wait().unwrap();
+    let mut err = String::new();
+    run.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "muk2 run --isolate: {status}\n{err}");
+    assert!(Dc::open(&dc_name).is_err(), "the DC is left");
+    support::eventually(
+        Duration::from_secs(10),
+        "the veth pair gone with the namespace",
+        || ip(&["link", "show", &host]).is_err(),
+    );
+}

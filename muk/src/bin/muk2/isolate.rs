@@ -3,7 +3,8 @@
 //!
 //! The process started by the operator creates the DC (so it is the DC's creator, alive as long
 //! as the unikernel is) and clones the unikernel into new user, mount, PID, IPC, UTS and network
-//! namespaces, whose root holds only the DC's region and pool files and the disk images. It then
+//! namespaces, whose root holds only the DC's region and pool files and the disk images, and
+//! moves the config's `[isolate] interface`, if any, into its network namespace. It then
 //! stays outside, in the namespaces of the DC's other processes, and:
 //! - forwards SIGINT, SIGTERM and SIGHUP to the unikernel (which stops in order);
 //! - every [`REAP_EVERY`] releases the slots of processes that died: the unikernel cannot see
@@ -65,7 +66,10 @@ pub fn run(mut config: Config, runner: Runner) -> Result<()> {
     }
     let (told_r, told_w) = pipe()?;
     let told_r_fd = told_r.as_raw_fd();
-    let plan = muk::isolate::Plan { files };
+    let plan = muk::isolate::Plan {
+        files,
+        interface: config.isolate.clone(),
+    };
     let config = &config;
     let signals_ref = &signals;
     let name = dc_name.as_str();

@@ -27,6 +27,14 @@ pub fn run(path: &Path, threads: bool, isolate: bool) -> Result<()> {
     if isolate {
         return crate::isolate::run(config, runner);
     }
+    if let Some(i) = &config.isolate {
+        return Err(Error(format!(
+            "{}: [isolate] names interface {:?} to move into the unikernel's network namespace, \
+             which only `muk2 run --isolate` has",
+            path.display(),
+            i.interface
+        )));
+    }
     if config.cluster.is_some() && sandbox::enabled() {
         // The node daemon's links need socket, connect, accept and threads started at any time:
         // far outside the sandbox's list. Said, not silently dropped.
