@@ -65,7 +65,7 @@
 //! component elsewhere. [`Config::parse`] checks everything a mistake could put in the file and
 //! names the line where TOML gives it; nothing is guessed.
 
-use crate::host::{DEFAULT_STACK, MIN_STACK, Runner};
+use crate::runner::{DEFAULT_STACK, MIN_STACK, Runner};
 use crate::server::fs::FormatPolicy;
 use crate::server::rdisk::DiskSpec;
 use crate::server::{ServerKind, ServerOptions};

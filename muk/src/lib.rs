@@ -20,6 +20,7 @@ pub mod host;
 pub mod ipc;
 pub mod isolate;
 pub mod protocol;
+pub mod runner;
 pub mod sandbox;
 pub mod server;
 pub mod sockets;

@@ -8,8 +8,8 @@
 //! give-up hook, which reads the host's private stop flags. So a stop reaches a thread within a
 //! tick even when a scribble ate its ring (or made its [`m3ipc::Waker`] refuse to ring).
 
-use crate::host::{EndGuard, Hosted, ServerExit, Stopper};
 use crate::ipc::Ipc;
+use crate::runner::{EndGuard, Hosted, ServerExit, Stopper};
 use m3ipc::{
     Access, BufView, CopyRef, Dc, Endpoint, Errno, GrantId, Handle, Message, Proc, Result, Timeout,
 };

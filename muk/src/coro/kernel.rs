@@ -10,7 +10,7 @@
 
 use super::scheduler::TaskCoroutine;
 use super::timer::{TimerId, Timers};
-use crate::host::{ServerExit, Stopper};
+use crate::runner::{ServerExit, Stopper};
 use m3ipc::{
     ANY, Endpoint, Errno, FLAG_RECEIVING, FLAG_SENDING, FLAG_SENDREC, Message, Proc, Result,
 };

@@ -17,7 +17,7 @@ mod timer;
 
 pub use io::{IoSleepStats, io_sleep_stats};
 
-use crate::host::{EndGuard, Hosted, ServerExit, Stopper};
+use crate::runner::{EndGuard, Hosted, ServerExit, Stopper};
 use corosensei::Coroutine;
 use corosensei::stack::DefaultStack;
 use m3ipc::Proc;

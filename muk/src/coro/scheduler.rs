@@ -26,7 +26,7 @@
 use super::ctx::Suspend;
 use super::kernel::{Kernel, Tcb, Wait};
 use super::timer::TimerId;
-use crate::host::{ServerExit, Stopper};
+use crate::runner::{ServerExit, Stopper};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult};
 use m3ipc::wait::{ADAPTIVE_SPIN, LIVENESS_TICK, Unpark};
