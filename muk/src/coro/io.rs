@@ -101,6 +101,11 @@ pub(crate) struct Reactor {
     pending: Vec<Vec<IoEvent>>,
     /// Per task: it waits in `wait_io`.
     waiting: Vec<bool>,
+    /// The set may hold events not yet harvested: a socket was added, or the ring's poll of the
+    /// set completed. While it is false the set is empty as far as we know, and the scheduler
+    /// goes to sleep without looking: the ring's poll, armed for every sleep, ends the sleep at
+    /// once if events came meanwhile. One `epoll_wait` fewer per sleep.
+    signalled: bool,
 }
 
 impl Reactor {
@@ -132,6 +137,7 @@ impl Reactor {
         let ep = self.epoll.as_ref().ok_or(Errno::EDVSGENERIC)?;
         ep.add(fd, (t as u64) << 48 | token)?;
         self.watched += 1;
+        self.signalled = true;
         Ok(())
     }
 
@@ -163,6 +169,14 @@ impl Reactor {
     }
 }
 
+/// [`harvest`], only if the set may hold events (see `Reactor::signalled`): the scheduler's
+/// look before it sleeps and after it woke.
+pub(crate) fn harvest_if_signalled(k: &Kernel) {
+    if k.io.borrow().signalled {
+        harvest(k);
+    }
+}
+
 /// Look at the epoll set (no wait) and hand its events to their tasks, waking those that wait
 /// in `wait_io`. No system call while no socket is watched.
 pub(crate) fn harvest(k: &Kernel) {
@@ -172,6 +186,7 @@ pub(crate) fn harvest(k: &Kernel) {
         if r.watched == 0 {
             return;
         }
+        r.signalled = false;
         let Reactor {
             epoll,
             pending,
@@ -211,15 +226,28 @@ pub(crate) fn harvest(k: &Kernel) {
 /// socket was ever watched, on the epoll set too, for at most `timeout`.
 pub(crate) fn sleep(k: &Kernel, host: &Proc, rings: u32, timeout: Duration) {
     let mut r = k.io.borrow_mut();
-    let Reactor { epoll, ring, .. } = &mut *r;
+    let Reactor {
+        epoll,
+        ring,
+        signalled,
+        ..
+    } = &mut *r;
     let (Some(ep), Some(ring)) = (epoll.as_ref(), ring.as_mut()) else {
         drop(r);
         host.doorbell_wait(rings, Some(timeout));
         return;
     };
     host.doorbell_wait_by(rings, Some(timeout), |word, expected, t| {
-        ring_wait(ring, ep.raw(), word, expected, t);
+        if ring_wait(ring, ep.raw(), word, expected, t) {
+            *signalled = true;
+        }
     });
+    // A sleep that did not happen (the count moved) or was cut short may hide a poll
+    // completion still in the queue: look once more to be sure.
+    if ring.ring.completion().is_empty() {
+        return;
+    }
+    *signalled = true;
 }
 
 /// A ring that can carry only the three operations the sleep submits (a futex wait, a poll of
@@ -246,8 +274,15 @@ fn restricted_ring() -> Result<IoUring> {
 }
 
 /// One `io_uring_enter`: arm what is not armed (the futex wait on `word` while it holds
-/// `expected`, the poll of `epfd`), wait for the first completion or `timeout`, reap.
-fn ring_wait(r: &mut Ring, epfd: RawFd, word: &AtomicU32, expected: u32, timeout: Duration) {
+/// `expected`, the poll of `epfd`), wait for the first completion or `timeout`, reap. Returns
+/// whether the poll of the set completed (events wait there).
+fn ring_wait(
+    r: &mut Ring,
+    epfd: RawFd,
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Duration,
+) -> bool {
     SLEEPS.fetch_add(1, Ordering::Relaxed);
     let mut sq_entries = Vec::with_capacity(3);
     match r.futex {
@@ -323,6 +358,7 @@ fn ring_wait(r: &mut Ring, epfd: RawFd, word: &AtomicU32, expected: u32, timeout
         &BY_TIMEOUT
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    socket
 }
 
 /// `wait_io` of task `me`, run by its `CoroIpc`: take its events, or park as a sleep until an

@@ -85,7 +85,7 @@ pub(crate) fn run(k: &Kernel, stopper: &Stopper) -> Vec<ServerExit> {
         // Nothing ready: timers, then the doorbell, then sleep.
         let now = fire_timers(k);
         let rings = look(k, stopper);
-        super::io::harvest(k);
+        super::io::harvest_if_signalled(k);
         if !k.ready.borrow().is_empty() {
             continue;
         }
