@@ -14,7 +14,8 @@
 //! Creating namespaces needs root and `ip`: [`available`] says why not, and the veth rows are
 //! then skipped. Each [`NsPair`] has names of its own (this process's id and a sequence
 //! number), so two runs can coexist; dropping it deletes both namespaces, and with them the
-//! veth pair, on success and on error alike.
+//! veth pair, on success and on error alike. A run that was killed cannot clean up: the next
+//! run deletes the namespaces whose process is gone.
 
 use crate::error::{BenchError, Result, io};
 use std::net::Ipv4Addr;
@@ -65,8 +66,16 @@ fn have(tool: &str) -> bool {
         .any(|d| !d.is_empty() && Path::new(d).join(tool).is_file())
 }
 
-/// Whether namespaces and veth pairs can be made here; the reason when not.
+/// Whether namespaces and veth pairs can be made here; the reason when not. Asked once per
+/// process: root with `ip` is not always enough (a container without `CAP_SYS_ADMIN`), so it
+/// makes and deletes a namespace to see.
 pub fn available() -> core::result::Result<(), String> {
+    static ANSWER: std::sync::OnceLock<core::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    ANSWER.get_or_init(probe).clone()
+}
+
+fn probe() -> core::result::Result<(), String> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err("not root (network namespaces and veth pairs need it)".into());
@@ -74,7 +83,30 @@ pub fn available() -> core::result::Result<(), String> {
     if !have("ip") {
         return Err("`ip` is missing (Debian package iproute2)".into());
     }
-    Ok(())
+    let name = format!("m3bench-{}-probe", std::process::id());
+    let made = ip(&["netns", "add", &name]);
+    let _ = Command::new("ip").args(["netns", "del", &name]).output();
+    made.map_err(|e| format!("cannot make a network namespace: {e}"))
+}
+
+/// Delete the namespaces of earlier runs that died without cleaning up (killed): those named
+/// `m3bench-PID-...` whose process is gone.
+fn sweep_dead_runs() {
+    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("m3bench-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        }
+    }
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -105,6 +137,7 @@ impl NsPair {
     /// Make the two namespaces and the veth pair, addresses on both ends, both ends up.
     pub fn create() -> Result<NsPair> {
         available().map_err(BenchError::new)?;
+        sweep_dead_runs();
         let tag = format!(
             "{}-{}",
             std::process::id(),

@@ -519,7 +519,10 @@ mod tests {
         })));
         assert_eq!(remote.iter().filter(|s| s.baseline().is_none()).count(), 4);
         for link in ["loopback", "veth"] {
-            let n = remote.iter().filter(|s| s.placement_label() == link).count();
+            let n = remote
+                .iter()
+                .filter(|s| s.placement_label() == link)
+                .count();
             assert_eq!(n, 4, "{link}");
         }
         assert!(

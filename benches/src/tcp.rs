@@ -144,7 +144,9 @@ impl TcpSession {
             mode.label().into(),
         ];
         let mut peer = match &ns {
-            Some(pair) => Peer::spawn_with_env(ROLE, &args, &[(NETNS_ENV, pair.path(0)?.as_path())])?,
+            Some(pair) => {
+                Peer::spawn_with_env(ROLE, &args, &[(NETNS_ENV, pair.path(0)?.as_path())])?
+            }
             None => Peer::spawn(ROLE, &args)?,
         };
         let line = peer.read_line()?;

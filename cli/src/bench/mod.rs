@@ -239,8 +239,16 @@ mod tests {
             .collect();
         assert_eq!(remote.len(), 8, "{remote:?}");
         assert!(remote.iter().any(|id| id == "remote/m3-sendrec-64B/veth"));
-        assert!(remote.iter().any(|id| id == "remote/tcp-ping-pong-64B/veth"));
-        assert!(remote.iter().any(|id| id == "remote/m3-sendrec-64B/loopback"));
+        assert!(
+            remote
+                .iter()
+                .any(|id| id == "remote/tcp-ping-pong-64B/veth")
+        );
+        assert!(
+            remote
+                .iter()
+                .any(|id| id == "remote/m3-sendrec-64B/loopback")
+        );
         assert!(remote.iter().all(|id| id.starts_with("remote/")));
         assert!(
             remote
