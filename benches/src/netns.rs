@@ -11,10 +11,14 @@
 //! given in [`NETNS_ENV`]); the measuring process enters node 1's namespace only for the time
 //! it takes to open its TCP client socket ([`in_namespace`]), which stays in that namespace.
 //!
+//! The remote rows and their TCP baselines of one run share one pair ([`NsPair::shared`]): the
+//! same two namespaces and the same veth link for every veth row.
+//!
 //! Creating namespaces needs root and `ip`: [`available`] says why not, and the veth rows are
 //! then skipped. Each [`NsPair`] has names of its own (this process's id and a sequence
 //! number), so two runs can coexist; dropping it deletes both namespaces, and with them the
-//! veth pair, on success and on error alike. A run that was killed cannot clean up: the next
+//! veth pair, on success and on error alike; the shared pair is dropped when the process exits
+//! (returning from `main`, an error or a panic included). A run that was killed cannot clean up: the next
 //! run deletes the namespaces whose process is gone.
 
 use crate::error::{BenchError, Result, io};
@@ -23,6 +27,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The environment variable that tells a peer the network namespace (a path under
 /// `/run/netns`) to enter before anything else.
@@ -36,6 +41,17 @@ const NETNS_DIR: &str = "/run/netns";
 const SUBNET: [u8; 3] = [10, 218, 250];
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The run's pair, made on first use ([`NsPair::shared`]).
+static SHARED: Mutex<Option<Arc<NsPair>>> = Mutex::new(None);
+
+/// At exit: drop the run's pair (its namespaces are deleted once no session holds it, and at
+/// exit none does).
+extern "C" fn drop_shared() {
+    if let Ok(mut shared) = SHARED.lock() {
+        shared.take();
+    }
+}
 
 /// Which link the two nodes of a remote row (or the two ends of its TCP baseline) use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -164,6 +180,28 @@ impl NsPair {
             ip(&["-n", ns, "addr", "add", &addr, "dev", dev])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
+        Ok(pair)
+    }
+
+    /// The run's pair: made on the first call (and deleted when the process exits), the same
+    /// pair after that, so every veth row of a run crosses the same link.
+    pub fn shared() -> Result<Arc<NsPair>> {
+        let mut shared = SHARED
+            .lock()
+            .map_err(|_| BenchError::new("the namespace pair's lock is poisoned"))?;
+        if let Some(pair) = shared.as_ref() {
+            return Ok(Arc::clone(pair));
+        }
+        let pair = Arc::new(NsPair::create()?);
+        // Registered once: the pair is kept from here on, so no second one is made.
+        // SAFETY: `drop_shared` is an `extern "C" fn()` with no arguments, as atexit takes; it
+        // only takes the pair out of its lock and drops it.
+        if unsafe { libc::atexit(drop_shared) } != 0 {
+            return Err(BenchError::new(
+                "atexit: cannot arrange to delete the namespaces",
+            ));
+        }
+        *shared = Some(Arc::clone(&pair));
         Ok(pair)
     }
 

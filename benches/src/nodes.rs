@@ -5,19 +5,20 @@
 //! pair between two network namespaces ([`crate::netns`]: each node's daemon and every peer of
 //! that node run in the node's namespace and listen on its veth address).
 //!
-//! Node 0 is the server's node, node 1 the client's. Dropping [`TwoNodes`] kills the daemons,
-//! removes both directories (the regions, the pools, the status files) and deletes the
-//! namespaces, on success and on error alike.
+//! Node 0 is the server's node, node 1 the client's. Dropping [`TwoNodes`] kills the daemons
+//! and removes both directories (the regions, the pools, the status files), on success and on
+//! error alike. The namespaces are the run's ([`NsPair::shared`]), deleted when it exits.
 
 use crate::error::{BenchError, Result, io};
-use crate::netns::{Link, NETNS_ENV, NsPair};
+use crate::netns::{self, Link, NETNS_ENV, NsPair};
 use crate::peer::{self, Peer};
 use m3cluster::config::NodeConfig;
 use m3cluster::daemon::{Daemon, status};
 use m3ipc::{Dc, DcConfig};
 use std::io::Read;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,9 +32,6 @@ const CONNECT_WAIT: Duration = Duration::from_secs(20);
 
 /// A daemon's standard error, in its node's directory.
 const DAEMON_LOG: &str = "daemon.log";
-/// The port both daemons listen on over a veth pair (each in a namespace of its own, where no
-/// other process listens).
-const VETH_PORT: u16 = 7100;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -105,14 +103,15 @@ pub struct TwoNodes {
     dc: String,
     /// The namespace paths of nodes 0 and 1 over a veth pair (none over loopback).
     ns_paths: Option<[PathBuf; 2]>,
-    _ns: Option<NsPair>,
+    _ns: Option<Arc<NsPair>>,
 }
 
-fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
+/// A free port of `ip` (an address of the calling thread's namespace).
+fn free_port(ip: IpAddr) -> Result<u16> {
+    TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(io("a free loopback port"))
+        .map_err(io(format!("a free port of {ip}")))
 }
 
 impl TwoNodes {
@@ -130,16 +129,25 @@ impl TwoNodes {
         let dc = format!("r{tag}");
         let ns = match link {
             Link::Loopback => None,
-            Link::Veth => Some(NsPair::create()?),
+            Link::Veth => Some(NsPair::shared()?),
         };
         let ns_paths = match &ns {
             Some(pair) => Some([pair.path(0)?, pair.path(1)?]),
             None => None,
         };
-        let addrs = match link {
-            Link::Loopback => [free_port()?, free_port()?].map(|p| format!("127.0.0.1:{p}")),
-            Link::Veth => [0, 1].map(|i| format!("{}:{VETH_PORT}", NsPair::addr(i))),
-        };
+        // Over veth each node's port is a free one of its address, asked in its namespace (the
+        // pair is the run's: an earlier session's connections may linger there).
+        let mut addrs = Vec::with_capacity(2);
+        for id in 0..2 {
+            addrs.push(match &ns_paths {
+                None => format!("127.0.0.1:{}", free_port(Ipv4Addr::LOCALHOST.into())?),
+                Some(paths) => {
+                    let ip = NsPair::addr(id);
+                    let port = netns::in_namespace(&paths[id], || free_port(ip.into()))?;
+                    format!("{ip}:{port}")
+                }
+            });
+        }
         let mut configs = Vec::with_capacity(2);
         for id in 0..2 {
             let dir = &dirs.0[id];

@@ -21,6 +21,7 @@ use crate::session::{Outcome, Session};
 use crate::wakeups::{WakeCounter, Who};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Peer role: the TCP server.
@@ -119,7 +120,7 @@ pub struct TcpSession {
     wakeups: WakeCounter,
     // Dropped in order: the server, then the namespaces (the connection goes first).
     _peer: Peer,
-    _ns: Option<NsPair>,
+    _ns: Option<Arc<NsPair>>,
 }
 
 impl TcpSession {
@@ -129,7 +130,7 @@ impl TcpSession {
         let (server_cpu, client_cpu) = placement.cpus()?;
         let ns = match link {
             Link::Loopback => None,
-            Link::Veth => Some(NsPair::create()?),
+            Link::Veth => Some(NsPair::shared()?),
         };
         let server_ip: IpAddr = match link {
             Link::Loopback => Ipv4Addr::LOCALHOST.into(),
