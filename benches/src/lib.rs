@@ -7,7 +7,8 @@
 //! CPUs; the caller then plays the timed side in batches ([`session::Session::run`]), timing
 //! each operation with the time-stamp counter ([`clock`]) when asked. Every row has a baseline
 //! measured in the same run ([`scenario::Scenario::baseline`]). The `remote` group runs a DC
-//! across two nodes on this machine ([`nodes`]) against TCP on the same loopback link ([`tcp`]);
+//! across two nodes on this machine ([`nodes`]) against TCP on the same link ([`tcp`]), over
+//! loopback and over a veth pair between two network namespaces ([`netns`]);
 //! the `web` group runs MUK2's web server against nginx ([`web`], [`nginx`]) with a load
 //! generator of its own ([`http_load`]).
 
@@ -18,6 +19,7 @@ pub mod fan_in;
 pub mod ftp_get;
 pub mod hosted;
 pub mod http_load;
+pub mod netns;
 pub mod nginx;
 pub mod nodes;
 pub mod notify;

@@ -225,7 +225,10 @@ pub fn main(args: &[String]) -> ExitCode {
         eprintln!("{PEER_CMD}: expected ROLE TARGET CPU [ARGS...], got {args:?}");
         return ExitCode::from(2);
     };
-    let result = start(cpu).and_then(|()| crate::scenario::run_role(role, target, extra));
+    // The node's network namespace first, while this process has one thread and no socket.
+    let result = crate::netns::enter_from_env()
+        .and_then(|()| start(cpu))
+        .and_then(|()| crate::scenario::run_role(role, target, extra));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

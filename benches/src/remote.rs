@@ -1,5 +1,6 @@
 //! The remote path: a client on node 1 calling a server on node 0 ([`crate::nodes`]: two
-//! region directories, two node daemons, over loopback).
+//! region directories, two node daemons, over loopback or a veth pair between two network
+//! namespaces, [`Link`]).
 //!
 //! - [`Op::Sendrec`]: `sendrec` of a message (64 bytes) to an echo server process (the fabric
 //!   server, wait policy Adaptive). Path: client → node 1's daemon → TCP → node 0's daemon →
@@ -19,6 +20,7 @@ use crate::clock::{self, Record, ticks};
 use crate::error::{BenchError, Result, io};
 use crate::fabric::{self, bind_client, client_nr};
 use crate::ftp_get::{self, Fetcher};
+use crate::netns::Link;
 use crate::nodes::TwoNodes;
 use crate::peer::{self, Peer};
 use crate::placement::{Placement, pin};
@@ -139,11 +141,12 @@ pub struct RemoteSession {
 
 impl RemoteSession {
     /// Start both nodes (node 0's daemon and server on the placement's server CPU, node 1's
-    /// daemon and the client on its client CPU), set the client up, pin the caller.
-    pub fn start(op: Op, placement: Placement) -> Result<RemoteSession> {
+    /// daemon and the client on its client CPU) linked over `link`, set the client up, pin the
+    /// caller.
+    pub fn start(op: Op, link: Link, placement: Placement) -> Result<RemoteSession> {
         let (server_cpu, client_cpu) = placement.cpus()?;
         clock::ns_per_tick();
-        let nodes = TwoNodes::start([server_cpu, client_cpu])?;
+        let nodes = TwoNodes::start([server_cpu, client_cpu], link)?;
         let dc = nodes.dc().to_string();
         let cpu = peer::cpu_arg(server_cpu);
         let server = match op {

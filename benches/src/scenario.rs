@@ -7,6 +7,7 @@ use crate::fabric::{self, FabricSession, ServerKind};
 use crate::fan_in::{self, FanInSession};
 use crate::ftp_get::{self, Deployment, FtpGetSession};
 use crate::hosted::HostedSession;
+use crate::netns::{self, Link};
 use crate::notify::{self, Mode, NotifySession};
 use crate::placement::Placement;
 use crate::raw::{self, RawSession, Waiter};
@@ -32,7 +33,8 @@ pub enum Group {
     FanIn,
     /// A 64 MiB m3ftp GET through FTP, FS and RDISK.
     FtpGet,
-    /// Across two nodes over loopback, against TCP on the same link.
+    /// Across two nodes, over loopback and over a veth pair between two network namespaces,
+    /// against TCP on the same link.
     Remote,
     /// The MUK2 web server against nginx over loopback.
     Web,
@@ -109,15 +111,16 @@ pub enum Kind {
     /// A whole m3ftp GET of [`ftp_get::FILE_BYTES`] with the servers deployed so.
     FtpGet(Deployment),
     /// `sendrec` of a message from a client on node 1 to a server on node 0 (two region
-    /// directories and two node daemons on this machine, over loopback).
-    RemoteSendrec,
-    /// A message-sized request and reply over TCP on loopback (the remote sendrec's baseline).
-    TcpPingPong,
+    /// directories and two node daemons on this machine, over this link).
+    RemoteSendrec(Link),
+    /// A message-sized request and reply over TCP on this link (the remote sendrec's
+    /// baseline).
+    TcpPingPong(Link),
     /// A whole m3ftp GET of [`ftp_get::FILE_BYTES`] by a client on node 1 from MUK2 storage on
-    /// node 0.
-    RemoteFtpGet,
-    /// The same bytes streamed over TCP on loopback (the remote GET's baseline).
-    TcpStream,
+    /// node 0, over this link.
+    RemoteFtpGet(Link),
+    /// The same bytes streamed over TCP on this link (the remote GET's baseline).
+    TcpStream(Link),
     /// HTTP GETs of this load from this server (the MUK2 web server, or nginx as its
     /// baseline).
     Web(WebServer, WebLoad),
@@ -153,9 +156,10 @@ impl Scenario {
             Kind::ZcHandle(_) | Kind::ZcVcopy(_) | Kind::ZcSocket(_) => Group::ZeroCopy,
             Kind::FanIn(_) => Group::FanIn,
             Kind::FtpGet(_) => Group::FtpGet,
-            Kind::RemoteSendrec | Kind::TcpPingPong | Kind::RemoteFtpGet | Kind::TcpStream => {
-                Group::Remote
-            }
+            Kind::RemoteSendrec(_)
+            | Kind::TcpPingPong(_)
+            | Kind::RemoteFtpGet(_)
+            | Kind::TcpStream(_) => Group::Remote,
             Kind::Web(..) => Group::Web,
             _ => Group::Sendrec,
         }
@@ -183,10 +187,10 @@ impl Scenario {
             Kind::ZcSocket(s) => format!("unix-socket-{}", size_label(s)),
             Kind::FanIn(n) => format!("clients-{n}"),
             Kind::FtpGet(d) => format!("{}-{}", d.label(), size_label(ftp_get::FILE_BYTES)),
-            Kind::RemoteSendrec => format!("m3-sendrec-{MESSAGE_BYTES}B"),
-            Kind::TcpPingPong => format!("tcp-ping-pong-{MESSAGE_BYTES}B"),
-            Kind::RemoteFtpGet => format!("m3ftp-get-{}", size_label(ftp_get::FILE_BYTES)),
-            Kind::TcpStream => format!("tcp-stream-{}", size_label(ftp_get::FILE_BYTES)),
+            Kind::RemoteSendrec(_) => format!("m3-sendrec-{MESSAGE_BYTES}B"),
+            Kind::TcpPingPong(_) => format!("tcp-ping-pong-{MESSAGE_BYTES}B"),
+            Kind::RemoteFtpGet(_) => format!("m3ftp-get-{}", size_label(ftp_get::FILE_BYTES)),
+            Kind::TcpStream(_) => format!("tcp-stream-{}", size_label(ftp_get::FILE_BYTES)),
             Kind::Web(server, load) => format!("{}-{}", server.label(), load.label()),
         }
     }
@@ -201,10 +205,15 @@ impl Scenario {
         )
     }
 
-    /// The placement's name (MUK2 runs on one thread whatever the placement).
+    /// The placement's name (MUK2 runs on one thread whatever the placement; a remote row's
+    /// placement is its link, the CPUs are in [`Scenario::cpus_text`]).
     pub fn placement_label(&self) -> &'static str {
         match self.kind {
             Kind::Muk2 => "one-thread",
+            Kind::RemoteSendrec(l)
+            | Kind::TcpPingPong(l)
+            | Kind::RemoteFtpGet(l)
+            | Kind::TcpStream(l) => l.label(),
             _ => self.placement.label(),
         }
     }
@@ -216,7 +225,7 @@ impl Scenario {
             (Kind::Muk2, Ok((_, c))) => format!("{} (both)", show(c)),
             (Kind::FanIn(_), Ok((s, c))) => format!("clients {} / server {}", show(c), show(s)),
             (Kind::FtpGet(_), Ok((s, c))) => format!("client {} / servers {}", show(c), show(s)),
-            (Kind::RemoteSendrec | Kind::RemoteFtpGet, Ok((s, c))) => {
+            (Kind::RemoteSendrec(_) | Kind::RemoteFtpGet(_), Ok((s, c))) => {
                 format!("node 1: {} / node 0: {}", show(c), show(s))
             }
             (_, Ok((s, c))) => format!("{}/{}", show(c), show(s)),
@@ -228,7 +237,9 @@ impl Scenario {
     pub fn payload_bytes(&self) -> Option<usize> {
         match self.kind {
             Kind::ZcHandle(s) | Kind::ZcVcopy(s) | Kind::ZcSocket(s) => Some(s),
-            Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream => Some(ftp_get::FILE_BYTES),
+            Kind::FtpGet(_) | Kind::RemoteFtpGet(_) | Kind::TcpStream(_) => {
+                Some(ftp_get::FILE_BYTES)
+            }
             Kind::Web(_, WebLoad::Big) => Some(web::BIG_BYTES),
             _ => None,
         }
@@ -246,15 +257,25 @@ impl Scenario {
     pub fn warmed_by_start(&self) -> bool {
         matches!(
             self.kind,
-            Kind::FtpGet(_) | Kind::RemoteFtpGet | Kind::TcpStream | Kind::Web(_, WebLoad::Big)
+            Kind::FtpGet(_)
+                | Kind::RemoteFtpGet(_)
+                | Kind::TcpStream(_)
+                | Kind::Web(_, WebLoad::Big)
         )
     }
 
-    /// Why it cannot run on this machine, if it cannot (nginx not installed): such a row is
-    /// skipped, saying so, and the rows measured against it have no ratio.
+    /// Why it cannot run on this machine, if it cannot (nginx not installed; network
+    /// namespaces not allowed): such a row is skipped, saying so, and the rows measured
+    /// against it have no ratio.
     pub fn unavailable(&self) -> Option<String> {
         match self.kind {
             Kind::Web(WebServer::Nginx, _) => crate::nginx::find().err(),
+            Kind::RemoteSendrec(Link::Veth)
+            | Kind::TcpPingPong(Link::Veth)
+            | Kind::RemoteFtpGet(Link::Veth)
+            | Kind::TcpStream(Link::Veth) => netns::available()
+                .err()
+                .map(|why| format!("no veth placement: {why}")),
             _ => None,
         }
     }
@@ -270,7 +291,7 @@ impl Scenario {
     /// threads (adaptive, different cores: the fastest MUK) for MUK2; a fabric server process
     /// for an outside call to MUK2 and for notify; the Unix socket of the same size for
     /// zero-copy; one client for fan-in; everything in MUK2 for the other ftp_get deployments;
-    /// TCP on the same loopback link for the remote rows; nginx (one worker, same placement) for
+    /// TCP on the same link (loopback, or the same veth pair's namespaces) for the remote rows; nginx (one worker, same placement) for
     /// the MUK2 web server. `None` for the baselines themselves.
     pub fn baseline(&self) -> Option<Scenario> {
         let p = self.placement;
@@ -300,8 +321,8 @@ impl Scenario {
             Kind::FtpGet(Deployment::Muk | Deployment::RdiskOutside) => {
                 Some(Scenario::new(Kind::FtpGet(Deployment::Muk2), p))
             }
-            Kind::RemoteSendrec => Some(Scenario::new(Kind::TcpPingPong, p)),
-            Kind::RemoteFtpGet => Some(Scenario::new(Kind::TcpStream, p)),
+            Kind::RemoteSendrec(l) => Some(Scenario::new(Kind::TcpPingPong(l), p)),
+            Kind::RemoteFtpGet(l) => Some(Scenario::new(Kind::TcpStream(l), p)),
             Kind::Web(WebServer::Muk2, load) => {
                 Some(Scenario::new(Kind::Web(WebServer::Nginx, load), p))
             }
@@ -341,10 +362,10 @@ impl Scenario {
             Kind::ZcSocket(s) => Box::new(StreamSession::start(stream::Kind::UnixSocket, s, p)?),
             Kind::FanIn(n) => Box::new(FanInSession::start(n, p)?),
             Kind::FtpGet(d) => Box::new(FtpGetSession::start(d, p)?),
-            Kind::RemoteSendrec => Box::new(RemoteSession::start(Op::Sendrec, p)?),
-            Kind::TcpPingPong => Box::new(TcpSession::start(tcp::Mode::PingPong, p)?),
-            Kind::RemoteFtpGet => Box::new(RemoteSession::start(Op::Get, p)?),
-            Kind::TcpStream => Box::new(TcpSession::start(tcp::Mode::Stream, p)?),
+            Kind::RemoteSendrec(l) => Box::new(RemoteSession::start(Op::Sendrec, l, p)?),
+            Kind::TcpPingPong(l) => Box::new(TcpSession::start(tcp::Mode::PingPong, l, p)?),
+            Kind::RemoteFtpGet(l) => Box::new(RemoteSession::start(Op::Get, l, p)?),
+            Kind::TcpStream(l) => Box::new(TcpSession::start(tcp::Mode::Stream, l, p)?),
             Kind::Web(server, load) => Box::new(WebSession::start(server, load, p)?),
         };
         Ok(started)
@@ -403,14 +424,19 @@ pub fn group(group: Group, two_cpus: bool) -> Vec<Scenario> {
         Group::FtpGet => [Deployment::Muk2, Deployment::Muk, Deployment::RdiskOutside]
             .map(|d| Scenario::new(Kind::FtpGet(d), main))
             .to_vec(),
-        Group::Remote => [
-            Kind::RemoteSendrec,
-            Kind::TcpPingPong,
-            Kind::RemoteFtpGet,
-            Kind::TcpStream,
-        ]
-        .map(|k| Scenario::new(k, main))
-        .to_vec(),
+        // Loopback first, then the veth pair: each pair of rows beside its TCP baseline.
+        Group::Remote => Link::ALL
+            .iter()
+            .flat_map(|&l| {
+                [
+                    Kind::RemoteSendrec(l),
+                    Kind::TcpPingPong(l),
+                    Kind::RemoteFtpGet(l),
+                    Kind::TcpStream(l),
+                ]
+                .map(|k| Scenario::new(k, main))
+            })
+            .collect(),
         Group::Web => each(&[
             Kind::Web(WebServer::Muk2, WebLoad::Big),
             Kind::Web(WebServer::Nginx, WebLoad::Big),
@@ -483,16 +509,26 @@ mod tests {
                 .all(|s| s.name().starts_with("asleep-"))
         );
         assert_eq!(all.iter().filter(|s| s.paused()).count(), 4);
-        // The remote rows run against TCP on the same link, all under one prefix.
+        // The remote rows run against TCP on the same link, all under one prefix, both links
+        // named in the placement column.
         let remote: Vec<&Scenario> = all.iter().filter(|s| s.group() == Group::Remote).collect();
-        assert_eq!(remote.len(), 4);
+        assert_eq!(remote.len(), 8);
         assert!(remote.iter().all(|s| s.id().starts_with("remote/")));
-        assert!(
-            remote
+        assert!(remote.iter().all(|s| s.baseline().is_none_or(|b| {
+            b.group() == Group::Remote && b.placement_label() == s.placement_label()
+        })));
+        assert_eq!(remote.iter().filter(|s| s.baseline().is_none()).count(), 4);
+        for link in ["loopback", "veth"] {
+            let n = remote
                 .iter()
-                .all(|s| s.baseline().is_none_or(|b| b.group() == Group::Remote))
+                .filter(|s| s.placement_label() == link)
+                .count();
+            assert_eq!(n, 4, "{link}");
+        }
+        assert!(
+            all.iter()
+                .any(|s| s.id() == format!("remote/m3-sendrec-{MESSAGE_BYTES}B/veth"))
         );
-        assert_eq!(remote.iter().filter(|s| s.baseline().is_none()).count(), 2);
         // The web rows: MUK2 against nginx, both loads, both placements.
         let web: Vec<&Scenario> = all.iter().filter(|s| s.group() == Group::Web).collect();
         assert_eq!(web.len(), 8);

@@ -1,24 +1,28 @@
-//! The baselines of the remote rows: two processes over a TCP connection on loopback (the link
-//! the node daemons use), blocking sockets with `TCP_NODELAY`.
+//! The baselines of the remote rows: two processes over a TCP connection on the link the node
+//! daemons use ([`Link`]: loopback, or the veth pair between two network namespaces, the
+//! server in node 0's, the client in node 1's), blocking sockets with `TCP_NODELAY`.
 //!
 //! - [`Mode::PingPong`]: a 64-byte request, a 64-byte reply (the remote `sendrec`'s baseline).
 //! - [`Mode::Stream`]: a one-byte request, answered with the 64 MiB file of the m3ftp GET
 //!   (the remote GET's baseline); the client reads it into one reused 1 MiB buffer. The first
 //!   stream, at start, is checked byte for byte.
 //!
-//! The server is a peer process pinned to the server CPU; the caller is the client.
+//! The server is a peer process pinned to the server CPU; the caller is the client (over a veth
+//! pair its socket is opened in node 1's namespace, [`crate::netns::in_namespace`]).
 
 use crate::clock::{Record, timed_loop};
 use crate::error::{BenchError, Result, io};
 use crate::ftp_get::{FILE_BYTES, pattern};
+use crate::netns::{self, Link, NETNS_ENV, NsPair};
 use crate::peer::{self, Peer};
 use crate::placement::{Placement, pin};
 use crate::scenario::MESSAGE_BYTES;
 use crate::session::{Outcome, Session};
 use crate::wakeups::{WakeCounter, Who};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Peer role: the TCP server.
 pub const ROLE: &str = "tcp-server";
@@ -28,6 +32,8 @@ const PORT_TAG: &str = "PORT";
 const READ_CHUNK: usize = 1 << 20;
 /// Longest a read or a write may block (a dead peer).
 const STALL: Duration = Duration::from_secs(30);
+/// Longest the client keeps trying to connect (a veth pair just made may take a moment).
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
 
 /// What the connection carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +53,20 @@ impl Mode {
     }
 }
 
+/// Connect to the server, retrying a refused or unreachable connect for a while.
+fn connect(ip: IpAddr, port: u16) -> Result<TcpStream> {
+    let until = Instant::now() + CONNECT_WAIT;
+    loop {
+        match TcpStream::connect((ip, port)) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= until => {
+                return Err(io(format!("connect to {ip}:{port}"))(e));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
 fn tune(s: &TcpStream) -> Result<()> {
     s.set_nodelay(true).map_err(io("TCP_NODELAY"))?;
     s.set_read_timeout(Some(STALL))
@@ -54,15 +74,21 @@ fn tune(s: &TcpStream) -> Result<()> {
         .map_err(io("socket timeouts"))
 }
 
-/// The server role: `ping-pong|stream`. Listens on a loopback port, says it after `READY`,
-/// answers the one connection until it closes.
-pub fn serve(_target: &str, extra: &[String]) -> Result<()> {
+/// The server role: `ADDRESS CPU ping-pong|stream` (`-` for 127.0.0.1). Listens on a free port
+/// of that address, says it after `READY`, answers the one connection until it closes.
+pub fn serve(target: &str, extra: &[String]) -> Result<()> {
     let mode = match extra.first().map(String::as_str) {
         Some("ping-pong") => Mode::PingPong,
         Some("stream") => Mode::Stream,
         other => return Err(BenchError::new(format!("bad TCP mode {other:?}"))),
     };
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io("bind a loopback port"))?;
+    let addr: IpAddr = match target {
+        "-" => Ipv4Addr::LOCALHOST.into(),
+        a => a
+            .parse()
+            .map_err(|_| BenchError::new(format!("bad listen address {a:?}")))?,
+    };
+    let listener = TcpListener::bind((addr, 0)).map_err(io(format!("bind a port of {addr}")))?;
     let port = listener.local_addr().map_err(io("local address"))?.port();
     peer::ready()?;
     let mut out = std::io::stdout().lock();
@@ -92,17 +118,38 @@ pub struct TcpSession {
     buf: Vec<u8>,
     ops: u64,
     wakeups: WakeCounter,
+    // Dropped in order: the server, then the namespaces (the connection goes first).
     _peer: Peer,
+    _ns: Option<Arc<NsPair>>,
 }
 
 impl TcpSession {
-    /// Start the server peer, connect, pin the caller; a stream is fetched once and checked.
-    pub fn start(mode: Mode, placement: Placement) -> Result<TcpSession> {
+    /// Start the server peer, connect over `link`, pin the caller; a stream is fetched once and
+    /// checked.
+    pub fn start(mode: Mode, link: Link, placement: Placement) -> Result<TcpSession> {
         let (server_cpu, client_cpu) = placement.cpus()?;
-        let mut peer = Peer::spawn(
-            ROLE,
-            &["-".into(), peer::cpu_arg(server_cpu), mode.label().into()],
-        )?;
+        let ns = match link {
+            Link::Loopback => None,
+            Link::Veth => Some(NsPair::shared()?),
+        };
+        let server_ip: IpAddr = match link {
+            Link::Loopback => Ipv4Addr::LOCALHOST.into(),
+            Link::Veth => NsPair::addr(0).into(),
+        };
+        let args = [
+            match link {
+                Link::Loopback => "-".into(),
+                Link::Veth => server_ip.to_string(),
+            },
+            peer::cpu_arg(server_cpu),
+            mode.label().into(),
+        ];
+        let mut peer = match &ns {
+            Some(pair) => {
+                Peer::spawn_with_env(ROLE, &args, &[(NETNS_ENV, pair.path(0)?.as_path())])?
+            }
+            None => Peer::spawn(ROLE, &args)?,
+        };
         let line = peer.read_line()?;
         let port: u16 = line
             .strip_prefix(PORT_TAG)
@@ -111,7 +158,10 @@ impl TcpSession {
         if let Some(cpu) = client_cpu {
             pin(cpu)?;
         }
-        let conn = TcpStream::connect(("127.0.0.1", port)).map_err(io("connect"))?;
+        let conn = match &ns {
+            Some(pair) => netns::in_namespace(&pair.path(1)?, || connect(server_ip, port))?,
+            None => connect(server_ip, port)?,
+        };
         tune(&conn)?;
         let buf = vec![
             0u8;
@@ -131,6 +181,7 @@ impl TcpSession {
             ops: 0,
             wakeups: WakeCounter::start(Vec::new()),
             _peer: peer,
+            _ns: ns,
         };
         if mode == Mode::Stream {
             s.check_stream()?;

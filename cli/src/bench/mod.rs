@@ -231,12 +231,24 @@ mod tests {
             ]
         );
         assert!(choose(true, Some("no-such")).is_empty());
-        // `--only remote` brings the two remote rows and their TCP baselines.
+        // `--only remote` brings the two remote rows and their TCP baselines, on loopback and
+        // over veth.
         let remote: Vec<String> = choose(true, Some("remote"))
             .iter()
             .map(|s| s.id())
             .collect();
-        assert_eq!(remote.len(), 4, "{remote:?}");
+        assert_eq!(remote.len(), 8, "{remote:?}");
+        assert!(remote.iter().any(|id| id == "remote/m3-sendrec-64B/veth"));
+        assert!(
+            remote
+                .iter()
+                .any(|id| id == "remote/tcp-ping-pong-64B/veth")
+        );
+        assert!(
+            remote
+                .iter()
+                .any(|id| id == "remote/m3-sendrec-64B/loopback")
+        );
         assert!(remote.iter().all(|id| id.starts_with("remote/")));
         assert!(
             remote

@@ -5,6 +5,7 @@
 use super::measure::{Row, Skipped};
 use crate::table::{Align, Table};
 use m3_benches::ftp_get::{self, Deployment};
+use m3_benches::netns::Link;
 use m3_benches::percentiles::Nanos;
 use m3_benches::placement::Placement;
 use m3_benches::web::{self, WebLoad, WebServer};
@@ -135,29 +136,67 @@ fn verdicts(rows: &[Row], skipped: &[Skipped]) -> Vec<Verdict> {
             met: Some(mb_s >= 1000.0),
         });
     }
-    // Across two nodes on loopback, against TCP on the same link (the wake-ups on the path are
-    // in the row's note).
-    let find = |k| rows.iter().find(|r| r.scenario.kind == k);
-    if let Some(x) = p50_ratio(find(Kind::RemoteSendrec), find(Kind::TcpPingPong)) {
-        v.push(Verdict {
-            target: "Remote sendrec (64 B, two nodes on loopback) p50 <= 1.5x TCP ping-pong",
-            measured: format!("{x:.2}x"),
-            met: Some(x <= 1.5),
-        });
-    }
-    if let (Some(m), Some(t)) = (find(Kind::RemoteFtpGet), find(Kind::TcpStream))
-        && t.msgs_per_s > 0.0
-    {
-        let x = m.msgs_per_s / t.msgs_per_s;
-        let mb_s = |r: &Row| r.msgs_per_s * ftp_get::FILE_BYTES as f64 / 1e6;
-        v.push(Verdict {
-            target: "Remote m3ftp GET (64 MiB) >= 80% of a TCP stream's throughput",
-            measured: format!("{:.0} vs {:.0} MB/s: {:.0}%", mb_s(m), mb_s(t), x * 100.0),
-            met: Some(x >= 0.8),
-        });
-    }
+    remote_verdicts(rows, skipped, &mut v);
     web_verdicts(rows, skipped, &mut v);
     v
+}
+
+/// Issue 18: across two nodes, against TCP on the same link, for each link (the wake-ups on
+/// the path are in the rows' notes).
+fn remote_verdicts(rows: &[Row], skipped: &[Skipped], v: &mut Vec<Verdict>) {
+    let find = |k| rows.iter().find(|r| r.scenario.kind == k);
+    let why_skipped = |k| {
+        skipped
+            .iter()
+            .find(|(s, _)| s.kind == k)
+            .map(|(_, why)| format!("not compared: {why}"))
+    };
+    for link in Link::ALL {
+        let (sendrec, get) = match link {
+            Link::Loopback => (
+                "Remote sendrec (64 B, two nodes on loopback) p50 <= 1.5x TCP ping-pong",
+                "Remote m3ftp GET (64 MiB, loopback) >= 80% of a TCP stream's throughput",
+            ),
+            Link::Veth => (
+                "Remote sendrec (64 B, two nodes over veth) p50 <= 1.5x TCP ping-pong",
+                "Remote m3ftp GET (64 MiB, veth) >= 80% of a TCP stream's throughput",
+            ),
+        };
+        if let Some(measured) = why_skipped(Kind::RemoteSendrec(link)) {
+            v.push(Verdict {
+                target: sendrec,
+                measured,
+                met: None,
+            });
+        } else if let Some(x) = p50_ratio(
+            find(Kind::RemoteSendrec(link)),
+            find(Kind::TcpPingPong(link)),
+        ) {
+            v.push(Verdict {
+                target: sendrec,
+                measured: format!("{x:.2}x"),
+                met: Some(x <= 1.5),
+            });
+        }
+        if let Some(measured) = why_skipped(Kind::RemoteFtpGet(link)) {
+            v.push(Verdict {
+                target: get,
+                measured,
+                met: None,
+            });
+        } else if let (Some(m), Some(t)) =
+            (find(Kind::RemoteFtpGet(link)), find(Kind::TcpStream(link)))
+            && t.msgs_per_s > 0.0
+        {
+            let x = m.msgs_per_s / t.msgs_per_s;
+            let mb_s = |r: &Row| r.msgs_per_s * ftp_get::FILE_BYTES as f64 / 1e6;
+            v.push(Verdict {
+                target: get,
+                measured: format!("{:.0} vs {:.0} MB/s: {:.0}%", mb_s(m), mb_s(t), x * 100.0),
+                met: Some(x >= 0.8),
+            });
+        }
+    }
 }
 
 /// Issue 15: the MUK2 web server against nginx's one worker, same run, same placement.
