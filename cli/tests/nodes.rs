@@ -330,6 +330,28 @@ fn vcopy_crosses_nodes() {
     }
 }
 
+/// A write into a remote grant completes for the server once its bytes are on the link
+/// (written behind); when the far node refuses it (here: the grant is read-only), the client's
+/// reply is replaced by that error, so it never takes missing data for a good reply.
+#[test]
+fn a_refused_write_behind_fails_the_clients_reply() {
+    let nodes = cluster(2);
+    let mut s = Ep::start(&nodes[0], 5);
+    let mut c = Ep::start(&nodes[1], 6);
+    c.sees(s.ep);
+    s.sees(c.ep);
+    s.cmd("copyback");
+    c.cmd(&format!("lend {} 4096 1", s.ep));
+    // The read succeeds and matches; the write is accepted on the server's node.
+    assert_eq!(s.result(LONG), vec![0, 0, 1]);
+    assert_eq!(c.result(LONG)[0], Errno::EDVSACCES.code());
+    // The next round trip is not affected.
+    s.cmd("copyback");
+    c.cmd(&format!("lend {} 4096", s.ep));
+    assert_eq!(s.result(LONG), vec![0, 0, 1]);
+    assert_eq!(c.result(LONG), vec![0, 1]);
+}
+
 /// `wakeup` of a remote endpoint: its `receive(ANY)` on its own node returns `EDVSWOKENUP`,
 /// and a later `receive` still gets the messages sent after.
 #[test]

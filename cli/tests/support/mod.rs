@@ -133,7 +133,13 @@ pub fn proc_child() {
                 let h = p.alloc_buffer(len).unwrap();
                 let bytes: Vec<u8> = (0..len).map(pattern1).collect();
                 p.buffer(h).unwrap().write_at(0, &bytes).unwrap();
-                let g = p.grant(h, w[0], 0, len, Access::READ_WRITE).unwrap();
+                // w[2] = 1: lend it read-only (the server's write back must fail).
+                let access = if w.get(2) == Some(&1) {
+                    Access::READ
+                } else {
+                    Access::READ_WRITE
+                };
+                let g = p.grant(h, w[0], 0, len, access).unwrap();
                 let mut m = Message::new(3000);
                 m.payload[0] = g.0;
                 m.payload[1] = len as u64;

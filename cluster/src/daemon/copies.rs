@@ -4,13 +4,20 @@
 //! [`RemoteCopy`]. The pump takes it from the proxy's mailbox ([`Served::take_copy_requests`])
 //! and queues it for a copy worker (threads kept while copies come), which cuts the range into chunks of [`COPY_CHUNK`] and
 //! sends them all at once (several in flight): a `CopyRequest` per chunk to read, a `CopyData`
-//! per chunk to write. Each chunk waits in [`Served`]'s copy table by sequence number for its
-//! answer: `CopyData` (a read's bytes, written into the server's local grant to the proxy) or
-//! `CopyAck` (a write done, or a failure). The proxy then replies to the server with `OK` or
-//! the first error. A link that goes down fails its chunks with `EDVSNOTCONN`; a chunk with no
+//! per chunk to write. A read's chunks wait in [`Served`]'s copy table by sequence number for
+//! their answers, `CopyData` (the bytes, written into the server's local grant to the proxy) or
+//! `CopyAck` (a failure); the proxy then replies to the server with `OK` or the first error. A
+//! write waits for its `CopyAck`s too, unless it can be *written behind* (op `WriteBehind`):
+//! when the grantor waits for the reply of a server on this node (its remote slot here is in a
+//! `sendrec` to a local server), that reply will follow the chunks on the same link, so the
+//! proxy replies `OK` once the chunks are on the link and the server's next write goes out
+//! while this one travels; nothing answers those chunks. A chunk that fails on the grantor's node fails the grantor's next reply from this
+//! node instead: the grantor waits for one (its grant is in use by a request it made), and the
+//! reply travels behind the chunks on the same link, so it cannot get there first. The server
+//! learns nothing of it; the client gets the error instead of a reply whose data is missing. A link that goes down fails its chunks with `EDVSNOTCONN`; a chunk with no
 //! answer within [`COPY_TIMEOUT`] fails the copy with `EDVSTIMEDOUT`. Nothing is resent.
 //!
-//! **Grantor's node**: a `CopyRequest` or a `CopyData` (op write) arrives for a grant that the
+//! **Grantor's node**: a `CopyRequest` or a `CopyData` (op write, or write behind) arrives for a grant that the
 //! local endpoint `dst` issued to the server `src`, a remote slot here. The link's reader thread
 //! serves it ([`serve`]): as the server's remote slot it opens the grant
 //! ([`m3ipc::Proc::granted`], so the grant must name that server as grantee, with the rights the
@@ -51,6 +58,7 @@ impl Served {
     /// Take the copy requests waiting in the proxy's mailbox and start a thread for each.
     /// Anything else sent to the proxy is refused (`EDVSBADREQUEST`).
     pub(crate) fn take_copy_requests(&self, node: &Node) {
+        let mut inline = Vec::new();
         let proxy_guard = self.proxy_lock();
         let Some(p) = proxy_guard.as_ref() else {
             return;
@@ -61,7 +69,7 @@ impl Served {
                 Ok(()) => {}
                 // A copy thread's wake-up (or anyone's): nothing to take.
                 Err(Errno::EDVSWOKENUP) => continue,
-                Err(_) => return,
+                Err(_) => break,
             }
             let client = m.m_source;
             let req = match RemoteCopy::decode(&m) {
@@ -82,9 +90,16 @@ impl Served {
                 req,
                 peer: route.node,
             };
-            if let Err(code) = self.copy_workers.start(node, self, job) {
+            // A write behind never waits: the pump does it at once (no hop to a worker).
+            if req.dir == CopyDir::Out && self.awaits_local_reply(req.grantor) {
+                inline.push(job);
+            } else if let Err(code) = self.copy_workers.start(node, self, job) {
                 let _ = p.reply(client, &Message::new(code.code()));
             }
+        }
+        drop(proxy_guard);
+        for job in inline {
+            finish(node, self, &job);
         }
     }
 
@@ -123,11 +138,15 @@ pub(crate) fn run(
     let (tx, rx) = channel();
     let mut seqs = Vec::new();
     let mut result = Ok(());
+    // Written behind only when the grantor's reply will come from this node: it then follows
+    // the chunks on the same link. If it came from a third node, it could overtake them.
+    let behind = req.dir == CopyDir::Out && s.awaits_local_reply(req.grantor);
     for at in (0..req.len).step_by(COPY_CHUNK) {
         let len = COPY_CHUNK.min(req.len - at);
         let desc = CopyDesc {
             op: match req.dir {
                 CopyDir::In => CopyOp::Read,
+                CopyDir::Out if behind => CopyOp::WriteBehind,
                 CopyDir::Out => CopyOp::Write,
             },
             grantor: req.grantor,
@@ -161,16 +180,20 @@ pub(crate) fn run(
                 break;
             }
         }
-        s.add_copy(
-            seq,
-            Waiting {
-                peer,
-                at,
-                len,
-                tx: tx.clone(),
-            },
-        );
-        seqs.push(seq);
+        // A write behind is done for the server once its bytes are on the link: the next
+        // chunk, and the server's next request, go out while this one travels.
+        if !behind {
+            s.add_copy(
+                seq,
+                Waiting {
+                    peer,
+                    at,
+                    len,
+                    tx: tx.clone(),
+                },
+            );
+            seqs.push(seq);
+        }
         if node.send(peer, &f).is_err() {
             result = Err(Errno::EDVSNOTCONN);
             break;
@@ -215,17 +238,32 @@ fn write_local(
 
 /// On the grantor's node, as the server's remote slot `proc`: serve one `CopyRequest` or
 /// `CopyData` frame and return the answer to send.
-pub(crate) fn serve(proc: &Proc, dcid: u32, f: &Frame) -> Frame {
+pub(crate) fn serve(proc: &Proc, dcid: u32, f: &Frame) -> ChunkServed {
+    let behind = CopyDesc::decode(&f.payload)
+        .ok()
+        .filter(|d| d.op == CopyOp::WriteBehind);
     let mut a = Frame::new(Command::CopyAck, dcid, f.dst, f.src, f.seq);
-    match serve_chunk(proc, f) {
-        Ok(Some(payload)) => {
+    match (serve_chunk(proc, f), behind) {
+        (Ok(_), Some(_)) => return ChunkServed::Done,
+        (Err(e), Some(d)) => return ChunkServed::Poison(d.grantor, e),
+        (Ok(Some(payload)), None) => {
             a.cmd = Command::CopyData;
             a.payload = payload;
         }
-        Ok(None) => {}
-        Err(e) => a.rcode = e.code(),
+        (Ok(None), None) => {}
+        (Err(e), None) => a.rcode = e.code(),
     }
-    a
+    ChunkServed::Answer(a)
+}
+
+/// What serving a chunk asks of the reader thread.
+pub(crate) enum ChunkServed {
+    /// Send this answer.
+    Answer(Frame),
+    /// A chunk written behind failed: the grantor's next reply from that node fails with it.
+    Poison(Endpoint, Errno),
+    /// Nothing (a chunk written behind, done).
+    Done,
 }
 
 fn serve_chunk(proc: &Proc, f: &Frame) -> Result<Option<Vec<u8>>, Errno> {
@@ -233,7 +271,7 @@ fn serve_chunk(proc: &Proc, f: &Frame) -> Result<Option<Vec<u8>>, Errno> {
     let data = f.payload.get(COPY_DESC_SIZE..).unwrap_or_default();
     let wants = match desc.op {
         CopyOp::Read => f.cmd == Command::CopyRequest,
-        CopyOp::Write => f.cmd == Command::CopyData,
+        CopyOp::Write | CopyOp::WriteBehind => f.cmd == Command::CopyData,
     };
     if !wants || !desc.fits(f.cmd, data.len()) || desc.grantor != f.dst {
         return Err(Errno::EDVSBADVALUE);
@@ -249,7 +287,7 @@ fn serve_chunk(proc: &Proc, f: &Frame) -> Result<Option<Vec<u8>>, Errno> {
             view.read_at(off, &mut out[COPY_DESC_SIZE..])?;
             Ok(Some(out))
         }
-        CopyOp::Write => {
+        CopyOp::Write | CopyOp::WriteBehind => {
             view.write_at(off, data)?;
             Ok(None)
         }
@@ -346,6 +384,18 @@ impl CopyWorkers {
     }
 }
 
+/// Run copy `job` and reply to its server.
+fn finish(node: &Node, s: &Served, job: &CopyJob) {
+    let code = match run(node, s, job.client, &job.req, job.peer) {
+        Ok(()) => PROXY_OK,
+        Err(e) => e.code(),
+    };
+    if let Some(p) = s.proxy_lock().as_ref() {
+        // EDVSPROCSTS: the server gave up waiting meanwhile.
+        let _ = p.reply(job.client, &Message::new(code));
+    }
+}
+
 /// A worker: run copies until none comes for [`WORKER_IDLE`] or the daemon stops.
 fn work(
     node: &std::sync::Weak<Node>,
@@ -363,14 +413,7 @@ fn work(
         let (Some(node), Some(s)) = (node.upgrade(), s.upgrade()) else {
             break;
         };
-        let code = match run(&node, &s, job.client, &job.req, job.peer) {
-            Ok(()) => PROXY_OK,
-            Err(e) => e.code(),
-        };
-        if let Some(p) = s.proxy_lock().as_ref() {
-            // EDVSPROCSTS: the server gave up waiting meanwhile.
-            let _ = p.reply(job.client, &Message::new(code));
-        }
+        finish(&node, &s, &job);
     }
     if let Some(s) = s.upgrade() {
         s.copy_workers.running.fetch_sub(1, Ordering::Relaxed);

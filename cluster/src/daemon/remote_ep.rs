@@ -123,8 +123,17 @@ impl RemoteEp {
         self.deliver(node, served, f);
     }
 
+    /// Whether the endpoint's `sendrec` to a local server is under way here: its reply will
+    /// then come from this node, on the same link as anything this node sends it before.
+    pub(crate) fn awaits_local_reply(&self) -> bool {
+        lock(&self.state)
+            .current
+            .as_ref()
+            .is_some_and(|(p, asked)| asked.cmd == Command::Sendrec && p.is_sendrec())
+    }
+
     /// Serve a chunk of a copy against a grant a local endpoint issued to this remote one.
-    pub(crate) fn serve_copy(&self, dcid: u32, f: &Frame) -> Option<Frame> {
+    pub(crate) fn serve_copy(&self, dcid: u32, f: &Frame) -> Option<super::copies::ChunkServed> {
         let st = lock(&self.state);
         let proc = st.proc.as_ref()?;
         Some(super::copies::serve(proc, dcid, f))
@@ -294,6 +303,7 @@ fn forward(node: &Node, served: &Served, proc: &Proc, peer: u32, taken: Taken) {
     let m = *taken.message();
     let src = m.m_source;
     served.announce_source(node, src);
+    served.clear_poison(src);
     let seq = node.next_seq();
     let cmd = match &taken {
         Taken::Send(_) => Command::Send,

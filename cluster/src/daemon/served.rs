@@ -4,7 +4,7 @@
 //! forwards the calls made to remote slots and answers the incoming calls that ended
 //! (`remote_ep.rs`). It also announces local binds.
 
-use super::copies::{self, CopyWorkers, Waiting};
+use super::copies::{self, ChunkServed, CopyWorkers, Waiting};
 use super::node::{Node, lock};
 use super::remote_ep::{Pumped, RemoteEp};
 use crate::wire::{Command, CopyDesc, CopyOp, Frame};
@@ -60,7 +60,14 @@ pub(crate) struct Served {
     copies: Mutex<HashMap<u64, Waiting>>,
     /// The threads that run those copies.
     pub(crate) copy_workers: CopyWorkers,
+    /// Local grantors whose grant a chunk written behind failed to reach (`copies.rs`): their
+    /// next reply from a remote server fails with the error instead.
+    poisoned: Mutex<HashMap<Endpoint, Errno>>,
 }
+
+/// Grantors remembered as poisoned at most (one whose reply never comes is forgotten when
+/// the table is full).
+const MAX_POISONED: usize = 1024;
 
 impl Served {
     pub(crate) fn new(name: String, dc: Dc, proxy: Proc) -> Arc<Served> {
@@ -78,6 +85,7 @@ impl Served {
             pending: Mutex::new(HashMap::new()),
             copies: Mutex::new(HashMap::new()),
             copy_workers: CopyWorkers::new(),
+            poisoned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -229,15 +237,31 @@ impl Served {
                     .get(&nr)
                     .filter(|r| r.node == peer && r.ep == f.src)
                     .cloned();
+                let behind = (f.cmd == Command::CopyData)
+                    .then(|| CopyDesc::decode(&f.payload).ok())
+                    .flatten()
+                    .filter(|d| d.op == CopyOp::WriteBehind);
                 match r {
                     Some(r) if matches!(f.cmd, Command::CopyRequest | Command::CopyData) => {
-                        if let Some(a) = r.serve_copy(self.dcid, &f) {
-                            let _ = node.send(peer, &a);
+                        match r.serve_copy(self.dcid, &f) {
+                            Some(ChunkServed::Answer(a)) => {
+                                let _ = node.send(peer, &a);
+                            }
+                            Some(ChunkServed::Poison(grantor, e)) => self.poison(grantor, e),
+                            Some(ChunkServed::Done) => {}
+                            None => {
+                                if let Some(d) = behind {
+                                    self.poison(d.grantor, Errno::EDVSSRCDIED);
+                                }
+                            }
                         }
                     }
                     Some(r) => r.deliver(node, self, f),
                     // The source is not (or no longer) bound there as far as we know.
-                    None => node.refuse(peer, &f, Errno::EDVSSRCDIED),
+                    None => match behind {
+                        Some(d) => self.poison(d.grantor, Errno::EDVSSRCDIED),
+                        None => node.refuse(peer, &f, Errno::EDVSSRCDIED),
+                    },
                 }
             }
             Command::SendAck => {
@@ -274,6 +298,12 @@ impl Served {
                 let Some(r) = lock(&self.remotes).get(&via).cloned() else {
                     return;
                 };
+                // A chunk written behind into the client's grant failed: the reply would claim
+                // data the client does not have.
+                if let Some(e) = lock(&self.poisoned).remove(&client) {
+                    r.reply(client, Err(e));
+                    return;
+                }
                 let ask = <[u8; 8]>::try_from(f.payload.as_slice()).ok();
                 match (f.cmd, ask) {
                     (Command::ReplyRequest, Some(seq)) => {
@@ -353,6 +383,34 @@ impl Served {
         // With calls still queued it stays until the pump has made them.
         if r.unbind() == Pumped::Gone {
             self.forget(nr, &r);
+        }
+    }
+
+    /// A chunk written behind into `grantor`'s grant failed with `e` (see `copies.rs`).
+    fn poison(&self, grantor: Endpoint, e: Errno) {
+        let mut p = lock(&self.poisoned);
+        if p.len() >= MAX_POISONED && !p.contains_key(&grantor) {
+            p.clear();
+        }
+        p.insert(grantor, e);
+    }
+
+    /// Whether remote endpoint `ep` waits here for a local server's reply (see
+    /// [`RemoteEp::awaits_local_reply`]).
+    pub(crate) fn awaits_local_reply(&self, ep: Endpoint) -> bool {
+        let r = lock(&self.remotes)
+            .get(&endpoint::nr(ep))
+            .filter(|r| r.ep == ep)
+            .cloned();
+        r.is_some_and(|r| r.awaits_local_reply())
+    }
+
+    /// `client` makes a new call across: a poison left by a request it gave up on (its
+    /// timeout) is not this call's.
+    pub(crate) fn clear_poison(&self, client: Endpoint) {
+        let mut p = lock(&self.poisoned);
+        if !p.is_empty() {
+            p.remove(&client);
         }
     }
 

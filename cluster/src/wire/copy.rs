@@ -3,7 +3,7 @@
 //!
 //! | offset | size | field | meaning |
 //! |---|---|---|---|
-//! | 0 | 4 | `op` | [`CopyOp`]: 1 read (bytes flow to the requester), 2 write |
+//! | 0 | 4 | `op` | [`CopyOp`]: 1 read (bytes flow to the requester), 2 write, 3 write behind |
 //! | 4 | 4 | `grantor` | the endpoint that issued the grant (bound on the receiving node) |
 //! | 8 | 8 | `grant` | the grant id |
 //! | 16 | 8 | `offset` | where in the grant's range this chunk starts |
@@ -12,7 +12,8 @@
 //!
 //! Little-endian. The frame's `src` is the grantee (the server, a remote slot on the grantor's
 //! node), `dst` the grantor, `seq` the requester's number for this chunk, echoed by the answer:
-//! `CopyData` with op read (the bytes) or `CopyAck` (a write done, or any failure).
+//! `CopyData` with op read (the bytes) or `CopyAck` (a write done, or any failure). A chunk
+//! written behind is not answered: its failure fails the grantor's next reply instead.
 
 use super::WireError;
 use super::frame::{COPY_DESC_SIZE, Command, MAX_CHUNK};
@@ -26,6 +27,17 @@ pub enum CopyOp {
     Read = 1,
     /// From the requester into the grant.
     Write = 2,
+    /// From the requester into the grant, not answered: the requester went on as soon as the
+    /// bytes were on the link. A failure fails the grantor's next reply from the requester's
+    /// node instead (the grantor waits for one: its grant is in use by a request of its own).
+    WriteBehind = 3,
+}
+
+impl CopyOp {
+    /// Whether bytes flow into the grant.
+    pub fn writes(self) -> bool {
+        matches!(self, CopyOp::Write | CopyOp::WriteBehind)
+    }
 }
 
 /// One chunk's descriptor.
@@ -69,6 +81,7 @@ impl CopyDesc {
         let op = match u32_at(0) {
             1 => CopyOp::Read,
             2 => CopyOp::Write,
+            3 => CopyOp::WriteBehind,
             _ => return Err(WireError::BadCopy),
         };
         let len = u32_at(24);
