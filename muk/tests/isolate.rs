@@ -45,6 +45,23 @@ fn run_role(role: &str, dc: &str, _args: &[String]) {
 /// A running `muk2 run --isolate`, killed on drop if the test did not end it.
 struct Isolated(Child);
 
+/// The lines `muk2 run` printed up to "running; stop with" (all of them if it never got there).
+fn until_running(run: &mut Isolated) -> Vec<String> {
+    let mut seen = Vec::new();
+    let Some(out) = run.0.stdout.take() else {
+        return seen;
+    };
+    for line in BufReader::new(out).lines() {
+        let line = line.unwrap();
+        let done = line.contains("running; stop with");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    seen
+}
+
 impl Drop for Isolated {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
@@ -101,15 +118,7 @@ fn an_isolated_muk2_sees_nothing_of_the_host_and_serves_outside_clients() {
             .spawn()
             .unwrap(),
     );
-    let mut seen = Vec::new();
-    for line in BufReader::new(run.0.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let done = line.contains("running; stop with");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
+    let seen = until_running(&mut run);
     if !seen.iter().any(|l| l.contains("running; stop with")) {
         let mut err = String::new();
         run.0
@@ -380,15 +389,7 @@ fn an_interface_named_in_the_config_carries_http_to_an_isolated_muk2() {
             .spawn()
             .unwrap(),
     );
-    let mut seen = Vec::new();
-    for line in BufReader::new(run.0.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let done = line.contains("running; stop with");
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
+    let seen = until_running(&mut run);
     if !seen.iter().any(|l| l.contains("running; stop with")) {
         let mut err = String::new();
         let _ = run.0.stderr.take().unwrap().read_to_string(&mut err);

@@ -485,6 +485,17 @@ fn m3ftp(dir: &Path, dc: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `m3ftp put LOCAL /big`, then `get /big BACK`, from node `dir`: how long each took.
+#[track_caller]
+fn put_and_get(dir: &Path, dc: &str, local: &Path, back: &Path) -> (Duration, Duration) {
+    let t = Instant::now();
+    m3ftp_ok(dir, dc, &["put", local.to_str().unwrap(), "/big"]);
+    let put = t.elapsed();
+    let t = Instant::now();
+    m3ftp_ok(dir, dc, &["get", "/big", back.to_str().unwrap()]);
+    (put, t.elapsed())
+}
+
 #[track_caller]
 fn m3ftp_ok(dir: &Path, dc: &str, args: &[&str]) {
     let out = m3ftp(dir, dc, args);
@@ -536,20 +547,7 @@ fn m3ftp_on_node_1_against_muk2_storage_on_node_0() {
 
     let (local, data) = s.random_file("big", mib * MIB, 77);
     let back = s.path("back");
-    let t = Instant::now();
-    m3ftp_ok(
-        &nodes.dirs[1],
-        &dc,
-        &["put", local.to_str().unwrap(), "/big"],
-    );
-    let put = t.elapsed();
-    let t = Instant::now();
-    m3ftp_ok(
-        &nodes.dirs[1],
-        &dc,
-        &["get", "/big", back.to_str().unwrap()],
-    );
-    let get = t.elapsed();
+    let (put, get) = put_and_get(&nodes.dirs[1], &dc, &local, &back);
     eprintln!("remote m3ftp of {mib} MiB: put {put:?}, get {get:?}");
     assert!(
         std::fs::read(&back).unwrap() == data,
@@ -728,20 +726,7 @@ fn m3ftp_on_node_1_fs_on_node_0_rdisk_on_node_2() {
 
     let (local, data) = s.random_file("big", mib * MIB, 80);
     let back = s.path("back");
-    let t = Instant::now();
-    m3ftp_ok(
-        &nodes.dirs[1],
-        &dc,
-        &["put", local.to_str().unwrap(), "/big"],
-    );
-    let put = t.elapsed();
-    let t = Instant::now();
-    m3ftp_ok(
-        &nodes.dirs[1],
-        &dc,
-        &["get", "/big", back.to_str().unwrap()],
-    );
-    let get = t.elapsed();
+    let (put, get) = put_and_get(&nodes.dirs[1], &dc, &local, &back);
     let rate = |d: Duration| mib as f64 / d.as_secs_f64().max(1e-9);
     eprintln!(
         "three-node m3ftp of {mib} MiB: put {put:?} ({:.1} MiB/s), get {get:?} ({:.1} MiB/s), \

@@ -128,14 +128,8 @@ impl Proc {
             Ok(me) => me,
             Err(e) => return Some(Err(e)),
         };
-        let Some(slot) = self.region().slot(p.peer_idx) else {
+        let Some(peer) = self.posted_peer(p) else {
             return Some(Err(Errno::EDVSPROCSTS));
-        };
-        let peer = Peer {
-            idx: p.peer_idx,
-            ep: p.peer_ep,
-            slot,
-            owner: p.peer_owner,
         };
         let mut reply = Message::default();
         let mut out = self.outgoing(me, peer, p, &mut reply);
@@ -159,13 +153,7 @@ impl Proc {
             return Some(r);
         }
         let me = self.bound().ok()?;
-        let slot = self.region().slot(p.peer_idx)?;
-        let peer = Peer {
-            idx: p.peer_idx,
-            ep: p.peer_ep,
-            slot,
-            owner: p.peer_owner,
-        };
+        let peer = self.posted_peer(&p)?;
         let mut reply = Message::default();
         let r = self.outgoing(me, peer, &p, &mut reply).give_up(why)?;
         self.end_transmit(me, p.peer_idx, false);
@@ -180,6 +168,17 @@ impl Proc {
         };
         let st = peer.slot.envelopes[SYNC].load();
         st.phase() == Phase::AwaitReply && usize::from(st.peer()) == self.idx
+    }
+
+    /// The destination of `p` as it was resolved when posted (`None`: its slot index is out
+    /// of range).
+    fn posted_peer(&self, p: &Posted) -> Option<Peer<'_>> {
+        Some(Peer {
+            idx: p.peer_idx,
+            ep: p.peer_ep,
+            slot: self.region().slot(p.peer_idx)?,
+            owner: p.peer_owner,
+        })
     }
 
     /// The blocking call's state machine, for one look at `p`.
