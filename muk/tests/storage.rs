@@ -1042,3 +1042,50 @@ fn sixty_four_mib_file_round_trip() {
     support::stop(h, 3);
     fsck_clean(&image);
 }
+
+/// FTP keeps the path of the last client it served, so a GET's later chunks need not read the
+/// client's path buffer again (`SAME_PATH`). Another client's request in between must not
+/// hand the first client the other's file: here a whole GET of `/b` by a second client runs
+/// between two chunks of the first client's GET of `/a`.
+#[test]
+fn a_get_interleaved_with_another_clients_get_keeps_its_own_path() {
+    let s = Scratch::new("muk-storage-same-path");
+    let image = s.mkfs("disk.img", 32);
+    let t = TestDc::new('i');
+    let h = host_storage(
+        &t.dc,
+        &STORAGE,
+        &DiskSpec::Image(image.clone()),
+        FormatPolicy::Never,
+        Runner::Coroutines,
+    );
+    let (a, a_data) = s.random_file("a", (3 << 20) + 5, 21);
+    let (b, b_data) = s.random_file("b", (2 << 20) + 9, 22);
+    ok(&t.name, &["put", a.to_str().unwrap(), "/a"]);
+    ok(&t.name, &["put", b.to_str().unwrap(), "/b"]);
+    let mut first = FtpClient::connect(&t.name, &ConnectOptions::default()).unwrap();
+    let mut second = FtpClient::connect(&t.name, &ConnectOptions::default()).unwrap();
+    let mut got_a = Vec::new();
+    let mut got_b = Vec::new();
+    let mut chunks = 0;
+    first
+        .get_with(
+            "/a",
+            &mut |chunk| {
+                got_a.extend_from_slice(chunk);
+                chunks += 1;
+                if chunks == 1 {
+                    second.get("/b", &mut got_b, "mem", &mut |_, _| {}).unwrap();
+                }
+                Ok(())
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+    assert!(chunks > 2, "{chunks} chunks");
+    assert!(got_b == b_data, "the second client got other bytes");
+    assert!(got_a == a_data, "the first client got other bytes");
+    drop((first, second));
+    support::stop(h, 3);
+    fsck_clean(&image);
+}

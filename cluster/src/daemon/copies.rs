@@ -167,13 +167,12 @@ pub(crate) fn run(
         if cmd == Command::CopyData {
             // A write sends the server's bytes: straight from its local grant to the proxy
             // into the frame.
-            f.payload.resize(COPY_DESC_SIZE + len, 0);
             let off = req.local_offset.checked_add(at).ok_or(Errno::EDVSRANGE);
             let read = off.and_then(|off| {
                 let g = s.proxy_lock();
                 let p = g.as_ref().ok_or(Errno::EDVSNOTCONN)?;
                 p.granted(client, req.local)?
-                    .read_at(off, &mut f.payload[COPY_DESC_SIZE..])
+                    .append_to(off, len, &mut f.payload)
             });
             if let Err(e) = read {
                 result = Err(e);
@@ -283,8 +282,7 @@ fn serve_chunk(proc: &Proc, f: &Frame) -> Result<Option<Vec<u8>>, Errno> {
             let len = desc.len as usize;
             let mut out = Vec::with_capacity(COPY_DESC_SIZE + len);
             out.extend_from_slice(&desc.encode());
-            out.resize(COPY_DESC_SIZE + len, 0);
-            view.read_at(off, &mut out[COPY_DESC_SIZE..])?;
+            view.append_to(off, len, &mut out)?;
             Ok(Some(out))
         }
         CopyOp::Write | CopyOp::WriteBehind => {

@@ -12,6 +12,11 @@ use std::io::{self, Read};
 /// Bytes asked of the socket per read when no frame in progress needs more.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A payload at least this long is read straight into its frame's own buffer once its header is
+/// in, instead of through the decoder's buffer: a copy chunk is received with one copy (the
+/// kernel's), not three.
+const DIRECT_PAYLOAD: usize = 64 * 1024;
+
 /// What the decoder has taken from the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Incoming {
@@ -21,12 +26,25 @@ pub enum Incoming {
     Frame(Frame),
 }
 
+/// A large frame whose header is in and whose payload is being received into its own buffer.
+#[derive(Debug)]
+struct LargeFrame {
+    header: Header,
+    msg: [u8; FRAME_SIZE - HEADER_SIZE],
+    /// The payload, `header.len` bytes; those before `filled` are received.
+    payload: Vec<u8>,
+    filled: usize,
+}
+
 /// Turns the bytes of one direction of a connection into a [`Hello`] and then [`Frame`]s.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    /// Received bytes; those before `start` are consumed.
+    /// Received bytes are `buf[start..end]`; `buf[end..]` is room already initialised, kept so
+    /// that a read does not zero its target again.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
+    large: Option<LargeFrame>,
     hello_seen: bool,
     failed: bool,
 }
@@ -39,28 +57,54 @@ impl FrameDecoder {
 
     /// Bytes received and not yet returned as a hello or a frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.start
+        let large = self.large.as_ref().map_or(0, |l| FRAME_SIZE + l.filled);
+        self.end - self.start + large
     }
 
     /// Add received bytes.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        if let Some(l) = &mut self.large {
+            let n = (l.payload.len() - l.filled).min(bytes.len());
+            l.payload[l.filled..l.filled + n].copy_from_slice(&bytes[..n]);
+            l.filled += n;
+            bytes = &bytes[n..];
+        }
+        if bytes.is_empty() {
+            return;
+        }
         self.compact();
-        self.buf.extend_from_slice(bytes);
+        let room = self.room(bytes.len());
+        room[..bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
     }
 
-    /// One `read` from `r` into the buffer: at least what the item in progress still needs, at
-    /// most that or 64 KiB, whichever is more. Returns the bytes read (0: end of stream).
+    /// One `read` from `r`: into the payload of the large frame in progress, or into the
+    /// buffer, at least what the item in progress still needs, at most that or 64 KiB,
+    /// whichever is more. Returns the bytes read (0: end of stream).
     ///
     /// Errors: those of `r` (`Interrupted` and `WouldBlock` included: the caller decides).
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
+        if let Some(l) = &mut self.large
+            && l.filled < l.payload.len()
+        {
+            let n = r.read(&mut l.payload[l.filled..])?;
+            l.filled += n;
+            return Ok(n);
+        }
         self.compact();
         let want = self.needed().max(READ_CHUNK);
-        let old = self.buf.len();
-        self.buf.resize(old + want, 0);
-        let got = r.read(&mut self.buf[old..]);
-        let n = *got.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
-        got
+        let n = r.read(self.room(want))?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// `want` bytes of room after the received bytes (zeroed only the first time the buffer
+    /// grows that far).
+    fn room(&mut self, want: usize) -> &mut [u8] {
+        if self.buf.len() < self.end + want {
+            self.buf.resize(self.end + want, 0);
+        }
+        &mut self.buf[self.end..self.end + want]
     }
 
     /// The next whole item, `Ok(None)` until its bytes are all in.
@@ -79,7 +123,18 @@ impl FrameDecoder {
     }
 
     fn next_inner(&mut self) -> Result<Option<Incoming>, WireError> {
-        let avail = &self.buf[self.start..];
+        if let Some(l) = &self.large {
+            if l.filled < l.payload.len() {
+                return Ok(None);
+            }
+            let Some(l) = self.large.take() else {
+                return Ok(None);
+            };
+            return Ok(Some(Incoming::Frame(
+                l.header.into_frame(&l.msg, l.payload)?,
+            )));
+        }
+        let avail = &self.buf[self.start..self.end];
         if !self.hello_seen {
             let Some(len) = Hello::wire_len(avail)? else {
                 return Ok(None);
@@ -101,6 +156,23 @@ impl FrameDecoder {
         let total = FRAME_SIZE + header.len;
         debug_assert!(header.len <= MAX_PAYLOAD);
         if avail.len() < total {
+            if header.len >= DIRECT_PAYLOAD
+                && let Some(msg) = avail
+                    .get(HEADER_SIZE..FRAME_SIZE)
+                    .and_then(|m| m.first_chunk::<{ FRAME_SIZE - HEADER_SIZE }>())
+            {
+                // The rest of the payload goes straight into the frame's buffer.
+                let part = &avail[FRAME_SIZE..];
+                let mut payload = vec![0; header.len];
+                payload[..part.len()].copy_from_slice(part);
+                self.large = Some(LargeFrame {
+                    header,
+                    msg: *msg,
+                    filled: part.len(),
+                    payload,
+                });
+                self.start = self.end;
+            }
             return Ok(None);
         }
         let msg = &avail[HEADER_SIZE..FRAME_SIZE];
@@ -112,7 +184,10 @@ impl FrameDecoder {
 
     /// Bytes still missing from the item in progress (0 when unknown or none).
     fn needed(&self) -> usize {
-        let avail = &self.buf[self.start..];
+        if let Some(l) = &self.large {
+            return l.payload.len() - l.filled;
+        }
+        let avail = &self.buf[self.start..self.end];
         let whole = if !self.hello_seen {
             match Hello::wire_len(avail) {
                 Ok(Some(len)) => len,
@@ -129,11 +204,12 @@ impl FrameDecoder {
 
     /// Drop consumed bytes once they are the larger part of the buffer.
     fn compact(&mut self) {
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start == self.end {
             self.start = 0;
-        } else if self.start > READ_CHUNK && self.start * 2 >= self.buf.len() {
-            self.buf.drain(..self.start);
+            self.end = 0;
+        } else if self.start > READ_CHUNK && self.start * 2 >= self.end {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
     }
@@ -289,6 +365,11 @@ mod tests {
                     assert!(matches!(i, Incoming::Frame(_)));
                 }
                 assert!(d.buf.len() <= 2 * (FRAME_SIZE + MAX_PAYLOAD) + READ_CHUNK);
+                assert!(
+                    d.large
+                        .as_ref()
+                        .is_none_or(|l| l.payload.len() <= MAX_PAYLOAD)
+                );
             }
         }
     }

@@ -162,6 +162,24 @@ impl<'a> BufView<'a> {
         Ok(())
     }
 
+    /// Append `len` bytes of the view at `off` to `out` (needs READ): [`BufferView::read_at`]
+    /// without zeroing the room first, for a large chunk bound for a socket.
+    pub fn append_to(&self, off: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {
+        let at = self.at(Access::READ, off, len)?;
+        let src = self.pool.file.data(at, len).ok_or(Errno::EDVSRANGE)?;
+        out.reserve(len);
+        let old = out.len();
+        // SAFETY: `reserve` made room for `len` more bytes after `old`, so the destination is
+        // valid for `len` writes; `src` lies in the mapping (checked by `data`) and `out` is
+        // private memory, so they do not overlap. The copy initialises exactly
+        // `old..old + len`, which makes the new length sound.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(old), len);
+            out.set_len(old + len);
+        }
+        Ok(())
+    }
+
     /// Fill `len` bytes at `off` with `byte` (needs WRITE).
     pub fn fill(&self, off: usize, len: usize, byte: u8) -> Result<()> {
         let at = self.at(Access::WRITE, off, len)?;

@@ -21,7 +21,7 @@ use crate::storage::dirent::{self, Listed};
 use crate::storage::fs::decode_stat;
 use crate::storage::ftp::{
     FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
-    PUT_ABORT, PUT_FIRST, PUT_LAST,
+    PUT_ABORT, PUT_FIRST, PUT_LAST, SAME_PATH,
 };
 use crate::storage::path::{self, PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
@@ -340,6 +340,9 @@ impl FtpClient {
             let args = Args {
                 offset,
                 len: MAX_CHUNK,
+                // After the first chunk FTP may keep the path it read instead of reading it
+                // again (a round trip over the link when this client is on another node).
+                flags: if offset > 0 { SAME_PATH } else { 0 },
                 ..Args::default()
             };
             let m = self.call("get", FTP_GET, remote, args)?;

@@ -1,7 +1,8 @@
 //! FTP (slot 14, `m3ftpd`): file transfer for outside clients (`m3ftp`), over FS.
 //!
 //! A client grants FTP its path buffer and FS its data buffer ([`crate::storage::ftp`]). FTP
-//! copies the path into its own path buffer (granted to FS) and asks FS, naming the client's
+//! copies the path into its own path buffer (granted to FS; a GET's later chunks reuse the path
+//! FTP read for the first, [`SAME_PATH`]) and asks FS, naming the client's
 //! data grant: FS reads a GET's chunk straight into the client's buffer and writes a PUT's
 //! straight from it, so the bytes never pass through FTP. A client that also granted its
 //! buffer to RDISK gets a GET's whole blocks copied by RDISK from the disk into its buffer, and
@@ -22,7 +23,7 @@ use crate::storage::fs::{
 };
 use crate::storage::ftp::{
     FTP_GET, FTP_HELLO, FTP_LS, FTP_MKDIR, FTP_PUT, FTP_RM, FTP_STAT, FTP_SYNC, FtpRequest,
-    PUT_ABORT, PUT_FIRST, PUT_LAST,
+    PUT_ABORT, PUT_FIRST, PUT_LAST, SAME_PATH,
 };
 use crate::storage::path::{PATH_BUFFER, PathRef};
 use crate::storage::{MAX_CHUNK, reply_result};
@@ -45,12 +46,32 @@ struct Link {
 pub struct Ftp {
     fs_nr: i32,
     link: Option<Link>,
+    /// The last path read from a client's path buffer, and that client ([`SAME_PATH`]).
+    last_path: Option<(Endpoint, String)>,
 }
 
 impl Ftp {
     /// FTP over the FS at slot `fs_nr`.
     pub fn new(fs_nr: i32) -> Ftp {
-        Ftp { fs_nr, link: None }
+        Ftp {
+            fs_nr,
+            link: None,
+            last_path: None,
+        }
+    }
+
+    /// The request's path: FTP's copy when the client says it is the one of its previous
+    /// request and FTP has that one, else read from the client's path buffer (and kept).
+    fn path(&mut self, ipc: &mut dyn Ipc, client: Endpoint, r: &FtpRequest) -> Result<String> {
+        if r.flags & SAME_PATH != 0
+            && let Some((who, path)) = &self.last_path
+            && *who == client
+        {
+            return Ok(path.clone());
+        }
+        let path = r.path.fetch(ipc, client)?;
+        self.last_path = Some((client, path.clone()));
+        Ok(path)
     }
 
     /// The link to the FS bound now: made (or re-made for a new FS) on demand.
@@ -232,7 +253,7 @@ impl Ftp {
         r: &FtpRequest,
         m_type: i32,
     ) -> Result<Message> {
-        let path = r.path.fetch(ipc, client)?;
+        let path = self.path(ipc, client, r)?;
         let l = self.link(ipc)?;
         let (buf, grant) = (l.path, l.path_grant);
         ipc.buffer(buf)?.write_at(0, path.as_bytes())?;

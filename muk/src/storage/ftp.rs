@@ -50,6 +50,13 @@ pub const PUT_LAST: u64 = 2;
 /// [`FTP_PUT`] flag: abandon the put named by the handle (the client cannot go on, e.g. its
 /// local file failed); no data moves.
 pub const PUT_ABORT: u64 = 4;
+/// Flag of any request: the path is the one of this client's previous request, so FTP may use
+/// its own copy instead of reading the client's path buffer again. Reading it is a copy from
+/// the client's grant, which for a client on another node is a round trip over the link, once
+/// per chunk of a large GET or PUT. FTP keeps the path of the last client it served; for any
+/// other client (or a client whose endpoint changed) it reads the path as without the flag,
+/// so the flag never changes what a request means.
+pub const SAME_PATH: u64 = 8;
 
 /// The arguments of every FTP request: `payload[0]`, `[1]` = the path ([`PathRef`]), `[2]` =
 /// the data grant (issued to FS), `[3]` = offset, `[4]` = length, `[5]` = flags (low half)
@@ -66,7 +73,7 @@ pub struct FtpRequest {
     pub offset: u64,
     /// Bytes to move (at most 1 MiB).
     pub len: usize,
-    /// Flags ([`PUT_FIRST`], [`PUT_LAST`], [`PUT_ABORT`]).
+    /// Flags ([`PUT_FIRST`], [`PUT_LAST`], [`PUT_ABORT`], [`SAME_PATH`]).
     pub flags: u64,
     /// A put's handle, from the reply to its first chunk (0: none).
     pub handle: u32,
@@ -94,7 +101,7 @@ impl FtpRequest {
     pub fn decode(m: &Message) -> Result<FtpRequest> {
         let (flags, handle) = super::unpack(m.payload[5]);
         let flags = u64::from(flags);
-        if flags & !(PUT_FIRST | PUT_LAST | PUT_ABORT) != 0 {
+        if flags & !(PUT_FIRST | PUT_LAST | PUT_ABORT | SAME_PATH) != 0 {
             return Err(m3ipc::Errno::EDVSBADVALUE);
         }
         Ok(FtpRequest {
@@ -130,8 +137,10 @@ mod tests {
         };
         assert_eq!(FtpRequest::decode(&r.encode(FTP_PUT)), Ok(r));
         let mut m = r.encode(FTP_PUT);
-        m.payload[5] = 8;
+        m.payload[5] = 16;
         assert_eq!(FtpRequest::decode(&m), Err(Errno::EDVSBADVALUE));
+        m.payload[5] = SAME_PATH;
+        assert_eq!(FtpRequest::decode(&m).map(|r| r.flags), Ok(SAME_PATH));
         m.payload[5] = 0;
         m.payload[1] = 1 << 40;
         assert_eq!(FtpRequest::decode(&m), Err(Errno::EDVSNAMETOOLONG));
