@@ -280,6 +280,16 @@ fn nodes_find_each_other_and_a_killed_one_leaves() {
     }
     assert_eq!(peer_ids(&nodes[0]), [1, 3]);
     assert_eq!(peer_ids(&nodes[3]), [0, 1]);
+
+    // Node 3 crashes and is restarted at once: its dead daemon's record still holds the id,
+    // so the new one waits that lease out, then registers and is linked again.
+    nodes[3].kill_daemon();
+    nodes[3].start_daemon();
+    for i in [0, 1, 3] {
+        nodes[i].connected(2);
+    }
+    let log = log_of(&nodes[3].dir);
+    assert!(log.contains("etcd: registered as /m3ipc/nodes/3"), "{log}");
 }
 
 #[test]

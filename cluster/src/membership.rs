@@ -21,8 +21,8 @@
 
 use crate::peers::{PeerSpec, Peers};
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, PutOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, LeaseKeeper,
+    PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -296,6 +296,9 @@ impl Watcher {
             match self.session().await {
                 Ok(()) => break,
                 Err(Failure::Taken(why)) if self.first.is_some() => {
+                    // Logged too: `start` may have stopped waiting for this answer.
+                    self.log(&why);
+                    lock(&self.status).last_error = Some(why.clone());
                     self.started(Err(why));
                     return;
                 }
@@ -362,7 +365,7 @@ impl Watcher {
             }
         };
         let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
-        self.register(&mut client, lease).await?;
+        self.register(&mut client, &mut keeper, lease).await?;
         {
             let mut st = lock(&self.status);
             st.registered = true;
@@ -448,7 +451,12 @@ impl Watcher {
 
     /// Put this node's record under `lease` unless another lease holds the key. A holder is
     /// waited for during one lease's time (it may be a dead daemon's record, about to expire).
-    async fn register(&mut self, client: &mut Client, lease: i64) -> Result<(), Failure> {
+    async fn register(
+        &mut self,
+        client: &mut Client,
+        keeper: &mut LeaseKeeper,
+        lease: i64,
+    ) -> Result<(), Failure> {
         let key = node_key(self.me.node);
         let deadline = Instant::now() + Duration::from_secs(LEASE_TTL as u64 + 1);
         loop {
@@ -498,8 +506,12 @@ impl Watcher {
                         self.me.node
                     )));
                 }
-                // Held by another lease: wait for it to expire, or give up at the deadline.
-                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                // Held by another lease: wait for it to expire (keeping ours alive), or give
+                // up at the deadline.
+                Some(_) => {
+                    keeper.keep_alive().await?;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
                 // Deleted since: try again at once.
                 None => {}
             }
@@ -547,9 +559,9 @@ impl Watcher {
         if id == self.me.node {
             return true;
         }
-        if self.known.remove(&id).is_some() {
-            self.peers.remove_peer(id);
-        }
+        // Also a node whose record was never seen, but which linked to this one first.
+        self.known.remove(&id);
+        self.peers.remove_peer(id);
         false
     }
 
