@@ -22,7 +22,7 @@ pub enum NodeCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// Find the peer nodes through etcd at these endpoints (comma-separated) instead of
-        /// the file's [[peer]] list: this node registers itself under a lease and links to
+        /// the file's `[[peer]]` list: this node registers itself under a lease and links to
         /// every node registered. Replaces the file's `etcd` key.
         #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
         etcd: Vec<String>,
