@@ -268,13 +268,13 @@ impl Peers {
             ));
         }
         let dial = (s.hello.node < peer.node).then_some(peer.address);
-        lock(&s.departed).retain(|&n| n != peer.node);
         if let Some(old) = s.link(peer.node) {
             if old.dial == dial {
                 return Ok(());
             }
             self.remove_peer(peer.node);
         }
+        lock(&s.departed).retain(|&n| n != peer.node);
         let link = Arc::new(Link::new(peer.node, dial));
         {
             let mut links = s.links.write().unwrap_or_else(|e| e.into_inner());

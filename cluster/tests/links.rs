@@ -391,6 +391,17 @@ fn peers_are_added_and_removed_at_run_time() {
     l2.until("node 0 back at node 2", |s| {
         s.up.iter().filter(|&&p| p == 0).count() == 2
     });
+    // Node 1 moved (as its record would say): node 0 drops the old link and dials the new
+    // address.
+    let moved = PeerSpec {
+        node: 1,
+        address: NOWHERE.into(),
+    };
+    p0.add_peer(&moved).unwrap();
+    l1.until("node 1 lost node 0", |s| s.down.iter().any(|d| d.0 == 0));
+    let st: Vec<_> = p0.status().into_iter().filter(|s| s.node == 1).collect();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].address, Some(moved.address));
 }
 
 #[test]
