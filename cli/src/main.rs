@@ -6,7 +6,7 @@
 //! dvs dc ls
 //! dvs ps NAME
 //! dvs demo [--count N] [--policy adaptive|block|spin] [--cpus same|different|any]
-//! dvs node run --config node.toml
+//! dvs node run --config node.toml [--etcd URL[,URL...]]
 //! dvs node status
 //! dvs bench [--quick] [--out DIR] [--count N] [--only TEXT | --zero-copy]
 //! ```

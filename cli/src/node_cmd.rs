@@ -21,6 +21,11 @@ pub enum NodeCommand {
         /// The node's configuration (node id, listen address, DCs, peers).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Find the peer nodes through etcd at these endpoints (comma-separated) instead of
+        /// the file's `[[peer]]` list: this node registers itself under a lease and links to
+        /// every node registered. Replaces the file's `etcd` key.
+        #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+        etcd: Vec<String>,
     },
     /// Show the links of the daemon running on this node (its status file in the region
     /// directory, rewritten every second).
@@ -36,13 +41,18 @@ extern "C" fn on_signal(_signal: libc::c_int) {
 /// Run a `dvs node` subcommand.
 pub fn run(cmd: &NodeCommand) -> Result<()> {
     match cmd {
-        NodeCommand::Run { config } => run_daemon(config),
+        NodeCommand::Run { config, etcd } => run_daemon(config, etcd),
         NodeCommand::Status => show_status(),
     }
 }
 
-fn run_daemon(path: &std::path::Path) -> Result<()> {
-    let config = NodeConfig::load(path).map_err(|e| CliError::new(e.to_string()))?;
+fn run_daemon(path: &std::path::Path, etcd: &[String]) -> Result<()> {
+    let mut config = NodeConfig::load(path).map_err(|e| CliError::new(e.to_string()))?;
+    if !etcd.is_empty() {
+        config
+            .use_etcd(etcd, "--etcd")
+            .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    }
     let handler: extern "C" fn(libc::c_int) = on_signal;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe; it is a
@@ -141,5 +151,18 @@ fn show_status() -> Result<()> {
         ]);
     }
     text += &t.render();
+    if let Some(m) = &st.membership {
+        text += &format!(
+            "etcd {}: {}, lease {}, last error: {}\n",
+            m.endpoints.join(","),
+            if m.registered {
+                "registered"
+            } else {
+                "NOT registered"
+            },
+            m.lease.map_or_else(|| "-".into(), |l| format!("{l:x}")),
+            m.last_error.as_deref().unwrap_or("-")
+        );
+    }
     print_text(&text)
 }

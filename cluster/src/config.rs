@@ -9,10 +9,14 @@
 //! [proxy_nr]                    # optional: the proxy slot's nr in a DC
 //! DC0 = -34                     # default: the DC's lowest task slot, -nr_tasks
 //!
-//! [[peer]]                      # one entry per other node (a static list; etcd comes later)
+//! [[peer]]                      # one entry per other node (a static list)
 //! node = 1
 //! address = "127.0.0.1:7001"
 //! ```
+//!
+//! Instead of `[[peer]]`, the nodes may find each other through etcd (see
+//! [`crate::membership`]): `etcd = ["http://127.0.0.1:2379"]`. Then `listen` must be an address
+//! the peers can reach (it is what the node's record tells them). A file gives one or the other.
 //!
 //! The daemon binds each DC's proxy slot at `proxy_nr` (see [`NodeConfig::proxy_nr`]): a slot no
 //! process of the DC uses. By default the lowest task slot, `-nr_tasks` (`HARDWARE` is -1 and
@@ -39,8 +43,10 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The DCs this node serves.
     pub dcs: Vec<String>,
-    /// The other nodes.
+    /// The other nodes (a static list; empty with etcd).
     pub peers: Vec<PeerSpec>,
+    /// The etcd endpoints the membership is kept in (empty: the static list).
+    pub etcd: Vec<String>,
     /// The proxy slot's nr per DC, where the file gives one.
     pub proxy_nrs: Vec<(String, i32)>,
 }
@@ -83,6 +89,8 @@ struct Raw {
     #[serde(default)]
     peer: Vec<RawPeer>,
     #[serde(default)]
+    etcd: Vec<String>,
+    #[serde(default)]
     proxy_nr: std::collections::BTreeMap<String, i32>,
 }
 
@@ -122,6 +130,8 @@ impl NodeConfig {
             listen: &raw.listen,
             peers: &raw.peer,
             peer_table: "[[peer]]",
+            etcd: &raw.etcd,
+            etcd_key: "etcd",
         };
         let bad = |message: String| ConfigError::Invalid {
             where_: where_.to_string(),
@@ -152,8 +162,30 @@ impl NodeConfig {
             listen,
             dcs: raw.dcs,
             peers,
+            etcd: raw.etcd,
             proxy_nrs: raw.proxy_nr.into_iter().collect(),
         })
+    }
+
+    /// Keep the membership in etcd at `endpoints` (from the command line, named `option` in
+    /// messages), in place of the file's `etcd`.
+    ///
+    /// Errors: the file lists `[[peer]]`s, or an endpoint is not one (the message names both
+    /// keys, or the endpoint).
+    pub fn use_etcd(&mut self, endpoints: &[String], option: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Invalid {
+            where_: String::new(),
+            message,
+        };
+        if !self.peers.is_empty() {
+            return Err(bad(format!(
+                "{option} and [[peer]] both given: with etcd the peers come from etcd; remove \
+                 the [[peer]] entries or leave out {option}"
+            )));
+        }
+        check_etcd(endpoints, option).map_err(bad)?;
+        self.etcd = endpoints.to_vec();
+        Ok(())
     }
 
     /// The proxy slot's nr in DC `name`, which has `nr_tasks` task slots: the configured one,
@@ -167,8 +199,8 @@ impl NodeConfig {
 }
 
 /// This node's keys as a section of another program's file: `node`, `listen` and the static
-/// peers (`[[peer]]` entries of `node` and `address`), as in `node.toml`; the one DC comes from
-/// that file. MUK2's `[cluster]` section is one:
+/// peers (`[[peer]]` entries of `node` and `address`) or `etcd`, as in `node.toml`; the one DC
+/// comes from that file. MUK2's `[cluster]` section is one:
 ///
 /// ```toml
 /// [cluster]
@@ -186,6 +218,8 @@ pub struct NodeSection {
     listen: String,
     #[serde(default)]
     peer: Vec<RawPeer>,
+    #[serde(default)]
+    etcd: Vec<String>,
 }
 
 impl NodeSection {
@@ -200,11 +234,14 @@ impl NodeSection {
     /// Errors: [`ConfigError::Invalid`], naming the key (no file: the caller has it).
     pub fn for_dc(&self, section: &str, dc: &str) -> Result<NodeConfig, ConfigError> {
         let peer_table = format!("[[{section}.peer]]");
+        let etcd_key = format!("[{section}] etcd");
         let keys = Keys {
             node: self.node,
             listen: &self.listen,
             peers: &self.peer,
             peer_table: &peer_table,
+            etcd: &self.etcd,
+            etcd_key: &etcd_key,
         };
         let (listen, peers) = keys.check().map_err(|message| ConfigError::Invalid {
             where_: String::new(),
@@ -215,6 +252,7 @@ impl NodeSection {
             listen,
             dcs: vec![dc.to_string()],
             peers,
+            etcd: self.etcd.clone(),
             proxy_nrs: Vec::new(),
         })
     }
@@ -227,6 +265,9 @@ struct Keys<'a> {
     peers: &'a [RawPeer],
     /// How messages name a peer's table.
     peer_table: &'a str,
+    etcd: &'a [String],
+    /// How messages name the etcd key.
+    etcd_key: &'a str,
 }
 
 impl Keys<'_> {
@@ -263,8 +304,33 @@ impl Keys<'_> {
                 address,
             });
         }
+        if !self.etcd.is_empty() && !peers.is_empty() {
+            return Err(format!(
+                "{} and {table} both given: with etcd the peers come from etcd; keep one of them",
+                self.etcd_key
+            ));
+        }
+        check_etcd(self.etcd, self.etcd_key)?;
         Ok((listen, peers))
     }
+}
+
+/// Each etcd endpoint is `http://HOST:PORT` (or `HOST:PORT`); else what is wrong, naming `key`.
+fn check_etcd(endpoints: &[String], key: &str) -> Result<(), String> {
+    for e in endpoints {
+        let rest = e.strip_prefix("http://").unwrap_or(e);
+        if e.starts_with("https://") {
+            return Err(format!(
+                "{key}: {e:?}: TLS is not supported, use an http:// endpoint"
+            ));
+        }
+        if rest.is_empty() || rest.contains(char::is_whitespace) || !rest.contains(':') {
+            return Err(format!(
+                "{key}: {e:?} is not an etcd endpoint (http://HOST:PORT)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `HOST:PORT` resolved to its first address.
@@ -357,6 +423,10 @@ address = "localhost:7002"
                 format!("{GOOD}\n[proxy_nr]\nnope = 3\n"),
                 "[proxy_nr] \"nope\": not one of the DCs",
             ),
+            (
+                GOOD.replace("dcs =", "etcd = [\"http://127.0.0.1:2379\"]\ndcs ="),
+                "etcd and [[peer]] both given",
+            ),
         ];
         for (text, want) in cases {
             let e = err(&text);
@@ -415,6 +485,42 @@ address = "127.0.0.1:7000"
                 Err(e) => assert!(e.contains(want), "{want:?} not in {e:?}"),
             }
         }
+    }
+
+    #[test]
+    fn etcd_replaces_the_peer_list() {
+        let text = "node = 2\nlisten = \"127.0.0.1:7002\"\ndcs = [\"DC0\"]\n\
+                    etcd = [\"http://127.0.0.1:2379\", \"127.0.0.1:2381\"]\n";
+        let c = NodeConfig::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.etcd.len(), 2);
+        assert!(c.peers.is_empty());
+        for (bad, want) in [
+            ("https://a:1", "TLS is not supported"),
+            ("http://", "is not an etcd endpoint"),
+            ("nohost", "is not an etcd endpoint"),
+        ] {
+            let e = err(&text.replace("127.0.0.1:2381", bad));
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+        }
+        // From the command line: refused next to a peer list, naming both.
+        let mut c = NodeConfig::parse(GOOD).unwrap_or_else(|e| panic!("{e}"));
+        let e = c
+            .use_etcd(&["http://127.0.0.1:2379".into()], "--etcd")
+            .map_err(|e| e.to_string());
+        assert!(
+            matches!(&e, Err(m) if m.contains("--etcd and [[peer]] both given")),
+            "{e:?}"
+        );
+        let mut c = NodeConfig::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        c.use_etcd(&["http://10.0.0.1:2379".into()], "--etcd")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.etcd, ["http://10.0.0.1:2379"]);
+        // In a section, the message names the section's keys.
+        let e = section(&format!("etcd = [\"http://127.0.0.1:2379\"]\n{SECTION}"));
+        assert!(
+            matches!(&e, Err(m) if m.contains("[cluster] etcd and [[cluster.peer]] both given")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //!   ([`wire::FrameDecoder`]) bounds every length before it allocates, and is fuzzed.
 //! - [`handshake`]: hellos exchanged, checked, and a verdict each way, so a refusal reaches both
 //!   operators with its reason.
-//! - [`config`]: the daemon's `node.toml` (node id, listen address, DCs, static peers).
+//! - [`config`]: the daemon's `node.toml` (node id, listen address, DCs, static peers or etcd).
 //! - [`peers`]: one TCP connection per peer node (the lower id dials, re-dialling with backoff),
 //!   frames batched into one write when they queue, heartbeats that declare a silent link down
 //!   within [`peers::DEAD_AFTER`], and per-link counters for the operator.
+//! - [`membership`]: with etcd instead of a static peer list, each daemon registers itself under
+//!   a lease and follows the other nodes' records, adding and removing its links.
 //!
 //! Limits: node ids are 0..[`wire::MAX_NODES`]; a handshake lists at most [`m3ipc::MAX_DCS`]
 //! DCs; a frame's payload is at most [`wire::MAX_PAYLOAD`] bytes (a 1 MiB data chunk and its
@@ -29,5 +31,6 @@
 pub mod config;
 pub mod daemon;
 pub mod handshake;
+pub mod membership;
 pub mod peers;
 pub mod wire;

@@ -19,6 +19,12 @@
 //! queued frames: nothing is resent on the next connection, so nothing is delivered twice; the
 //! layer above fails the calls whose fate is unknown (`EDVSNOTCONN`).
 //!
+//! The peers are given at start ([`Peers::start`]), or change at run time
+//! ([`Peers::start_dynamic`], [`Peers::add_peer`], [`Peers::remove_peer`]) as a membership
+//! service (etcd) sees nodes come and go. A removed peer's link says goodbye and closes, and its
+//! threads end. In a dynamic membership a lower-id node that is not a peer yet may connect: it
+//! saw the membership change before this node did, and its connection is taken as a new link.
+//!
 //! Limits: at most [`MAX_QUEUED`] bytes wait per link (a sender waits for room); frame handlers
 //! run on the reader thread and must not block for long.
 
@@ -27,7 +33,7 @@ use crate::wire::{Command, Frame, FrameDecoder, Hello, Incoming, MAX_PAYLOAD, Wi
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -126,7 +132,15 @@ pub struct Peers {
 
 struct Shared {
     hello: Hello,
-    links: Vec<Link>,
+    /// The links, in the order they were added. Read-locked on every send (find, clone the
+    /// Arc, unlock): adding or removing a peer is rare, sending is not.
+    links: RwLock<Vec<Arc<Link>>>,
+    /// A connection from a lower-id node that is not a peer (yet) is accepted as a new link:
+    /// with a dynamic membership it may simply be ahead of this node's view.
+    open: bool,
+    /// Nodes removed and not added back: not taken as strangers, or a removed dialler that
+    /// still runs would come straight back.
+    departed: Mutex<Vec<u32>>,
     events: Arc<dyn Events>,
     stopping: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -135,6 +149,8 @@ struct Shared {
 struct Link {
     peer: u32,
     dial: Option<SocketAddr>,
+    /// Removed by [`Peers::remove_peer`]: its threads end and it never connects again.
+    removed: AtomicBool,
     state: Mutex<LinkState>,
     changed: Condvar,
     frames_out: AtomicU64,
@@ -179,7 +195,31 @@ impl Peers {
         peers: &[PeerSpec],
         events: Arc<dyn Events>,
     ) -> io::Result<Peers> {
-        let mut links: Vec<Link> = Vec::new();
+        Peers::start_in(hello, listen, peers, events, false)
+    }
+
+    /// As [`Peers::start`] for a membership that changes at run time ([`Peers::add_peer`],
+    /// [`Peers::remove_peer`]), starting with no peer. A connection from a lower-id node that
+    /// is not a peer yet is accepted as a new link: it learnt of this node before this node
+    /// learnt of it.
+    ///
+    /// Errors: the listener cannot be bound.
+    pub fn start_dynamic(
+        hello: Hello,
+        listen: SocketAddr,
+        events: Arc<dyn Events>,
+    ) -> io::Result<Peers> {
+        Peers::start_in(hello, listen, &[], events, true)
+    }
+
+    fn start_in(
+        hello: Hello,
+        listen: SocketAddr,
+        peers: &[PeerSpec],
+        events: Arc<dyn Events>,
+        open: bool,
+    ) -> io::Result<Peers> {
+        let mut links: Vec<Arc<Link>> = Vec::new();
         for p in peers {
             if p.node == hello.node || links.iter().any(|l| l.peer == p.node) {
                 return Err(io::Error::new(
@@ -187,31 +227,95 @@ impl Peers {
                     format!("peer node {} is this node or listed twice", p.node),
                 ));
             }
-            links.push(Link::new(
+            links.push(Arc::new(Link::new(
                 p.node,
                 (hello.node < p.node).then_some(p.address),
-            ));
+            )));
         }
         let listener = TcpListener::bind(listen)?;
         let local = listener.local_addr()?;
         let shared = Arc::new(Shared {
             hello,
-            links,
+            links: RwLock::new(links),
+            open,
+            departed: Mutex::new(Vec::new()),
             events,
             stopping: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         shared.spawn(move || accept_loop(&s, listener));
-        for i in 0..shared.links.len() {
-            if shared.links[i].dial.is_some() {
+        for link in shared.snapshot() {
+            if link.dial.is_some() {
                 let s = shared.clone();
-                shared.spawn(move || dial_loop(&s, i));
+                shared.spawn(move || dial_loop(&s, &link));
             }
         }
         Ok(Peers { shared, local })
     }
 
+    /// Link to `peer` from now on (the lower id dials). Adding a peer that is already one
+    /// changes nothing, unless this node dials it and its address changed: then the old link
+    /// is removed first (as by [`Peers::remove_peer`]).
+    ///
+    /// Errors: `peer` is this node.
+    pub fn add_peer(&self, peer: &PeerSpec) -> io::Result<()> {
+        let s = &self.shared;
+        if peer.node == s.hello.node {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("node {} is this node", peer.node),
+            ));
+        }
+        let dial = (s.hello.node < peer.node).then_some(peer.address);
+        if let Some(old) = s.link(peer.node) {
+            if old.dial == dial {
+                return Ok(());
+            }
+            self.remove_peer(peer.node);
+        }
+        lock(&s.departed).retain(|&n| n != peer.node);
+        let link = Arc::new(Link::new(peer.node, dial));
+        {
+            let mut links = s.links.write().unwrap_or_else(|e| e.into_inner());
+            if s.stopping.load(Ordering::Relaxed) || links.iter().any(|l| l.peer == peer.node) {
+                // Stopping, or a connection from it came in meanwhile: that link serves.
+                return Ok(());
+            }
+            links.push(link.clone());
+        }
+        if link.dial.is_some() {
+            let s2 = s.clone();
+            s.spawn(move || dial_loop(&s2, &link));
+        }
+        Ok(())
+    }
+
+    /// Stop linking to `node`: say goodbye on its connection (its queued frames first, for up
+    /// to 300 ms), close it ([`Events::down`] fires if it was up) and end its threads; sends to
+    /// it fail with [`LinkError::NoSuchPeer`] from now on, and its connections are refused
+    /// until it is added again. Whether it was a peer.
+    pub fn remove_peer(&self, node: u32) -> bool {
+        let s = &self.shared;
+        let link = {
+            let mut links = s.links.write().unwrap_or_else(|e| e.into_inner());
+            let Some(i) = links.iter().position(|l| l.peer == node) else {
+                return false;
+            };
+            let link = links.remove(i);
+            let mut departed = lock(&s.departed);
+            if !departed.contains(&node) {
+                departed.push(node);
+            }
+            link
+        };
+        // Relaxed: the flag is read under the link's state lock or after its condvar wakes
+        // (both order it); a thread that misses it once sees it on its next turn.
+        link.removed.store(true, Ordering::Relaxed);
+        let why = format!("node {node} left the cluster");
+        s.close_link(&link, &why);
+        true
+    }
     /// The address this node listens on (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -224,6 +328,7 @@ impl Peers {
     /// down while this waits for room); [`LinkError::Wire`] for a frame the protocol forbids.
     pub fn send(&self, peer: u32, frame: &Frame) -> Result<(), LinkError> {
         let link = self.shared.link(peer).ok_or(LinkError::NoSuchPeer(peer))?;
+        let link = &*link;
         let mut st = lock(&link.state);
         loop {
             if st.conn.is_none() || self.shared.stopping.load(Ordering::Relaxed) {
@@ -305,10 +410,10 @@ impl Peers {
             .is_some_and(|l| lock(&l.state).conn.is_some())
     }
 
-    /// Every peer's link, in the order they were given.
+    /// Every peer's link, in the order they were given or added.
     pub fn status(&self) -> Vec<PeerStatus> {
         self.shared
-            .links
+            .snapshot()
             .iter()
             .map(|l| {
                 let st = lock(&l.state);
@@ -341,25 +446,8 @@ impl Peers {
             return;
         }
         let why = s.goodbye();
-        for link in &s.links {
-            let mut bye = Frame::new(Command::Goodbye, 0, 0, 0, 0);
-            bye.payload = truncated(&why).into_bytes();
-            let mut st = lock(&link.state);
-            // The writer sends the goodbye, then half-closes; the peer reads it, closes its
-            // side, and our reader's end of stream ends the connection. A close with unread
-            // bytes would send a reset instead, which may destroy the goodbye on its way.
-            if st.conn.is_some() && bye.encode(&mut st.out).is_ok() {
-                st.closing = true;
-                link.changed.notify_all();
-                let until = Instant::now() + Duration::from_millis(300);
-                while st.conn.is_some() && Instant::now() < until {
-                    st = wait(&link.changed, st, Duration::from_millis(10));
-                }
-            }
-            let generation = st.generation;
-            drop(st);
-            s.teardown(link, generation, &why);
-            link.changed.notify_all();
+        for link in s.snapshot() {
+            s.close_link(&link, &why);
         }
         // Wake the acceptor, which sleeps in accept().
         let _ = TcpStream::connect_timeout(&self.local, Duration::from_millis(200));
@@ -386,6 +474,7 @@ impl Link {
         Link {
             peer,
             dial,
+            removed: AtomicBool::new(false),
             state: Mutex::new(LinkState {
                 address: dial,
                 ..LinkState::default()
@@ -405,8 +494,39 @@ impl Shared {
         format!("node {} is shutting down", self.hello.node)
     }
 
-    fn link(&self, peer: u32) -> Option<&Link> {
-        self.links.iter().find(|l| l.peer == peer)
+    fn link(&self, peer: u32) -> Option<Arc<Link>> {
+        self.links
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|l| l.peer == peer)
+            .cloned()
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Link>> {
+        self.links.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Say goodbye on `link` (its queued frames first, for up to 300 ms), then close it.
+    fn close_link(&self, link: &Link, why: &str) {
+        let mut bye = Frame::new(Command::Goodbye, 0, 0, 0, 0);
+        bye.payload = truncated(why).into_bytes();
+        let mut st = lock(&link.state);
+        // The writer sends the goodbye, then half-closes; the peer reads it, closes its
+        // side, and our reader's end of stream ends the connection. A close with unread
+        // bytes would send a reset instead, which may destroy the goodbye on its way.
+        if st.conn.is_some() && bye.encode(&mut st.out).is_ok() {
+            st.closing = true;
+            link.changed.notify_all();
+            let until = Instant::now() + Duration::from_millis(300);
+            while st.conn.is_some() && Instant::now() < until {
+                st = wait(&link.changed, st, Duration::from_millis(10));
+            }
+        }
+        let generation = st.generation;
+        drop(st);
+        self.teardown(link, generation, why);
+        link.changed.notify_all();
     }
 
     fn spawn(&self, f: impl FnOnce() + Send + 'static) {
@@ -414,7 +534,13 @@ impl Shared {
             .name("m3cluster-link".into())
             .spawn(f)
         {
-            Ok(h) => lock(&self.threads).push(h),
+            Ok(h) => {
+                let mut threads = lock(&self.threads);
+                // Forget threads that ended (links removed, handshakes done), so a daemon
+                // whose membership changes for long does not pile up their handles.
+                threads.retain(|h| !h.is_finished());
+                threads.push(h);
+            }
             // Out of threads: the link stays down and its status says why.
             Err(e) => self
                 .events
@@ -423,13 +549,12 @@ impl Shared {
     }
 
     /// Make `stream` the live connection of link `i`, replacing any older one.
-    fn install(self: &Arc<Self>, i: usize, stream: TcpStream, accepted: Accepted) {
-        let link = &self.links[i];
+    fn install(self: &Arc<Self>, link: &Arc<Link>, stream: TcpStream, accepted: Accepted) {
         let (Ok(reader), Ok(writer)) = (stream.try_clone(), stream.try_clone()) else {
             return;
         };
         let mut st = lock(&link.state);
-        if self.stopping.load(Ordering::Relaxed) {
+        if self.stopping.load(Ordering::Relaxed) || link.removed.load(Ordering::Relaxed) {
             return;
         }
         let replaced = st.conn.take();
@@ -455,10 +580,10 @@ impl Shared {
             self.events.down(link.peer, "replaced by a new connection");
         }
         self.events.up_with(link.peer, &accepted.hello);
-        let s = self.clone();
-        self.spawn(move || write_loop(&s, i, generation, writer));
-        let s = self.clone();
-        self.spawn(move || read_loop(&s, i, generation, reader, accepted.decoder));
+        let (s, l) = (self.clone(), link.clone());
+        self.spawn(move || write_loop(&s, &l, generation, writer));
+        let (s, l) = (self.clone(), link.clone());
+        self.spawn(move || read_loop(&s, &l, generation, reader, accepted.decoder));
     }
 
     /// Close connection `generation` of `link` if it is still the live one.
@@ -567,11 +692,28 @@ fn accept_loop(s: &Arc<Shared>, listener: TcpListener) {
 
 fn accept_one(s: &Arc<Shared>, mut stream: TcpStream) {
     // Only peers with a lower id dial this node (see the module docs): those it does not dial.
-    let is_peer = |n: u32| s.link(n).is_some_and(|l| l.dial.is_none());
+    // In an open membership, also a lower-id node that is not a peer yet.
+    let is_peer = |n: u32| match s.link(n) {
+        Some(l) => l.dial.is_none(),
+        None => s.open && n < s.hello.node && !lock(&s.departed).contains(&n),
+    };
     match handshake(&mut stream, &s.hello, is_peer) {
         Ok(acc) => {
-            if let Some(i) = s.links.iter().position(|l| l.peer == acc.hello.node) {
-                s.install(i, stream, acc);
+            let node = acc.hello.node;
+            let link = s.link(node).or_else(|| {
+                if !s.open || node >= s.hello.node || lock(&s.departed).contains(&node) {
+                    return None;
+                }
+                let mut links = s.links.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(l) = links.iter().find(|l| l.peer == node) {
+                    return Some(l.clone());
+                }
+                let l = Arc::new(Link::new(node, None));
+                links.push(l.clone());
+                Some(l)
+            });
+            if let Some(link) = link {
+                s.install(&link, stream, acc);
             }
         }
         Err(HandshakeError::Io(_)) if s.stopping.load(Ordering::Relaxed) => {}
@@ -579,18 +721,18 @@ fn accept_one(s: &Arc<Shared>, mut stream: TcpStream) {
     }
 }
 
-fn dial_loop(s: &Arc<Shared>, i: usize) {
-    let link = &s.links[i];
+fn dial_loop(s: &Arc<Shared>, link: &Arc<Link>) {
     let Some(addr) = link.dial else { return };
     let mut backoff = REDIAL_FIRST;
-    while !s.stopping.load(Ordering::Relaxed) {
+    let ended = || s.stopping.load(Ordering::Relaxed) || link.removed.load(Ordering::Relaxed);
+    while !ended() {
         {
             let mut st = lock(&link.state);
-            while st.conn.is_some() && !s.stopping.load(Ordering::Relaxed) {
+            while st.conn.is_some() && !ended() {
                 st = wait(&link.changed, st, HEARTBEAT_EVERY);
             }
         }
-        if s.stopping.load(Ordering::Relaxed) {
+        if ended() {
             return;
         }
         let attempt = TcpStream::connect_timeout(&addr, DIAL_TIMEOUT)
@@ -601,7 +743,7 @@ fn dial_loop(s: &Arc<Shared>, i: usize) {
         match attempt {
             Ok((stream, acc)) => {
                 backoff = REDIAL_FIRST;
-                s.install(i, stream, acc);
+                s.install(link, stream, acc);
             }
             Err(e) => {
                 let why = e.to_string();
@@ -611,7 +753,7 @@ fn dial_loop(s: &Arc<Shared>, i: usize) {
                 }
                 let mut st = lock(&link.state);
                 let until = Instant::now() + backoff;
-                while !s.stopping.load(Ordering::Relaxed) && Instant::now() < until {
+                while !ended() && Instant::now() < until {
                     st = wait(
                         &link.changed,
                         st,
@@ -624,8 +766,7 @@ fn dial_loop(s: &Arc<Shared>, i: usize) {
     }
 }
 
-fn write_loop(s: &Arc<Shared>, i: usize, generation: u64, mut stream: TcpStream) {
-    let link = &s.links[i];
+fn write_loop(s: &Arc<Shared>, link: &Link, generation: u64, mut stream: TcpStream) {
     if let Err(e) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
         s.teardown(link, generation, &format!("socket: {e}"));
         return;
@@ -680,12 +821,11 @@ fn write_loop(s: &Arc<Shared>, i: usize, generation: u64, mut stream: TcpStream)
 
 fn read_loop(
     s: &Arc<Shared>,
-    i: usize,
+    link: &Link,
     generation: u64,
     mut stream: TcpStream,
     mut decoder: FrameDecoder,
 ) {
-    let link = &s.links[i];
     if let Err(e) = stream.set_read_timeout(Some(HEARTBEAT_EVERY / 2)) {
         s.teardown(link, generation, &format!("socket: {e}"));
         return;

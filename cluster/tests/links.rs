@@ -308,3 +308,115 @@ fn a_silent_link_is_declared_down_within_a_second() {
     p0.send(1, &numbered(9)).unwrap();
     l1.until("the frame", |s| s.frames.iter().any(|(_, f)| f.seq == 9));
 }
+
+fn dynamic(id: u32) -> (Peers, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let p = Peers::start_dynamic(
+        Hello::new(id, None, vec![dc(16)]),
+        ANY_PORT.into(),
+        log.clone(),
+    )
+    .unwrap();
+    (p, log)
+}
+
+#[test]
+fn peers_are_added_and_removed_at_run_time() {
+    let (p0, l0) = dynamic(0);
+    let (p1, l1) = dynamic(1);
+    let (p2, l2) = dynamic(2);
+    assert_eq!(p0.send(1, &numbered(0)), Err(LinkError::NoSuchPeer(1)));
+    // Node 0 learns of 1 and 2 first and dials them; they take it as a new link although
+    // they have not learnt of node 0 yet.
+    let spec = |node, p: &Peers| PeerSpec {
+        node,
+        address: p.local_addr(),
+    };
+    p0.add_peer(&spec(1, &p1)).unwrap();
+    p0.add_peer(&spec(2, &p2)).unwrap();
+    // Adding again changes nothing.
+    p0.add_peer(&spec(1, &p1)).unwrap();
+    l0.until("node 0 linked to both", |s| s.up.len() == 2);
+    l1.until("node 1 took node 0", |s| s.up == [0]);
+    l2.until("node 2 took node 0", |s| s.up == [0]);
+    assert!(p0.add_peer(&spec(0, &p0)).is_err(), "itself");
+    // Node 1 learns of node 2 and dials it; node 2 learns of node 1 (it does not dial).
+    p1.add_peer(&spec(2, &p2)).unwrap();
+    p2.add_peer(&spec(1, &p1)).unwrap();
+    l2.until("node 2 took node 1", |s| s.up.len() == 2);
+    p2.send(1, &numbered(7)).unwrap();
+    l1.until("a frame from node 2", |s| {
+        s.frames.iter().any(|(p, f)| *p == 2 && f.seq == 7)
+    });
+    let mut nodes: Vec<u32> = p2.status().iter().map(|s| s.node).collect();
+    nodes.sort_unstable();
+    assert_eq!(nodes, [0, 1]);
+
+    // Node 2 drops node 0: the link says goodbye, `down` fires on both sides, sends fail.
+    assert!(p2.remove_peer(0));
+    assert!(!p2.remove_peer(0), "removed once");
+    l2.until("node 2 saw node 0 go", |s| s.down.iter().any(|d| d.0 == 0));
+    l0.until("node 0 was told", |s| {
+        s.down
+            .iter()
+            .any(|(p, why, _)| *p == 2 && why.contains("node 0 left the cluster"))
+    });
+    assert_eq!(p2.send(0, &numbered(1)), Err(LinkError::NoSuchPeer(0)));
+    assert!(p2.status().iter().all(|s| s.node != 0));
+    // Node 0 drops node 2 too: its dialler ends and never comes back.
+    assert!(p0.remove_peer(2));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p0.status().iter().all(|s| s.node != 2));
+    assert!(
+        p2.status().iter().all(|s| s.node != 0),
+        "node 0 dialled again"
+    );
+    // The link between 1 and 2 carried on.
+    assert!(p1.is_connected(2) && p2.is_connected(1));
+    // Node 0 dialled node 2 until it dropped it, and was refused: a removed node is no
+    // stranger to take.
+    assert!(
+        l2.seen
+            .lock()
+            .unwrap()
+            .up
+            .iter()
+            .filter(|&&p| p == 0)
+            .count()
+            == 1
+    );
+    // Each adds the other back: linked again.
+    p2.add_peer(&spec(0, &p0)).unwrap();
+    p0.add_peer(&spec(2, &p2)).unwrap();
+    l2.until("node 0 back at node 2", |s| {
+        s.up.iter().filter(|&&p| p == 0).count() == 2
+    });
+    // Node 1 moved (as its record would say): node 0 drops the old link and dials the new
+    // address.
+    let moved = PeerSpec {
+        node: 1,
+        address: NOWHERE.into(),
+    };
+    p0.add_peer(&moved).unwrap();
+    l1.until("node 1 lost node 0", |s| s.down.iter().any(|d| d.0 == 0));
+    let st: Vec<_> = p0.status().into_iter().filter(|s| s.node == 1).collect();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].address, Some(moved.address));
+}
+
+#[test]
+fn a_static_node_refuses_a_stranger_even_with_a_lower_id() {
+    let (p1, l1) = node(1, vec![dc(16)], &[], ANY_PORT.into());
+    let (p0, _l0) = dynamic(0);
+    p0.add_peer(&PeerSpec {
+        node: 1,
+        address: p1.local_addr(),
+    })
+    .unwrap();
+    l1.until("node 1's refusal", |s| {
+        s.refused
+            .iter()
+            .any(|r| r.contains("node 0 is not among the peers of node 1"))
+    });
+    assert!(p1.status().is_empty());
+}

@@ -44,10 +44,14 @@
 //! The running daemon rewrites a status file in the region directory every second
 //! ([`status`]); `dvs node status` prints it.
 //!
+//! The peers are a static list ([`NodeConfig::peers`]), or come and go through etcd
+//! ([`NodeConfig::etcd`], [`crate::membership`]): the daemon registers itself under a lease and
+//! links to every node registered.
+//!
 //! **Limits.** One pump per DC looks at every remote slot when the doorbell rings: a cost in
 //! remote slots per ring. Binds are announced on each link separately, so a third node may
-//! see a call naming an endpoint before that endpoint's `Bound` (no order across links); the
-//! peer list is static.
+//! see a call naming an endpoint before that endpoint's `Bound` (no order across links); etcd
+//! keeps the membership only, not the binds.
 
 mod copies;
 mod node;
@@ -56,6 +60,7 @@ mod served;
 pub mod status;
 
 use crate::config::NodeConfig;
+use crate::membership::{Membership, NodeRecord, StatusHandle};
 use crate::peers::Peers;
 use crate::wire::{DcEntry, Hello};
 use m3ipc::Dc;
@@ -88,6 +93,7 @@ pub struct Daemon {
     node: Arc<Node>,
     threads: Vec<JoinHandle<()>>,
     status_path: PathBuf,
+    membership: Option<Membership>,
 }
 
 impl Daemon {
@@ -96,8 +102,9 @@ impl Daemon {
     /// background.
     ///
     /// Errors: a DC's region is missing or cannot be opened, its proxy slot cannot be bound
-    /// (another daemon runs: `EDVSPROXYRUN`), or the listen address cannot be bound. The text
-    /// names the DC or the address.
+    /// (another daemon runs: `EDVSPROXYRUN`), the listen address cannot be bound, or (with
+    /// etcd) another live daemon is registered with this node id. The text names the DC, the
+    /// address or the holder.
     pub fn start(config: &NodeConfig) -> Result<Daemon, StartError> {
         let mut served = Vec::new();
         let mut entries = Vec::new();
@@ -132,26 +139,47 @@ impl Daemon {
         }
         let node = Node::new(config.node, served);
         let hello = Hello::new(config.node, None, entries);
-        let peers = Peers::start(hello, config.listen, &config.peers, node.clone())
-            .map_err(|e| StartError(format!("listen on {}: {e}", config.listen)))?;
-        let status_path = status::path();
-        node.set_peers(peers);
-        let mut threads = Vec::new();
+        let peers = if config.etcd.is_empty() {
+            Peers::start(hello, config.listen, &config.peers, node.clone())
+        } else {
+            Peers::start_dynamic(hello, config.listen, node.clone())
+        }
+        .map_err(|e| StartError(format!("listen on {}: {e}", config.listen)))?;
+        let local = peers.local_addr();
+        let peers = node.set_peers(peers);
+        // From here on, an error drops the daemon, which stops what started.
+        let mut daemon = Daemon {
+            node: node.clone(),
+            threads: Vec::new(),
+            status_path: status::path(),
+            membership: None,
+        };
+        if !config.etcd.is_empty() {
+            let me = NodeRecord {
+                node: config.node,
+                name: NodeRecord::host_name(),
+                listen: local,
+                pid: std::process::id(),
+            };
+            let m = Membership::start(&config.etcd, me, peers).map_err(StartError)?;
+            daemon.membership = Some(m);
+        } else {
+            drop(peers);
+        }
         for s in node.served() {
             let (n, s) = (node.clone(), s.clone());
-            threads.push(spawn("m3node-pump", move || served::pump(&n, &s))?);
+            daemon
+                .threads
+                .push(spawn("m3node-pump", move || served::pump(&n, &s))?);
         }
         let n = node.clone();
         let listen = config.listen;
-        let path = status_path.clone();
-        threads.push(spawn("m3node-status", move || {
-            status_loop(&n, listen, &path)
+        let path = daemon.status_path.clone();
+        let membership = daemon.membership.as_ref().map(Membership::status_handle);
+        daemon.threads.push(spawn("m3node-status", move || {
+            status_loop(&n, listen, &path, membership.as_ref())
         })?);
-        Ok(Daemon {
-            node,
-            threads,
-            status_path,
-        })
+        Ok(daemon)
     }
 
     /// The address the links listen on.
@@ -169,6 +197,11 @@ impl Daemon {
     fn stop_inner(&mut self) {
         if self.node.stopping.swap(true, Ordering::Relaxed) {
             return;
+        }
+        // First out of etcd (the record goes at once, the peers drop this node), and the
+        // membership's hold on the links goes with it.
+        if let Some(m) = self.membership.take() {
+            m.stop();
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -195,10 +228,16 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| StartError(format!("cannot start a thread: {e}")))
 }
 
-fn status_loop(node: &Node, listen: std::net::SocketAddr, path: &std::path::Path) {
+fn status_loop(
+    node: &Node,
+    listen: std::net::SocketAddr,
+    path: &std::path::Path,
+    membership: Option<&StatusHandle>,
+) {
     let mut warned = false;
     while !node.stopping.load(Ordering::Relaxed) {
-        let st = node.status(listen);
+        let mut st = node.status(listen);
+        st.membership = membership.map(StatusHandle::get);
         if let Err(e) = status::write(path, &st)
             && !warned
         {

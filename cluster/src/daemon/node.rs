@@ -46,8 +46,10 @@ impl Node {
         &self.served
     }
 
-    pub(crate) fn set_peers(&self, peers: Peers) {
-        *self.peers.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(peers));
+    pub(crate) fn set_peers(&self, peers: Peers) -> Arc<Peers> {
+        let peers = Arc::new(peers);
+        *self.peers.write().unwrap_or_else(|e| e.into_inner()) = Some(peers.clone());
+        peers
     }
 
     /// Take the links (to drop them: goodbye to every peer). Breaks the cycle links → events.
@@ -119,6 +121,7 @@ impl Node {
                 })
                 .collect(),
             peers,
+            membership: None,
         }
     }
 

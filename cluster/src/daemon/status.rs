@@ -11,8 +11,13 @@
 //! node ID LISTEN PID UPDATED_MS
 //! dc NAME PROXY_EP LOCAL REMOTE
 //! peer NODE ADDRESS DIALS SINCE_MS FRAMES_OUT BYTES_OUT FRAMES_IN BYTES_IN RTT_US LAST_ERROR
+//! etcd ENDPOINT[,ENDPOINT...]
+//! membership REGISTERED LEASE_HEX LAST_ERROR
 //! ```
+//!
+//! The last two lines are there when the membership is kept in etcd.
 
+use crate::membership::MembershipStatus;
 use crate::peers::PeerStatus;
 use std::io;
 use std::net::SocketAddr;
@@ -51,6 +56,8 @@ pub struct NodeStatus {
     pub dcs: Vec<DcStatus>,
     /// Its links.
     pub peers: Vec<PeerStatus>,
+    /// Its membership in etcd (None: a static peer list).
+    pub membership: Option<MembershipStatus>,
 }
 
 /// The status file of the daemon serving the region directory ([`m3ipc::region_dir`]).
@@ -95,6 +102,20 @@ pub fn render(st: &NodeStatus) -> String {
             p.frames_in,
             p.bytes_in,
             opt(p.rtt.map(|d| d.as_micros())),
+            error
+        );
+    }
+    if let Some(m) = &st.membership {
+        out += &format!("etcd {}\n", m.endpoints.join(","));
+        let error = m
+            .last_error
+            .as_deref()
+            .unwrap_or("-")
+            .replace(['\n', '\r'], " ");
+        out += &format!(
+            "membership {} {} {}\n",
+            u8::from(m.registered),
+            opt(m.lease.map(|l| format!("{l:x}"))),
             error
         );
     }
@@ -144,6 +165,7 @@ pub fn parse(text: &str) -> io::Result<NodeStatus> {
                     updated: time(f[4]).ok_or_else(|| bad(line))?,
                     dcs: Vec::new(),
                     peers: Vec::new(),
+                    membership: None,
                 });
             }
             Some("dc") if f.len() == 5 => {
@@ -171,6 +193,23 @@ pub fn parse(text: &str) -> io::Result<NodeStatus> {
                         .map_err(|()| bad(line))?,
                     last_error: (f[10] != "-").then(|| f[10].to_string()),
                 });
+            }
+            Some("etcd") if f.len() == 2 => {
+                let s = st.as_mut().ok_or_else(|| bad(line))?;
+                let m = s.membership.get_or_insert_with(MembershipStatus::default);
+                m.endpoints = f[1].split(',').map(String::from).collect();
+            }
+            Some("membership") => {
+                let f: Vec<&str> = line.splitn(4, ' ').collect();
+                let s = st.as_mut().ok_or_else(|| bad(line))?;
+                if f.len() != 4 {
+                    return Err(bad(line));
+                }
+                let m = s.membership.get_or_insert_with(MembershipStatus::default);
+                m.registered = f[1] == "1";
+                m.lease =
+                    optional(f[2], |v| i64::from_str_radix(v, 16).ok()).map_err(|()| bad(line))?;
+                m.last_error = (f[3] != "-").then(|| f[3].to_string());
             }
             _ => return Err(bad(line)),
         }
@@ -235,9 +274,27 @@ mod tests {
                     last_error: None,
                 },
             ],
+            membership: None,
         };
         let back = parse(&render(&st)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, st);
+        let mut st = st;
+        st.membership = Some(MembershipStatus {
+            endpoints: vec!["http://127.0.0.1:2379".into(), "http://[::1]:2379".into()],
+            registered: true,
+            lease: Some(0x694d_8a1b_22c0_0f01),
+            last_error: Some("etcd: deadline exceeded\nagain".into()),
+        });
+        let back = parse(&render(&st)).unwrap_or_else(|e| panic!("{e}"));
+        let m = back.membership.clone().unwrap_or_default();
+        assert_eq!(
+            m.last_error.as_deref(),
+            Some("etcd: deadline exceeded again")
+        );
+        assert_eq!(
+            (m.registered, m.lease, m.endpoints.len()),
+            (true, st.membership.as_ref().and_then(|m| m.lease), 2)
+        );
         assert!(parse("m3node 1\npeer 1 2\n").is_err());
         assert!(parse("garbage").is_err());
     }
