@@ -1089,3 +1089,51 @@ fn a_get_interleaved_with_another_clients_get_keeps_its_own_path() {
     support::stop(h, 3);
     fsck_clean(&image);
 }
+
+/// A file replaced by a shorter one while a GET of it (over two lanes: it is 8 MiB) is under
+/// way: the GET fails and says the file changed, instead of handing over a mix of the two.
+#[test]
+fn a_file_replaced_during_a_get_fails_the_get() {
+    let s = Scratch::new("muk-storage-replaced");
+    let image = s.mkfs("disk.img", 32);
+    let t = TestDc::new('j');
+    let h = host_storage(
+        &t.dc,
+        &STORAGE,
+        &DiskSpec::Image(image.clone()),
+        FormatPolicy::Never,
+        Runner::Coroutines,
+    );
+    let (a, _) = s.random_file("a", 8 << 20, 23);
+    ok(&t.name, &["put", a.to_str().unwrap(), "/a"]);
+    let mut reader = FtpClient::connect(&t.name, &ConnectOptions::default()).unwrap();
+    let mut writer = FtpClient::connect(&t.name, &ConnectOptions::default()).unwrap();
+    let short = vec![7u8; 100];
+    let mut chunks = 0;
+    let got = reader.get_with(
+        "/a",
+        &mut |_| {
+            chunks += 1;
+            if chunks == 1 {
+                writer
+                    .put(&mut &short[..], 100, "mem", "/a", &mut |_, _| {})
+                    .unwrap();
+            }
+            Ok(())
+        },
+        &mut |_, _| {},
+    );
+    match got {
+        Err(muk::ftp_client::FtpError::Protocol(why)) => {
+            assert!(why.contains("changed") || why.contains("ended"), "{why}")
+        }
+        other => panic!("the GET of a replaced file gave {other:?}"),
+    }
+    // Both clients go on working.
+    let mut back = Vec::new();
+    reader.get("/a", &mut back, "mem", &mut |_, _| {}).unwrap();
+    assert!(back == short);
+    drop((reader, writer));
+    support::stop(h, 3);
+    fsck_clean(&image);
+}

@@ -6,13 +6,16 @@
 //! buffer to FTP and the data buffer to FS and RDISK (whose endpoints FTP names): FS reads and
 //! writes the client's chunks in place, and RDISK copies a GET's or a PUT's whole blocks
 //! between the disk and the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
-//! grant ids and lengths travels in messages. A put is atomic ([`FtpClient::put`]): the
+//! grant ids and lengths travels in messages. A GET of 3 MiB or more runs over two endpoints
+//! of the client, so two requests are in flight ([`FtpClient::get_with`]): such a client
+//! holds two user slots from its first large GET on. A put is atomic ([`FtpClient::put`]): the
 //! server replaces the remote file only once the whole new one is in, so a failed put says
 //! `nothing was changed`. Remote paths are checked before anything is sent
 //! ([`crate::storage::path::problem`]). Every request has a timeout, so a server that is
 //! not there or stops answering is an error, never a hang.
 
 mod error;
+mod get;
 
 pub use error::{FtpError, explain};
 
@@ -68,6 +71,13 @@ pub struct FtpClient {
     direct: bool,
     timeout: Duration,
     chunk: Vec<u8>,
+    /// How this client connected: a second lane connects the same way.
+    opts: ConnectOptions,
+    /// The second lane of a large GET ([`FtpClient::get_with`]), made on first need.
+    ahead: Option<Box<FtpClient>>,
+    /// The path of this endpoint's last request if it was a GET that succeeded: FTP then has
+    /// it, and the next GET of it says [`SAME_PATH`].
+    last_get: Option<String>,
 }
 
 impl std::fmt::Debug for FtpClient {
@@ -237,6 +247,9 @@ impl FtpClient {
             direct: true,
             timeout: opts.timeout,
             chunk: vec![0; MAX_CHUNK],
+            opts: opts.clone(),
+            ahead: None,
+            last_get: None,
         })
     }
 
@@ -282,6 +295,11 @@ impl FtpClient {
             .buffer(self.path_buf)
             .and_then(|v| v.write_at(0, path.as_bytes()))
             .map_err(|e| FtpError::Setup(format!("writing the path buffer: {e}")))?;
+        // A GET of the path of this endpoint's last successful GET: FTP may use its copy
+        // instead of reading the path buffer (a round trip over the link for a client on
+        // another node). Any other request, or a failure, forgets it.
+        let same = m_type == FTP_GET && self.last_get.as_deref() == Some(path);
+        self.last_get = None;
         let req = FtpRequest {
             path: PathRef {
                 grant: self.path_grant,
@@ -290,7 +308,7 @@ impl FtpClient {
             data: self.data_grant,
             offset: args.offset,
             len: args.len,
-            flags: args.flags,
+            flags: args.flags | if same { SAME_PATH } else { 0 },
             handle: args.handle,
             disk_data: self.disk_grant.filter(|_| self.direct),
         };
@@ -318,6 +336,9 @@ impl FtpClient {
             Err(e) => return Err(remote(e)),
         }
         reply_result(&m).map_err(remote)?;
+        if m_type == FTP_GET {
+            self.last_get = Some(path.to_string());
+        }
         Ok(m)
     }
 
@@ -325,52 +346,6 @@ impl FtpClient {
     pub fn stat(&mut self, path: &str) -> Result<Stat, FtpError> {
         let m = self.call("stat", FTP_STAT, path, Args::default())?;
         Ok(decode_stat(&m))
-    }
-
-    /// Fetch the file at `remote`, handing each chunk to `sink` in order; `progress` sees the
-    /// bytes so far and the file's size after each chunk. Returns the bytes fetched.
-    pub fn get_with(
-        &mut self,
-        remote: &str,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), FtpError>,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<u64, FtpError> {
-        let mut offset = 0u64;
-        loop {
-            let args = Args {
-                offset,
-                len: MAX_CHUNK,
-                // After the first chunk FTP may keep the path it read instead of reading it
-                // again (a round trip over the link when this client is on another node).
-                flags: if offset > 0 { SAME_PATH } else { 0 },
-                ..Args::default()
-            };
-            let m = self.call("get", FTP_GET, remote, args)?;
-            let (n, size) = (m.payload[0], m.payload[1]);
-            let n = usize::try_from(n)
-                .ok()
-                .filter(|&n| n <= MAX_CHUNK)
-                .ok_or_else(|| FtpError::Protocol(format!("a chunk of {n} bytes")))?;
-            if n == 0 {
-                if offset < size {
-                    return Err(FtpError::Protocol(format!(
-                        "the file ended at {offset} of {size} bytes"
-                    )));
-                }
-                return Ok(offset);
-            }
-            let chunk = &mut self.chunk[..n];
-            self.proc
-                .buffer(self.data_buf)
-                .and_then(|v| v.read_at(0, chunk))
-                .map_err(|e| FtpError::Setup(format!("reading the data buffer: {e}")))?;
-            sink(chunk)?;
-            offset += n as u64;
-            progress(offset, size);
-            if offset >= size {
-                return Ok(offset);
-            }
-        }
     }
 
     /// Fetch `remote` into `out` (`local` names it in errors).

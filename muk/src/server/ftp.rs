@@ -46,9 +46,14 @@ struct Link {
 pub struct Ftp {
     fs_nr: i32,
     link: Option<Link>,
-    /// The last path read from a client's path buffer, and that client ([`SAME_PATH`]).
-    last_path: Option<(Endpoint, String)>,
+    /// The last path read from the path buffer of each of the last [`RECENT_CLIENTS`]
+    /// clients, most recent first ([`SAME_PATH`]).
+    recent_paths: Vec<(Endpoint, String)>,
 }
+
+/// Clients whose last path FTP keeps: a client fetching over two lanes is two, and a few
+/// clients at once each keep theirs.
+const RECENT_CLIENTS: usize = 16;
 
 impl Ftp {
     /// FTP over the FS at slot `fs_nr`.
@@ -56,21 +61,25 @@ impl Ftp {
         Ftp {
             fs_nr,
             link: None,
-            last_path: None,
+            recent_paths: Vec::new(),
         }
     }
 
     /// The request's path: FTP's copy when the client says it is the one of its previous
     /// request and FTP has that one, else read from the client's path buffer (and kept).
     fn path(&mut self, ipc: &mut dyn Ipc, client: Endpoint, r: &FtpRequest) -> Result<String> {
+        let known = self.recent_paths.iter().position(|(who, _)| *who == client);
         if r.flags & SAME_PATH != 0
-            && let Some((who, path)) = &self.last_path
-            && *who == client
+            && let Some(i) = known
         {
-            return Ok(path.clone());
+            return Ok(self.recent_paths[i].1.clone());
         }
         let path = r.path.fetch(ipc, client)?;
-        self.last_path = Some((client, path.clone()));
+        if let Some(i) = known {
+            self.recent_paths.remove(i);
+        }
+        self.recent_paths.truncate(RECENT_CLIENTS - 1);
+        self.recent_paths.insert(0, (client, path.clone()));
         Ok(path)
     }
 
