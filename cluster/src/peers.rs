@@ -327,6 +327,18 @@ impl Peers {
     /// Errors: [`LinkError::NoSuchPeer`]; [`LinkError::NotConnected`] (also when the link goes
     /// down while this waits for room); [`LinkError::Wire`] for a frame the protocol forbids.
     pub fn send(&self, peer: u32, frame: &Frame) -> Result<(), LinkError> {
+        self.send_with_tail(peer, frame, Tail::EMPTY)
+    }
+
+    /// [`Peers::send`] of `frame` whose payload goes on with the bytes of `tail`: they go from
+    /// where they lie to the socket (a copy chunk from a pool buffer, without a copy of our
+    /// own), or are copied into the link's buffer if the socket does not take them now.
+    pub fn send_with_tail(
+        &self,
+        peer: u32,
+        frame: &Frame,
+        tail: Tail<'_>,
+    ) -> Result<(), LinkError> {
         let link = self.shared.link(peer).ok_or(LinkError::NoSuchPeer(peer))?;
         let link = &*link;
         let mut st = lock(&link.state);
@@ -346,7 +358,7 @@ impl Peers {
             st = wait(&link.changed, st, HEARTBEAT_EVERY);
         }
         // Checked before anything is queued: a frame the peer would refuse is never sent.
-        let head = frame.encode_head()?;
+        let head = frame.encode_head_with_tail(tail.len)?;
         link.frames_out.fetch_add(1, Ordering::Relaxed);
         let conn = st.conn.as_ref().map(|c| (c.stream.clone(), c.generation));
         let (Some((stream, generation)), false, false) = (conn, st.writing, st.closing) else {
@@ -354,6 +366,7 @@ impl Peers {
             // writer hands leftovers to the writer thread).
             st.out.extend_from_slice(&head);
             st.out.extend_from_slice(&frame.payload);
+            tail.append_from(0, &mut st.out);
             drop(st);
             link.changed.notify_all();
             return Ok(());
@@ -362,22 +375,27 @@ impl Peers {
         let mut earlier = std::mem::take(&mut st.out);
         drop(st);
         // The payload goes from the frame to the socket, not through the buffer.
-        let parts = [&earlier[..], &head[..], &frame.payload[..]];
+        let parts = [
+            Tail::of(&earlier),
+            Tail::of(&head),
+            Tail::of(&frame.payload),
+            tail,
+        ];
         let written = send_now(&stream, &parts);
         let mut st = lock(&link.state);
         st.writing = false;
         match written {
             Ok(n) => {
                 link.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                let total: usize = parts.iter().map(|p| p.len()).sum();
+                let total: usize = parts.iter().map(|p| p.len).sum();
                 if n < total {
                     // The socket is full: the rest goes first, on the writer thread.
                     let later = std::mem::take(&mut st.out);
                     let mut skip = n;
-                    for p in parts {
-                        let from = skip.min(p.len());
+                    for p in &parts {
+                        let from = skip.min(p.len);
                         skip -= from;
-                        st.out.extend_from_slice(&p[from..]);
+                        p.append_from(from, &mut st.out);
                     }
                     st.out.extend_from_slice(&later);
                 } else if st.out.is_empty() {
@@ -606,25 +624,25 @@ impl Shared {
 
 /// Write as much of `parts`, one after the other, as the socket takes now, without blocking;
 /// the count written.
-fn send_now(stream: &TcpStream, parts: &[&[u8]; 3]) -> io::Result<usize> {
+fn send_now(stream: &TcpStream, parts: &[Tail<'_>; 4]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let total: usize = parts.iter().map(|p| p.len).sum();
     let mut done = 0;
     while done < total {
         let mut iov = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
-        }; 3];
+        }; 4];
         let mut used = 0;
         let mut skip = done;
         for p in parts {
-            let from = skip.min(p.len());
+            let from = skip.min(p.len);
             skip -= from;
-            let rest = &p[from..];
-            if !rest.is_empty() {
+            if from < p.len {
                 iov[used] = libc::iovec {
-                    iov_base: rest.as_ptr().cast_mut().cast(),
-                    iov_len: rest.len(),
+                    // `from < len`: inside the part (Tail's contract).
+                    iov_base: p.ptr.wrapping_add(from).cast_mut().cast(),
+                    iov_len: p.len - from,
                 };
                 used += 1;
             }
@@ -634,12 +652,13 @@ fn send_now(stream: &TcpStream, parts: &[&[u8]; 3]) -> io::Result<usize> {
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
         msg.msg_iovlen = used;
-        // SAFETY: each iovec points into a live slice of `parts` for the duration of the call
-        // and the kernel only reads from them (sendmsg does not write through `iov_base`);
-        // `msg` is valid as argued above; the descriptor belongs to `stream`, which outlives
-        // the call. MSG_DONTWAIT makes this one call non-blocking without touching the
-        // descriptor's flags (the reader and writer threads share it); MSG_NOSIGNAL turns a
-        // closed peer into EPIPE instead of a SIGPIPE.
+        // SAFETY: each iovec lies inside one part, which is valid for reads for the duration
+        // of the call (a slice we borrow, or a `Tail`, whose maker promised it), and the
+        // kernel only reads from them (sendmsg does not write through `iov_base`); `msg` is
+        // valid as argued above; the descriptor belongs to `stream`, which outlives the call.
+        // MSG_DONTWAIT makes this one call non-blocking without touching the descriptor's
+        // flags (the reader and writer threads share it); MSG_NOSIGNAL turns a closed peer
+        // into EPIPE instead of a SIGPIPE.
         let n = unsafe {
             libc::sendmsg(
                 stream.as_raw_fd(),
@@ -661,6 +680,79 @@ fn send_now(stream: &TcpStream, parts: &[&[u8]; 3]) -> io::Result<usize> {
     }
     Ok(done)
 }
+
+/// Bytes that end a frame's payload and that we read without holding them as a slice: a
+/// range of shared memory (a pool buffer another process may write at any time, so never a
+/// Rust reference), valid for reads while `'a` lasts. Sent from where they lie.
+#[derive(Clone, Copy, Debug)]
+pub struct Tail<'a> {
+    ptr: *const u8,
+    len: usize,
+    _lent: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> Tail<'a> {
+    /// No bytes.
+    pub const EMPTY: Tail<'static> = Tail {
+        ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+        len: 0,
+        _lent: std::marker::PhantomData,
+    };
+
+    /// The `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be valid for reads of `len` bytes for all of `'a` (inside one live mapping
+    /// or allocation). The bytes may change meanwhile (shared memory): what is sent is what
+    /// they hold when they are read, with no other effect.
+    pub unsafe fn new(ptr: *const u8, len: usize) -> Tail<'a> {
+        Tail {
+            ptr,
+            len,
+            _lent: std::marker::PhantomData,
+        }
+    }
+
+    /// The bytes of a slice.
+    fn of(bytes: &'a [u8]) -> Tail<'a> {
+        // SAFETY: a slice is valid for reads of its length while it is borrowed.
+        unsafe { Tail::new(bytes.as_ptr(), bytes.len()) }
+    }
+
+    /// Bytes in the tail.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append the bytes from `from` on to `out`.
+    fn append_from(&self, from: usize, out: &mut Vec<u8>) {
+        let n = self.len.saturating_sub(from);
+        if n == 0 {
+            return;
+        }
+        out.reserve(n);
+        let old = out.len();
+        // SAFETY: `from + n == len`, so the source lies in the tail, valid for reads (its
+        // contract); `reserve` made room for `n` bytes after `old` in `out`, which is private
+        // memory and so cannot overlap it; the copy initialises `old..old + n`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(from), out.as_mut_ptr().add(old), n);
+            out.set_len(old + n);
+        }
+    }
+}
+
+// SAFETY: a `Tail` is a shared borrow of bytes that are only ever read through it; sending it to
+// or sharing it with another thread is as safe as doing so with a `&[u8]` for the same `'a`.
+unsafe impl Send for Tail<'_> {}
+// SAFETY: as for `Send`: reads only.
+unsafe impl Sync for Tail<'_> {}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in an event handler must not take the links down with it.

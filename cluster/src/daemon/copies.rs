@@ -26,6 +26,7 @@
 
 use super::node::{Node, lock};
 use super::served::{Served, errno};
+use crate::peers::Tail;
 use crate::wire::{COPY_DESC_SIZE, Command, CopyDesc, CopyOp, Frame};
 use m3ipc::remote_copy::{CopyDir, PROXY_OK, RemoteCopy};
 use m3ipc::{Endpoint, Errno, Message, Proc};
@@ -99,7 +100,7 @@ impl Served {
         }
         drop(proxy_guard);
         for job in inline {
-            finish(node, self, &job);
+            write_behind(node, self, &job);
         }
     }
 
@@ -138,15 +139,12 @@ pub(crate) fn run(
     let (tx, rx) = channel();
     let mut seqs = Vec::new();
     let mut result = Ok(());
-    // Written behind only when the grantor's reply will come from this node: it then follows
-    // the chunks on the same link. If it came from a third node, it could overtake them.
-    let behind = req.dir == CopyDir::Out && s.awaits_local_reply(req.grantor);
+    // A write behind is the pump's ([`write_behind`]); here a write waits for its acks.
     for at in (0..req.len).step_by(COPY_CHUNK) {
         let len = COPY_CHUNK.min(req.len - at);
         let desc = CopyDesc {
             op: match req.dir {
                 CopyDir::In => CopyOp::Read,
-                CopyDir::Out if behind => CopyOp::WriteBehind,
                 CopyDir::Out => CopyOp::Write,
             },
             grantor: req.grantor,
@@ -179,20 +177,16 @@ pub(crate) fn run(
                 break;
             }
         }
-        // A write behind is done for the server once its bytes are on the link: the next
-        // chunk, and the server's next request, go out while this one travels.
-        if !behind {
-            s.add_copy(
-                seq,
-                Waiting {
-                    peer,
-                    at,
-                    len,
-                    tx: tx.clone(),
-                },
-            );
-            seqs.push(seq);
-        }
+        s.add_copy(
+            seq,
+            Waiting {
+                peer,
+                at,
+                len,
+                tx: tx.clone(),
+            },
+        );
+        seqs.push(seq);
         if node.send(peer, &f).is_err() {
             result = Err(Errno::EDVSNOTCONN);
             break;
@@ -380,6 +374,59 @@ impl CopyWorkers {
     pub(crate) fn close(&self) {
         lock(&self.jobs).take();
     }
+}
+
+/// Write `job` behind (the pump, at once): each chunk goes from the server's lent buffer
+/// straight to the link (no copy of ours while the socket takes it), then the proxy answers
+/// the server `OK`. Written behind only when the grantor waits for the reply of a server on
+/// this node: that reply follows the chunks on the same link (this pump forwards it after
+/// them, and the link keeps their order), so it cannot overtake them; from a third node it
+/// could. Nothing answers the chunks. A chunk the grantor's node refuses fails the grantor's
+/// reply there; a chunk the link refuses fails the copy (`EDVSNOTCONN`).
+fn write_behind(node: &Node, s: &Served, job: &CopyJob) {
+    let code = match send_behind(node, s, job) {
+        Ok(()) => PROXY_OK,
+        Err(e) => e.code(),
+    };
+    if let Some(p) = s.proxy_lock().as_ref() {
+        // EDVSPROCSTS: the server gave up waiting meanwhile.
+        let _ = p.reply(job.client, &Message::new(code));
+    }
+}
+
+fn send_behind(node: &Node, s: &Served, job: &CopyJob) -> Result<(), Errno> {
+    let req = &job.req;
+    let g = s.proxy_lock();
+    let p = g.as_ref().ok_or(Errno::EDVSNOTCONN)?;
+    let view = p.granted(job.client, req.local)?;
+    for at in (0..req.len).step_by(COPY_CHUNK) {
+        let len = COPY_CHUNK.min(req.len - at);
+        let desc = CopyDesc {
+            op: CopyOp::WriteBehind,
+            grantor: req.grantor,
+            grant: req.grant,
+            offset: (req.offset + at) as u64,
+            // At most COPY_CHUNK.
+            len: len as u32,
+        };
+        let mut f = Frame::new(
+            Command::CopyData,
+            s.dcid,
+            job.client,
+            req.grantor,
+            node.next_seq(),
+        );
+        f.payload.extend_from_slice(&desc.encode());
+        let off = req.local_offset.checked_add(at).ok_or(Errno::EDVSRANGE)?;
+        let sent = view.with_raw(off, len, |bytes| {
+            // SAFETY: `with_raw` gives an address valid for reads of `len` bytes until this
+            // closure returns, and the tail lives only as long as this call.
+            let tail = unsafe { Tail::new(bytes, len) };
+            node.send_with_tail(job.peer, &f, tail)
+        })?;
+        sent.map_err(|_| Errno::EDVSNOTCONN)?;
+    }
+    Ok(())
 }
 
 /// Run copy `job` and reply to its server.

@@ -3,7 +3,7 @@
 
 use super::served::Served;
 use super::status::{DcStatus, NodeStatus};
-use crate::peers::{Events, LinkError, Peers};
+use crate::peers::{Events, LinkError, Peers, Tail};
 use crate::wire::{Command, Frame, Hello};
 use m3ipc::Errno;
 use std::collections::HashMap;
@@ -72,9 +72,20 @@ impl Node {
 
     /// Queue `frame` for `peer`.
     pub(crate) fn send(&self, peer: u32, frame: &Frame) -> Result<(), LinkError> {
+        self.send_with_tail(peer, frame, Tail::EMPTY)
+    }
+
+    /// [`Node::send`] of `frame` and the payload bytes after it in `tail`
+    /// ([`Peers::send_with_tail`]).
+    pub(crate) fn send_with_tail(
+        &self,
+        peer: u32,
+        frame: &Frame,
+        tail: Tail<'_>,
+    ) -> Result<(), LinkError> {
         let peers = self.peers.read().unwrap_or_else(|e| e.into_inner()).clone();
         match peers {
-            Some(p) => p.send(peer, frame),
+            Some(p) => p.send_with_tail(peer, frame, tail),
             None => Err(LinkError::NotConnected {
                 peer,
                 why: format!("node {} is shutting down", self.id),

@@ -300,7 +300,7 @@ impl Served {
                 };
                 // A chunk written behind into the client's grant failed: the reply would claim
                 // data the client does not have.
-                if let Some(e) = lock(&self.poisoned).remove(&client) {
+                if let Some(e) = self.take_poison(client) {
                     r.reply(client, Err(e));
                     return;
                 }
@@ -403,6 +403,15 @@ impl Served {
             .filter(|r| r.ep == ep)
             .cloned();
         r.is_some_and(|r| r.awaits_local_reply())
+    }
+
+    /// The error a chunk written behind left for `client`'s reply, taken.
+    fn take_poison(&self, client: Endpoint) -> Option<Errno> {
+        let mut p = lock(&self.poisoned);
+        if p.is_empty() {
+            return None;
+        }
+        p.remove(&client)
     }
 
     /// `client` makes a new call across: a poison left by a request it gave up on (its

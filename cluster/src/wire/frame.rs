@@ -207,8 +207,25 @@ impl Frame {
     /// The frame's bytes before its payload (header and message), for a writer that sends the
     /// payload from where it lies. Errors as [`Frame::encode`].
     pub fn encode_head(&self) -> Result<[u8; FRAME_SIZE], WireError> {
-        check_payload(self.cmd, self.payload.len())?;
+        self.encode_head_with_tail(0)
+    }
+
+    /// [`Frame::encode_head`] of this frame with `tail` more payload bytes that the sender
+    /// adds after [`Frame::payload`] (not a text payload's).
+    pub fn encode_head_with_tail(&self, tail: usize) -> Result<[u8; FRAME_SIZE], WireError> {
+        let len = self
+            .payload
+            .len()
+            .checked_add(tail)
+            .ok_or(WireError::BadPayload {
+                cmd: self.cmd,
+                len: usize::MAX,
+            })?;
+        check_payload(self.cmd, len)?;
         if let PayloadRule::Text(_) = self.cmd.payload_rule() {
+            if tail > 0 {
+                return Err(WireError::BadText(self.cmd));
+            }
             std::str::from_utf8(&self.payload).map_err(|_| WireError::BadText(self.cmd))?;
         }
         let mut head = [0u8; FRAME_SIZE];
@@ -225,7 +242,7 @@ impl Frame {
         put(&self.seq.to_le_bytes());
         put(&self.rcode.to_le_bytes());
         // check_payload bounded the length by MAX_PAYLOAD, which fits in a u32.
-        put(&(self.payload.len() as u32).to_le_bytes());
+        put(&(len as u32).to_le_bytes());
         put(bytemuck::bytes_of(&self.msg));
         Ok(head)
     }

@@ -162,6 +162,17 @@ impl<'a> BufView<'a> {
         Ok(())
     }
 
+    /// Call `f` with the address of `len` bytes of the view at `off` (needs READ), to hand
+    /// them to the kernel (an iovec of `sendmsg`) without a copy. The address is valid for
+    /// reads of `len` bytes until `f` returns (the view keeps the pool mapped). The bytes are
+    /// shared memory that other processes may write at any time: read them only through raw
+    /// pointers or the kernel, never as a Rust reference.
+    pub fn with_raw<R>(&self, off: usize, len: usize, f: impl FnOnce(*const u8) -> R) -> Result<R> {
+        let at = self.at(Access::READ, off, len)?;
+        let src = self.pool.file.data(at, len).ok_or(Errno::EDVSRANGE)?;
+        Ok(f(src.cast_const()))
+    }
+
     /// Append `len` bytes of the view at `off` to `out` (needs READ): [`BufferView::read_at`]
     /// without zeroing the room first, for a large chunk bound for a socket.
     pub fn append_to(&self, off: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {

@@ -58,10 +58,10 @@ impl FtpClient {
             .ok()
             .filter(|&n| n <= MAX_CHUNK)
             .ok_or_else(|| FtpError::Protocol(format!("a chunk of {n} bytes")))?;
-        out.resize(n, 0);
+        out.clear();
         self.proc
             .buffer(self.data_buf)
-            .and_then(|v| v.read_at(0, out))
+            .and_then(|v| v.append_to(0, n, out))
             .map_err(|e| FtpError::Setup(format!("reading the data buffer: {e}")))?;
         Ok(size)
     }
