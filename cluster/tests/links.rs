@@ -451,7 +451,7 @@ fn frames_with_tails_arrive_whole_and_in_order() {
     for (k, (_, f)) in s.frames.iter().enumerate() {
         let k = k as u64;
         assert_eq!(f.seq, k);
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             let i = k / 2;
             assert_eq!(f.cmd, Command::CopyData);
             assert_eq!(
