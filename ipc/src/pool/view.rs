@@ -173,7 +173,7 @@ impl<'a> BufView<'a> {
         Ok(f(src.cast_const()))
     }
 
-    /// Append `len` bytes of the view at `off` to `out` (needs READ): [`BufferView::read_at`]
+    /// Append `len` bytes of the view at `off` to `out` (needs READ): [`BufView::read_at`]
     /// without zeroing the room first, for a large chunk bound for a socket.
     pub fn append_to(&self, off: usize, len: usize, out: &mut Vec<u8>) -> Result<()> {
         let at = self.at(Access::READ, off, len)?;
