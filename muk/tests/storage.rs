@@ -1090,7 +1090,7 @@ fn a_get_interleaved_with_another_clients_get_keeps_its_own_path() {
     fsck_clean(&image);
 }
 
-/// A file replaced by a shorter one while a GET of it (over two lanes: it is 8 MiB) is under
+/// A file replaced by a shorter one while a GET of it (over several lanes: it is 8 MiB) is under
 /// way: the GET fails and says the file changed, instead of handing over a mix of the two.
 #[test]
 fn a_file_replaced_during_a_get_fails_the_get() {

@@ -6,9 +6,9 @@
 //! buffer to FTP and the data buffer to FS and RDISK (whose endpoints FTP names): FS reads and
 //! writes the client's chunks in place, and RDISK copies a GET's or a PUT's whole blocks
 //! between the disk and the buffer. Every transfer then moves at most 1 MiB a request through the data buffer; nothing but
-//! grant ids and lengths travels in messages. A GET of 3 MiB or more runs over two endpoints
-//! of the client, so two requests are in flight ([`FtpClient::get_with`]): such a client
-//! holds two user slots from its first large GET on. A put is atomic ([`FtpClient::put`]): the
+//! grant ids and lengths travels in messages. A GET of 3 MiB or more runs over three endpoints
+//! of the client, so three requests are in flight ([`FtpClient::get_with`]): such a client
+//! holds three user slots from its first large GET on. A put is atomic ([`FtpClient::put`]): the
 //! server replaces the remote file only once the whole new one is in, so a failed put says
 //! `nothing was changed`. Remote paths are checked before anything is sent
 //! ([`crate::storage::path::problem`]). Every request has a timeout, so a server that is
@@ -71,10 +71,10 @@ pub struct FtpClient {
     direct: bool,
     timeout: Duration,
     chunk: Vec<u8>,
-    /// How this client connected: a second lane connects the same way.
+    /// How this client connected: the other lanes of a GET connect the same way.
     opts: ConnectOptions,
-    /// The second lane of a large GET ([`FtpClient::get_with`]), made on first need.
-    ahead: Option<Box<FtpClient>>,
+    /// The other lanes of a large GET ([`FtpClient::get_with`]), made on first need.
+    lanes: Vec<FtpClient>,
     /// The path of this endpoint's last request if it was a GET that succeeded: FTP then has
     /// it, and the next GET of it says [`SAME_PATH`].
     last_get: Option<String>,
@@ -248,7 +248,7 @@ impl FtpClient {
             timeout: opts.timeout,
             chunk: vec![0; MAX_CHUNK],
             opts: opts.clone(),
-            ahead: None,
+            lanes: Vec::new(),
             last_get: None,
         })
     }
