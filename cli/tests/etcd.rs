@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use support::{DC, DCID, Ep, LONG, Node, dvs, free_port};
+use support::{DC, Ep, LONG, Node, dvs, free_port, node_region};
 
 #[test]
 fn proc_child() {
@@ -151,18 +151,14 @@ impl Drop for Etcd {
 /// Node `id`'s region directory with the DC in it, and a `node.toml` without peers (with
 /// `etcd = [URL]` when `etcd` is given). Its daemon is not started.
 fn node(id: u32, etcd: Option<&str>) -> Node {
-    let dir = PathBuf::from(format!(
-        "/dev/shm/m3etcd-{}-{}-{id}",
-        std::process::id(),
-        COUNT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dvs(
-        &dir,
-        &["dc", "create", DC, "--id", DCID, "--node", &id.to_string()],
+    let dir = node_region(
+        &format!(
+            "m3etcd-{}-{}-{id}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ),
+        id,
     );
-    assert!(out.status.success(), "{out:?}");
     let mut text = format!(
         "node = {id}\nlisten = \"127.0.0.1:{}\"\ndcs = [\"{DC}\"]\n",
         free_port()
@@ -198,6 +194,20 @@ fn run_with_flag(node: &Node, url: &str) -> Command {
 }
 
 /// The peers `node`'s daemon lists now.
+/// `dvs node run --config` of `node` run to its end: whether it succeeded, and its stderr.
+fn refused_run(node: &Node) -> (bool, String) {
+    let out = node
+        .command(env!("CARGO_BIN_EXE_dvs"))
+        .args(["node", "run", "--config"])
+        .arg(&node.config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn peer_ids(node: &Node) -> Vec<u32> {
     let mut ids: Vec<u32> = node
         .status()
@@ -302,14 +312,8 @@ fn a_taken_node_id_is_refused_naming_the_holder() {
     let listen = holder.status().unwrap().listen;
     // A second node 1 (its own region directory and port) is refused.
     let twin = node(1, Some(&url));
-    let out = twin
-        .command(env!("CARGO_BIN_EXE_dvs"))
-        .args(["node", "run", "--config"])
-        .arg(&twin.config)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{out:?}");
+    let (ok, err) = refused_run(&twin);
+    assert!(!ok, "{err}");
     assert!(
         err.contains("node 1 is already registered in etcd") && err.contains(&listen.to_string()),
         "{err}"
@@ -321,17 +325,8 @@ fn a_taken_node_id_is_refused_naming_the_holder() {
     let text = std::fs::read_to_string(&twin.config).unwrap();
     let peer = "[[peer]]\nnode = 0\naddress = \"127.0.0.1:1\"\n";
     std::fs::write(&twin.config, format!("{text}{peer}")).unwrap();
-    let out = twin
-        .command(env!("CARGO_BIN_EXE_dvs"))
-        .args(["node", "run", "--config"])
-        .arg(&twin.config)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("etcd and [[peer]] both given"),
-        "{err}"
-    );
+    let (ok, err) = refused_run(&twin);
+    assert!(!ok && err.contains("etcd and [[peer]] both given"), "{err}");
     let without_etcd: String = text
         .lines()
         .filter(|l| !l.starts_with("etcd"))

@@ -401,22 +401,25 @@ impl Drop for Node {
 }
 
 /// `n` nodes, each with the DC and a running daemon, all connected.
+/// A fresh region directory `/dev/shm/NAME` holding the test DC as node `id` sees it.
+pub fn node_region(name: &str, id: u32) -> PathBuf {
+    let dir = PathBuf::from(format!("/dev/shm/{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dvs(
+        &dir,
+        &["dc", "create", DC, "--id", DCID, "--node", &id.to_string()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    dir
+}
+
 pub fn cluster(n: u32) -> Vec<Node> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let tag = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut nodes: Vec<Node> = (0..n)
         .map(|id| {
-            let dir = PathBuf::from(format!(
-                "/dev/shm/m3nodes-{}-{tag}-{id}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            let out = dvs(
-                &dir,
-                &["dc", "create", DC, "--id", DCID, "--node", &id.to_string()],
-            );
-            assert!(out.status.success(), "{out:?}");
+            let dir = node_region(&format!("m3nodes-{}-{tag}-{id}", std::process::id()), id);
             let mut text = format!(
                 "node = {id}\nlisten = \"127.0.0.1:{}\"\ndcs = [\"{DC}\"]\n",
                 ports[id as usize]
