@@ -584,13 +584,15 @@ impl Watcher {
     }
 }
 
-/// The node id in a record's key.
+/// The node id in a record's key (`None` for a key that is not a node's, or an id out of the
+/// range the wire protocol allows).
 fn key_node(key: &[u8]) -> Option<u32> {
     std::str::from_utf8(key)
         .ok()?
         .strip_prefix(NODES_PREFIX)?
         .parse()
         .ok()
+        .filter(|&id| id < crate::wire::MAX_NODES)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -622,6 +624,10 @@ mod tests {
         assert_eq!(NodeRecord::parse(&"x".repeat(5000)), None);
         assert_eq!(key_node(b"/m3ipc/nodes/17"), Some(17));
         assert_eq!(key_node(b"/m3ipc/nodes/x"), None);
+        assert_eq!(
+            key_node(format!("/m3ipc/nodes/{}", crate::wire::MAX_NODES).as_bytes()),
+            None
+        );
         assert_eq!(key_node(b"/other/17"), None);
         assert_eq!(node_key(5), "/m3ipc/nodes/5");
     }
